@@ -1,0 +1,83 @@
+/*
+ * provider.h - the pure translation layer's interface.
+ *
+ * A provider module turns a typed request into a description of one HTTP request (build), and
+ * the HTTP answer into a typed reply (parse). It includes neither nng nor curl and does no I/O,
+ * so tests drive it with fixtures and no sockets. Everything it allocates lives in the call's
+ * arena. Build and parse may run on any thread; they share no mutable state.
+ */
+#ifndef SG_PROVIDER_H
+#define SG_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "core/arena.h"
+#include "core/status.h"
+#include "shipgate/v1/shipgate.pb-c.h"
+
+#define SG_HTTP_MAX_HEADERS 8
+
+/* One upstream HTTP request, fully formed. All strings borrowed (arena or config). */
+typedef struct sg_http_req {
+	const char *method;                       /* "GET", "POST" */
+	const char *url;                          /* absolute URL; every part validated/encoded */
+	const char *headers[SG_HTTP_MAX_HEADERS]; /* "Name: value" lines, no CR/LF inside */
+	size_t nheaders;                          /* entries used in headers[] */
+	const char *body;                         /* request body or NULL */
+	size_t body_len;                          /* bytes in body */
+} sg_http_req;
+
+/* One upstream HTTP answer. Borrowed for the duration of parse. */
+typedef struct sg_http_resp {
+	int status;          /* HTTP status code */
+	const char *body;    /* response body, not NUL-terminated */
+	size_t body_len;     /* bytes in body */
+	const char *headers; /* raw header block "Name: value\r\n...", or NULL */
+	size_t headers_len;  /* bytes in headers */
+} sg_http_resp;
+
+/* One provider's configuration. Read-only after start-up; shared by all threads. */
+typedef struct sg_pconf {
+	const char *name;        /* "boscod", "bosonline", "biteship", "fuuffy" */
+	const char *base_url;    /* "http://127.0.0.1:18080" (no trailing slash); NULL: disabled */
+	const char *token;       /* secret credential; never logged; NULL: not configured */
+	const char *auth_scheme; /* "Bearer" (default when NULL), or "" for the raw token */
+	int32_t utc_offset_s;    /* zone of zone-less provider times, if utc_offset_set */
+	bool utc_offset_set;     /* utc_offset_s was configured (else provider default) */
+	int64_t timeout_ms;      /* upstream timeout when the caller gave no deadline */
+} sg_pconf;
+
+/*
+ * build: validates req and fills out. Returns SG_OK, or an error recorded in st (no upstream call
+ * is made then).
+ * parse: maps resp (any HTTP status) to *reply (allocated in the arena), or an error in st with
+ * the provider's detail (http_status, provider_code/message, violations).
+ * `req` and `*reply` are the method's generated protobuf-c messages.
+ */
+typedef struct sg_op {
+	sg_err (*build)(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
+	                sg_http_req *out, sg_status *st);
+	sg_err (*parse)(const sg_pconf *pc, const ProtobufCMessage *req, const sg_http_resp *resp,
+	                sg_arena *a, ProtobufCMessage **reply, sg_status *st);
+} sg_op;
+
+/* A provider: its identity and the operations it supports (NULL build: unsupported). */
+typedef struct sg_provider {
+	Shipgate__V1__Provider id; /* contract enum value */
+	const char *name;          /* lower-case name, as in config and ErrorDetail.provider */
+	sg_op track;               /* Track -> TrackResponse */
+	sg_op get_order;           /* GetOrder -> GetOrderResponse */
+	sg_op create_order;        /* CreateOrder -> CreateOrderResponse */
+} sg_provider;
+
+/* The provider for id, or NULL. Static storage. */
+const sg_provider *sg_provider_get(Shipgate__V1__Provider id);
+
+/* The provider named name (case-insensitive), or NULL. */
+const sg_provider *sg_provider_by_name(const char *name);
+
+#endif /* SG_PROVIDER_H */
