@@ -1,0 +1,59 @@
+/*
+ * config.h - the gateway's configuration: defaults, file, environment, flags.
+ *
+ * One key space serves the config file (`key = value` lines), `--set key=value` flags and the
+ * dedicated flags. Later sources win: defaults < file < environment < flags. The defaults are
+ * the embedded sandbox providers on 127.0.0.1:18080, so a bare `shipgated` runs the demo.
+ * A config is filled once at start-up and read-only afterwards (any thread may read it).
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "providers/provider.h"
+#include "upstream/engine.h"
+
+#define SG_CONFIG_MAX_LISTEN 8
+#define SG_PROVIDER_COUNT 4 /* boscod, bosonline, biteship, fuuffy */
+
+typedef struct sg_config {
+	const char *listen[SG_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, ipc://, inproc:// */
+	size_t nlisten;                           /* entries used in listen[] */
+	int workers;                    /* nng contexts = calls handled at once */
+	size_t max_request_bytes;       /* larger requests get RESOURCE_EXHAUSTED */
+	size_t recv_max_bytes;          /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
+	int64_t default_deadline_ms;    /* when a request carries deadline_ms = 0 */
+	int64_t drain_timeout_ms;       /* how long a graceful stop waits for in-flight calls */
+	size_t arena_cap;               /* per-call memory cap */
+	int verbose;                    /* 0 quiet, 1 start/stop and errors, 2 every call */
+	sg_engine_conf engine;          /* upstream engine knobs */
+	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */
+	char *owned[256];               /* strings this config allocated */
+	size_t nowned;                  /* entries used in owned[] */
+} sg_config;
+
+/* Fills cfg with the defaults (the embedded sandbox). */
+void sg_config_defaults(sg_config *cfg);
+
+/* Sets one key. Returns 0, or -1 with a message in err[errlen]. Copies value. */
+int sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Reads a `key = value` file ('#' comments). Returns 0 or -1 with err. */
+int sg_config_load_file(sg_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Applies SHIPGATE_<PROVIDER>_TOKEN and SHIPGATE_<PROVIDER>_URL from the environment. */
+int sg_config_load_env(sg_config *cfg, char *err, size_t errlen);
+
+/* Checks cross-field rules after everything is set. Returns 0 or -1 with err. */
+int sg_config_validate(sg_config *cfg, char *err, size_t errlen);
+
+/* Frees strings owned by cfg. */
+void sg_config_fini(sg_config *cfg);
+
+/* The provider config for id, or NULL when id is not a known provider. Borrowed. */
+const sg_pconf *sg_config_provider(const sg_config *cfg, int provider_id);
+
+#endif /* SG_CONFIG_H */

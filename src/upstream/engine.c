@@ -1,0 +1,914 @@
+/*
+ * engine.c - the upstream HTTP engine: one libcurl multi handle on its own event thread.
+ *
+ * Shape (curl's docs/examples/multi-event.c, with epoll in place of libevent):
+ *
+ *   submitter threads                     engine thread
+ *   -----------------                     -------------
+ *   sg_engine_submit                      engine_main: loop {
+ *     take an xfer from the free list       epoll_wait(curl's sockets + wake eventfd,
+ *     curl_easy_reset + set options                    timeout = curl's timer)
+ *     append to the queue (mutex) -----+    curl_multi_socket_action(fd) per ready fd
+ *     write the wake eventfd           |    curl_multi_socket_action(TIMEOUT) when due
+ *                                      +--> take the whole queue; curl_multi_add_handle
+ *                                           curl_multi_info_read: complete (cb), recycle
+ *                                         }
+ *
+ * Why the multi_socket API and not curl_multi_poll + curl_multi_perform: in libcurl 7.88 both
+ * of the latter walk every easy handle in the multi on every call (multi_getsock for the poll
+ * set, multi_runsingle for perform), and poll() itself is O(fds). With 10,000 transfers that is
+ * 10,000 steps per wakeup. curl_multi_socket_action touches only the transfers on a ready socket
+ * or an expired timer, and epoll reports only ready sockets, so each event costs O(1) amortised
+ * in the number of transfers. The wakeup is an eventfd in the same epoll set (curl_multi_wakeup
+ * only works with curl_multi_poll).
+ *
+ * Per-transfer state (struct xfer) travels in CURLOPT_PRIVATE. Transfers and their easy handles
+ * and buffers are pooled in a free list and reused with curl_easy_reset; the multi handle is the
+ * one shared connection pool, so keep-alive connections are reused across transfers.
+ *
+ * Threads: sg_engine_submit and sg_engine_inflight may run on any thread. The multi handle, the
+ * epoll set, curl's callbacks and the completion callbacks run only on the engine thread.
+ * e->mtx guards the submit queue, the free list and the stopping flag; nothing else is shared.
+ * An xfer belongs to exactly one party at a time: the free list (under e->mtx), the submitter
+ * that took it (until it is queued), the queue (under e->mtx), or the engine thread (from
+ * intake until it is recycled). The mutex hand-offs order the accesses to its easy handle.
+ *
+ * The process should ignore SIGPIPE (CURLOPT_NOSIGNAL is set, so libcurl does not do it).
+ */
+#include "upstream/engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "core/clock.h"
+
+/* ------------------------------------------------------------------ limits and defaults */
+
+#define ENG_DEF_MAX_BODY     (8u << 20) /* response body cap */
+#define ENG_DEF_MAX_HEADERS  (64u << 10) /* response header block cap */
+#define ENG_DEF_CONNECT_MS   5000L /* connect phase cap */
+#define ENG_DEF_TIMEOUT_MS   30000L /* timeout when the caller gives no deadline */
+#define ENG_MAX_IDLE         1024 /* idle xfers kept in the free list after a burst */
+#define ENG_KEEP_BUF         (32u << 10) /* buffers up to this size stay with a pooled xfer */
+#define ENG_BUF_MIN          1024 /* first allocation of a growing buffer */
+#define ENG_EPOLL_BATCH      256 /* events taken per epoll_wait; the rest come next round */
+#define ENG_MAX_METHOD       16 /* longest accepted request method */
+
+/* ------------------------------------------------------------------ types */
+
+/* A growing byte buffer with a hard cap; data is kept NUL-terminated as a courtesy. */
+struct buf {
+	char *data; /* owned; NULL until the first byte */
+	size_t len; /* bytes used (the NUL not counted) */
+	size_t cap; /* bytes allocated */
+};
+
+/* One transfer: an easy handle plus everything that lives as long as the request. */
+struct xfer {
+	struct xfer *next;  /* free list / submit queue link (under e->mtx) */
+	struct xfer *rprev; /* running list links (engine thread only) */
+	struct xfer *rnext;
+	sg_engine *e;       /* owner */
+	CURL *easy;         /* owned; kept across reuse, reset per transfer */
+	sg_engine_cb cb;    /* completion callback */
+	void *arg;          /* its argument */
+	int64_t deadline;   /* absolute sg_now_ms() deadline (never 0 once submitted) */
+	sg_err err;         /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
+	struct buf body;    /* response body (final response) */
+	struct buf hdrs;    /* header block of the final response, "Name: value\r\n" lines */
+	/* CURLOPT_HTTPHEADER list built in place: the caller's lines (borrowed, see
+	 * xfer_setup) plus "Expect:". No allocation per request. */
+	struct curl_slist hlist[SG_HTTP_MAX_HEADERS + 1];
+};
+
+struct sg_engine {
+	sg_engine_conf conf; /* resolved configuration; read-only after sg_engine_new */
+	CURLM *multi;        /* the multi handle: engine thread only once started */
+	int epfd;            /* epoll set: curl's sockets and wakefd */
+	int wakefd;          /* eventfd; written by submitters and sg_engine_free */
+	pthread_t thr;       /* the engine thread */
+	bool thr_started;    /* thr is joinable */
+	int64_t timer_at;    /* engine thread: when curl wants a timeout action; -1 none */
+	struct xfer *running; /* engine thread: transfers added to the multi */
+	atomic_size_t inflight; /* transfers submitted and not yet completed */
+
+	pthread_mutex_t mtx;  /* guards everything below */
+	struct xfer *q_head;  /* submitted, not yet added to the multi (FIFO) */
+	struct xfer *q_tail;  /* last queued, for O(1) append */
+	struct xfer *free;    /* idle xfers for reuse */
+	size_t nfree;         /* entries in free */
+	bool stopping;        /* sg_engine_free has begun; submit refuses */
+	bool wake_pending;    /* wakefd written and the queue not yet taken */
+};
+
+/* ------------------------------------------------------------------ buffers */
+
+/* Makes room for len + add + 1 bytes, never beyond limit + 1. Returns 0, or -1 over the limit
+ * (nothing changed) or on allocation failure (errno ENOMEM). */
+static int
+buf_reserve(struct buf *b, size_t add, size_t limit)
+{
+	size_t need, ncap;
+	char *p;
+
+	if (add > limit - b->len) {
+		errno = EFBIG;
+		return -1;
+	}
+	need = b->len + add + 1;
+	if (need <= b->cap) {
+		return 0;
+	}
+	ncap = b->cap ? b->cap : ENG_BUF_MIN;
+	while (ncap < need) {
+		ncap = ncap > (limit + 1) / 2 ? limit + 1 : ncap * 2;
+	}
+	if ((p = realloc(b->data, ncap)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	b->data = p;
+	b->cap = ncap;
+	return 0;
+}
+
+static void
+buf_append(struct buf *b, const char *p, size_t n)
+{
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+/* Empties b for the next transfer; gives back big allocations so the pool stays small. */
+static void
+buf_recycle(struct buf *b)
+{
+	if (b->cap > ENG_KEEP_BUF) {
+		free(b->data);
+		b->data = NULL;
+		b->cap = 0;
+	}
+	b->len = 0;
+}
+
+/* ------------------------------------------------------------------ curl data callbacks */
+
+/* CURLOPT_WRITEFUNCTION: collects the body, failing the transfer past max_body. The cap is here
+ * because CURLOPT_MAXFILESIZE does not stop a chunked body. Engine thread. */
+static size_t
+xfer_body_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+
+	if (len == 0) {
+		return 0;
+	}
+	if (buf_reserve(&x->body, len, x->e->conf.max_body) != 0) {
+		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
+		return 0; /* != len: curl aborts with CURLE_WRITE_ERROR */
+	}
+	buf_append(&x->body, p, len);
+	return len;
+}
+
+/* CURLOPT_HEADERFUNCTION: keeps the header lines of the final response only. Each status line
+ * starts a new block (so 1xx interim headers are dropped); the status line and the blank line
+ * are not kept; line ends are normalised to CRLF. Engine thread. */
+static size_t
+xfer_header_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n, l = len;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		x->hdrs.len = 0;
+		return len;
+	}
+	while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == '\n')) {
+		l--;
+	}
+	if (l == 0) {
+		return len;
+	}
+	if (buf_reserve(&x->hdrs, l + 2, x->e->conf.max_headers) != 0) {
+		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
+		return 0;
+	}
+	buf_append(&x->hdrs, p, l);
+	buf_append(&x->hdrs, "\r\n", 2);
+	return len;
+}
+
+/* ------------------------------------------------------------------ the xfer pool */
+
+static void
+xfer_destroy(struct xfer *x)
+{
+	if (x == NULL) {
+		return;
+	}
+	curl_easy_cleanup(x->easy);
+	free(x->body.data);
+	free(x->hdrs.data);
+	free(x);
+}
+
+/* A new xfer with its easy handle, or NULL. Any thread. */
+static struct xfer *
+xfer_new(sg_engine *e)
+{
+	struct xfer *x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		return NULL;
+	}
+	x->e = e;
+	if ((x->easy = curl_easy_init()) == NULL) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* An idle xfer from the free list, or a new one; NULL when out of memory. Any thread; takes
+ * e->mtx. */
+static struct xfer *
+xfer_get(sg_engine *e)
+{
+	struct xfer *x;
+
+	pthread_mutex_lock(&e->mtx);
+	if ((x = e->free) != NULL) {
+		e->free = x->next;
+		e->nfree--;
+	}
+	pthread_mutex_unlock(&e->mtx);
+	if (x == NULL) {
+		x = xfer_new(e);
+	}
+	return x;
+}
+
+/* Returns x to the free list (or frees it past ENG_MAX_IDLE). The caller owns x and it is in
+ * no multi. Drops the borrowed request pointers. Any thread; takes e->mtx. */
+static void
+xfer_put(sg_engine *e, struct xfer *x)
+{
+	x->cb = NULL;
+	x->arg = NULL;
+	x->err = SG_OK;
+	x->next = x->rprev = x->rnext = NULL;
+	buf_recycle(&x->body);
+	buf_recycle(&x->hdrs);
+	pthread_mutex_lock(&e->mtx);
+	if (e->nfree < ENG_MAX_IDLE) {
+		x->next = e->free;
+		e->free = x;
+		e->nfree++;
+		x = NULL;
+	}
+	pthread_mutex_unlock(&e->mtx);
+	xfer_destroy(x);
+}
+
+/* ------------------------------------------------------------------ request setup */
+
+/* True when s is non-empty and has no byte below 0x20 (CR, LF, other controls) or DEL. */
+static bool
+str_clean(const char *s)
+{
+	if (s == NULL || *s == '\0') {
+		return false;
+	}
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f) {
+			/* a header may hold a tab in its value; CR/LF never */
+			if (c != '\t') {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/*
+ * Defence in depth: the translations validate every identifier, but a CR or LF in a header
+ * line or URL would still let a request smuggle headers. Method: upper-case letters only.
+ * URL: http(s) only, no controls or spaces. Header: no controls but tab.
+ */
+static sg_err
+req_check(const sg_http_req *req)
+{
+	size_t i;
+	const char *s;
+
+	if (req == NULL || req->method == NULL || req->url == NULL ||
+	    req->nheaders > SG_HTTP_MAX_HEADERS || (req->body == NULL && req->body_len != 0)) {
+		return SG_EINTERNAL;
+	}
+	for (s = req->method; *s != '\0'; s++) {
+		if (*s < 'A' || *s > 'Z' || s - req->method >= ENG_MAX_METHOD) {
+			return SG_EINTERNAL;
+		}
+	}
+	if (s == req->method) {
+		return SG_EINTERNAL;
+	}
+	if (strncasecmp(req->url, "http://", 7) != 0 && strncasecmp(req->url, "https://", 8) != 0) {
+		return SG_EINTERNAL;
+	}
+	for (s = req->url; *s != '\0'; s++) {
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+			return SG_EINTERNAL;
+		}
+	}
+	for (i = 0; i < req->nheaders; i++) {
+		if (!str_clean(req->headers[i])) {
+			return SG_EINTERNAL;
+		}
+	}
+	return SG_OK;
+}
+
+/* curl_easy_setopt that jumps to `fail` on error (the only use of goto-in-macro here). */
+#define XSET(h, opt, val)                                                                          \
+	do {                                                                                       \
+		if ((cc = curl_easy_setopt((h), (opt), (val))) != CURLE_OK) {                      \
+			goto fail;                                                                 \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * Resets x's easy handle and sets it up for req. Runs on the submitting thread while it owns x.
+ * req and its strings are borrowed until the completion (libcurl copies the URL and method but
+ * only points to the body and the header strings).
+ */
+static sg_err
+xfer_setup(struct xfer *x, const sg_http_req *req)
+{
+	const sg_engine_conf *c = &x->e->conf;
+	CURL *h = x->easy;
+	CURLcode cc;
+	size_t i, nh = 0;
+
+	curl_easy_reset(h);
+
+	/* the request line and body */
+	XSET(h, CURLOPT_URL, req->url);
+	if (strcmp(req->method, "GET") == 0 && req->body == NULL) {
+		XSET(h, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(req->method, "HEAD") == 0) {
+		XSET(h, CURLOPT_NOBODY, 1L);
+	} else {
+		/* POSTFIELDS makes curl send the body with a Content-Length; CUSTOMREQUEST
+		 * only swaps the verb, so PUT/PATCH/DELETE bodies go the same way. */
+		if (req->body != NULL || strcmp(req->method, "POST") == 0) {
+			XSET(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+			XSET(h, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
+		}
+		if (strcmp(req->method, "POST") != 0) {
+			XSET(h, CURLOPT_CUSTOMREQUEST, req->method);
+		}
+	}
+
+	/* headers: the caller's lines, then "Expect:" (no 100-continue round trip). curl only
+	 * reads slist data, so pointing it at the caller's const strings is safe. */
+	for (i = 0; i < req->nheaders; i++) {
+		x->hlist[nh].data = (char *)req->headers[i];
+		x->hlist[nh].next = &x->hlist[nh + 1];
+		nh++;
+	}
+	x->hlist[nh].data = (char *)"Expect:";
+	x->hlist[nh].next = NULL;
+	XSET(h, CURLOPT_HTTPHEADER, &x->hlist[0]);
+
+	/* transport policy */
+	XSET(h, CURLOPT_NOSIGNAL, 1L);
+	XSET(h, CURLOPT_TCP_NODELAY, 1L);
+	XSET(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	XSET(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	XSET(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	XSET(h, CURLOPT_FOLLOWLOCATION, 0L);
+	XSET(h, CURLOPT_PATH_AS_IS, 1L); /* send the path exactly as built: no ".." folding */
+	XSET(h, CURLOPT_PROXY, "");      /* "" disables proxies, environment included */
+	XSET(h, CURLOPT_NOPROXY, "*");
+	XSET(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	/* rejects an announced Content-Length over the cap before any byte; chunked bodies are
+	 * capped in xfer_body_cb */
+	XSET(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+
+	/* the response */
+	XSET(h, CURLOPT_WRITEFUNCTION, xfer_body_cb);
+	XSET(h, CURLOPT_WRITEDATA, x);
+	XSET(h, CURLOPT_HEADERFUNCTION, xfer_header_cb);
+	XSET(h, CURLOPT_HEADERDATA, x);
+	XSET(h, CURLOPT_PRIVATE, x);
+	return SG_OK;
+
+fail:
+	return cc == CURLE_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL;
+}
+
+#undef XSET
+
+/* ------------------------------------------------------------------ completion */
+
+/* CURLcode -> sg_err for a transfer that failed inside libcurl. */
+static sg_err
+curl_to_err(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OK: return SG_OK;
+	case CURLE_OPERATION_TIMEDOUT: return SG_EUP_TIMEOUT;
+	case CURLE_FILESIZE_EXCEEDED: return SG_EUP_TOOBIG;
+	case CURLE_OUT_OF_MEMORY: return SG_ENOMEM;
+	/* could not reach the upstream, or it dropped or garbled the exchange */
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL: /* scheme checked at submit: this is an HTTP/0.9 reply */
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_HTTP3:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_AGAIN: return SG_EUP_CONNECT;
+	/* a bad URL, option or internal state: our bug */
+	default: return SG_EINTERNAL;
+	}
+}
+
+/* Runs x's callback once and recycles x. x is in no multi and not queued. Engine thread. */
+static void
+xfer_complete(sg_engine *e, struct xfer *x, sg_err err, const sg_http_resp *resp)
+{
+	sg_engine_cb cb = x->cb;
+	void *arg = x->arg;
+
+	atomic_fetch_sub(&e->inflight, 1);
+	cb(arg, err, resp);
+	xfer_put(e, x);
+}
+
+/* A transfer curl reported done: maps the outcome and completes it. Engine thread. */
+static void
+xfer_finish(sg_engine *e, struct xfer *x, CURLcode cc)
+{
+	sg_http_resp resp;
+	sg_err err;
+	long code = 0;
+
+	err = x->err != SG_OK ? x->err : curl_to_err(cc);
+	if (err == SG_OK) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		memset(&resp, 0, sizeof(resp));
+		resp.status = (int)code;
+		resp.body = x->body.data != NULL ? x->body.data : "";
+		resp.body_len = x->body.len;
+		resp.headers = x->hdrs.len > 0 ? x->hdrs.data : NULL;
+		resp.headers_len = x->hdrs.len;
+		xfer_complete(e, x, SG_OK, &resp);
+		return;
+	}
+	xfer_complete(e, x, err, NULL);
+}
+
+/* ------------------------------------------------------------------ running list */
+
+static void
+running_add(sg_engine *e, struct xfer *x)
+{
+	x->rprev = NULL;
+	x->rnext = e->running;
+	if (e->running != NULL) {
+		e->running->rprev = x;
+	}
+	e->running = x;
+}
+
+static void
+running_del(sg_engine *e, struct xfer *x)
+{
+	if (x->rprev != NULL) {
+		x->rprev->rnext = x->rnext;
+	} else {
+		e->running = x->rnext;
+	}
+	if (x->rnext != NULL) {
+		x->rnext->rprev = x->rprev;
+	}
+	x->rprev = x->rnext = NULL;
+}
+
+/* ------------------------------------------------------------------ curl multi callbacks */
+
+/* CURLMOPT_SOCKETFUNCTION: mirrors curl's interest in a socket into the epoll set. */
+static int
+eng_socket_cb(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
+{
+	sg_engine *e = ud;
+	struct epoll_event ev;
+
+	if (what == CURL_POLL_REMOVE) {
+		/* may already be closed; epoll forgets closed fds by itself */
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	ev.data.fd = s;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) != 0) {
+		if (errno != ENOENT || epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev) != 0) {
+			return -1; /* curl fails the transfers on this socket */
+		}
+	}
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: one one-shot timer; curl re-arms it after each timeout action. */
+static int
+eng_timer_cb(CURLM *multi, long timeout_ms, void *ud)
+{
+	sg_engine *e = ud;
+
+	e->timer_at = timeout_ms < 0 ? -1 : sg_now_ms() + timeout_ms;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ the engine thread */
+
+/* Completes every transfer curl has finished. */
+static void
+eng_harvest(sg_engine *e)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
+		struct xfer *x;
+		char *priv = NULL;
+		CURL *h = m->easy_handle;
+		CURLcode cc = m->data.result; /* m dies with remove_handle */
+
+		if (m->msg != CURLMSG_DONE) {
+			continue;
+		}
+		curl_easy_getinfo(h, CURLINFO_PRIVATE, &priv);
+		x = (struct xfer *)(void *)priv;
+		curl_multi_remove_handle(e->multi, h);
+		running_del(e, x);
+		xfer_finish(e, x, cc);
+	}
+}
+
+/* Takes the submit queue and adds it to the multi. Returns false once stopping. */
+static bool
+eng_intake(sg_engine *e)
+{
+	struct xfer *q, *x;
+	bool stopping;
+	int64_t now;
+
+	pthread_mutex_lock(&e->mtx);
+	stopping = e->stopping;
+	q = NULL;
+	if (!stopping) { /* when stopping, eng_shutdown takes the queue */
+		q = e->q_head;
+		e->q_head = e->q_tail = NULL;
+	}
+	e->wake_pending = false;
+	pthread_mutex_unlock(&e->mtx);
+	if (stopping) {
+		return false;
+	}
+
+	now = sg_now_ms();
+	while ((x = q) != NULL) {
+		long left = (long)(x->deadline - now);
+		CURLMcode mc;
+
+		q = x->next;
+		x->next = NULL;
+		/* the clock starts when the transfer enters the multi; what the queue took
+		 * comes off the budget (at least 1 ms, since 0 means no timeout) */
+		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left > 0 ? left : 1L);
+		if ((mc = curl_multi_add_handle(e->multi, x->easy)) != CURLM_OK) {
+			xfer_complete(e, x, mc == CURLM_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL,
+			              NULL);
+			continue;
+		}
+		running_add(e, x);
+	}
+	return true;
+}
+
+/* Completes everything queued or running with SG_ESHUTDOWN. stopping is set, so nothing new
+ * can be queued (callbacks that submit get SG_ESHUTDOWN). */
+static void
+eng_shutdown(sg_engine *e)
+{
+	struct xfer *q, *x;
+
+	pthread_mutex_lock(&e->mtx);
+	q = e->q_head;
+	e->q_head = e->q_tail = NULL;
+	pthread_mutex_unlock(&e->mtx);
+	while ((x = q) != NULL) {
+		q = x->next;
+		x->next = NULL;
+		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
+	}
+	while ((x = e->running) != NULL) {
+		curl_multi_remove_handle(e->multi, x->easy);
+		running_del(e, x);
+		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
+	}
+}
+
+static void
+eng_drain_wakefd(sg_engine *e)
+{
+	uint64_t v;
+
+	while (read(e->wakefd, &v, sizeof(v)) > 0) {
+	}
+}
+
+static void *
+eng_main(void *arg)
+{
+	sg_engine *e = arg;
+	struct epoll_event evs[ENG_EPOLL_BATCH];
+	int running;
+
+	for (;;) {
+		int i, n, wait = -1;
+
+		if (e->timer_at >= 0) {
+			int64_t d = e->timer_at - sg_now_ms();
+			wait = d <= 0 ? 0 : d > 60000 ? 60000 : (int)d;
+		}
+		n = epoll_wait(e->epfd, evs, ENG_EPOLL_BATCH, wait);
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			/* cannot happen with a valid epoll fd; stop rather than spin */
+			pthread_mutex_lock(&e->mtx);
+			e->stopping = true;
+			pthread_mutex_unlock(&e->mtx);
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			uint32_t ev = evs[i].events;
+			int act = 0;
+
+			if (evs[i].data.fd == e->wakefd) {
+				eng_drain_wakefd(e);
+				continue;
+			}
+			/* as libevent does: an error or hang-up wakes both directions, and curl
+			 * finds the cause when it reads or writes */
+			if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+				act |= CURL_CSELECT_IN;
+			}
+			if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+				act |= CURL_CSELECT_OUT;
+			}
+			curl_multi_socket_action(e->multi, evs[i].data.fd, act, &running);
+		}
+		if (e->timer_at >= 0 && sg_now_ms() >= e->timer_at) {
+			e->timer_at = -1; /* one-shot: curl calls eng_timer_cb again */
+			curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		eng_harvest(e);
+		if (!eng_intake(e)) {
+			break;
+		}
+	}
+	eng_shutdown(e);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ public API */
+
+static void
+eng_destroy(sg_engine *e)
+{
+	struct xfer *x;
+
+	if (e->multi != NULL) {
+		curl_multi_cleanup(e->multi);
+	}
+	while ((x = e->free) != NULL) {
+		e->free = x->next;
+		xfer_destroy(x);
+	}
+	if (e->epfd >= 0) {
+		close(e->epfd);
+	}
+	if (e->wakefd >= 0) {
+		close(e->wakefd);
+	}
+	pthread_mutex_destroy(&e->mtx);
+	curl_global_cleanup();
+	free(e);
+}
+
+sg_err
+sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
+{
+	sg_engine *e;
+	struct epoll_event ev;
+	sg_err rv = SG_ENOMEM;
+
+	*out = NULL;
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		return SG_ENOMEM;
+	}
+	e->epfd = e->wakefd = -1;
+	e->timer_at = -1;
+	atomic_init(&e->inflight, 0);
+	if (conf != NULL) {
+		e->conf = *conf;
+	}
+	if (e->conf.max_body == 0) {
+		e->conf.max_body = ENG_DEF_MAX_BODY;
+	}
+	if (e->conf.max_headers == 0) {
+		e->conf.max_headers = ENG_DEF_MAX_HEADERS;
+	}
+	if (e->conf.connect_timeout_ms <= 0) {
+		e->conf.connect_timeout_ms = ENG_DEF_CONNECT_MS;
+	}
+	if (e->conf.default_timeout_ms <= 0) {
+		e->conf.default_timeout_ms = ENG_DEF_TIMEOUT_MS;
+	}
+	if (pthread_mutex_init(&e->mtx, NULL) != 0) {
+		free(e);
+		return SG_ENOMEM;
+	}
+	/* refcounted by libcurl; balanced in eng_destroy */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		pthread_mutex_destroy(&e->mtx);
+		free(e);
+		return SG_EINTERNAL;
+	}
+	rv = SG_EINTERNAL;
+	if ((e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		goto fail;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = e->wakefd;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) != 0) {
+		goto fail;
+	}
+	if ((e->multi = curl_multi_init()) == NULL) {
+		rv = SG_ENOMEM;
+		goto fail;
+	}
+	if (curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, eng_socket_cb) != CURLM_OK ||
+	    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e) != CURLM_OK ||
+	    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, eng_timer_cb) != CURLM_OK ||
+	    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e) != CURLM_OK ||
+	    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, e->conf.max_host_conns) !=
+	            CURLM_OK ||
+	    curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, e->conf.max_total_conns) !=
+	            CURLM_OK) {
+		goto fail;
+	}
+	if (e->conf.max_conns_cache > 0 &&
+	    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, e->conf.max_conns_cache) !=
+	            CURLM_OK) {
+		goto fail;
+	}
+	if (pthread_create(&e->thr, NULL, eng_main, e) != 0) {
+		goto fail;
+	}
+	e->thr_started = true;
+	*out = e;
+	return SG_OK;
+
+fail:
+	eng_destroy(e);
+	return rv;
+}
+
+void
+sg_engine_free(sg_engine *e)
+{
+	uint64_t one = 1;
+
+	if (e == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&e->mtx);
+	e->stopping = true;
+	pthread_mutex_unlock(&e->mtx);
+	if (e->thr_started) {
+		/* eventfd writes only fail when the counter would overflow: it is awake then */
+		(void)!write(e->wakefd, &one, sizeof(one));
+		pthread_join(e->thr, NULL);
+	}
+	eng_destroy(e);
+}
+
+sg_err
+sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_engine_cb cb,
+                 void *arg)
+{
+	struct xfer *x;
+	int64_t now;
+	sg_err rv;
+	bool wake;
+	uint64_t one = 1;
+
+	if (e == NULL || cb == NULL) {
+		return SG_EINTERNAL;
+	}
+	if ((rv = req_check(req)) != SG_OK) {
+		return rv;
+	}
+	now = sg_now_ms();
+	if (deadline_ms == 0) {
+		deadline_ms = now + e->conf.default_timeout_ms;
+	} else if (deadline_ms <= now) {
+		return SG_EDEADLINE;
+	}
+
+	pthread_mutex_lock(&e->mtx);
+	rv = e->stopping ? SG_ESHUTDOWN : SG_OK;
+	pthread_mutex_unlock(&e->mtx);
+	if (rv != SG_OK) {
+		return rv; /* cheap early exit; checked again below under the same lock as the queue */
+	}
+	if ((x = xfer_get(e)) == NULL) {
+		return SG_ENOMEM;
+	}
+	x->cb = cb;
+	x->arg = arg;
+	x->deadline = deadline_ms;
+	x->err = SG_OK;
+	if ((rv = xfer_setup(x, req)) != SG_OK) {
+		xfer_put(e, x);
+		return rv;
+	}
+
+	pthread_mutex_lock(&e->mtx);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->mtx);
+		xfer_put(e, x);
+		return SG_ESHUTDOWN;
+	}
+	atomic_fetch_add(&e->inflight, 1);
+	x->next = NULL;
+	if (e->q_tail != NULL) {
+		e->q_tail->next = x;
+	} else {
+		e->q_head = x;
+	}
+	e->q_tail = x;
+	wake = !e->wake_pending;
+	e->wake_pending = true;
+	pthread_mutex_unlock(&e->mtx);
+	if (wake) {
+		(void)!write(e->wakefd, &one, sizeof(one));
+	}
+	return SG_OK;
+}
+
+size_t
+sg_engine_inflight(sg_engine *e)
+{
+	return e != NULL ? atomic_load(&e->inflight) : 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * harness.c - processes, raw nng calls and HTTP for the integration tests.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <nng/protocol/reqrep0/req.h>
+
+extern char **environ;
+
+/* ------------------------------------------------------------------ processes */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+hs_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int
+hs_proc_start(hs_proc *p, char *const argv[], const char *ready_prefix)
+{
+	int fds[2];
+	posix_spawn_file_actions_t fa;
+
+	memset(p, 0, sizeof(*p));
+	p->out_fd = -1;
+	if (pipe(fds) != 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	int rv = posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (rv != 0) {
+		close(fds[0]);
+		p->pid = 0;
+		fprintf(stderr, "harness: spawn %s: %s\n", argv[0], strerror(rv));
+		return -1;
+	}
+	p->out_fd = fds[0];
+	/* Read the first line, bounded by 10 s. */
+	size_t n = 0;
+	int64_t until = now_ms() + 10000;
+	while (n < sizeof(p->line) - 1) {
+		struct pollfd pfd = {p->out_fd, POLLIN, 0};
+		int64_t left = until - now_ms();
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(p->out_fd, p->line + n, 1);
+		if (r <= 0)
+			break;
+		if (p->line[n] == '\n') {
+			p->line[n] = '\0';
+			if (strncmp(p->line, ready_prefix, strlen(ready_prefix)) == 0)
+				return 0;
+			n = 0; /* not the readiness line: keep reading */
+			continue;
+		}
+		n++;
+	}
+	p->line[n] = '\0';
+	fprintf(stderr, "harness: %s did not become ready (got \"%s\")\n", argv[0], p->line);
+	hs_proc_stop(p, SIGKILL);
+	return -1;
+}
+
+int
+hs_proc_stop(hs_proc *p, int sig)
+{
+	int status = -1;
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	int64_t until = now_ms() + 10000;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (r < 0) {
+			status = -1;
+			break;
+		}
+		if (now_ms() > until) {
+			fprintf(stderr, "harness: pid %d ignored signal %d; killing\n", (int)p->pid, sig);
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			status = -1;
+			break;
+		}
+		hs_sleep_ms(10);
+	}
+	if (p->out_fd >= 0)
+		close(p->out_fd);
+	p->out_fd = -1;
+	p->pid = 0;
+	return status;
+}
+
+int
+hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n)
+{
+	char *argv[] = {(char *)bin, "--listen", "127.0.0.1:0", NULL};
+	if (hs_proc_start(p, argv, "listening on ") != 0)
+		return -1;
+	snprintf(base, n, "%s", p->line + strlen("listening on "));
+	return 0;
+}
+
+int
+hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
+                 const char *const *listen, const char *const *extra)
+{
+	static const char *const names[] = {"boscod", "bosonline", "biteship", "fuuffy"};
+	char *argv[64];
+	char sets[4][300];
+	int n = 0;
+
+	argv[n++] = (char *)bin;
+	argv[n++] = "--quiet";
+	for (int i = 0; listen != NULL && listen[i] != NULL && n < 40; i++) {
+		argv[n++] = "--listen";
+		argv[n++] = (char *)listen[i];
+	}
+	for (int i = 0; sandbox_base != NULL && i < 4; i++) {
+		snprintf(sets[i], sizeof(sets[i]), "%s.base_url=%s/%s", names[i], sandbox_base,
+		         names[i]);
+		argv[n++] = "--set";
+		argv[n++] = sets[i];
+	}
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	return hs_proc_start(p, argv, "shipgated ready on ");
+}
+
+int
+hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n)
+{
+	const char *s = p->line + strlen("shipgated ready on ");
+	for (;;) {
+		const char *e = strchr(s, ' ');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		if (i-- == 0) {
+			if (len == 0 || len >= n)
+				return -1;
+			memcpy(buf, s, len);
+			buf[len] = '\0';
+			return 0;
+		}
+		if (e == NULL)
+			return -1;
+		s = e + 1;
+	}
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+struct hs_buf {
+	char *data; /* malloc'd */
+	size_t len; /* bytes used */
+};
+
+static size_t
+hs_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct hs_buf *b = ud;
+	size_t n = size * nmemb;
+	char *d = realloc(b->data, b->len + n + 1);
+	if (d == NULL)
+		return 0;
+	memcpy(d + b->len, ptr, n);
+	b->data = d;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+int
+hs_http(const char *method, const char *url, char **out)
+{
+	struct hs_buf b = {calloc(1, 1), 0};
+	long status = -1;
+	CURL *c = curl_easy_init();
+	if (c == NULL)
+		return -1;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "POST") == 0)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hs_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (out != NULL)
+		*out = b.data;
+	else
+		free(b.data);
+	return (int)status;
+}
+
+/* ------------------------------------------------------------------ nng */
+
+int
+hs_dial(nng_socket *s, const char *url)
+{
+	int rv;
+	if ((rv = nng_req0_open(s)) != 0)
+		return rv;
+	nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, 10000);
+	nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, 10000);
+	nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 16u << 20);
+	if ((rv = nng_dial(*s, url, NULL, 0)) != 0)
+		nng_close(*s);
+	return rv;
+}
+
+int
+hs_roundtrip_raw(nng_socket s, const void *data, size_t len, void **out, size_t *outlen)
+{
+	int rv;
+	void *copy = nng_alloc(len ? len : 1);
+	if (copy == NULL)
+		return NNG_ENOMEM;
+	memcpy(copy, data, len);
+	if ((rv = nng_send(s, copy, len, NNG_FLAG_ALLOC)) != 0) {
+		nng_free(copy, len);
+		return rv;
+	}
+	char *buf = NULL;
+	size_t n = 0;
+	if ((rv = nng_recv(s, &buf, &n, NNG_FLAG_ALLOC)) != 0)
+		return rv;
+	*out = malloc(n ? n : 1);
+	memcpy(*out, buf, n);
+	*outlen = n;
+	nng_free(buf, n);
+	return 0;
+}
+
+Shipgate__V1__RpcReply *
+hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
+        const char *idempotency_key)
+{
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	char name[128];
+	if (method[0] == '/')
+		snprintf(name, sizeof(name), "%s", method);
+	else
+		snprintf(name, sizeof(name), "/shipgate.v1.Shipgate/%s", method);
+	env.method = name;
+	env.request_id = "test-1";
+	env.deadline_ms = deadline_ms;
+	env.idempotency_key = (char *)(idempotency_key ? idempotency_key : "");
+	size_t plen = req ? protobuf_c_message_get_packed_size(req) : 0;
+	uint8_t *payload = malloc(plen ? plen : 1);
+	if (req)
+		protobuf_c_message_pack(req, payload);
+	env.payload.data = payload;
+	env.payload.len = plen;
+	size_t len = shipgate__v1__rpc_request__get_packed_size(&env);
+	uint8_t *buf = malloc(len ? len : 1);
+	shipgate__v1__rpc_request__pack(&env, buf);
+	free(payload);
+	void *out = NULL;
+	size_t outlen = 0;
+	int rv = hs_roundtrip_raw(s, buf, len, &out, &outlen);
+	free(buf);
+	if (rv != 0)
+		return NULL;
+	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, outlen, out);
+	free(out);
+	return r;
+}
+
+ProtobufCMessage *
+hs_payload(const Shipgate__V1__RpcReply *r, const ProtobufCMessageDescriptor *d)
+{
+	if (r == NULL)
+		return NULL;
+	return protobuf_c_message_unpack(d, NULL, r->payload.len, r->payload.data);
+}
+
+int
+hs_code(const Shipgate__V1__RpcReply *r)
+{
+	return r != NULL && r->status != NULL ? (int)r->status->code : -1;
+}
+
+const char *
+hs_reason(const Shipgate__V1__RpcReply *r)
+{
+	if (r == NULL || r->status == NULL || r->status->detail == NULL)
+		return "";
+	return r->status->detail->reason;
+}

@@ -1,0 +1,79 @@
+/*
+ * harness.h - what integration tests share: starting and stopping the sandbox and the gateway
+ * as real processes on loopback, raw RPC calls over nng, and reading the sandbox's record.
+ *
+ * Every process a test starts is stopped by the test (hs_proc_stop), and every wait is bounded.
+ * Single-threaded use.
+ */
+#ifndef SG_HARNESS_H
+#define SG_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nng/nng.h>
+
+#include "shipgate/v1/rpc.pb-c.h"
+#include "shipgate/v1/shipgate.pb-c.h"
+
+typedef struct hs_proc {
+	pid_t pid;      /* child, or 0 */
+	int out_fd;     /* read end of the child's stdout */
+	char line[512]; /* its readiness line */
+} hs_proc;
+
+/*
+ * Starts argv[0] with argv, waits up to 10 s for a stdout line starting with `ready_prefix`,
+ * stores it in p->line. Returns 0 or -1 (the child is stopped on failure).
+ */
+int hs_proc_start(hs_proc *p, char *const argv[], const char *ready_prefix);
+
+/* Sends sig, waits up to 10 s (then SIGKILL). Returns the exit status as from waitpid, or -1. */
+int hs_proc_stop(hs_proc *p, int sig);
+
+/* Starts the sandbox on 127.0.0.1:0; base URL "http://127.0.0.1:PORT" into base[n]. */
+int hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n);
+
+/*
+ * Starts shipgated with every provider pointed at sandbox_base (may be NULL to keep defaults),
+ * listening on the URLs in `listen` (NULL-terminated), plus extra "--set k=v" style args
+ * (NULL-terminated, may be NULL). The bound URLs are in p->line after "shipgated ready on ".
+ */
+int hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
+                     const char *const *listen, const char *const *extra);
+
+/* The i-th URL of the gateway's ready line into buf, or -1. */
+int hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n);
+
+/* Sleeps ms milliseconds. */
+void hs_sleep_ms(long ms);
+
+/* HTTP GET/POST on loopback; body (malloc'd, NUL-terminated) into *out. Returns HTTP status. */
+int hs_http(const char *method, const char *url, char **out);
+
+/* A req0 socket dialed to url with resend off and a 10 s receive timeout. */
+int hs_dial(nng_socket *s, const char *url);
+
+/* Sends raw bytes, receives raw reply (malloc(3)ed into out and outlen). Returns 0 or nng error. */
+int hs_roundtrip_raw(nng_socket s, const void *data, size_t len, void **out, size_t *outlen);
+
+/*
+ * One RPC call: packs req into an RpcRequest for method ("Track" → "/shipgate.v1.Shipgate/Track"
+ * unless it starts with '/'), sends it, decodes the RpcReply (caller frees with
+ * shipgate__v1__rpc_reply__free_unpacked). Returns NULL on transport failure.
+ */
+Shipgate__V1__RpcReply *hs_call(nng_socket s, const char *method, const ProtobufCMessage *req,
+                                int64_t deadline_ms, const char *idempotency_key);
+
+/* Decodes an OK reply's payload as desc (free with protobuf_c_message_free_unpacked). */
+ProtobufCMessage *hs_payload(const Shipgate__V1__RpcReply *r, const ProtobufCMessageDescriptor *d);
+
+/* Reply status code, or -1 when r or its status is missing. */
+int hs_code(const Shipgate__V1__RpcReply *r);
+
+/* Reason of a non-OK reply, or "". */
+const char *hs_reason(const Shipgate__V1__RpcReply *r);
+
+#endif /* SG_HARNESS_H */
