@@ -50,6 +50,7 @@ sg_config_defaults(sg_config *cfg)
 	cfg->drain_timeout_ms = 10000;
 	cfg->arena_cap = (size_t)64 << 20;
 	cfg->verbose = 1;
+	cfg->ipc_watchdog_ms = 1000;
 	cfg->engine.max_host_conns = 256;
 	cfg->engine.max_body = (size_t)8 << 20;
 	cfg->engine.connect_timeout_ms = 5000;
@@ -198,6 +199,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	    {"upstream.max_total_conns", 0, 1000000},
 	    {"upstream.max_body_bytes", 1024, (int64_t)1 << 30},
 	    {"upstream.connect_timeout_ms", 1, 600000},
+	    {"ipc_watchdog_ms", 0, 3600000},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key) != 0)
@@ -217,6 +219,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		case 8: cfg->engine.max_total_conns = (long)v; break;
 		case 9: cfg->engine.max_body = (size_t)v; break;
 		case 10: cfg->engine.connect_timeout_ms = (long)v; break;
+		case 11: cfg->ipc_watchdog_ms = v; break;
 		}
 		return 0;
 	}

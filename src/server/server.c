@@ -12,6 +12,7 @@
  */
 #include "server.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +21,12 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "providers/common.h"
 #include "shipgate/v1/rpc.pb-c.h"
 #include "shipgate/v1/shipgate.pb-c.h"
 #include "upstream/engine.h"
@@ -85,6 +88,11 @@ struct sg_server {
 	atomic_int upstream;          /* calls waiting for the engine */
 	bool stopped;                 /* sg_server_stop has run */
 	enum method_kind kinds[8];    /* by method index in the service descriptor */
+	pthread_t watchdog;           /* ipc listener watchdog thread */
+	bool watchdog_running;        /* watchdog was started and must be joined */
+	pthread_mutex_t wd_mtx;       /* guards wd_stop */
+	pthread_cond_t wd_cv;         /* wakes the watchdog to stop */
+	bool wd_stop;                 /* the watchdog must exit */
 };
 
 static const ProtobufCServiceDescriptor *const service = &shipgate__v1__shipgate__descriptor;
@@ -333,6 +341,12 @@ work_dispatch(struct work *w)
 		work_send(w);
 		return;
 	}
+	/* protobuf-c cuts strings at an embedded NUL and accepts bad UTF-8: refuse both first. */
+	if (sg_pb_check_strings(w->method->input, w->env->payload.data, w->env->payload.len,
+	                        &w->arena, &w->st) != SG_OK) {
+		work_send(w);
+		return;
+	}
 	w->req = protobuf_c_message_unpack(w->method->input, sg_arena_pb(&w->arena),
 	                                   w->env->payload.len, w->env->payload.data);
 	if (w->req == NULL) {
@@ -424,6 +438,108 @@ work_cb(void *arg)
 	}
 }
 
+/* ------------------------------------------------------------------ ipc watchdog */
+
+/*
+ * nng 1.5.2 (#1518, fixed in 1.6.0): when a peer connects to an ipc listener and hangs up
+ * before the SP handshake completes, the listener reads the error as its own closure and never
+ * accepts again. Established connections keep working, new ones hang. nng's own "address in
+ * use" check on ipc does exactly that connect-and-close, so a second process started on the
+ * same path is enough to trigger it. The watchdog calls Health through each ipc listener now
+ * and then, and re-creates a listener that stopped answering.
+ */
+
+/*
+ * True when the listener at url answers a Health call within timeout_ms. A handshake alone is
+ * not enough: a broken 1.5.2 ipc listener still accepts and negotiates, but never hands the new
+ * pipe to the socket, so the request is never read.
+ */
+static bool
+listener_probe(const char *url, int timeout_ms)
+{
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	uint8_t buf[64];
+	nng_socket p;
+	nng_msg *m = NULL;
+	bool ok = false;
+
+	env.method = "/shipgate.v1.Shipgate/Health";
+	env.request_id = "ipc-watchdog";
+	env.deadline_ms = timeout_ms;
+	size_t len = shipgate__v1__rpc_request__pack(&env, buf);
+	if (nng_req0_open(&p) != 0)
+		return true; /* no resources: not the listener's fault */
+	nng_socket_set_ms(p, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(p, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(p, NNG_OPT_SENDTIMEO, timeout_ms);
+	nng_socket_set_size(p, NNG_OPT_RECVMAXSZ, 65536);
+	if (nng_dial(p, url, NULL, 0) == 0 && nng_send(p, buf, len, 0) == 0 &&
+	    nng_recvmsg(p, &m, 0) == 0) {
+		ok = true;
+		nng_msg_free(m);
+	}
+	nng_close(p);
+	return ok;
+}
+
+static void *
+ipc_watchdog(void *arg)
+{
+	struct sg_server *s = arg;
+	int misses[SG_CONFIG_MAX_LISTEN] = {0};
+	int64_t period = s->cfg->ipc_watchdog_ms;
+
+	pthread_mutex_lock(&s->wd_mtx);
+	while (!s->wd_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += period / 1000;
+		ts.tv_nsec += (period % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->wd_cv, &s->wd_mtx, &ts);
+		if (s->wd_stop)
+			break;
+		pthread_mutex_unlock(&s->wd_mtx);
+		for (size_t i = 0; i < s->nlisteners; i++) {
+			const char *url = s->cfg->listen[i];
+			if (strncmp(url, "ipc://", 6) != 0)
+				continue;
+			if (listener_probe(url, 1000)) {
+				misses[i] = 0;
+				continue;
+			}
+			if (++misses[i] < 2)
+				continue; /* one slow answer under load is not a dead listener */
+			fprintf(stderr, "shipgated: %s stopped accepting (nng #1518); re-listening\n",
+			        url);
+			nng_listener_close(s->listeners[i]);
+			int rv = nng_listen(s->sock, url, &s->listeners[i], 0);
+			if (rv != 0)
+				fprintf(stderr, "shipgated: re-listen %s: %s\n", url, nng_strerror(rv));
+			misses[i] = 0;
+		}
+		pthread_mutex_lock(&s->wd_mtx);
+	}
+	pthread_mutex_unlock(&s->wd_mtx);
+	return NULL;
+}
+
+static void
+watchdog_stop(struct sg_server *s)
+{
+	if (!s->watchdog_running)
+		return;
+	pthread_mutex_lock(&s->wd_mtx);
+	s->wd_stop = true;
+	pthread_cond_signal(&s->wd_cv);
+	pthread_mutex_unlock(&s->wd_mtx);
+	pthread_join(s->watchdog, NULL);
+	s->watchdog_running = false;
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 sg_err
@@ -436,6 +552,8 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 	if (s == NULL)
 		return SG_ENOMEM;
 	s->cfg = cfg;
+	pthread_mutex_init(&s->wd_mtx, NULL);
+	pthread_cond_init(&s->wd_cv, NULL);
 	atomic_init(&s->draining, false);
 	atomic_init(&s->busy, 0);
 	atomic_init(&s->upstream, 0);
@@ -509,6 +627,16 @@ sg_server_start(sg_server *s, char *err, size_t errlen)
 	s->started_ms = sg_now_ms();
 	for (int i = 0; i < s->nworks; i++)
 		work_recv(&s->works[i]);
+	bool has_ipc = false;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		has_ipc |= strncmp(s->cfg->listen[i], "ipc://", 6) == 0;
+	if (has_ipc && s->cfg->ipc_watchdog_ms > 0) {
+		if (pthread_create(&s->watchdog, NULL, ipc_watchdog, s) != 0) {
+			snprintf(err, errlen, "ipc watchdog: cannot start thread");
+			return SG_EINTERNAL;
+		}
+		s->watchdog_running = true;
+	}
 	return SG_OK;
 }
 
@@ -531,6 +659,7 @@ sg_server_stop(sg_server *s)
 	if (s == NULL || s->stopped)
 		return;
 	s->stopped = true;
+	watchdog_stop(s);
 	atomic_store(&s->draining, true);
 	/* 1. Let upstream calls finish, up to the drain timeout. */
 	int64_t until = sg_now_ms() + s->cfg->drain_timeout_ms;
@@ -581,5 +710,8 @@ sg_server_free(sg_server *s)
 		sg_arena_fini(&w->arena);
 	}
 	free(s->works);
+	watchdog_stop(s);
+	pthread_mutex_destroy(&s->wd_mtx);
+	pthread_cond_destroy(&s->wd_cv);
 	free(s);
 }
