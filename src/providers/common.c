@@ -124,19 +124,15 @@ static const char *
 id_policy_text(sg_idpol pol)
 {
 	switch (pol) {
-	case SG_ID_STRICT:
-		return "A-Z a-z 0-9 - _";
-	case SG_ID_UNRESERVED:
-		return "A-Z a-z 0-9 - _ . ~";
-	default:
-		return "A-Z a-z 0-9 - _ . ~ ! $ & ' ( ) * + , ; = : @";
+	case SG_ID_STRICT: return "A-Z a-z 0-9 - _";
+	case SG_ID_UNRESERVED: return "A-Z a-z 0-9 - _ . ~";
+	default: return "A-Z a-z 0-9 - _ . ~ ! $ & ' ( ) * + , ; = : @";
 	}
 }
 
 /* A violation whose description is formatted into the arena (static fallback when full). */
-static sg_err
-invalid_fmt(sg_status *st, sg_arena *a, const char *field, const char *fallback,
-            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static sg_err invalid_fmt(sg_status *st, sg_arena *a, const char *field, const char *fallback,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static sg_err
 invalid_fmt(sg_status *st, sg_arena *a, const char *field, const char *fallback, const char *fmt,
@@ -166,19 +162,17 @@ sg_path_segment(sg_arena *a, const char *field, const char *id, size_t len, sg_i
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
 		switch (id_byte_class(c, pol)) {
-		case ID_LITERAL:
-			break;
-		case ID_ENCODE:
-			extra += 2;
-			break;
+		case ID_LITERAL: break;
+		case ID_ENCODE: extra += 2; break;
 		case ID_REFUSE:
 			if (c > 0x20 && c < 0x7F)
-				return invalid_fmt(st, a, field, "contains a byte that is not allowed",
-				                   "'%c' at offset %zu is not allowed (allowed: %s)", c,
-				                   i, id_policy_text(pol));
+				return invalid_fmt(
+				        st, a, field, "contains a byte that is not allowed",
+				        "'%c' at offset %zu is not allowed (allowed: %s)", c, i,
+				        id_policy_text(pol));
 			return invalid_fmt(st, a, field, "contains a byte that is not allowed",
-			                   "byte 0x%02X at offset %zu is not allowed (allowed: %s)", c,
-			                   i, id_policy_text(pol));
+			                   "byte 0x%02X at offset %zu is not allowed (allowed: %s)",
+			                   c, i, id_policy_text(pol));
 		}
 	}
 
@@ -211,13 +205,14 @@ sg_query_value(sg_arena *a, const char *field, const char *v, size_t len, size_t
 	if (v == NULL || len == 0)
 		return sg_status_invalid(st, a, field, "must not be empty");
 	if (len > max_len)
-		return invalid_fmt(st, a, field, "is too long", "is %zu bytes, longer than %zu", len,
-		                   max_len);
+		return invalid_fmt(st, a, field, "is too long", "is %zu bytes, longer than %zu",
+		                   len, max_len);
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)v[i];
 		if (c < 0x20 || c == 0x7F)
 			return invalid_fmt(st, a, field, "contains a control byte",
-			                   "control byte 0x%02X at offset %zu is not allowed", c, i);
+			                   "control byte 0x%02X at offset %zu is not allowed", c,
+			                   i);
 		size_t n = utf8_seq((const unsigned char *)v + i, len - i);
 		if (n == 0)
 			return invalid_fmt(st, a, field, "is not valid UTF-8",
@@ -302,7 +297,8 @@ sg_http_req_header(sg_http_req *r, const char *line, sg_arena *a, sg_status *st)
 {
 	for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++)
 		if (*p < 0x20 || *p == 0x7F)
-			return sg_status_set(st, a, SG_EINTERNAL, "header line holds a control byte");
+			return sg_status_set(st, a, SG_EINTERNAL,
+			                     "header line holds a control byte");
 	if (r->nheaders >= SG_HTTP_MAX_HEADERS)
 		return sg_status_set(st, a, SG_EINTERNAL, "more than %d upstream headers",
 		                     SG_HTTP_MAX_HEADERS);
@@ -320,7 +316,8 @@ sg_pconf_check(const sg_pconf *pc, sg_arena *a, sg_status *st)
 	for (const unsigned char *p = (const unsigned char *)pc->base_url; *p != '\0'; p++)
 		if (*p <= 0x20 || *p >= 0x7F)
 			return sg_status_set(st, a, SG_EINTERNAL,
-			                     "%s: base_url holds a byte that cannot go in a URL", name);
+			                     "%s: base_url holds a byte that cannot go in a URL",
+			                     name);
 	return SG_OK;
 }
 
@@ -351,8 +348,8 @@ sg_auth_header(const sg_pconf *pc, sg_arena *a, const char **out, sg_status *st)
 			                     name);
 	for (const unsigned char *p = (const unsigned char *)scheme; *p != '\0'; p++)
 		if (!is_tchar(*p))
-			return sg_status_set(st, a, SG_ENOCRED, "%s: auth_scheme is not an HTTP token",
-			                     name);
+			return sg_status_set(st, a, SG_ENOCRED,
+			                     "%s: auth_scheme is not an HTTP token", name);
 	if (scheme[0] == '\0')
 		line = sg_arena_printf(a, "Authorization: %s", pc->token);
 	else
@@ -396,7 +393,8 @@ sg_http_header(const sg_http_resp *resp, const char *name, const char **val, siz
 		if (colon != NULL && (size_t)(colon - p) == nlen) {
 			size_t i;
 			for (i = 0; i < nlen; i++)
-				if (ascii_lower((unsigned char)p[i]) != ascii_lower((unsigned char)name[i]))
+				if (ascii_lower((unsigned char)p[i]) !=
+				    ascii_lower((unsigned char)name[i]))
 					break;
 			if (i == nlen) {
 				const char *v = colon + 1;
@@ -468,9 +466,9 @@ err_msg(sg_arena *a, json_t *v)
 	if (json_is_string(v))
 		return err_text(a, json_string_value(v), json_string_length(v));
 	if (json_is_array(v) && json_array_size(v) > 0) {
-		size_t total = 0, i;
-		json_t *e;
-		json_array_foreach (v, i, e) {
+		size_t total = 0, n = json_array_size(v), i;
+		for (i = 0; i < n; i++) {
+			json_t *e = json_array_get(v, i);
 			if (!json_is_string(e))
 				return NULL;
 			total += json_string_length(e) + 2;
@@ -481,16 +479,17 @@ err_msg(sg_arena *a, json_t *v)
 		if (buf == NULL)
 			return NULL;
 		char *w = buf;
-		json_array_foreach (v, i, e) {
-			size_t n = json_string_length(e);
-			if ((size_t)(w - buf) + n + 2 > total)
+		for (i = 0; i < n; i++) {
+			json_t *e = json_array_get(v, i);
+			size_t l = json_string_length(e);
+			if ((size_t)(w - buf) + l + 2 > total)
 				break;
 			if (w != buf) {
 				*w++ = ';';
 				*w++ = ' ';
 			}
-			memcpy(w, json_string_value(e), n);
-			w += n;
+			memcpy(w, json_string_value(e), l);
+			w += l;
 		}
 		return err_text(a, buf, (size_t)(w - buf));
 	}
@@ -590,21 +589,14 @@ static const char *
 json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "object";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "string";
-	case JSON_INTEGER:
-		return "integer";
-	case JSON_REAL:
-		return "number";
+	case JSON_OBJECT: return "object";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER: return "integer";
+	case JSON_REAL: return "number";
 	case JSON_TRUE:
-	case JSON_FALSE:
-		return "boolean";
-	default:
-		return "null";
+	case JSON_FALSE: return "boolean";
+	default: return "null";
 	}
 }
 
@@ -641,10 +633,14 @@ sg_json_parse(sg_jctx *c, const char *body, size_t len, json_t **out)
 
 	*out = NULL;
 	if (body == NULL || len == 0)
-		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "empty body where JSON was expected");
+		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED,
+		                     "empty body where JSON was expected");
 	if ((*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je)) != NULL)
 		return SG_OK;
-	if (json_error_code(&je) == json_error_out_of_memory)
+	/* jansson 2.14 seldom says json_error_out_of_memory: a failed allocation usually leaves
+	 * the error text empty (no error was recorded), and sometimes surfaces as a syntax error,
+	 * which cannot be told apart from a real one. */
+	if (json_error_code(&je) == json_error_out_of_memory || je.text[0] == '\0')
 		return sg_nomem(c->st);
 	char *why = clean_text(c->a, je.text);
 	if (why == NULL)
@@ -655,32 +651,26 @@ sg_json_parse(sg_jctx *c, const char *body, size_t len, json_t **out)
 
 enum jwant { J_STR, J_INT, J_NUM, J_BOOL, J_ARR, J_OBJ };
 
-static const char *const jwant_name[] = {"string", "integer", "number", "boolean", "array",
-                                         "object"};
+static const char *const jwant_name[] = {"string",  "integer", "number",
+                                         "boolean", "array",   "object"};
 
 static bool
 jwant_ok(const json_t *v, enum jwant w)
 {
 	switch (w) {
-	case J_STR:
-		return json_is_string(v);
-	case J_INT:
-		return json_is_integer(v);
-	case J_NUM:
-		return json_is_number(v);
-	case J_BOOL:
-		return json_is_boolean(v);
-	case J_ARR:
-		return json_is_array(v);
-	default:
-		return json_is_object(v);
+	case J_STR: return json_is_string(v);
+	case J_INT: return json_is_integer(v);
+	case J_NUM: return json_is_number(v);
+	case J_BOOL: return json_is_boolean(v);
+	case J_ARR: return json_is_array(v);
+	default: return json_is_object(v);
 	}
 }
 
 /* The member key of obj if it has type w. *out NULL when null/missing and nullable. */
 static sg_err
-jmember(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, enum jwant w,
-        bool nullable, json_t **out)
+jmember(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, enum jwant w, bool nullable,
+        json_t **out)
 {
 	json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
 
@@ -697,8 +687,7 @@ jmember(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, enum jwant
 }
 
 static sg_err
-jstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, bool nullable,
-     const char **out)
+jstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, bool nullable, const char **out)
 {
 	json_t *v;
 	sg_err rv;
@@ -903,6 +892,96 @@ sg_pb_bool(sg_arena *a, bool v, Google__Protobuf__BoolValue **out, sg_status *st
 	google__protobuf__bool_value__init(w);
 	w->value = v;
 	return SG_OK;
+}
+
+#define PB_MAX_DEPTH 32
+
+/* Reads a varint at *p (< end); false when truncated or longer than 10 bytes. */
+static bool
+pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7F) << shift;
+		if ((b & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+static sg_err
+pb_bad_string(const sg_jpath *at, const char *why, sg_arena *a, sg_status *st)
+{
+	char *path = sg_jpath_str(a, at, NULL);
+	return sg_status_invalid(st, a, path != NULL ? path : "request", why);
+}
+
+static sg_err
+pb_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+        const sg_jpath *at, int depth, sg_arena *a, sg_status *st)
+{
+	uint64_t tag, n;
+	sg_err rv;
+
+	while (p < end) {
+		if (!pb_varint(&p, end, &tag))
+			return SG_OK; /* unpack reports it */
+		switch (tag & 7) {
+		case 0:
+			if (!pb_varint(&p, end, &n))
+				return SG_OK;
+			break;
+		case 1:
+			if ((size_t)(end - p) < 8)
+				return SG_OK;
+			p += 8;
+			break;
+		case 5:
+			if ((size_t)(end - p) < 4)
+				return SG_OK;
+			p += 4;
+			break;
+		case 2: {
+			if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return SG_OK;
+			const ProtobufCFieldDescriptor *f =
+			        tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(
+			                                         d, (unsigned)(tag >> 3))
+			                               : NULL;
+			sg_jpath here = {at, f != NULL ? f->name : NULL, 0};
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING) {
+				if (memchr(p, '\0', (size_t)n) != NULL)
+					return pb_bad_string(&here, "contains a NUL byte", a, st);
+				for (size_t i = 0; i < n;) {
+					size_t k = utf8_seq(p + i, (size_t)n - i);
+					if (k == 0)
+						return pb_bad_string(&here, "is not valid UTF-8", a,
+						                     st);
+					i += k;
+				}
+			} else if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			           depth < PB_MAX_DEPTH) {
+				rv = pb_walk(f->descriptor, p, p + n, &here, depth + 1, a, st);
+				if (rv != SG_OK)
+					return rv;
+			}
+			p += n;
+			break;
+		}
+		default: return SG_OK; /* groups or garbage: unpack decides */
+		}
+	}
+	return SG_OK;
+}
+
+sg_err
+sg_pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                    sg_arena *a, sg_status *st)
+{
+	if (buf == NULL || len == 0)
+		return SG_OK;
+	return pb_walk(d, buf, buf + len, NULL, 0, a, st);
 }
 
 /* ================================================================== tracking normalisation */

@@ -111,7 +111,7 @@ bool sg_http_is_success(int http_status);
 
 /*
  * Finds the first header `name` (ASCII case-insensitive) in resp->headers. Lines without a
- * colon (the status line) are skipped; CRLF and bare LF both end a line. On a hit, *val/*len
+ * colon (the status line) are skipped; CRLF and bare LF both end a line. On a hit, *val and *len
  * borrow the value from resp, with surrounding blanks trimmed. False when absent.
  */
 bool sg_http_header(const sg_http_resp *resp, const char *name, const char **val, size_t *len);
@@ -126,11 +126,10 @@ int64_t sg_retry_after_ms(const sg_http_resp *resp);
  *   {"error": {"code": .., "message": ..}}, {"error_code": ..}, {"error_description": ..},
  *   {"detail": ..}, or a bare JSON string.
  * Numeric codes are printed in decimal. Messages longer than 1 KiB are cut at a UTF-8 boundary.
- * Never fails on a non-JSON or odd body: *code/*msg are then NULL. Arena strings (NULL also when
- * the arena is full).
+ * Never fails on a non-JSON or odd body: *code and *msg are then NULL. Arena strings (NULL also
+ * when the arena is full).
  */
-void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code,
-                   const char **msg);
+void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, const char **msg);
 
 /*
  * Maps a non-2xx answer to st: err from sg_err_from_http() (SG_EUP_HTTP for 1xx/3xx),
@@ -138,8 +137,7 @@ void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code,
  * sg_error_body(), retry_after_ms from Retry-After, and a message "<provider> answered HTTP
  * <status>[: <provider message>]". Returns st->err.
  */
-sg_err sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a,
-                     sg_status *st);
+sg_err sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st);
 
 /* ------------------------------------------------------------------ JSON (jansson) */
 
@@ -182,22 +180,17 @@ sg_err sg_json_req_str(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *
                        const char **out);
 sg_err sg_json_opt_str(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
                        const char **out);
-sg_err sg_json_req_int(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       int64_t *out);
-sg_err sg_json_opt_int(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       int64_t *out, bool *present);
-sg_err sg_json_opt_num(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       double *out, bool *present);
-sg_err sg_json_opt_bool(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                        bool *out, bool *present);
-sg_err sg_json_req_arr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       json_t **out);
-sg_err sg_json_opt_arr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       json_t **out);
-sg_err sg_json_req_obj(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       json_t **out);
-sg_err sg_json_opt_obj(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
-                       json_t **out);
+sg_err sg_json_req_int(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, int64_t *out);
+sg_err sg_json_opt_int(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, int64_t *out,
+                       bool *present);
+sg_err sg_json_opt_num(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, double *out,
+                       bool *present);
+sg_err sg_json_opt_bool(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, bool *out,
+                        bool *present);
+sg_err sg_json_req_arr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, json_t **out);
+sg_err sg_json_opt_arr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, json_t **out);
+sg_err sg_json_req_obj(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, json_t **out);
+sg_err sg_json_opt_obj(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, json_t **out);
 
 /*
  * An integer that may also arrive as a string of decimal digits ("1733106237"), as some
@@ -221,6 +214,17 @@ sg_err sg_pb_str(sg_arena *a, const char *s, Google__Protobuf__StringValue **out
 sg_err sg_pb_int64(sg_arena *a, int64_t v, Google__Protobuf__Int64Value **out, sg_status *st);
 sg_err sg_pb_double(sg_arena *a, double v, Google__Protobuf__DoubleValue **out, sg_status *st);
 sg_err sg_pb_bool(sg_arena *a, bool v, Google__Protobuf__BoolValue **out, sg_status *st);
+
+/*
+ * Checks every string field of the encoded message buf[0..len) of type d, nested messages
+ * included, BEFORE protobuf_c_message_unpack(): protobuf-c 1.4 accepts a string with a NUL
+ * inside and hands back a C string cut at the NUL ("BOS1\0x" is looked up as "BOS1"), and it
+ * does not check UTF-8. Either is SG_EINVAL with a violation on the dotted field path
+ * ("order_id", "receiver.name"). Encoding errors are left to unpack (SG_OK here). Reads buf
+ * only; pure, any thread. Meant for the server's decode step.
+ */
+sg_err sg_pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           sg_arena *a, sg_status *st);
 
 /* ------------------------------------------------------------------ tracking normalisation */
 

@@ -5,35 +5,47 @@
  *
  *   submitter threads                     engine thread
  *   -----------------                     -------------
- *   sg_engine_submit                      engine_main: loop {
+ *   sg_engine_submit                      eng_main: loop {
  *     take an xfer from the free list       epoll_wait(curl's sockets + wake eventfd,
- *     curl_easy_reset + set options                    timeout = curl's timer)
+ *     curl_easy_reset + set options                    timeout = next curl or wait deadline)
  *     append to the queue (mutex) -----+    curl_multi_socket_action(fd) per ready fd
  *     write the wake eventfd           |    curl_multi_socket_action(TIMEOUT) when due
- *                                      +--> take the whole queue; curl_multi_add_handle
- *                                           curl_multi_info_read: complete (cb), recycle
+ *                                      |    complete what curl finished (cb), recycle
+ *                                      |    time out transfers still waiting for a slot
+ *                                      +--> take the whole queue: start or make wait
  *                                         }
  *
  * Why the multi_socket API and not curl_multi_poll + curl_multi_perform: in libcurl 7.88 both
  * of the latter walk every easy handle in the multi on every call (multi_getsock for the poll
- * set, multi_runsingle for perform), and poll() itself is O(fds). With 10,000 transfers that is
+ * set, multi_runsingle for perform), and poll() itself is O(fds): with 10,000 transfers that is
  * 10,000 steps per wakeup. curl_multi_socket_action touches only the transfers on a ready socket
- * or an expired timer, and epoll reports only ready sockets, so each event costs O(1) amortised
- * in the number of transfers. The wakeup is an eventfd in the same epoll set (curl_multi_wakeup
- * only works with curl_multi_poll).
+ * or an expired timer, and epoll reports only ready sockets. The wakeup is an eventfd in the
+ * same epoll set (curl_multi_wakeup only works with curl_multi_poll).
  *
- * Per-transfer state (struct xfer) travels in CURLOPT_PRIVATE. Transfers and their easy handles
- * and buffers are pooled in a free list and reused with curl_easy_reset; the multi handle is the
- * one shared connection pool, so keep-alive connections are reused across transfers.
+ * Why the engine queues transfers itself (admission) instead of letting the multi's connection
+ * caps do it: in 7.88 a transfer over CURLMOPT_MAX_HOST/TOTAL_CONNECTIONS goes on the multi's
+ * pending list, and every curl_multi_remove_handle scans that whole list; with 10,000 queued
+ * transfers that scan dominated the profile (throughput fell from ~20k/s to ~2.5k/s). So the
+ * engine starts a transfer only when its host (scheme://authority) is under max_host_conns and
+ * the total is under max_total_conns; the rest wait in a FIFO per host, and a min-heap on their
+ * deadlines times them out while they wait. With HTTP/1.1 (pinned, below) one running transfer
+ * is one connection, so transfer caps are connection caps. The multi keeps its own caps too, as
+ * a backstop. Note that with no cap at all libcurl's connection lookup walks every connection
+ * to the host for each new transfer; set max_host_conns for large concurrency.
+ *
+ * Per-transfer state (struct xfer) travels in CURLOPT_PRIVATE. Transfers, their easy handles and
+ * buffers are pooled in a free list and reused with curl_easy_reset; the multi handle is the one
+ * shared connection pool, so keep-alive connections are reused across transfers.
  *
  * Threads: sg_engine_submit and sg_engine_inflight may run on any thread. The multi handle, the
- * epoll set, curl's callbacks and the completion callbacks run only on the engine thread.
- * e->mtx guards the submit queue, the free list and the stopping flag; nothing else is shared.
- * An xfer belongs to exactly one party at a time: the free list (under e->mtx), the submitter
- * that took it (until it is queued), the queue (under e->mtx), or the engine thread (from
- * intake until it is recycled). The mutex hand-offs order the accesses to its easy handle.
+ * epoll set, the hosts, the wait heap, curl's callbacks and the completion callbacks belong to
+ * the engine thread. e->mtx guards the submit queue, the free list and the stopping flag.
+ * An xfer belongs to one party at a time: the free list (under e->mtx), the submitter that took
+ * it (until queued), the queue (under e->mtx), then the engine thread until it is recycled. The
+ * mutex hand-offs order every access to its easy handle.
  *
  * The process should ignore SIGPIPE (CURLOPT_NOSIGNAL is set, so libcurl does not do it).
+ * Linux only (epoll, eventfd).
  */
 #include "upstream/engine.h"
 
@@ -54,15 +66,16 @@
 
 /* ------------------------------------------------------------------ limits and defaults */
 
-#define ENG_DEF_MAX_BODY     (8u << 20) /* response body cap */
-#define ENG_DEF_MAX_HEADERS  (64u << 10) /* response header block cap */
-#define ENG_DEF_CONNECT_MS   5000L /* connect phase cap */
-#define ENG_DEF_TIMEOUT_MS   30000L /* timeout when the caller gives no deadline */
-#define ENG_MAX_IDLE         1024 /* idle xfers kept in the free list after a burst */
-#define ENG_KEEP_BUF         (32u << 10) /* buffers up to this size stay with a pooled xfer */
-#define ENG_BUF_MIN          1024 /* first allocation of a growing buffer */
-#define ENG_EPOLL_BATCH      256 /* events taken per epoll_wait; the rest come next round */
-#define ENG_MAX_METHOD       16 /* longest accepted request method */
+#define ENG_DEF_MAX_BODY    (8u << 20)  /* response body cap */
+#define ENG_DEF_MAX_HEADERS (64u << 10) /* response header block cap */
+#define ENG_DEF_CONNECT_MS  5000L       /* connect phase cap */
+#define ENG_DEF_TIMEOUT_MS  30000L      /* timeout when the caller gives no deadline */
+#define ENG_MAX_IDLE        1024        /* idle xfers kept in the free list after a burst */
+#define ENG_KEEP_BUF        (32u << 10) /* buffers up to this size stay with a pooled xfer */
+#define ENG_BUF_MIN         1024        /* first allocation of a growing buffer */
+#define ENG_EPOLL_BATCH     256         /* events taken per epoll_wait; the rest come next round */
+#define ENG_MAX_METHOD      16          /* longest accepted request method */
+#define ENG_MAX_WAIT_MS     60000       /* longest single epoll_wait */
 
 /* ------------------------------------------------------------------ types */
 
@@ -73,48 +86,87 @@ struct buf {
 	size_t cap; /* bytes allocated */
 };
 
+/* Where an xfer is; says which list its next/prev links belong to. */
+enum xstate {
+	X_IDLE,    /* free list, or held by a submitter (next: free list) */
+	X_QUEUED,  /* submit queue (next) */
+	X_WAITING, /* its host's wait FIFO (next/prev) and the wait heap */
+	X_RUNNING, /* in the multi; e->running (next/prev) */
+};
+
+struct host;
+
 /* One transfer: an easy handle plus everything that lives as long as the request. */
 struct xfer {
-	struct xfer *next;  /* free list / submit queue link (under e->mtx) */
-	struct xfer *rprev; /* running list links (engine thread only) */
-	struct xfer *rnext;
-	sg_engine *e;       /* owner */
-	CURL *easy;         /* owned; kept across reuse, reset per transfer */
-	sg_engine_cb cb;    /* completion callback */
-	void *arg;          /* its argument */
-	int64_t deadline;   /* absolute sg_now_ms() deadline (never 0 once submitted) */
-	sg_err err;         /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
-	struct buf body;    /* response body (final response) */
-	struct buf hdrs;    /* header block of the final response, "Name: value\r\n" lines */
+	struct xfer *next; /* link in the list its state names */
+	struct xfer *prev; /* back link (wait FIFO, running list) */
+	enum xstate state; /* which list */
+	sg_engine *e;      /* owner */
+	CURL *easy;        /* owned; kept across reuse, reset per transfer */
+	sg_engine_cb cb;   /* completion callback */
+	void *arg;         /* its argument */
+	int64_t deadline;  /* absolute sg_now_ms() deadline (never 0 once submitted) */
+	const char *hkey;  /* "scheme://authority" prefix of the URL (borrowed from req) */
+	size_t hkeylen;    /* its length */
+	struct host *host; /* engine thread: the host it counts against */
+	size_t heap_idx;   /* engine thread: index in e->heap while X_WAITING */
+	sg_err err;        /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
+	struct buf body;   /* response body (final response) */
+	struct buf hdrs;   /* header block of the final response, "Name: value\r\n" lines */
 	/* CURLOPT_HTTPHEADER list built in place: the caller's lines (borrowed, see
 	 * xfer_setup) plus "Expect:". No allocation per request. */
 	struct curl_slist hlist[SG_HTTP_MAX_HEADERS + 1];
 };
 
-struct sg_engine {
-	sg_engine_conf conf; /* resolved configuration; read-only after sg_engine_new */
-	CURLM *multi;        /* the multi handle: engine thread only once started */
-	int epfd;            /* epoll set: curl's sockets and wakefd */
-	int wakefd;          /* eventfd; written by submitters and sg_engine_free */
-	pthread_t thr;       /* the engine thread */
-	bool thr_started;    /* thr is joinable */
-	int64_t timer_at;    /* engine thread: when curl wants a timeout action; -1 none */
-	struct xfer *running; /* engine thread: transfers added to the multi */
-	atomic_size_t inflight; /* transfers submitted and not yet completed */
+/* One upstream origin: its running count and the transfers waiting for a slot. Created on
+ * first use and kept until sg_engine_free: the origins are the configured providers, a few
+ * (an upstream that put tenants in subdomains would grow this list). */
+struct host {
+	struct host *next;      /* e->hosts */
+	struct host *rnext;     /* e->ready FIFO link */
+	bool in_ready;          /* on e->ready */
+	size_t active;          /* its transfers in the multi */
+	struct xfer *wait_head; /* waiting transfers, oldest first */
+	struct xfer *wait_tail; /* newest waiting */
+	size_t keylen;          /* bytes in key */
+	char key[];             /* "scheme://authority", not NUL-terminated */
+};
 
-	pthread_mutex_t mtx;  /* guards everything below */
-	struct xfer *q_head;  /* submitted, not yet added to the multi (FIFO) */
-	struct xfer *q_tail;  /* last queued, for O(1) append */
-	struct xfer *free;    /* idle xfers for reuse */
-	size_t nfree;         /* entries in free */
-	bool stopping;        /* sg_engine_free has begun; submit refuses */
-	bool wake_pending;    /* wakefd written and the queue not yet taken */
+struct sg_engine {
+	sg_engine_conf conf;    /* resolved configuration; read-only after sg_engine_new */
+	atomic_size_t inflight; /* transfers submitted and not yet completed */
+	int epfd;               /* epoll set: curl's sockets and wakefd */
+	int wakefd;             /* eventfd; written by submitters and sg_engine_free */
+	pthread_t thr;          /* the engine thread */
+	bool thr_started;       /* thr is joinable */
+
+	/* engine thread only */
+	CURLM *multi;            /* the multi handle */
+	int64_t timer_at;        /* when curl wants a timeout action; -1 none */
+	size_t host_cap;         /* running transfers per host; 0 unlimited */
+	size_t total_cap;        /* running transfers in all; 0 unlimited */
+	size_t active;           /* transfers in the multi */
+	struct xfer *running;    /* transfers in the multi (for shutdown) */
+	struct host *hosts;      /* every host seen */
+	struct host *ready_head; /* hosts with waiters held back only by total_cap (FIFO, */
+	struct host *ready_tail; /*   checked lazily: entries may have gone stale) */
+	struct xfer **heap;      /* waiting transfers, min-heap on deadline (owned array) */
+	size_t heap_len;         /* entries in heap */
+	size_t heap_cap;         /* entries allocated */
+
+	pthread_mutex_t mtx; /* guards everything below */
+	struct xfer *q_head; /* submitted, not yet taken by the engine thread (FIFO) */
+	struct xfer *q_tail; /* last queued, for O(1) append */
+	struct xfer *free;   /* idle xfers for reuse */
+	size_t nfree;        /* entries in free */
+	bool stopping;       /* sg_engine_free has begun; submit refuses */
+	bool wake_pending;   /* wakefd written and the queue not yet taken */
 };
 
 /* ------------------------------------------------------------------ buffers */
 
 /* Makes room for len + add + 1 bytes, never beyond limit + 1. Returns 0, or -1 over the limit
- * (nothing changed) or on allocation failure (errno ENOMEM). */
+ * (errno EFBIG, nothing changed) or on allocation failure (errno ENOMEM). */
 static int
 buf_reserve(struct buf *b, size_t add, size_t limit)
 {
@@ -142,6 +194,7 @@ buf_reserve(struct buf *b, size_t add, size_t limit)
 	return 0;
 }
 
+/* Appends n bytes; buf_reserve made the room. */
 static void
 buf_append(struct buf *b, const char *p, size_t n)
 {
@@ -242,8 +295,8 @@ xfer_new(sg_engine *e)
 	return x;
 }
 
-/* An idle xfer from the free list, or a new one; NULL when out of memory. Any thread; takes
- * e->mtx. */
+/* An idle xfer from the free list, or a new one; NULL when out of memory. The caller owns it.
+ * Any thread; takes e->mtx. */
 static struct xfer *
 xfer_get(sg_engine *e)
 {
@@ -261,15 +314,18 @@ xfer_get(sg_engine *e)
 	return x;
 }
 
-/* Returns x to the free list (or frees it past ENG_MAX_IDLE). The caller owns x and it is in
- * no multi. Drops the borrowed request pointers. Any thread; takes e->mtx. */
+/* Takes x back (the caller owned it; it is in no multi and no list): to the free list, or
+ * freed past ENG_MAX_IDLE. Drops the borrowed request pointers. Any thread; takes e->mtx. */
 static void
 xfer_put(sg_engine *e, struct xfer *x)
 {
 	x->cb = NULL;
 	x->arg = NULL;
+	x->hkey = NULL;
+	x->host = NULL;
 	x->err = SG_OK;
-	x->next = x->rprev = x->rnext = NULL;
+	x->state = X_IDLE;
+	x->next = x->prev = NULL;
 	buf_recycle(&x->body);
 	buf_recycle(&x->hdrs);
 	pthread_mutex_lock(&e->mtx);
@@ -283,9 +339,10 @@ xfer_put(sg_engine *e, struct xfer *x)
 	xfer_destroy(x);
 }
 
-/* ------------------------------------------------------------------ request setup */
+/* ------------------------------------------------------------------ request checks and setup */
 
-/* True when s is non-empty and has no byte below 0x20 (CR, LF, other controls) or DEL. */
+/* True when s is non-empty and has no control byte (CR, LF, NUL...) or DEL; tab is allowed,
+ * as in header values. */
 static bool
 str_clean(const char *s)
 {
@@ -294,11 +351,8 @@ str_clean(const char *s)
 	}
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f) {
-			/* a header may hold a tab in its value; CR/LF never */
-			if (c != '\t') {
-				return false;
-			}
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			return false;
 		}
 	}
 	return true;
@@ -306,13 +360,14 @@ str_clean(const char *s)
 
 /*
  * Defence in depth: the translations validate every identifier, but a CR or LF in a header
- * line or URL would still let a request smuggle headers. Method: upper-case letters only.
- * URL: http(s) only, no controls or spaces. Header: no controls but tab.
+ * line or URL would still let a request smuggle headers (libcurl passes them through).
+ * Method: upper-case letters only. URL: http(s) only, no controls or spaces. Header lines: no
+ * controls but tab. On success *hkeylen is the length of the URL's "scheme://authority".
  */
 static sg_err
-req_check(const sg_http_req *req)
+req_check(const sg_http_req *req, size_t *hkeylen)
 {
-	size_t i;
+	size_t i, skip;
 	const char *s;
 
 	if (req == NULL || req->method == NULL || req->url == NULL ||
@@ -327,7 +382,11 @@ req_check(const sg_http_req *req)
 	if (s == req->method) {
 		return SG_EINTERNAL;
 	}
-	if (strncasecmp(req->url, "http://", 7) != 0 && strncasecmp(req->url, "https://", 8) != 0) {
+	if (strncasecmp(req->url, "http://", 7) == 0) {
+		skip = 7;
+	} else if (strncasecmp(req->url, "https://", 8) == 0) {
+		skip = 8;
+	} else {
 		return SG_EINTERNAL;
 	}
 	for (s = req->url; *s != '\0'; s++) {
@@ -340,10 +399,11 @@ req_check(const sg_http_req *req)
 			return SG_EINTERNAL;
 		}
 	}
+	*hkeylen = skip + strcspn(req->url + skip, "/?#");
 	return SG_OK;
 }
 
-/* curl_easy_setopt that jumps to `fail` on error (the only use of goto-in-macro here). */
+/* curl_easy_setopt that jumps to `fail` on error (the only goto hidden in a macro here). */
 #define XSET(h, opt, val)                                                                          \
 	do {                                                                                       \
 		if ((cc = curl_easy_setopt((h), (opt), (val))) != CURLE_OK) {                      \
@@ -354,7 +414,8 @@ req_check(const sg_http_req *req)
 /*
  * Resets x's easy handle and sets it up for req. Runs on the submitting thread while it owns x.
  * req and its strings are borrowed until the completion (libcurl copies the URL and method but
- * only points to the body and the header strings).
+ * only points to the body and the header strings). CURLOPT_TIMEOUT_MS is set when the transfer
+ * starts (xfer_start), so time spent queued comes off the budget.
  */
 static sg_err
 xfer_setup(struct xfer *x, const sg_http_req *req)
@@ -396,6 +457,7 @@ xfer_setup(struct xfer *x, const sg_http_req *req)
 	XSET(h, CURLOPT_HTTPHEADER, &x->hlist[0]);
 
 	/* transport policy */
+	XSET(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1); /* 1 transfer = 1 conn */
 	XSET(h, CURLOPT_NOSIGNAL, 1L);
 	XSET(h, CURLOPT_TCP_NODELAY, 1L);
 	XSET(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -426,7 +488,7 @@ fail:
 
 /* ------------------------------------------------------------------ completion */
 
-/* CURLcode -> sg_err for a transfer that failed inside libcurl. */
+/* CURLcode -> sg_err for a transfer that ended inside libcurl. */
 static sg_err
 curl_to_err(CURLcode cc)
 {
@@ -466,7 +528,7 @@ curl_to_err(CURLcode cc)
 	}
 }
 
-/* Runs x's callback once and recycles x. x is in no multi and not queued. Engine thread. */
+/* Runs x's callback once and recycles x. x is in no multi and no list. Engine thread. */
 static void
 xfer_complete(sg_engine *e, struct xfer *x, sg_err err, const sg_http_resp *resp)
 {
@@ -478,7 +540,8 @@ xfer_complete(sg_engine *e, struct xfer *x, sg_err err, const sg_http_resp *resp
 	xfer_put(e, x);
 }
 
-/* A transfer curl reported done: maps the outcome and completes it. Engine thread. */
+/* A transfer curl reported done (and that is out of the multi): maps the outcome and completes
+ * it. Engine thread. */
 static void
 xfer_finish(sg_engine *e, struct xfer *x, CURLcode cc)
 {
@@ -487,45 +550,300 @@ xfer_finish(sg_engine *e, struct xfer *x, CURLcode cc)
 	long code = 0;
 
 	err = x->err != SG_OK ? x->err : curl_to_err(cc);
-	if (err == SG_OK) {
-		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-		memset(&resp, 0, sizeof(resp));
-		resp.status = (int)code;
-		resp.body = x->body.data != NULL ? x->body.data : "";
-		resp.body_len = x->body.len;
-		resp.headers = x->hdrs.len > 0 ? x->hdrs.data : NULL;
-		resp.headers_len = x->hdrs.len;
-		xfer_complete(e, x, SG_OK, &resp);
+	if (err != SG_OK) {
+		xfer_complete(e, x, err, NULL);
 		return;
 	}
-	xfer_complete(e, x, err, NULL);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	memset(&resp, 0, sizeof(resp));
+	resp.status = (int)code;
+	resp.body = x->body.data != NULL ? x->body.data : "";
+	resp.body_len = x->body.len;
+	resp.headers = x->hdrs.len > 0 ? x->hdrs.data : NULL;
+	resp.headers_len = x->hdrs.len;
+	xfer_complete(e, x, SG_OK, &resp);
 }
 
-/* ------------------------------------------------------------------ running list */
+/* ------------------------------------------------------------------ intrusive lists */
 
+/* Doubly linked list insert at head / unlink, through x->next and x->prev. */
 static void
-running_add(sg_engine *e, struct xfer *x)
+dl_push(struct xfer **head, struct xfer *x)
 {
-	x->rprev = NULL;
-	x->rnext = e->running;
-	if (e->running != NULL) {
-		e->running->rprev = x;
+	x->prev = NULL;
+	x->next = *head;
+	if (*head != NULL) {
+		(*head)->prev = x;
 	}
-	e->running = x;
+	*head = x;
 }
 
 static void
-running_del(sg_engine *e, struct xfer *x)
+dl_del(struct xfer **head, struct xfer **tail, struct xfer *x)
 {
-	if (x->rprev != NULL) {
-		x->rprev->rnext = x->rnext;
+	if (x->prev != NULL) {
+		x->prev->next = x->next;
 	} else {
-		e->running = x->rnext;
+		*head = x->next;
 	}
-	if (x->rnext != NULL) {
-		x->rnext->rprev = x->rprev;
+	if (x->next != NULL) {
+		x->next->prev = x->prev;
+	} else if (tail != NULL) {
+		*tail = x->prev;
 	}
-	x->rprev = x->rnext = NULL;
+	x->next = x->prev = NULL;
+}
+
+/* ------------------------------------------------------------------ the wait heap */
+
+/* Min-heap of waiting transfers on deadline; x->heap_idx tracks each one's slot so a transfer
+ * can leave from the middle in O(log n). Engine thread. */
+
+static void
+heap_set(sg_engine *e, size_t i, struct xfer *x)
+{
+	e->heap[i] = x;
+	x->heap_idx = i;
+}
+
+static void
+heap_up(sg_engine *e, size_t i)
+{
+	struct xfer *x = e->heap[i];
+
+	while (i > 0 && e->heap[(i - 1) / 2]->deadline > x->deadline) {
+		heap_set(e, i, e->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(e, i, x);
+}
+
+static void
+heap_down(sg_engine *e, size_t i)
+{
+	struct xfer *x = e->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= e->heap_len) {
+			break;
+		}
+		if (c + 1 < e->heap_len && e->heap[c + 1]->deadline < e->heap[c]->deadline) {
+			c++;
+		}
+		if (e->heap[c]->deadline >= x->deadline) {
+			break;
+		}
+		heap_set(e, i, e->heap[c]);
+		i = c;
+	}
+	heap_set(e, i, x);
+}
+
+/* Returns 0, or -1 when the heap cannot grow. */
+static int
+heap_push(sg_engine *e, struct xfer *x)
+{
+	if (e->heap_len == e->heap_cap) {
+		size_t ncap = e->heap_cap ? e->heap_cap * 2 : 64;
+		struct xfer **p = realloc(e->heap, ncap * sizeof(*p));
+		if (p == NULL) {
+			return -1;
+		}
+		e->heap = p;
+		e->heap_cap = ncap;
+	}
+	heap_set(e, e->heap_len++, x);
+	heap_up(e, x->heap_idx);
+	return 0;
+}
+
+static void
+heap_del(sg_engine *e, struct xfer *x)
+{
+	size_t i = x->heap_idx;
+	struct xfer *last = e->heap[--e->heap_len];
+
+	if (last == x) {
+		return;
+	}
+	heap_set(e, i, last);
+	heap_up(e, i);
+	heap_down(e, last->heap_idx);
+}
+
+/* ------------------------------------------------------------------ hosts and admission */
+
+/* The host for key, created on first use; NULL when out of memory. A list, not a table: the
+ * hosts are the configured providers, a handful, so this is O(hosts), never O(transfers). */
+static struct host *
+host_get(sg_engine *e, const char *key, size_t len)
+{
+	struct host *h;
+
+	for (h = e->hosts; h != NULL; h = h->next) {
+		if (h->keylen == len && memcmp(h->key, key, len) == 0) {
+			return h;
+		}
+	}
+	if ((h = calloc(1, sizeof(*h) + len)) == NULL) {
+		return NULL;
+	}
+	memcpy(h->key, key, len);
+	h->keylen = len;
+	h->next = e->hosts;
+	e->hosts = h;
+	return h;
+}
+
+static bool
+host_room(const sg_engine *e, const struct host *h)
+{
+	return e->host_cap == 0 || h->active < e->host_cap;
+}
+
+static bool
+total_room(const sg_engine *e)
+{
+	return e->total_cap == 0 || e->active < e->total_cap;
+}
+
+/* Puts h on the ready FIFO if it has waiters and room of its own (so only the total cap holds
+ * them back). */
+static void
+ready_offer(sg_engine *e, struct host *h)
+{
+	if (h->in_ready || h->wait_head == NULL || !host_room(e, h)) {
+		return;
+	}
+	h->in_ready = true;
+	h->rnext = NULL;
+	if (e->ready_tail != NULL) {
+		e->ready_tail->rnext = h;
+	} else {
+		e->ready_head = h;
+	}
+	e->ready_tail = h;
+}
+
+static struct host *
+ready_pop(sg_engine *e)
+{
+	struct host *h = e->ready_head;
+
+	if (h != NULL) {
+		e->ready_head = h->rnext;
+		if (e->ready_head == NULL) {
+			e->ready_tail = NULL;
+		}
+		h->rnext = NULL;
+		h->in_ready = false;
+	}
+	return h;
+}
+
+/* Hands x to the multi, with what is left of its deadline as CURLOPT_TIMEOUT_MS. A transfer
+ * whose deadline has passed completes with SG_EUP_TIMEOUT instead. */
+static void
+xfer_start(sg_engine *e, struct xfer *x)
+{
+	int64_t left = x->deadline - sg_now_ms();
+	CURLMcode mc;
+
+	if (left <= 0) {
+		xfer_complete(e, x, SG_EUP_TIMEOUT, NULL);
+		return;
+	}
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
+	if ((mc = curl_multi_add_handle(e->multi, x->easy)) != CURLM_OK) {
+		xfer_complete(e, x, mc == CURLM_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL, NULL);
+		return;
+	}
+	x->state = X_RUNNING;
+	dl_push(&e->running, x);
+	x->host->active++;
+	e->active++;
+}
+
+/* Makes x wait for a slot of its host. */
+static void
+wait_add(sg_engine *e, struct xfer *x)
+{
+	struct host *h = x->host;
+
+	if (heap_push(e, x) != 0) {
+		xfer_complete(e, x, SG_ENOMEM, NULL);
+		return;
+	}
+	x->state = X_WAITING;
+	x->prev = h->wait_tail;
+	x->next = NULL;
+	if (h->wait_tail != NULL) {
+		h->wait_tail->next = x;
+	} else {
+		h->wait_head = x;
+	}
+	h->wait_tail = x;
+	ready_offer(e, h);
+}
+
+/* Takes a waiting x off its host's FIFO and the heap. */
+static void
+wait_del(sg_engine *e, struct xfer *x)
+{
+	heap_del(e, x);
+	dl_del(&x->host->wait_head, &x->host->wait_tail, x);
+	x->state = X_IDLE;
+}
+
+/* Starts waiting transfers while the total cap allows: one per ready host in turn (round
+ * robin), so one busy host cannot starve the others of the shared slots. */
+static void
+eng_pump(sg_engine *e)
+{
+	struct host *h;
+
+	while (e->ready_head != NULL && total_room(e)) {
+		struct xfer *x;
+
+		h = ready_pop(e);
+		if (h->wait_head == NULL || !host_room(e, h)) {
+			continue; /* stale entry */
+		}
+		x = h->wait_head;
+		wait_del(e, x);
+		xfer_start(e, x);
+		ready_offer(e, h); /* back of the line if it has more */
+	}
+}
+
+/* Routes a newly taken transfer: starts it, or makes it wait behind its host's queue. */
+static void
+eng_admit(sg_engine *e, struct xfer *x)
+{
+	struct host *h;
+
+	if ((h = host_get(e, x->hkey, x->hkeylen)) == NULL) {
+		xfer_complete(e, x, SG_ENOMEM, NULL);
+		return;
+	}
+	x->host = h;
+	if (h->wait_head == NULL && host_room(e, h) && total_room(e)) {
+		xfer_start(e, x);
+	} else {
+		wait_add(e, x);
+	}
+}
+
+/* Times out waiting transfers whose deadline has passed. */
+static void
+eng_expire(sg_engine *e, int64_t now)
+{
+	while (e->heap_len > 0 && e->heap[0]->deadline <= now) {
+		struct xfer *x = e->heap[0];
+		wait_del(e, x);
+		xfer_complete(e, x, SG_EUP_TIMEOUT, NULL);
+	}
 }
 
 /* ------------------------------------------------------------------ curl multi callbacks */
@@ -565,7 +883,7 @@ eng_timer_cb(CURLM *multi, long timeout_ms, void *ud)
 
 /* ------------------------------------------------------------------ the engine thread */
 
-/* Completes every transfer curl has finished. */
+/* Completes every transfer curl has finished, then fills the freed slots. */
 static void
 eng_harvest(sg_engine *e)
 {
@@ -584,23 +902,27 @@ eng_harvest(sg_engine *e)
 		curl_easy_getinfo(h, CURLINFO_PRIVATE, &priv);
 		x = (struct xfer *)(void *)priv;
 		curl_multi_remove_handle(e->multi, h);
-		running_del(e, x);
+		dl_del(&e->running, NULL, x);
+		x->state = X_IDLE;
+		x->host->active--;
+		e->active--;
+		ready_offer(e, x->host);
 		xfer_finish(e, x, cc);
 	}
+	eng_pump(e);
 }
 
-/* Takes the submit queue and adds it to the multi. Returns false once stopping. */
+/* Takes the submit queue and admits it. Returns false once stopping (the queue is left for
+ * eng_shutdown). */
 static bool
 eng_intake(sg_engine *e)
 {
-	struct xfer *q, *x;
+	struct xfer *q = NULL, *x;
 	bool stopping;
-	int64_t now;
 
 	pthread_mutex_lock(&e->mtx);
 	stopping = e->stopping;
-	q = NULL;
-	if (!stopping) { /* when stopping, eng_shutdown takes the queue */
+	if (!stopping) {
 		q = e->q_head;
 		e->q_head = e->q_tail = NULL;
 	}
@@ -609,33 +931,23 @@ eng_intake(sg_engine *e)
 	if (stopping) {
 		return false;
 	}
-
-	now = sg_now_ms();
 	while ((x = q) != NULL) {
-		long left = (long)(x->deadline - now);
-		CURLMcode mc;
-
 		q = x->next;
 		x->next = NULL;
-		/* the clock starts when the transfer enters the multi; what the queue took
-		 * comes off the budget (at least 1 ms, since 0 means no timeout) */
-		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left > 0 ? left : 1L);
-		if ((mc = curl_multi_add_handle(e->multi, x->easy)) != CURLM_OK) {
-			xfer_complete(e, x, mc == CURLM_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL,
-			              NULL);
-			continue;
-		}
-		running_add(e, x);
+		x->state = X_IDLE;
+		eng_admit(e, x);
 	}
+	eng_pump(e); /* a no-op unless a slot is free while someone waits (should not happen) */
 	return true;
 }
 
-/* Completes everything queued or running with SG_ESHUTDOWN. stopping is set, so nothing new
- * can be queued (callbacks that submit get SG_ESHUTDOWN). */
+/* Completes everything queued, waiting or running with SG_ESHUTDOWN. stopping is set, so nothing
+ * new can be queued (callbacks that submit get SG_ESHUTDOWN). */
 static void
 eng_shutdown(sg_engine *e)
 {
 	struct xfer *q, *x;
+	struct host *h;
 
 	pthread_mutex_lock(&e->mtx);
 	q = e->q_head;
@@ -646,20 +958,35 @@ eng_shutdown(sg_engine *e)
 		x->next = NULL;
 		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
 	}
+	for (h = e->hosts; h != NULL; h = h->next) {
+		while ((x = h->wait_head) != NULL) {
+			wait_del(e, x);
+			xfer_complete(e, x, SG_ESHUTDOWN, NULL);
+		}
+	}
 	while ((x = e->running) != NULL) {
 		curl_multi_remove_handle(e->multi, x->easy);
-		running_del(e, x);
+		dl_del(&e->running, NULL, x);
+		x->host->active--;
+		e->active--;
 		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
 	}
 }
 
-static void
-eng_drain_wakefd(sg_engine *e)
+/* How long epoll_wait may sleep: until curl's timer or the first waiting deadline. */
+static int
+eng_wait_ms(const sg_engine *e)
 {
-	uint64_t v;
+	int64_t at = e->timer_at, d;
 
-	while (read(e->wakefd, &v, sizeof(v)) > 0) {
+	if (e->heap_len > 0 && (at < 0 || e->heap[0]->deadline < at)) {
+		at = e->heap[0]->deadline;
 	}
+	if (at < 0) {
+		return -1;
+	}
+	d = at - sg_now_ms();
+	return d <= 0 ? 0 : d > ENG_MAX_WAIT_MS ? ENG_MAX_WAIT_MS : (int)d;
 }
 
 static void *
@@ -670,13 +997,9 @@ eng_main(void *arg)
 	int running;
 
 	for (;;) {
-		int i, n, wait = -1;
+		int i, n = epoll_wait(e->epfd, evs, ENG_EPOLL_BATCH, eng_wait_ms(e));
+		int64_t now;
 
-		if (e->timer_at >= 0) {
-			int64_t d = e->timer_at - sg_now_ms();
-			wait = d <= 0 ? 0 : d > 60000 ? 60000 : (int)d;
-		}
-		n = epoll_wait(e->epfd, evs, ENG_EPOLL_BATCH, wait);
 		if (n < 0) {
 			if (errno == EINTR) {
 				continue;
@@ -692,7 +1015,9 @@ eng_main(void *arg)
 			int act = 0;
 
 			if (evs[i].data.fd == e->wakefd) {
-				eng_drain_wakefd(e);
+				uint64_t v;
+				while (read(e->wakefd, &v, sizeof(v)) > 0) {
+				}
 				continue;
 			}
 			/* as libevent does: an error or hang-up wakes both directions, and curl
@@ -705,11 +1030,13 @@ eng_main(void *arg)
 			}
 			curl_multi_socket_action(e->multi, evs[i].data.fd, act, &running);
 		}
-		if (e->timer_at >= 0 && sg_now_ms() >= e->timer_at) {
+		now = sg_now_ms();
+		if (e->timer_at >= 0 && now >= e->timer_at) {
 			e->timer_at = -1; /* one-shot: curl calls eng_timer_cb again */
 			curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		}
 		eng_harvest(e);
+		eng_expire(e, now);
 		if (!eng_intake(e)) {
 			break;
 		}
@@ -720,10 +1047,12 @@ eng_main(void *arg)
 
 /* ------------------------------------------------------------------ public API */
 
+/* Frees everything; the thread is joined (or never ran) and no transfer is left. */
 static void
 eng_destroy(sg_engine *e)
 {
 	struct xfer *x;
+	struct host *h;
 
 	if (e->multi != NULL) {
 		curl_multi_cleanup(e->multi);
@@ -732,6 +1061,11 @@ eng_destroy(sg_engine *e)
 		e->free = x->next;
 		xfer_destroy(x);
 	}
+	while ((h = e->hosts) != NULL) {
+		e->hosts = h->next;
+		free(h);
+	}
+	free(e->heap);
 	if (e->epfd >= 0) {
 		close(e->epfd);
 	}
@@ -748,7 +1082,7 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 {
 	sg_engine *e;
 	struct epoll_event ev;
-	sg_err rv = SG_ENOMEM;
+	sg_err rv = SG_EINTERNAL;
 
 	*out = NULL;
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
@@ -772,6 +1106,8 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 	if (e->conf.default_timeout_ms <= 0) {
 		e->conf.default_timeout_ms = ENG_DEF_TIMEOUT_MS;
 	}
+	e->host_cap = e->conf.max_host_conns > 0 ? (size_t)e->conf.max_host_conns : 0;
+	e->total_cap = e->conf.max_total_conns > 0 ? (size_t)e->conf.max_total_conns : 0;
 	if (pthread_mutex_init(&e->mtx, NULL) != 0) {
 		free(e);
 		return SG_ENOMEM;
@@ -782,7 +1118,6 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 		free(e);
 		return SG_EINTERNAL;
 	}
-	rv = SG_EINTERNAL;
 	if ((e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		goto fail;
@@ -797,6 +1132,7 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 		rv = SG_ENOMEM;
 		goto fail;
 	}
+	/* the caps are enforced by admission (eng_admit); the multi's own are a backstop */
 	if (curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, eng_socket_cb) != CURLM_OK ||
 	    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e) != CURLM_OK ||
 	    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, eng_timer_cb) != CURLM_OK ||
@@ -807,9 +1143,8 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 	            CURLM_OK) {
 		goto fail;
 	}
-	if (e->conf.max_conns_cache > 0 &&
-	    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, e->conf.max_conns_cache) !=
-	            CURLM_OK) {
+	if (e->conf.max_conns_cache > 0 && curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS,
+	                                                     e->conf.max_conns_cache) != CURLM_OK) {
 		goto fail;
 	}
 	if (pthread_create(&e->thr, NULL, eng_main, e) != 0) {
@@ -836,7 +1171,7 @@ sg_engine_free(sg_engine *e)
 	e->stopping = true;
 	pthread_mutex_unlock(&e->mtx);
 	if (e->thr_started) {
-		/* eventfd writes only fail when the counter would overflow: it is awake then */
+		/* an eventfd write fails only when the counter would overflow: awake anyway */
 		(void)!write(e->wakefd, &one, sizeof(one));
 		pthread_join(e->thr, NULL);
 	}
@@ -849,6 +1184,7 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 {
 	struct xfer *x;
 	int64_t now;
+	size_t hkeylen = 0;
 	sg_err rv;
 	bool wake;
 	uint64_t one = 1;
@@ -856,7 +1192,7 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 	if (e == NULL || cb == NULL) {
 		return SG_EINTERNAL;
 	}
-	if ((rv = req_check(req)) != SG_OK) {
+	if ((rv = req_check(req, &hkeylen)) != SG_OK) {
 		return rv;
 	}
 	now = sg_now_ms();
@@ -870,7 +1206,8 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 	rv = e->stopping ? SG_ESHUTDOWN : SG_OK;
 	pthread_mutex_unlock(&e->mtx);
 	if (rv != SG_OK) {
-		return rv; /* cheap early exit; checked again below under the same lock as the queue */
+		return rv; /* cheap early exit; decided below, under the lock that guards the queue
+		            */
 	}
 	if ((x = xfer_get(e)) == NULL) {
 		return SG_ENOMEM;
@@ -878,6 +1215,8 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 	x->cb = cb;
 	x->arg = arg;
 	x->deadline = deadline_ms;
+	x->hkey = req->url;
+	x->hkeylen = hkeylen;
 	x->err = SG_OK;
 	if ((rv = xfer_setup(x, req)) != SG_OK) {
 		xfer_put(e, x);
@@ -891,6 +1230,7 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 		return SG_ESHUTDOWN;
 	}
 	atomic_fetch_add(&e->inflight, 1);
+	x->state = X_QUEUED;
 	x->next = NULL;
 	if (e->q_tail != NULL) {
 		e->q_tail->next = x;

@@ -1,0 +1,46 @@
+/*
+ * registry.c - the table of providers: identity and supported operations.
+ *
+ * Static and read-only, so any thread may look providers up at any time. A provider whose
+ * translation is not written yet is listed with NULL operations (SG_EUNSUPPORTED upstream of
+ * here), so that names and ids resolve the same way from day one.
+ */
+#include "providers/provider.h"
+
+#include <stddef.h>
+
+#include "providers/boscod.h"
+#include "providers/common.h"
+
+#define P(x) SHIPGATE__V1__PROVIDER__PROVIDER_##x
+/* Operations left out are NULL: not written yet, or not offered by the provider. */
+static const sg_provider providers[] = {
+        {.id = P(BOSCOD),
+         .name = SG_BOSCOD_NAME,
+         .track = {sg_boscod_track_build, sg_boscod_track_parse}},
+        {.id = P(BOSONLINE), .name = "bosonline"},
+        {.id = P(BITESHIP), .name = "biteship"},
+        {.id = P(FUUFFY), .name = "fuuffy"},
+};
+
+#define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
+
+const sg_provider *
+sg_provider_get(Shipgate__V1__Provider id)
+{
+	for (size_t i = 0; i < NPROVIDERS; i++)
+		if (providers[i].id == id)
+			return &providers[i];
+	return NULL;
+}
+
+const sg_provider *
+sg_provider_by_name(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < NPROVIDERS; i++)
+		if (sg_ascii_casecmp(providers[i].name, name) == 0)
+			return &providers[i];
+	return NULL;
+}

@@ -1,0 +1,270 @@
+/*
+ * test_core.c - src/core: the arena, the error table and sg_status.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/status.h"
+#include "testutil.h"
+
+/* ================================================================== arena */
+
+static void
+test_arena_basics(void)
+{
+	sg_arena a;
+
+	sg_arena_init(&a, 64, 1024);
+	CHECK(a.head == NULL && a.used == 0); /* nothing allocated up front */
+	char *p = sg_arena_alloc(&a, 1);
+	char *q = sg_arena_alloc(&a, 17);
+	CHECK(p != NULL && q != NULL && p != q);
+	CHECK(((uintptr_t)p % 16) == 0 && ((uintptr_t)q % 16) == 0);
+	CHECK_INT(a.used, 16 + 32);
+	/* zero-size allocations are distinct and non-NULL */
+	void *z1 = sg_arena_alloc(&a, 0), *z2 = sg_arena_alloc(&a, 0);
+	CHECK(z1 != NULL && z2 != NULL && z1 != z2);
+	/* larger than a block: a block of its own */
+	char *big = sg_arena_alloc(&a, 200);
+	CHECK(big != NULL);
+	memset(big, 0xAB, 200);
+	CHECK_INT(a.used, 48 + 32 + 208);
+	sg_arena_fini(&a);
+	CHECK(a.head == NULL && a.spare == NULL && a.used == 0);
+	sg_arena_fini(&a); /* twice is harmless */
+}
+
+static void
+test_arena_cap(void)
+{
+	sg_arena a;
+
+	sg_arena_init(&a, 0, 100);
+	CHECK_INT(a.cap, 100);
+	CHECK(sg_arena_alloc(&a, 96) != NULL);
+	CHECK(sg_arena_alloc(&a, 1) == NULL); /* 96 + 16 > 100 */
+	CHECK(sg_arena_alloc(&a, SIZE_MAX) == NULL);
+	CHECK(sg_arena_alloc(&a, SIZE_MAX - 8) == NULL); /* rounding would overflow */
+	CHECK(sg_arena_calloc(&a, SIZE_MAX / 2, 4) == NULL);
+	CHECK(sg_arena_strdup(&a, "x") == NULL);
+	CHECK(sg_arena_printf(&a, "%d", 1) == NULL);
+	sg_arena_reset(&a);
+	CHECK_INT(a.used, 0);
+	CHECK(sg_arena_alloc(&a, 96) != NULL); /* the cap counts since the reset */
+	sg_arena_fini(&a);
+
+	sg_arena_init(&a, 0, 0);
+	CHECK_INT(a.cap, (size_t)64 << 20); /* 0 means the default */
+	CHECK(sg_arena_alloc(&a, ((size_t)64 << 20) + 1) == NULL);
+	sg_arena_fini(&a);
+}
+
+static void
+test_arena_strings(void)
+{
+	sg_arena a;
+
+	sg_arena_init(&a, 32, 0);
+	CHECK_STR(sg_arena_strdup(&a, "hello"), "hello");
+	CHECK(sg_arena_strdup(&a, NULL) == NULL);
+	CHECK_STR(sg_arena_strndup(&a, "hello", 3), "hel");
+	char *e = sg_arena_strndup(&a, "abc", 0);
+	CHECK(e != NULL && e[0] == '\0');
+	CHECK(sg_arena_strndup(&a, "abc", SIZE_MAX) == NULL);
+	CHECK_STR(sg_arena_printf(&a, "%s-%d-%05.1f", "x", 42, 3.14159), "x-42-003.1");
+	/* longer than a block */
+	char *long_s = sg_arena_printf(&a, "%0200d", 7);
+	CHECK(long_s != NULL && strlen(long_s) == 200 && long_s[199] == '7');
+	unsigned char *z = sg_arena_calloc(&a, 10, 10);
+	int allzero = 1;
+	for (int i = 0; z != NULL && i < 100; i++)
+		allzero &= z[i] == 0;
+	CHECK(z != NULL && allzero);
+	sg_arena_fini(&a);
+}
+
+static void
+test_arena_reset(void)
+{
+	sg_arena a;
+
+	sg_arena_init(&a, 64, 0);
+	char *first = sg_arena_alloc(&a, 16);
+	for (int i = 0; i < 100; i++)
+		CHECK(sg_arena_alloc(&a, 48) != NULL); /* many blocks */
+	struct sg_arena_block *spare = a.spare;
+	sg_arena_reset(&a);
+	CHECK(a.head == spare && a.spare == spare && a.used == 0);
+	/* the first block is reused: the first allocation lands where it did before */
+	CHECK(sg_arena_alloc(&a, 16) == first);
+	sg_arena_reset(&a);
+	sg_arena_reset(&a);
+	sg_arena_fini(&a);
+
+	/* reset of a fresh arena */
+	sg_arena_init(&a, 0, 0);
+	sg_arena_reset(&a);
+	CHECK(a.head == NULL);
+	sg_arena_fini(&a);
+}
+
+static void
+test_arena_protobuf(void)
+{
+	sg_arena a;
+
+	sg_arena_init(&a, 0, 64);
+	ProtobufCAllocator *pb = sg_arena_pb(&a);
+	void *p = pb->alloc(pb->allocator_data, 10);
+	CHECK(p != NULL);
+	pb->free(pb->allocator_data, p); /* a no-op */
+	CHECK_INT(a.used, 16);
+	CHECK(pb->alloc(pb->allocator_data, 100) == NULL); /* the cap applies */
+	sg_arena_fini(&a);
+}
+
+/* ================================================================== errors */
+
+static void
+test_err_table(void)
+{
+	for (int e = 0; e < SG_ERR_COUNT; e++) {
+		const char *r = sg_err_reason((sg_err)e);
+		CHECK(r != NULL && r[0] != '\0');
+		CHECK(sg_strerror((sg_err)e) != NULL && sg_strerror((sg_err)e)[0] != '\0');
+		CHECK(sg_err_code((sg_err)e) >= 0 && sg_err_code((sg_err)e) <= 16);
+		/* reasons are stable upper-case identifiers, one per error */
+		for (const char *p = r; *p != '\0'; p++)
+			CHECK((*p >= 'A' && *p <= 'Z') || *p == '_');
+		for (int f = 0; f < e; f++)
+			CHECK(strcmp(r, sg_err_reason((sg_err)f)) != 0);
+		/* only SG_OK maps to OK */
+		CHECK((sg_err_code((sg_err)e) == 0) == (e == SG_OK));
+	}
+	/* out of range: reported as internal, never a crash */
+	CHECK_STR(sg_err_reason(SG_ERR_COUNT), "INTERNAL");
+	CHECK_STR(sg_err_reason((sg_err)-1), "INTERNAL");
+	CHECK_INT(sg_err_code((sg_err)1000), 13);
+	CHECK(!sg_err_retryable((sg_err)1000));
+
+	/* the codes the contract promises */
+	CHECK_INT(sg_err_code(SG_EINVAL), 3);
+	CHECK_INT(sg_err_code(SG_ENOCRED), 9);
+	CHECK_INT(sg_err_code(SG_EDEADLINE), 4);
+	CHECK_INT(sg_err_code(SG_EUP_NOTFOUND), 5);
+	CHECK_INT(sg_err_code(SG_EUP_UNAUTH), 16);
+	CHECK_INT(sg_err_code(SG_EUP_FORBIDDEN), 7);
+	CHECK_INT(sg_err_code(SG_EUP_RATELIMIT), 8);
+	CHECK_INT(sg_err_code(SG_EUP_UNAVAIL), 14);
+	CHECK_INT(sg_err_code(SG_EUP_MALFORMED), 13);
+	CHECK_INT(sg_err_code(SG_ENOMETHOD), 12);
+	CHECK_STR(sg_err_reason(SG_EUP_NOTFOUND), "UPSTREAM_NOT_FOUND");
+	CHECK_STR(sg_err_reason(SG_ENOCRED), "MISSING_CREDENTIAL");
+	CHECK(sg_err_retryable(SG_EUP_RATELIMIT) && sg_err_retryable(SG_EUP_UNAVAIL) &&
+	      sg_err_retryable(SG_EUP_TIMEOUT) && sg_err_retryable(SG_EDEADLINE));
+	CHECK(!sg_err_retryable(SG_EINVAL) && !sg_err_retryable(SG_EUP_NOTFOUND) &&
+	      !sg_err_retryable(SG_EUP_MALFORMED) && !sg_err_retryable(SG_OK));
+}
+
+static void
+test_err_from_http(void)
+{
+	static const struct {
+		int http;
+		sg_err want;
+	} m[] = {
+	        {200, SG_OK},
+	        {204, SG_OK},
+	        {301, SG_OK},
+	        {400, SG_EUP_BADREQ},
+	        {422, SG_EUP_BADREQ},
+	        {401, SG_EUP_UNAUTH},
+	        {403, SG_EUP_FORBIDDEN},
+	        {404, SG_EUP_NOTFOUND},
+	        {408, SG_EUP_TIMEOUT},
+	        {409, SG_EUP_CONFLICT},
+	        {429, SG_EUP_RATELIMIT},
+	        {500, SG_EUP_UNAVAIL},
+	        {502, SG_EUP_UNAVAIL},
+	        {503, SG_EUP_UNAVAIL},
+	        {599, SG_EUP_UNAVAIL},
+	        {418, SG_EUP_HTTP},
+	        {600, SG_EUP_HTTP},
+	        {100, SG_EUP_HTTP},
+	        {0, SG_EUP_HTTP},
+	        {-1, SG_EUP_HTTP},
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		if (sg_err_from_http(m[i].http) != m[i].want)
+			fprintf(stderr, "http %d\n", m[i].http);
+		CHECK_INT(sg_err_from_http(m[i].http), m[i].want);
+	}
+}
+
+/* ================================================================== status */
+
+static void
+test_status(void)
+{
+	sg_arena a;
+	sg_status st;
+
+	sg_arena_init(&a, 0, 0);
+	memset(&st, 0x5A, sizeof(st));
+	sg_status_clear(&st);
+	CHECK(st.err == SG_OK && st.message == NULL && st.http_status == 0 && st.provider == NULL &&
+	      st.provider_code == NULL && st.provider_message == NULL && st.retry_after_ms == 0 &&
+	      st.nviolations == 0);
+
+	CHECK_INT(sg_status_set(&st, &a, SG_EUP_NOTFOUND, "order %s: %d", "X1", 404),
+	          SG_EUP_NOTFOUND);
+	CHECK_INT(st.err, SG_EUP_NOTFOUND);
+	CHECK_STR(st.message, "order X1: 404");
+	/* NULL fmt sets the error and keeps the message */
+	CHECK_INT(sg_status_set(&st, &a, SG_EUP_UNAVAIL, NULL), SG_EUP_UNAVAIL);
+	CHECK_STR(st.message, "order X1: 404");
+
+	sg_status_clear(&st);
+	CHECK_INT(sg_status_invalid(&st, &a, "order_id", "must not be empty"), SG_EINVAL);
+	CHECK_STR(st.message, "order_id: must not be empty");
+	CHECK_INT(st.nviolations, 1);
+	CHECK_STR(st.violations[0].field, "order_id");
+	CHECK_STR(st.violations[0].description, "must not be empty");
+
+	/* violations past the maximum are dropped */
+	sg_status_clear(&st);
+	for (int i = 0; i < SG_STATUS_MAX_VIOLATIONS + 5; i++)
+		sg_status_violation(&st, "f", "d");
+	CHECK_INT(st.nviolations, SG_STATUS_MAX_VIOLATIONS);
+
+	/* a full arena: the error is still recorded, the message falls back to NULL */
+	sg_arena full;
+	sg_arena_init(&full, 0, 16);
+	CHECK(sg_arena_alloc(&full, 16) != NULL);
+	sg_status_clear(&st);
+	CHECK_INT(sg_status_set(&st, &full, SG_EINVAL, "a long message %d", 1), SG_EINVAL);
+	CHECK(st.err == SG_EINVAL && st.message == NULL);
+	sg_status_clear(&st);
+	CHECK_INT(sg_status_invalid(&st, &full, "f", "d"), SG_EINVAL);
+	CHECK(st.nviolations == 1 && st.message == NULL);
+	sg_arena_fini(&full);
+	sg_arena_fini(&a);
+}
+
+int
+main(void)
+{
+	test_arena_basics();
+	test_arena_cap();
+	test_arena_strings();
+	test_arena_reset();
+	test_arena_protobuf();
+	test_err_table();
+	test_err_from_http();
+	test_status();
+	TEST_MAIN_END();
+}
