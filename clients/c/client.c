@@ -1,0 +1,1165 @@
+/*
+ * client.c - the shipgate client: sockets, the per-call state machine, retries.
+ *
+ * The shape is nng's demo/async one. Each call in flight is a `struct sgc_call` with an
+ * nng_aio for I/O, one for sleeps, and one nng_ctx per endpoint; one callback switches on the
+ * call's state:
+ *
+ *   start --> SEND --sent--> RECV --reply--> DONE
+ *               |              |
+ *               +--------------+--failure, retry allowed--> BACKOFF --slept--> start
+ *   (a failure before anything could start goes FAIL --sleep(0)--> DONE, so that even local
+ *    failures are reported from an nng thread)
+ *
+ * Calls are pooled. A finished call goes back on the free list with its aio and contexts, and
+ * only shipgate_client_free releases nng objects - never inside a callback, as nng requires.
+ * One mutex per client guards the lists, the endpoints and every state change. nng operations
+ * are started while holding it, so a cancellation cannot slip between "decide" and "start";
+ * nng never runs a completion inline from those calls. The user's callback runs without it.
+ */
+#include "client_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#define SGC_DEFAULT_DEADLINE_MS 10000
+#define SGC_DEFAULT_MAX_REPLY   ((size_t)4 << 20)
+#define SGC_DEFAULT_CONNECT_MS  1000
+#define SGC_DEFAULT_ATTEMPTS    3
+#define SGC_DEFAULT_BACKOFF_MS  50
+#define SGC_DEFAULT_BACKOFF_CAP 1000
+#define SGC_RECONNECT_MIN_MS    100
+#define SGC_RECONNECT_MAX_MS    1000
+
+/* ------------------------------------------------------------------ types */
+
+/* One gateway URL: a req0 socket with one dialer. */
+typedef struct sgc_endpoint {
+	shipgate_client *c; /* owner, for the pipe callbacks */
+	size_t index;       /* position in c->eps */
+	char *url;          /* as given; owned */
+	nng_socket sock;    /* req0, resend off, RECVMAXSZ set */
+	bool open;          /* sock was opened and must be closed */
+	uint32_t pipe;      /* id of the newest pipe (from ADD_PRE), 0 when none */
+	bool up;            /* that pipe joined the socket (ADD_POST) and has not left */
+	uint64_t gen;       /* pipes added so far: a request sent under an older value went out
+	                       on a pipe that is gone */
+} sgc_endpoint;
+
+typedef enum sgc_state {
+	SGC_IDLE,    /* in the free pool */
+	SGC_SEND,    /* nng_ctx_send running: waiting for a connection to take the request */
+	SGC_RECV,    /* nng_ctx_recv running: the request is out */
+	SGC_BACKOFF, /* nng_sleep_aio between attempts */
+	SGC_FAIL,    /* nng_sleep_aio(0) carrying a failure found before any operation */
+	SGC_DONE,    /* outcome known, being delivered */
+} sgc_state;
+
+struct sgc_call {
+	shipgate_client *c;           /* owner */
+	struct sgc_call *prev, *next; /* links in c->active or c->free */
+	nng_aio *aio;                 /* sends and receives */
+	nng_aio *timer;               /* sleeps (BACKOFF, FAIL): nng 1.5.2 keeps a slept aio's
+	                                 "expiry is success" flag, so a later timeout on the same
+	                                 aio would complete with 0 */
+	nng_ctx *ctx;                 /* one context per endpoint (c->n_eps) */
+	bool *ctx_open;               /* ctx[i] was opened */
+	sgc_state state;              /* see the diagram above */
+	/* ---- the request ---- */
+	Shipgate__V1__RpcRequest env; /* the envelope; its strings and payload are owned */
+	Shipgate__V1__RpcRequest__MetadataEntry *md;   /* env.n_metadata entries; owned */
+	Shipgate__V1__RpcRequest__MetadataEntry **mdp; /* pointers to md[i], as env wants */
+	bool idempotent;     /* may be retried after the request went out */
+	int64_t deadline;    /* end of the budget, nng_clock() milliseconds */
+	int attempts;        /* attempts started */
+	size_t ep;           /* endpoint of the current attempt */
+	uint64_t gen;        /* that endpoint's gen when the request went out */
+	int64_t attempt_end; /* end of the current attempt's wait, nng_clock() ms */
+	bool cancelled;      /* cancel_all or free asked the call to end */
+	bool conn_lost;      /* its wait was cancelled because the pipe went away */
+	/* ---- the outcome ---- */
+	shipgate_status st;            /* status so far (of the last attempt) */
+	Shipgate__V1__RpcReply *reply; /* the OK reply, holding the payload; malloc'd */
+	const ProtobufCMessageDescriptor *reply_desc; /* type of the payload; NULL: raw bytes */
+	ProtobufCAllocator *allocator;                /* unpacks the payload; NULL: malloc */
+	ProtobufCMessage *out; /* the decoded payload, for a synchronous caller */
+	/* ---- delivery ---- */
+	bool sync;           /* a thread waits in shipgate_call */
+	bool done;           /* sync: the outcome is ready for that thread */
+	shipgate_done_cb cb; /* async: the user's completion */
+	void *arg;           /* async: its argument */
+};
+
+struct shipgate_client {
+	nng_mtx *mtx;                /* guards everything below and every call's state */
+	nng_cv *cv;                  /* a sync call finished, or n_active went down */
+	sgc_endpoint *eps;           /* one per URL */
+	size_t n_eps;                /* entries in eps */
+	size_t rr;                   /* where the next round-robin pick starts */
+	int64_t default_deadline_ms; /* budget of calls that give none */
+	size_t max_reply;            /* largest RpcReply accepted */
+	int64_t connect_timeout_ms;  /* longest wait for a connection per attempt */
+	shipgate_retry_policy retry; /* with defaults filled in */
+	struct sgc_call *active;     /* calls in flight */
+	struct sgc_call *free;       /* idle calls, ready for reuse */
+	size_t n_active;             /* length of active */
+	bool closing;                /* shipgate_client_free has begun */
+};
+
+static void call_cb(void *arg);
+
+static int64_t
+now_ms(void)
+{
+	return (int64_t)nng_clock();
+}
+
+/* ------------------------------------------------------------------ endpoints */
+
+/* Fails, before nng can resend them, the calls whose request went out on ep's pipe of
+ * generation gen (UINT64_MAX: any). Lock held. */
+static void
+lose_calls(shipgate_client *c, sgc_endpoint *ep, uint64_t gen)
+{
+	for (struct sgc_call *call = c->active; call != NULL; call = call->next) {
+		if (call->state != SGC_RECV || call->ep != ep->index)
+			continue;
+		if (gen != UINT64_MAX && call->gen != gen)
+			continue;
+		call->conn_lost = true;
+		nng_aio_cancel(call->aio);
+	}
+}
+
+/*
+ * Pipe events of one endpoint. A dialer has at most one pipe, so when a new one is about to
+ * join (ADD_PRE), every request still waiting on this socket went out on an older pipe that is
+ * gone. nng 1.5.2 with resend off fails such waits itself (NNG_ECONNRESET), but nng builds
+ * that requeue them would send them again on the new pipe as soon as it starts; cancelling the
+ * wait first resets the context, which takes the request off that queue. REM_POST does the
+ * same as soon as the old pipe is gone.
+ */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	sgc_endpoint *ep = arg;
+	shipgate_client *c = ep->c;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+
+	nng_mtx_lock(c->mtx);
+	switch (ev) {
+	case NNG_PIPE_EV_ADD_PRE:
+		lose_calls(c, ep, UINT64_MAX);
+		ep->gen++;
+		ep->pipe = id;
+		ep->up = false;
+		break;
+	case NNG_PIPE_EV_ADD_POST:
+		if (id == ep->pipe)
+			ep->up = true;
+		break;
+	case NNG_PIPE_EV_REM_POST:
+		if (id == ep->pipe) {
+			ep->up = false;
+			ep->pipe = 0;
+			lose_calls(c, ep, ep->gen);
+		}
+		break;
+	default: break;
+	}
+	nng_mtx_unlock(c->mtx);
+}
+
+/* Round robin over the endpoints, preferring connected ones. Lock held. */
+static size_t
+pick_endpoint(shipgate_client *c)
+{
+	size_t i;
+
+	for (size_t k = 0; k < c->n_eps; k++) {
+		i = (c->rr + k) % c->n_eps;
+		if (c->eps[i].up) {
+			c->rr = i + 1;
+			return i;
+		}
+	}
+	i = c->rr % c->n_eps;
+	c->rr = i + 1;
+	return i;
+}
+
+static int
+endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
+{
+	int rv;
+
+	ep->c = c;
+	if ((ep->url = sgc_strdup(url)) == NULL)
+		return SHIPGATE_ENOMEM;
+	if ((rv = nng_req0_open(&ep->sock)) != 0)
+		return rv == NNG_ENOMEM ? SHIPGATE_ENOMEM : SHIPGATE_ENNG;
+	ep->open = true;
+	/* all before dialing: contexts copy the resend time, dialers the size limit */
+	if (nng_socket_set_ms(ep->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
+	    nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_reply) != 0 ||
+	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, SGC_RECONNECT_MIN_MS) != 0 ||
+	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMAXT, SGC_RECONNECT_MAX_MS) != 0 ||
+	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, ep) != 0 ||
+	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep) != 0 ||
+	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep) != 0)
+		return SHIPGATE_ENNG;
+	switch (nng_dial(ep->sock, url, NULL, NNG_FLAG_NONBLOCK)) {
+	case 0: return SHIPGATE_OK;
+	case NNG_ENOMEM: return SHIPGATE_ENOMEM;
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL: return SHIPGATE_EADDR;
+	default: return SHIPGATE_ENNG;
+	}
+}
+
+/* ------------------------------------------------------------------ client */
+
+int
+shipgate_client_new(shipgate_client **cp, const shipgate_client_opts *opts)
+{
+	static const char *const default_urls[] = {SHIPGATE_DEFAULT_URL};
+	shipgate_client_opts o = {0};
+	shipgate_client *c;
+	int rv;
+
+	if (cp == NULL)
+		return SHIPGATE_EINVAL;
+	*cp = NULL;
+	if (opts != NULL)
+		o = *opts;
+	if (o.n_urls == 0) {
+		o.urls = default_urls;
+		o.n_urls = 1;
+	}
+	if (o.urls == NULL || o.default_deadline_ms < 0 || o.connect_timeout_ms < 0 ||
+	    o.retry.max_attempts < 0 || o.retry.backoff_base_ms < 0 || o.retry.backoff_cap_ms < 0 ||
+	    o.retry.attempt_timeout_ms < 0)
+		return SHIPGATE_EINVAL;
+	for (size_t i = 0; i < o.n_urls; i++)
+		if (o.urls[i] == NULL)
+			return SHIPGATE_EINVAL;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return SHIPGATE_ENOMEM;
+	c->default_deadline_ms =
+	        o.default_deadline_ms ? o.default_deadline_ms : SGC_DEFAULT_DEADLINE_MS;
+	c->max_reply = o.max_reply_size ? o.max_reply_size : SGC_DEFAULT_MAX_REPLY;
+	c->connect_timeout_ms =
+	        o.connect_timeout_ms ? o.connect_timeout_ms : SGC_DEFAULT_CONNECT_MS;
+	c->retry = o.retry;
+	if (c->retry.max_attempts == 0)
+		c->retry.max_attempts = SGC_DEFAULT_ATTEMPTS;
+	if (c->retry.backoff_base_ms == 0)
+		c->retry.backoff_base_ms = SGC_DEFAULT_BACKOFF_MS;
+	if (c->retry.backoff_cap_ms == 0)
+		c->retry.backoff_cap_ms = SGC_DEFAULT_BACKOFF_CAP;
+	if (c->retry.backoff_cap_ms < c->retry.backoff_base_ms)
+		c->retry.backoff_cap_ms = c->retry.backoff_base_ms;
+
+	rv = SHIPGATE_ENOMEM;
+	if (nng_mtx_alloc(&c->mtx) != 0 || nng_cv_alloc(&c->cv, c->mtx) != 0)
+		goto fail;
+	if ((c->eps = calloc(o.n_urls, sizeof(*c->eps))) == NULL)
+		goto fail;
+	c->n_eps = o.n_urls;
+	for (size_t i = 0; i < c->n_eps; i++) {
+		c->eps[i].index = i;
+		if ((rv = endpoint_open(c, &c->eps[i], o.urls[i])) != SHIPGATE_OK)
+			goto fail;
+	}
+	*cp = c;
+	return SHIPGATE_OK;
+fail:
+	shipgate_client_free(c);
+	return rv;
+}
+
+size_t
+shipgate_client_connected(shipgate_client *c)
+{
+	size_t n = 0;
+
+	if (c == NULL)
+		return 0;
+	nng_mtx_lock(c->mtx);
+	for (size_t i = 0; i < c->n_eps; i++)
+		n += c->eps[i].up;
+	nng_mtx_unlock(c->mtx);
+	return n;
+}
+
+/* Marks every call in flight cancelled and interrupts what it waits on. Lock held. */
+static void
+cancel_locked(shipgate_client *c)
+{
+	for (struct sgc_call *call = c->active; call != NULL; call = call->next) {
+		if (call->state == SGC_DONE || call->state == SGC_IDLE)
+			continue;
+		call->cancelled = true;
+		nng_aio_cancel(call->aio);
+		nng_aio_cancel(call->timer);
+	}
+}
+
+void
+shipgate_client_cancel_all(shipgate_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_mtx_lock(c->mtx);
+	cancel_locked(c);
+	nng_mtx_unlock(c->mtx);
+}
+
+void
+shipgate_client_wait_all(shipgate_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_mtx_lock(c->mtx);
+	while (c->n_active > 0)
+		nng_cv_wait(c->cv);
+	nng_mtx_unlock(c->mtx);
+}
+
+void
+shipgate_client_free(shipgate_client *c)
+{
+	struct sgc_call *call;
+
+	if (c == NULL)
+		return;
+	if (c->mtx != NULL && c->cv != NULL) {
+		nng_mtx_lock(c->mtx);
+		c->closing = true;
+		cancel_locked(c);
+		while (c->n_active > 0)
+			nng_cv_wait(c->cv);
+		nng_mtx_unlock(c->mtx);
+	}
+	/* nng's order: close the sockets, then stop (in nng_aio_free) each aio, then free */
+	for (size_t i = 0; i < c->n_eps; i++)
+		if (c->eps[i].open)
+			nng_close(c->eps[i].sock);
+	while ((call = c->free) != NULL) {
+		c->free = call->next;
+		nng_aio_free(call->aio);
+		nng_aio_free(call->timer);
+		free(call->ctx);
+		free(call->ctx_open);
+		free(call);
+	}
+	for (size_t i = 0; i < c->n_eps; i++)
+		free(c->eps[i].url);
+	free(c->eps);
+	if (c->cv != NULL)
+		nng_cv_free(c->cv);
+	if (c->mtx != NULL)
+		nng_mtx_free(c->mtx);
+	free(c);
+}
+
+/* ------------------------------------------------------------------ call pool */
+
+static void
+list_remove(struct sgc_call **head, struct sgc_call *call)
+{
+	if (call->prev != NULL)
+		call->prev->next = call->next;
+	else
+		*head = call->next;
+	if (call->next != NULL)
+		call->next->prev = call->prev;
+	call->prev = call->next = NULL;
+}
+
+static void
+list_push(struct sgc_call **head, struct sgc_call *call)
+{
+	call->prev = NULL;
+	call->next = *head;
+	if (*head != NULL)
+		(*head)->prev = call;
+	*head = call;
+}
+
+/* A call from the pool (or a new one), on the active list. NULL when out of memory. */
+static struct sgc_call *
+call_get(shipgate_client *c)
+{
+	struct sgc_call *call;
+
+	nng_mtx_lock(c->mtx);
+	if ((call = c->free) != NULL) {
+		list_remove(&c->free, call);
+	} else {
+		nng_mtx_unlock(c->mtx);
+		if ((call = calloc(1, sizeof(*call))) == NULL)
+			return NULL;
+		call->c = c;
+		call->ctx = calloc(c->n_eps, sizeof(*call->ctx));
+		call->ctx_open = calloc(c->n_eps, sizeof(*call->ctx_open));
+		if (call->ctx == NULL || call->ctx_open == NULL ||
+		    nng_aio_alloc(&call->aio, call_cb, call) != 0 ||
+		    nng_aio_alloc(&call->timer, call_cb, call) != 0) {
+			if (call->aio != NULL)
+				nng_aio_free(call->aio);
+			free(call->ctx);
+			free(call->ctx_open);
+			free(call);
+			return NULL;
+		}
+		nng_mtx_lock(c->mtx);
+	}
+	list_push(&c->active, call);
+	c->n_active++;
+	nng_mtx_unlock(c->mtx);
+	return call;
+}
+
+/* Releases what the call owns and puts it back in the pool; its contexts stay open for the
+ * next call. Must be the caller's last touch of the call. Lock held. */
+static void
+call_put(struct sgc_call *call)
+{
+	shipgate_client *c = call->c;
+
+	free(call->env.method);
+	free(call->env.request_id);
+	free(call->env.idempotency_key);
+	free(call->env.payload.data);
+	for (size_t i = 0; i < call->env.n_metadata; i++) {
+		free(call->md[i].key);
+		free(call->md[i].value);
+	}
+	free(call->md);
+	free(call->mdp);
+	if (call->reply != NULL)
+		shipgate__v1__rpc_reply__free_unpacked(call->reply, NULL);
+	shipgate_status_fini(&call->st);
+	memset(&call->env, 0, sizeof(call->env));
+	call->md = NULL;
+	call->mdp = NULL;
+	call->reply = NULL;
+	call->out = NULL;
+	call->state = SGC_IDLE;
+	call->cb = NULL;
+	call->arg = NULL;
+	list_remove(&c->active, call);
+	list_push(&c->free, call);
+	c->n_active--;
+	nng_cv_wake(c->cv);
+}
+
+/* ------------------------------------------------------------------ the state machine */
+
+/* Backoff before retry number n (1-based): exponential, capped, jittered to [d/2, d]. */
+static int64_t
+backoff_ms(const shipgate_retry_policy *r, int n)
+{
+	int64_t d = r->backoff_base_ms;
+
+	for (int i = 1; i < n && d < r->backoff_cap_ms; i++)
+		d *= 2;
+	if (d > r->backoff_cap_ms)
+		d = r->backoff_cap_ms;
+	return d / 2 + (int64_t)(nng_random() % (uint32_t)(d / 2 + 1));
+}
+
+/*
+ * Starts the next attempt: picks an endpoint, encodes the envelope with the budget left and
+ * sends it. Returns false when the attempt is under way, true when the call is over (the
+ * status says why). Lock held.
+ */
+static bool
+start_attempt(struct sgc_call *call)
+{
+	shipgate_client *c = call->c;
+	int64_t now = now_ms(), remaining = call->deadline - now, budget, send_wait;
+	sgc_endpoint *ep;
+	nng_msg *m;
+	size_t n;
+	int rv;
+
+	if (call->cancelled || c->closing) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED", false,
+		               "call cancelled by the client");
+		return true;
+	}
+	if (remaining <= 0) {
+		if (call->attempts == 0)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
+			               "CLIENT_DEADLINE_EXPIRED", false,
+			               "deadline expired before the request was sent");
+		else
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
+			               "TRANSPORT_TIMEOUT", false,
+			               "deadline expired after %d attempts", call->attempts);
+		return true;
+	}
+	call->ep = pick_endpoint(c);
+	ep = &c->eps[call->ep];
+	if (!call->ctx_open[call->ep]) {
+		if ((rv = nng_ctx_open(&call->ctx[call->ep], ep->sock)) != 0) {
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
+			               "TRANSPORT_ERROR", false, "%s: cannot open a context: %s",
+			               ep->url, nng_strerror(rv));
+			return true;
+		}
+		nng_ctx_set_ms(call->ctx[call->ep], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		call->ctx_open[call->ep] = true;
+	}
+
+	budget = remaining;
+	if (c->retry.attempt_timeout_ms > 0 && c->retry.attempt_timeout_ms < budget)
+		budget = c->retry.attempt_timeout_ms;
+	if (budget > INT32_MAX)
+		budget = INT32_MAX;
+	call->env.deadline_ms = budget;
+	call->attempt_end = now + budget;
+	n = shipgate__v1__rpc_request__get_packed_size(&call->env);
+	if (nng_msg_alloc(&m, n) != 0) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+		               "CLIENT_OUT_OF_MEMORY", false, "out of memory encoding the request");
+		return true;
+	}
+	shipgate__v1__rpc_request__pack(&call->env, nng_msg_body(m));
+
+	call->attempts++;
+	call->st.attempts = call->attempts;
+	call->conn_lost = false;
+	send_wait = budget < c->connect_timeout_ms ? budget : c->connect_timeout_ms;
+	nng_aio_set_timeout(call->aio, (nng_duration)send_wait);
+	nng_aio_set_msg(call->aio, m);
+	call->state = SGC_SEND;
+	nng_ctx_send(call->ctx[call->ep], call->aio);
+	return false;
+}
+
+/*
+ * After a failed attempt (status in call->st): sleeps and tries again when the rules allow
+ * and the budget holds another attempt; returns true when the call is over. never_sent: the
+ * request provably did not leave the client. Lock held.
+ */
+static bool
+maybe_retry(struct sgc_call *call, bool never_sent)
+{
+	shipgate_client *c = call->c;
+	const shipgate_status *st = &call->st;
+	bool transport_timeout;
+	int64_t delay;
+
+	if (call->cancelled || c->closing) {
+		if (st->code != SHIPGATE__V1__CODE__CANCELLED)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED",
+			               false, "call cancelled by the client");
+		return true;
+	}
+	if (st->code == SHIPGATE__V1__CODE__CANCELLED || call->attempts >= c->retry.max_attempts)
+		return true;
+	transport_timeout = st->local && st->code == SHIPGATE__V1__CODE__DEADLINE_EXCEEDED &&
+	                    st->reason != NULL && strcmp(st->reason, "TRANSPORT_TIMEOUT") == 0;
+	if (!never_sent && !(call->idempotent &&
+	                     (st->code == SHIPGATE__V1__CODE__UNAVAILABLE || transport_timeout)))
+		return true;
+	delay = backoff_ms(&c->retry, call->attempts);
+	if (st->retry_after_ms > delay)
+		delay = st->retry_after_ms;
+	if (delay >= call->deadline - now_ms())
+		return true; /* no budget left for another attempt: report this one */
+	call->state = SGC_BACKOFF;
+	nng_sleep_aio((nng_duration)delay, call->timer);
+	return false;
+}
+
+/* The send finished (rv). Returns true when the call is over. Lock held. */
+static bool
+on_sent(struct sgc_call *call, int rv)
+{
+	shipgate_client *c = call->c;
+	sgc_endpoint *ep = &c->eps[call->ep];
+	int64_t now = now_ms(), wait;
+
+	if (rv == 0) {
+		call->gen = ep->gen;
+		wait = call->attempt_end - now;
+		if (wait < 1)
+			wait = 1; /* still go through nng, which resets the context */
+		call->state = SGC_RECV;
+		nng_aio_set_timeout(call->aio, (nng_duration)wait);
+		nng_ctx_recv(call->ctx[call->ep], call->aio);
+		if (call->cancelled)
+			nng_aio_cancel(call->aio);
+		return false;
+	}
+	/* the request never left: a failed send leaves the message with us */
+	nng_msg_free(nng_aio_get_msg(call->aio));
+	nng_aio_set_msg(call->aio, NULL);
+	switch (rv) {
+	case NNG_ETIMEDOUT:
+		if (call->deadline - now <= 0)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
+			               "TRANSPORT_NOT_CONNECTED", false,
+			               "no connection to %s within the deadline", ep->url);
+		else
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
+			               "TRANSPORT_NOT_CONNECTED", true,
+			               "no connection to %s within %" PRId64 " ms", ep->url,
+			               c->connect_timeout_ms);
+		break;
+	case NNG_ECANCELED:
+	case NNG_ECLOSED:
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED", false,
+		               "call cancelled by the client");
+		break;
+	default:
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE, "TRANSPORT_ERROR", true,
+		               "sending to %s: %s", ep->url, nng_strerror(rv));
+	}
+	return maybe_retry(call, true);
+}
+
+/*
+ * Decodes a received envelope outside the lock. Returns the reply with st holding its status,
+ * or NULL with st saying why it is unusable (too large, malformed, answering another request).
+ * Consumes msg. st is empty on entry.
+ */
+static Shipgate__V1__RpcReply *
+decode_reply(struct sgc_call *call, nng_msg *msg, shipgate_status *st)
+{
+	shipgate_client *c = call->c;
+	const char *url = c->eps[call->ep].url;
+	size_t len = nng_msg_len(msg);
+	Shipgate__V1__RpcReply *rep;
+
+	if (len > c->max_reply) {
+		nng_msg_free(msg);
+		sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+		               "TRANSPORT_REPLY_TOO_LARGE", false,
+		               "reply of %zu bytes from %s exceeds max_reply_size %zu", len, url,
+		               c->max_reply);
+		return NULL;
+	}
+	rep = shipgate__v1__rpc_reply__unpack(NULL, len, nng_msg_body(msg));
+	nng_msg_free(msg);
+	if (rep == NULL || rep->status == NULL) {
+		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY", false,
+		               "reply from %s is not a shipgate.v1.RpcReply with a status", url);
+	} else if (rep->request_id[0] != '\0' &&
+	           strcmp(rep->request_id, call->env.request_id) != 0) {
+		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY", false,
+		               "reply from %s answers request %.64s, not %s", url, rep->request_id,
+		               call->env.request_id);
+	} else if (sgc_status_from_wire(st, rep->status) == 0) {
+		return rep;
+	}
+	if (rep != NULL)
+		shipgate__v1__rpc_reply__free_unpacked(rep, NULL);
+	return NULL;
+}
+
+/* The receive finished (rv; when 0, rep from decode_reply and call->st its status). Returns
+ * true when the call is over. Lock held. */
+static bool
+on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
+{
+	shipgate_client *c = call->c;
+	const char *url = c->eps[call->ep].url;
+
+	if (rv != 0) {
+		if (rv == NNG_ETIMEDOUT)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
+			               "TRANSPORT_TIMEOUT", false,
+			               "no reply from %s within %" PRId64 " ms", url,
+			               (int64_t)call->env.deadline_ms);
+		else if ((rv == NNG_ECANCELED && call->conn_lost && !call->cancelled) ||
+		         rv == NNG_ECONNRESET)
+			sgc_status_set(
+			        &call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
+			        "TRANSPORT_CONNECTION_LOST", true,
+			        "connection to %s lost while waiting for the reply (peer closed "
+			        "it, or the reply exceeded max_reply_size)",
+			        url);
+		else if (rv == NNG_ECANCELED || rv == NNG_ECLOSED)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED",
+			               false, "call cancelled by the client");
+		else
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
+			               "TRANSPORT_ERROR", true, "receiving from %s: %s", url,
+			               nng_strerror(rv));
+		return maybe_retry(call, false);
+	}
+	if (rep == NULL)
+		return true; /* a reply we cannot use; st says why; not retried */
+	if (call->st.code == SHIPGATE__V1__CODE__OK) {
+		call->reply = rep;
+		return true;
+	}
+	shipgate__v1__rpc_reply__free_unpacked(rep, NULL);
+	return maybe_retry(call, false);
+}
+
+/* Hands the outcome over: to the waiting thread, or to the user's callback (then releases the
+ * call). Runs on an nng thread, without the lock. */
+static void
+deliver(struct sgc_call *call)
+{
+	shipgate_client *c = call->c;
+	ProtobufCMessage *out = NULL;
+
+	if (call->st.code == SHIPGATE__V1__CODE__OK && call->reply != NULL &&
+	    call->reply_desc != NULL) {
+		out = protobuf_c_message_unpack(call->reply_desc, call->allocator,
+		                                call->reply->payload.len,
+		                                call->reply->payload.data);
+		if (out == NULL)
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY",
+			               false, "reply payload is not a %s", call->reply_desc->name);
+	}
+	if (call->sync) {
+		nng_mtx_lock(c->mtx);
+		call->out = out;
+		call->done = true;
+		nng_cv_wake(c->cv);
+		nng_mtx_unlock(c->mtx); /* the waiting thread owns the call from here */
+		return;
+	}
+	call->cb(call->arg, &call->st, out);
+	nng_mtx_lock(c->mtx);
+	call_put(call);
+	nng_mtx_unlock(c->mtx);
+}
+
+static void
+call_cb(void *arg)
+{
+	struct sgc_call *call = arg;
+	shipgate_client *c = call->c;
+	bool slept = call->state == SGC_BACKOFF || call->state == SGC_FAIL;
+	int rv = nng_aio_result(slept ? call->timer : call->aio);
+	Shipgate__V1__RpcReply *rep = NULL;
+	shipgate_status got = SHIPGATE_STATUS_INIT;
+	bool over = true;
+
+	/* only this callback changes the state while an operation runs, so it may be read here;
+	 * decoding happens outside the lock */
+	if (call->state == SGC_RECV && rv == 0) {
+		rep = decode_reply(call, nng_aio_get_msg(call->aio), &got);
+		nng_aio_set_msg(call->aio, NULL);
+	}
+
+	nng_mtx_lock(c->mtx);
+	switch (call->state) {
+	case SGC_SEND: over = on_sent(call, rv); break;
+	case SGC_RECV:
+		if (rv == 0) {
+			/* the reply's status (or why it is unusable) replaces the last attempt's */
+			int attempts = call->st.attempts;
+			char *rid = call->st.request_id;
+			call->st.request_id = NULL;
+			shipgate_status_fini(&call->st);
+			call->st = got;
+			call->st.attempts = attempts;
+			call->st.request_id = rid;
+		}
+		over = on_reply(call, rv, rep);
+		break;
+	case SGC_BACKOFF: over = start_attempt(call); break;
+	default: over = true; break; /* SGC_FAIL: the status is already set */
+	}
+	if (over)
+		call->state = SGC_DONE;
+	nng_mtx_unlock(c->mtx);
+	if (over)
+		deliver(call);
+}
+
+/* ------------------------------------------------------------------ starting calls */
+
+/* Metadata keys: lower-case ASCII, as rpc.proto asks. */
+static bool
+valid_key(const char *k)
+{
+	if (k == NULL || !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= '0' && k[0] <= '9')))
+		return false;
+	for (; *k != '\0'; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '.' ||
+		      *k == '-' || *k == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * Fills the call's envelope from the arguments; takes ownership of payload (malloc'd, may be
+ * NULL when len is 0). Returns 0, or -1 with call->st set (payload then freed or owned by the
+ * call). req_desc is the request's type when known (typed calls), for checking.
+ */
+static int
+call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDescriptor *req_desc,
+           void *payload, size_t len, const ProtobufCMessageDescriptor *reply_desc,
+           const shipgate_call_opts *opts)
+{
+	static const shipgate_call_opts none = {0};
+	shipgate_client *c = call->c;
+	const ProtobufCMethodDescriptor *md;
+	char full[256], rid[32];
+	int64_t budget;
+
+	if (opts == NULL)
+		opts = &none;
+	shipgate__v1__rpc_request__init(&call->env);
+	call->env.payload.data = payload;
+	call->env.payload.len = len;
+	call->reply_desc = reply_desc;
+	call->allocator = opts->allocator;
+	call->attempts = 0;
+	call->cancelled = call->conn_lost = call->done = false;
+	call->gen = 0;
+	/* strings point at the static empty string until replaced, so call_put must not free
+	 * them: keep them NULL in the envelope's owned slots until set */
+	call->env.method = call->env.request_id = call->env.idempotency_key = NULL;
+
+	budget = opts->deadline_ms != 0 ? opts->deadline_ms : c->default_deadline_ms;
+	if (budget > INT32_MAX)
+		budget = INT32_MAX;
+	call->deadline = now_ms() + budget;
+
+	if (opts->request_id != NULL && opts->request_id[0] != '\0') {
+		call->env.request_id = sgc_strdup(opts->request_id);
+	} else {
+		snprintf(rid, sizeof(rid), "%08" PRIx32 "%08" PRIx32, nng_random(), nng_random());
+		call->env.request_id = sgc_strdup(rid);
+	}
+	if (call->env.request_id == NULL)
+		goto nomem;
+	if ((call->st.request_id = sgc_strdup(call->env.request_id)) == NULL)
+		goto nomem;
+
+	if (method == NULL || method[0] == '\0') {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+		               "CLIENT_INVALID_ARGUMENT", false, "no method given");
+		return -1;
+	}
+	if ((md = shipgate_method_lookup(method, full, sizeof(full))) != NULL) {
+		if ((req_desc != NULL && req_desc != md->input) ||
+		    (reply_desc != NULL && reply_desc != md->output)) {
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+			               "CLIENT_INVALID_ARGUMENT", false,
+			               "%s takes %s and returns %s, not %s / %s", full,
+			               md->input->name, md->output->name,
+			               req_desc != NULL ? req_desc->name : "-",
+			               reply_desc != NULL ? reply_desc->name : "-");
+			return -1;
+		}
+		call->env.method = sgc_strdup(full);
+	} else if (method[0] == '/' && strchr(method + 1, '/') != NULL &&
+	           strchr(method + 1, '/') != method + 1 && method[strlen(method) - 1] != '/') {
+		call->env.method = sgc_strdup(method); /* a method this client does not know */
+	} else {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+		               "CLIENT_INVALID_ARGUMENT", false, "unknown method \"%.100s\"",
+		               method);
+		return -1;
+	}
+	if (call->env.method == NULL)
+		goto nomem;
+	call->idempotent = shipgate_method_idempotent(call->env.method);
+
+	if (opts->idempotency_key != NULL && opts->idempotency_key[0] != '\0') {
+		if ((call->env.idempotency_key = sgc_strdup(opts->idempotency_key)) == NULL)
+			goto nomem;
+		call->idempotent = true; /* the gateway deduplicates by the key */
+	}
+
+	if (opts->n_metadata > 0) {
+		if (opts->metadata == NULL) {
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+			               "CLIENT_INVALID_ARGUMENT", false,
+			               "n_metadata without metadata");
+			return -1;
+		}
+		call->md = calloc(opts->n_metadata, sizeof(*call->md));
+		call->mdp = calloc(opts->n_metadata, sizeof(*call->mdp));
+		if (call->md == NULL || call->mdp == NULL)
+			goto nomem;
+		call->env.metadata = call->mdp;
+		for (size_t i = 0; i < opts->n_metadata; i++) {
+			const shipgate_metadata *e = &opts->metadata[i];
+			if (!valid_key(e->key)) {
+				sgc_status_set(
+				        &call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+				        "CLIENT_INVALID_ARGUMENT", false,
+				        "metadata key \"%.60s\" is not lower-case [a-z0-9._-]",
+				        e->key != NULL ? e->key : "(null)");
+				return -1;
+			}
+			shipgate__v1__rpc_request__metadata_entry__init(&call->md[i]);
+			call->md[i].key = sgc_strdup(e->key);
+			call->md[i].value = sgc_strdup(e->value != NULL ? e->value : "");
+			call->mdp[i] = &call->md[i];
+			call->env.n_metadata = i + 1;
+			if (call->md[i].key == NULL || call->md[i].value == NULL)
+				goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED, "CLIENT_OUT_OF_MEMORY",
+	               false, "out of memory preparing the call");
+	return -1;
+}
+
+/* Starts a prepared call, or schedules the report of its setup failure. */
+static void
+call_submit(struct sgc_call *call, bool setup_failed)
+{
+	shipgate_client *c = call->c;
+
+	nng_mtx_lock(c->mtx);
+	if (setup_failed || start_attempt(call)) {
+		call->state = SGC_FAIL;
+		nng_sleep_aio(0, call->timer);
+	}
+	nng_mtx_unlock(c->mtx);
+}
+
+/* The encoded request message, malloc'd (NULL with *len 0 for an empty message). */
+static int
+pack_request(const ProtobufCMessage *req, void **buf, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(req);
+	*buf = NULL;
+	if (*len == 0)
+		return 0;
+	if ((*buf = malloc(*len)) == NULL)
+		return -1;
+	protobuf_c_message_pack(req, *buf);
+	return 0;
+}
+
+/*
+ * The synchronous core: starts the call and waits. On OK gives either the decoded message
+ * (reply_desc set) or a copy of the payload bytes (raw_out set).
+ */
+static int
+call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescriptor *req_desc,
+          void *payload, size_t len, bool pack_failed, bool raw,
+          const ProtobufCMessageDescriptor *reply_desc, const shipgate_call_opts *opts,
+          ProtobufCMessage **reply, void **raw_out, size_t *raw_len, shipgate_status *st)
+{
+	struct sgc_call *call;
+	bool failed;
+	int code;
+
+	if (reply != NULL)
+		*reply = NULL;
+	if (raw_out != NULL)
+		*raw_out = NULL;
+	if (raw_len != NULL)
+		*raw_len = 0;
+	if (c == NULL || (call = call_get(c)) == NULL) {
+		free(payload);
+		if (st != NULL) {
+			shipgate_status_fini(st);
+			if (c == NULL)
+				sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+				               "CLIENT_INVALID_ARGUMENT", false, "no client");
+			else
+				sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+				               "CLIENT_OUT_OF_MEMORY", false, "out of memory");
+		}
+		return c == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
+		                 : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED;
+	}
+	call->sync = true;
+	failed = call_setup(call, method, req_desc, payload, len, reply_desc, opts) != 0;
+	if (!failed && pack_failed) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+		               "CLIENT_OUT_OF_MEMORY", false, "out of memory encoding the request");
+		failed = true;
+	}
+	if (!failed && !raw && reply_desc == NULL) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+		               "CLIENT_INVALID_ARGUMENT", false, "no reply type given");
+		failed = true;
+	}
+	call_submit(call, failed);
+
+	nng_mtx_lock(c->mtx);
+	while (!call->done)
+		nng_cv_wait(c->cv);
+	if (call->st.code == SHIPGATE__V1__CODE__OK && raw && raw_out != NULL &&
+	    call->reply != NULL) {
+		size_t n = call->reply->payload.len;
+		if ((*raw_out = malloc(n > 0 ? n : 1)) == NULL) {
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+			               "CLIENT_OUT_OF_MEMORY", false,
+			               "out of memory copying the reply");
+		} else {
+			if (n > 0)
+				memcpy(*raw_out, call->reply->payload.data, n);
+			if (raw_len != NULL)
+				*raw_len = n;
+		}
+	}
+	if (reply != NULL)
+		*reply = call->out;
+	else if (call->out != NULL)
+		protobuf_c_message_free_unpacked(call->out, call->allocator);
+	code = call->st.code;
+	if (st != NULL) {
+		shipgate_status_fini(st);
+		*st = call->st; /* moved: the call forgets it */
+		memset(&call->st, 0, sizeof(call->st));
+	}
+	call->out = NULL;
+	call->sync = false;
+	call_put(call);
+	nng_mtx_unlock(c->mtx);
+	return code;
+}
+
+int
+shipgate_call(shipgate_client *c, const char *method, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *reply_desc, const shipgate_call_opts *opts,
+              ProtobufCMessage **reply, shipgate_status *st)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	bool pack_failed = false;
+
+	if (req == NULL) {
+		if (reply != NULL)
+			*reply = NULL;
+		if (st != NULL) {
+			shipgate_status_fini(st);
+			sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+			               "CLIENT_INVALID_ARGUMENT", false, "no request message");
+		}
+		return SHIPGATE__V1__CODE__INVALID_ARGUMENT;
+	}
+	pack_failed = pack_request(req, &buf, &len) != 0;
+	return call_wait(c, method, req->descriptor, buf, len, pack_failed, false, reply_desc, opts,
+	                 reply, NULL, NULL, st);
+}
+
+int
+shipgate_call_raw(shipgate_client *c, const char *method, const void *payload, size_t len,
+                  const shipgate_call_opts *opts, void **reply, size_t *reply_len,
+                  shipgate_status *st)
+{
+	void *copy = NULL;
+
+	if (len > 0 && payload != NULL && (copy = malloc(len)) != NULL)
+		memcpy(copy, payload, len);
+	if (len > 0 && (payload == NULL || copy == NULL)) {
+		if (reply != NULL)
+			*reply = NULL;
+		if (st != NULL) {
+			shipgate_status_fini(st);
+			sgc_status_set(st,
+			               payload == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
+			                               : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+			               payload == NULL ? "CLIENT_INVALID_ARGUMENT"
+			                               : "CLIENT_OUT_OF_MEMORY",
+			               false, "cannot take the payload");
+		}
+		return payload == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
+		                       : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED;
+	}
+	return call_wait(c, method, NULL, copy, len, false, true, NULL, opts, NULL, reply,
+	                 reply_len, st);
+}
+
+void
+shipgate_buf_free(void *buf)
+{
+	free(buf);
+}
+
+int
+shipgate_call_async(shipgate_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *reply_desc, const shipgate_call_opts *opts,
+                    shipgate_done_cb cb, void *arg)
+{
+	struct sgc_call *call;
+	void *buf = NULL;
+	size_t len = 0;
+	bool failed;
+
+	if (c == NULL || cb == NULL)
+		return SHIPGATE_EINVAL;
+	if (req != NULL && pack_request(req, &buf, &len) != 0)
+		return SHIPGATE_ENOMEM;
+	if ((call = call_get(c)) == NULL) {
+		free(buf);
+		return SHIPGATE_ENOMEM;
+	}
+	call->sync = false;
+	call->cb = cb;
+	call->arg = arg;
+	failed = call_setup(call, method, req != NULL ? req->descriptor : NULL, buf, len,
+	                    reply_desc, opts) != 0;
+	if (!failed && (req == NULL || reply_desc == NULL)) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+		               "CLIENT_INVALID_ARGUMENT", false,
+		               req == NULL ? "no request message" : "no reply type given");
+		failed = true;
+	}
+	call_submit(call, failed);
+	return SHIPGATE_OK;
+}
+
+/* ------------------------------------------------------------------ typed calls */
+
+int
+shipgate_track(shipgate_client *c, const Shipgate__V1__TrackRequest *req,
+               const shipgate_call_opts *opts, Shipgate__V1__TrackResponse **reply,
+               shipgate_status *st)
+{
+	return shipgate_call(c, SHIPGATE_METHOD_TRACK, (const ProtobufCMessage *)req,
+	                     &shipgate__v1__track_response__descriptor, opts,
+	                     (ProtobufCMessage **)reply, st);
+}
+
+int
+shipgate_get_order(shipgate_client *c, const Shipgate__V1__GetOrderRequest *req,
+                   const shipgate_call_opts *opts, Shipgate__V1__GetOrderResponse **reply,
+                   shipgate_status *st)
+{
+	return shipgate_call(c, SHIPGATE_METHOD_GET_ORDER, (const ProtobufCMessage *)req,
+	                     &shipgate__v1__get_order_response__descriptor, opts,
+	                     (ProtobufCMessage **)reply, st);
+}
+
+int
+shipgate_create_order(shipgate_client *c, const Shipgate__V1__CreateOrderRequest *req,
+                      const shipgate_call_opts *opts, Shipgate__V1__CreateOrderResponse **reply,
+                      shipgate_status *st)
+{
+	return shipgate_call(c, SHIPGATE_METHOD_CREATE_ORDER, (const ProtobufCMessage *)req,
+	                     &shipgate__v1__create_order_response__descriptor, opts,
+	                     (ProtobufCMessage **)reply, st);
+}
+
+int
+shipgate_health(shipgate_client *c, const Shipgate__V1__HealthRequest *req,
+                const shipgate_call_opts *opts, Shipgate__V1__HealthResponse **reply,
+                shipgate_status *st)
+{
+	return shipgate_call(c, SHIPGATE_METHOD_HEALTH, (const ProtobufCMessage *)req,
+	                     &shipgate__v1__health_response__descriptor, opts,
+	                     (ProtobufCMessage **)reply, st);
+}
