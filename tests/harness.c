@@ -104,7 +104,8 @@ hs_proc_stop(hs_proc *p, int sig)
 			break;
 		}
 		if (now_ms() > until) {
-			fprintf(stderr, "harness: pid %d ignored signal %d; killing\n", (int)p->pid, sig);
+			fprintf(stderr, "harness: pid %d ignored signal %d; killing\n", (int)p->pid,
+			        sig);
 			kill(p->pid, SIGKILL);
 			waitpid(p->pid, &status, 0);
 			status = -1;
@@ -130,8 +131,8 @@ hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n)
 }
 
 int
-hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
-                 const char *const *listen, const char *const *extra)
+hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base, const char *const *listen,
+                 const char *const *extra)
 {
 	static const char *const names[] = {"boscod", "bosonline", "biteship", "fuuffy"};
 	char *argv[64];

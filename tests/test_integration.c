@@ -58,7 +58,8 @@ sandbox_count(const char *path_prefix, json_t **all)
 	json_array_foreach(arr, i, e)
 	{
 		const char *p = json_string_value(json_object_get(e, "path"));
-		if (path_prefix == NULL || (p != NULL && strncmp(p, path_prefix, strlen(path_prefix)) == 0))
+		if (path_prefix == NULL ||
+		    (p != NULL && strncmp(p, path_prefix, strlen(path_prefix)) == 0))
 			n++;
 	}
 	if (all != NULL)
@@ -100,10 +101,11 @@ check_status_at(int line, Shipgate__V1__RpcReply *r, int code, const char *reaso
 static void
 test_track_ok(nng_socket s, const char *via)
 {
-	Shipgate__V1__RpcReply *r = track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "BOS123", 5000);
+	Shipgate__V1__RpcReply *r =
+	        track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "BOS123", 5000);
 	check_status(r, 0, "", 0);
 	Shipgate__V1__TrackResponse *tr =
-	    (void *)hs_payload(r, &shipgate__v1__track_response__descriptor);
+	        (void *)hs_payload(r, &shipgate__v1__track_response__descriptor);
 	CHECK(tr != NULL && tr->tracking != NULL);
 	if (tr != NULL && tr->tracking != NULL) {
 		Shipgate__V1__Tracking *t = tr->tracking;
@@ -131,7 +133,8 @@ test_track_ok(nng_socket s, const char *via)
 			          SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_EPOCH);
 			CHECK(t->events[0]->raw_code != NULL &&
 			      strcmp(t->events[0]->raw_code->value, "1") == 0);
-			CHECK(t->events[1]->raw_code == NULL); /* null in the document stays absent */
+			CHECK(t->events[1]->raw_code ==
+			      NULL); /* null in the document stays absent */
 		}
 	}
 	if (tr != NULL)
@@ -151,24 +154,25 @@ test_upstream_errors(nng_socket s)
 		const char *reason; /* expected reason */
 		int http;           /* expected upstream status in detail */
 	} cases[] = {
-	    {"ERR-400", 3, "UPSTREAM_BAD_REQUEST", 400},
-	    {"ERR-401", 16, "UPSTREAM_UNAUTHENTICATED", 401},
-	    {"ERR-403", 7, "UPSTREAM_PERMISSION_DENIED", 403},
-	    {"ERR-404", 5, "UPSTREAM_NOT_FOUND", 404},
-	    {"ERR-429", 8, "UPSTREAM_RATE_LIMITED", 429},
-	    {"ERR-500", 14, "UPSTREAM_UNAVAILABLE", 500},
-	    {"ERR-503", 14, "UPSTREAM_UNAVAILABLE", 503},
-	    {"MALFORMED", 13, "UPSTREAM_MALFORMED", 200},
-	    {"WRONGTYPE", 13, "UPSTREAM_MALFORMED", 200},
+	        {"ERR-400", 3, "UPSTREAM_BAD_REQUEST", 400},
+	        {"ERR-401", 16, "UPSTREAM_UNAUTHENTICATED", 401},
+	        {"ERR-403", 7, "UPSTREAM_PERMISSION_DENIED", 403},
+	        {"ERR-404", 5, "UPSTREAM_NOT_FOUND", 404},
+	        {"ERR-429", 8, "UPSTREAM_RATE_LIMITED", 429},
+	        {"ERR-500", 14, "UPSTREAM_UNAVAILABLE", 500},
+	        {"ERR-503", 14, "UPSTREAM_UNAVAILABLE", 503},
+	        {"MALFORMED", 13, "UPSTREAM_MALFORMED", 200},
+	        {"WRONGTYPE", 13, "UPSTREAM_MALFORMED", 200},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		Shipgate__V1__RpcReply *r =
-		    track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, cases[i].id, 5000);
+		        track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, cases[i].id, 5000);
 		fprintf(stderr, "  %s -> %d %s\n", cases[i].id, hs_code(r), hs_reason(r));
 		check_status(r, cases[i].code, cases[i].reason, cases[i].http);
 		if (r != NULL && r->status != NULL && r->status->detail != NULL) {
 			CHECK_STR(r->status->detail->provider, "boscod");
-			CHECK_INT(r->status->detail->retryable, cases[i].code == 14 || cases[i].code == 8);
+			CHECK_INT(r->status->detail->retryable,
+			          cases[i].code == 14 || cases[i].code == 8);
 			if (cases[i].http == 429)
 				CHECK_INT(r->status->detail->retry_after_ms, 2000);
 		}
@@ -294,14 +298,28 @@ static void
 test_hostile_ids(nng_socket s)
 {
 	static const char *const ids[] = {
-	    "../admin", "..", ".", "a/b", "/etc/passwd", "a?b=1", "a#frag", "a%2Fb", "a%00b",
-	    "a\r\nX-Injected: 1", "a\nb", "a b", "a\\b", "ü-order", "%2e%2e", "..%2fadmin",
-	    "BOS123/../../admin",
+	        "../admin",
+	        "..",
+	        ".",
+	        "a/b",
+	        "/etc/passwd",
+	        "a?b=1",
+	        "a#frag",
+	        "a%2Fb",
+	        "a%00b",
+	        "a\r\nX-Injected: 1",
+	        "a\nb",
+	        "a b",
+	        "a\\b",
+	        "ü-order",
+	        "%2e%2e",
+	        "..%2fadmin",
+	        "BOS123/../../admin",
 	};
 	sandbox_reset();
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		Shipgate__V1__RpcReply *r =
-		    track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, ids[i], 2000);
+		        track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, ids[i], 2000);
 		CHECK_INT(hs_code(r), 3);
 		CHECK_STR(hs_reason(r), "INVALID_FIELD");
 		if (r)
@@ -388,7 +406,8 @@ test_cli(const char *url)
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-	         "'%s' -a '%s' call Track '{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"BOS123\"}'",
+	         "'%s' -a '%s' call Track "
+	         "'{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"BOS123\"}'",
 	         cli_bin, url);
 	FILE *f = popen(cmd, "r");
 	CHECK(f != NULL);
@@ -413,7 +432,8 @@ test_cli(const char *url)
 
 	/* an error exits non-zero and says why */
 	snprintf(cmd, sizeof(cmd),
-	         "'%s' -a '%s' call Track '{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"ERR-404\"}' "
+	         "'%s' -a '%s' call Track "
+	         "'{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"ERR-404\"}' "
 	         "2>&1",
 	         cli_bin, url);
 	f = popen(cmd, "r");
@@ -438,7 +458,8 @@ test_unreachable_and_nocred(void)
 	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
 	nng_socket s;
 	CHECK_INT(hs_dial(&s, url), 0);
-	Shipgate__V1__RpcReply *r = track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "BOS123", 3000);
+	Shipgate__V1__RpcReply *r =
+	        track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "BOS123", 3000);
 	check_status(r, 14, "UPSTREAM_UNREACHABLE", 0);
 	CHECK(r && r->status && r->status->detail && r->status->detail->retryable);
 	if (r)
@@ -506,7 +527,7 @@ test_graceful_stop(const char *drain_ms, const char *slow_id, int want_code)
 		if (nng_aio_result(aios[i]) == 0) {
 			nng_msg *m = nng_aio_get_msg(aios[i]);
 			Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(
-			    NULL, nng_msg_len(m), nng_msg_body(m));
+			        NULL, nng_msg_len(m), nng_msg_body(m));
 			CHECK_INT(hs_code(r), want_code);
 			if (want_code == 14)
 				CHECK_STR(hs_reason(r), "SHUTTING_DOWN");
@@ -547,8 +568,9 @@ main(int argc, char **argv)
 	snprintf(ipc_url, sizeof(ipc_url), "ipc://%s", ipc);
 	snprintf(inproc_dummy, sizeof(inproc_dummy), "inproc://shipgate-%d", (int)getpid());
 	const char *const listen[] = {"tcp://127.0.0.1:0", ipc_url, inproc_dummy, NULL};
-	const char *const extra[] = {"--set", "max_request_bytes=65536", "--set",
-	                             "recv_max_bytes=262144", "--set", "ipc_watchdog_ms=200", NULL};
+	const char *const extra[] = {
+	        "--set", "max_request_bytes=65536", "--set", "recv_max_bytes=262144",
+	        "--set", "ipc_watchdog_ms=200",     NULL};
 	if (hs_gateway_start(&gw, gw_bin, sandbox, listen, extra) != 0) {
 		CHECK(0);
 		hs_proc_stop(&sb, SIGTERM);
@@ -577,8 +599,8 @@ main(int argc, char **argv)
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 
 	test_unreachable_and_nocred();
-	test_graceful_stop("10000", "SLOW-500", 0);   /* drained: calls finish */
-	test_graceful_stop("100", "SLOW-5000", 14);   /* drain timeout: UNAVAILABLE */
+	test_graceful_stop("10000", "SLOW-500", 0); /* drained: calls finish */
+	test_graceful_stop("100", "SLOW-5000", 14); /* drain timeout: UNAVAILABLE */
 
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	unlink(ipc);

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_ALIGN 16
-#define ARENA_DEFAULT_CAP ((size_t)64 << 20)
+#define ARENA_ALIGN         16
+#define ARENA_DEFAULT_CAP   ((size_t)64 << 20)
 #define ARENA_DEFAULT_BLOCK ((size_t)16 << 10)
 
 struct sg_arena_block {

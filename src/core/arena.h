@@ -47,8 +47,7 @@ char *sg_arena_strndup(sg_arena *a, const char *s, size_t n);
 char *sg_arena_strdup(sg_arena *a, const char *s);
 
 /* printf into the arena, or NULL. */
-char *sg_arena_printf(sg_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *sg_arena_printf(sg_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *sg_arena_vprintf(sg_arena *a, const char *fmt, va_list ap);
 
 /* The protobuf-c allocator for unpack and for building messages; free is a no-op. Borrowed. */

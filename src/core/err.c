@@ -32,48 +32,48 @@ struct err_row {
 };
 
 static const struct err_row err_table[SG_ERR_COUNT] = {
-    [SG_OK] = {"OK", "ok", C_OK, false},
-    [SG_ENOMEM] = {"OUT_OF_MEMORY", "out of memory", C_RESOURCE_EXHAUSTED, true},
-    [SG_EINTERNAL] = {"INTERNAL", "internal error", C_INTERNAL, false},
-    [SG_EDECODE] = {"DECODE_FAILED", "message could not be decoded", C_INVALID_ARGUMENT, false},
-    [SG_ETOOBIG] = {"MESSAGE_TOO_LARGE", "message too large", C_RESOURCE_EXHAUSTED, false},
-    [SG_ENOMETHOD] = {"UNKNOWN_METHOD", "unknown method", C_UNIMPLEMENTED, false},
-    [SG_EINVAL] = {"INVALID_FIELD", "invalid or missing field", C_INVALID_ARGUMENT, false},
-    [SG_ENOPROVIDER] = {"UNKNOWN_PROVIDER", "provider unknown or not configured",
-                        C_INVALID_ARGUMENT, false},
-    [SG_EUNSUPPORTED] = {"UNSUPPORTED_BY_PROVIDER", "operation not supported by this provider",
-                         C_UNIMPLEMENTED, false},
-    [SG_ENOCRED] = {"MISSING_CREDENTIAL", "provider credential not configured",
-                    C_FAILED_PRECONDITION, false},
-    [SG_EDEADLINE] = {"DEADLINE_EXPIRED", "deadline exceeded", C_DEADLINE_EXCEEDED, true},
-    [SG_ESHUTDOWN] = {"SHUTTING_DOWN", "gateway is shutting down", C_UNAVAILABLE, true},
-    [SG_EBUSY] = {"OVERLOADED", "gateway overloaded", C_UNAVAILABLE, true},
-    [SG_EIDEMKEY] = {"IDEMPOTENCY_KEY_INVALID", "idempotency key missing or invalid",
-                     C_INVALID_ARGUMENT, false},
-    [SG_EIDEMCONFLICT] = {"IDEMPOTENCY_KEY_REUSED",
-                          "idempotency key already used with a different request",
-                          C_FAILED_PRECONDITION, false},
-    [SG_EUP_BADREQ] = {"UPSTREAM_BAD_REQUEST", "provider rejected the request",
-                       C_INVALID_ARGUMENT, false},
-    [SG_EUP_UNAUTH] = {"UPSTREAM_UNAUTHENTICATED", "provider rejected the credential",
-                       C_UNAUTHENTICATED, false},
-    [SG_EUP_FORBIDDEN] = {"UPSTREAM_PERMISSION_DENIED", "provider denied access",
-                          C_PERMISSION_DENIED, false},
-    [SG_EUP_NOTFOUND] = {"UPSTREAM_NOT_FOUND", "provider has no such record", C_NOT_FOUND,
-                         false},
-    [SG_EUP_CONFLICT] = {"UPSTREAM_CONFLICT", "provider reported a conflict", C_ABORTED, false},
-    [SG_EUP_RATELIMIT] = {"UPSTREAM_RATE_LIMITED", "provider rate limit reached",
-                          C_RESOURCE_EXHAUSTED, true},
-    [SG_EUP_UNAVAIL] = {"UPSTREAM_UNAVAILABLE", "provider unavailable", C_UNAVAILABLE, true},
-    [SG_EUP_HTTP] = {"UPSTREAM_HTTP_ERROR", "provider answered with an unexpected HTTP status",
-                     C_UNKNOWN, false},
-    [SG_EUP_TIMEOUT] = {"UPSTREAM_TIMEOUT", "provider did not answer before the deadline",
-                        C_DEADLINE_EXCEEDED, true},
-    [SG_EUP_CONNECT] = {"UPSTREAM_UNREACHABLE", "provider unreachable", C_UNAVAILABLE, true},
-    [SG_EUP_MALFORMED] = {"UPSTREAM_MALFORMED", "provider answered with malformed data",
-                          C_INTERNAL, false},
-    [SG_EUP_TOOBIG] = {"UPSTREAM_TOO_LARGE", "provider answer exceeds the size limit", C_INTERNAL,
-                       false},
+        [SG_OK] = {"OK", "ok", C_OK, false},
+        [SG_ENOMEM] = {"OUT_OF_MEMORY", "out of memory", C_RESOURCE_EXHAUSTED, true},
+        [SG_EINTERNAL] = {"INTERNAL", "internal error", C_INTERNAL, false},
+        [SG_EDECODE] = {"DECODE_FAILED", "message could not be decoded", C_INVALID_ARGUMENT, false},
+        [SG_ETOOBIG] = {"MESSAGE_TOO_LARGE", "message too large", C_RESOURCE_EXHAUSTED, false},
+        [SG_ENOMETHOD] = {"UNKNOWN_METHOD", "unknown method", C_UNIMPLEMENTED, false},
+        [SG_EINVAL] = {"INVALID_FIELD", "invalid or missing field", C_INVALID_ARGUMENT, false},
+        [SG_ENOPROVIDER] = {"UNKNOWN_PROVIDER", "provider unknown or not configured",
+                            C_INVALID_ARGUMENT, false},
+        [SG_EUNSUPPORTED] = {"UNSUPPORTED_BY_PROVIDER", "operation not supported by this provider",
+                             C_UNIMPLEMENTED, false},
+        [SG_ENOCRED] = {"MISSING_CREDENTIAL", "provider credential not configured",
+                        C_FAILED_PRECONDITION, false},
+        [SG_EDEADLINE] = {"DEADLINE_EXPIRED", "deadline exceeded", C_DEADLINE_EXCEEDED, true},
+        [SG_ESHUTDOWN] = {"SHUTTING_DOWN", "gateway is shutting down", C_UNAVAILABLE, true},
+        [SG_EBUSY] = {"OVERLOADED", "gateway overloaded", C_UNAVAILABLE, true},
+        [SG_EIDEMKEY] = {"IDEMPOTENCY_KEY_INVALID", "idempotency key missing or invalid",
+                         C_INVALID_ARGUMENT, false},
+        [SG_EIDEMCONFLICT] = {"IDEMPOTENCY_KEY_REUSED",
+                              "idempotency key already used with a different request",
+                              C_FAILED_PRECONDITION, false},
+        [SG_EUP_BADREQ] = {"UPSTREAM_BAD_REQUEST", "provider rejected the request",
+                           C_INVALID_ARGUMENT, false},
+        [SG_EUP_UNAUTH] = {"UPSTREAM_UNAUTHENTICATED", "provider rejected the credential",
+                           C_UNAUTHENTICATED, false},
+        [SG_EUP_FORBIDDEN] = {"UPSTREAM_PERMISSION_DENIED", "provider denied access",
+                              C_PERMISSION_DENIED, false},
+        [SG_EUP_NOTFOUND] = {"UPSTREAM_NOT_FOUND", "provider has no such record", C_NOT_FOUND,
+                             false},
+        [SG_EUP_CONFLICT] = {"UPSTREAM_CONFLICT", "provider reported a conflict", C_ABORTED, false},
+        [SG_EUP_RATELIMIT] = {"UPSTREAM_RATE_LIMITED", "provider rate limit reached",
+                              C_RESOURCE_EXHAUSTED, true},
+        [SG_EUP_UNAVAIL] = {"UPSTREAM_UNAVAILABLE", "provider unavailable", C_UNAVAILABLE, true},
+        [SG_EUP_HTTP] = {"UPSTREAM_HTTP_ERROR", "provider answered with an unexpected HTTP status",
+                         C_UNKNOWN, false},
+        [SG_EUP_TIMEOUT] = {"UPSTREAM_TIMEOUT", "provider did not answer before the deadline",
+                            C_DEADLINE_EXCEEDED, true},
+        [SG_EUP_CONNECT] = {"UPSTREAM_UNREACHABLE", "provider unreachable", C_UNAVAILABLE, true},
+        [SG_EUP_MALFORMED] = {"UPSTREAM_MALFORMED", "provider answered with malformed data",
+                              C_INTERNAL, false},
+        [SG_EUP_TOOBIG] = {"UPSTREAM_TOO_LARGE", "provider answer exceeds the size limit",
+                           C_INTERNAL, false},
 };
 
 static const struct err_row *
@@ -115,21 +115,13 @@ sg_err_from_http(int st)
 		return SG_OK;
 	switch (st) {
 	case 400:
-	case 422:
-		return SG_EUP_BADREQ;
-	case 401:
-		return SG_EUP_UNAUTH;
-	case 403:
-		return SG_EUP_FORBIDDEN;
-	case 404:
-		return SG_EUP_NOTFOUND;
-	case 408:
-		return SG_EUP_TIMEOUT;
-	case 409:
-		return SG_EUP_CONFLICT;
-	case 429:
-		return SG_EUP_RATELIMIT;
-	default:
-		return st >= 500 && st <= 599 ? SG_EUP_UNAVAIL : SG_EUP_HTTP;
+	case 422: return SG_EUP_BADREQ;
+	case 401: return SG_EUP_UNAUTH;
+	case 403: return SG_EUP_FORBIDDEN;
+	case 404: return SG_EUP_NOTFOUND;
+	case 408: return SG_EUP_TIMEOUT;
+	case 409: return SG_EUP_CONFLICT;
+	case 429: return SG_EUP_RATELIMIT;
+	default: return st >= 500 && st <= 599 ? SG_EUP_UNAVAIL : SG_EUP_HTTP;
 	}
 }

@@ -13,20 +13,20 @@
 typedef enum sg_err {
 	SG_OK = 0,
 	/* -- the gateway itself -- */
-	SG_ENOMEM,       /* allocation failed or per-call arena cap reached */
-	SG_EINTERNAL,    /* a bug: an invariant did not hold */
-	SG_EDECODE,      /* envelope or payload bytes are not a valid message */
-	SG_ETOOBIG,      /* request message over the configured maximum */
-	SG_ENOMETHOD,    /* method name not in the service descriptor */
-	SG_EINVAL,       /* a request field is missing or invalid */
-	SG_ENOPROVIDER,  /* provider unspecified, unknown or not configured */
-	SG_EUNSUPPORTED, /* the provider has no such operation */
-	SG_ENOCRED,      /* the provider's credential is not configured */
-	SG_EDEADLINE,    /* the caller's deadline expired (before or during the call) */
-	SG_ESHUTDOWN,    /* the gateway is stopping */
-	SG_EBUSY,        /* no capacity for the call right now */
-	SG_EIDEMKEY,     /* idempotency key missing or malformed */
-	SG_EIDEMCONFLICT,/* idempotency key reused with a different request */
+	SG_ENOMEM,        /* allocation failed or per-call arena cap reached */
+	SG_EINTERNAL,     /* a bug: an invariant did not hold */
+	SG_EDECODE,       /* envelope or payload bytes are not a valid message */
+	SG_ETOOBIG,       /* request message over the configured maximum */
+	SG_ENOMETHOD,     /* method name not in the service descriptor */
+	SG_EINVAL,        /* a request field is missing or invalid */
+	SG_ENOPROVIDER,   /* provider unspecified, unknown or not configured */
+	SG_EUNSUPPORTED,  /* the provider has no such operation */
+	SG_ENOCRED,       /* the provider's credential is not configured */
+	SG_EDEADLINE,     /* the caller's deadline expired (before or during the call) */
+	SG_ESHUTDOWN,     /* the gateway is stopping */
+	SG_EBUSY,         /* no capacity for the call right now */
+	SG_EIDEMKEY,      /* idempotency key missing or malformed */
+	SG_EIDEMCONFLICT, /* idempotency key reused with a different request */
 	/* -- the upstream provider -- */
 	SG_EUP_BADREQ,    /* HTTP 400 / 422: the provider rejected the input */
 	SG_EUP_UNAUTH,    /* HTTP 401 */

@@ -22,14 +22,14 @@ typedef struct sg_violation {
 } sg_violation;
 
 typedef struct sg_status {
-	sg_err err;                /* SG_OK on success */
-	const char *message;       /* NULL: sg_strerror(err) is used */
-	int http_status;           /* upstream HTTP status, 0 if none */
-	const char *provider;      /* lower-case provider name, or NULL */
-	const char *provider_code; /* provider's own error code, verbatim, or NULL */
-	const char *provider_message;  /* provider's own error text, or NULL */
-	int64_t retry_after_ms;        /* from Retry-After, 0 if unknown */
-	size_t nviolations;            /* entries used in violations[] */
+	sg_err err;                   /* SG_OK on success */
+	const char *message;          /* NULL: sg_strerror(err) is used */
+	int http_status;              /* upstream HTTP status, 0 if none */
+	const char *provider;         /* lower-case provider name, or NULL */
+	const char *provider_code;    /* provider's own error code, verbatim, or NULL */
+	const char *provider_message; /* provider's own error text, or NULL */
+	int64_t retry_after_ms;       /* from Retry-After, 0 if unknown */
+	size_t nviolations;           /* entries used in violations[] */
 	sg_violation violations[SG_STATUS_MAX_VIOLATIONS]; /* per-field problems */
 } sg_status;
 
@@ -42,7 +42,7 @@ void sg_status_clear(sg_status *st);
  * `return sg_status_set(st, a, SG_EINVAL, "order_id: %s", why);`.
  */
 sg_err sg_status_set(sg_status *st, sg_arena *a, sg_err err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Adds a field violation (strings borrowed; copy them into the arena first if they are not
  * static). Extra violations past SG_STATUS_MAX_VIOLATIONS are dropped. */

@@ -56,8 +56,8 @@ sg_config_defaults(sg_config *cfg)
 	cfg->engine.connect_timeout_ms = 5000;
 	cfg->engine.default_timeout_ms = 30000;
 	static const char *const urls[SG_PROVIDER_COUNT] = {
-	    SANDBOX_BASE "/boscod", SANDBOX_BASE "/bosonline", SANDBOX_BASE "/biteship",
-	    SANDBOX_BASE "/fuuffy"};
+	        SANDBOX_BASE "/boscod", SANDBOX_BASE "/bosonline", SANDBOX_BASE "/biteship",
+	        SANDBOX_BASE "/fuuffy"};
 	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
 		sg_pconf *pc = &cfg->providers[i];
 		pc->name = provider_names[i];
@@ -115,8 +115,10 @@ set_provider(sg_config *cfg, sg_pconf *pc, const char *key, const char *value, c
 	int64_t v;
 	if (strcmp(key, "base_url") == 0) {
 		size_t n = strlen(value);
-		if (n != 0 && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-			return cfg_error(err, errlen, "%s.base_url: must start with http:// or https://",
+		if (n != 0 && strncmp(value, "http://", 7) != 0 &&
+		    strncmp(value, "https://", 8) != 0)
+			return cfg_error(err, errlen,
+			                 "%s.base_url: must start with http:// or https://",
 			                 pc->name);
 		while (n > 0 && value[n - 1] == '/')
 			n--;
@@ -173,11 +175,12 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		if (cfg->nlisten == 1 && cfg->listen[0] == dflt)
 			cfg->nlisten = 0;
 		if (cfg->nlisten >= SG_CONFIG_MAX_LISTEN)
-			return cfg_error(err, errlen, "listen: at most %d URLs", SG_CONFIG_MAX_LISTEN);
+			return cfg_error(err, errlen, "listen: at most %d URLs",
+			                 SG_CONFIG_MAX_LISTEN);
 		if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0 &&
 		    strncmp(value, "inproc://", 9) != 0)
-			return cfg_error(err, errlen, "listen: %s: want tcp://, ipc:// or inproc://",
-			                 value);
+			return cfg_error(err, errlen,
+			                 "listen: %s: want tcp://, ipc:// or inproc://", value);
 		const char *u = cfg_strdup(cfg, value);
 		if (u == NULL)
 			return cfg_error(err, errlen, "out of memory");
@@ -188,18 +191,18 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		const char *key; /* config key */
 		int64_t min, max;
 	} const ints[] = {
-	    {"workers", 1, 65536},
-	    {"max_request_bytes", 1024, (int64_t)1 << 30},
-	    {"recv_max_bytes", 1024, (int64_t)1 << 30},
-	    {"default_deadline_ms", 1, 3600000},
-	    {"drain_timeout_ms", 0, 3600000},
-	    {"arena_cap_bytes", 65536, (int64_t)1 << 32},
-	    {"verbose", 0, 2},
-	    {"upstream.max_host_conns", 0, 1000000},
-	    {"upstream.max_total_conns", 0, 1000000},
-	    {"upstream.max_body_bytes", 1024, (int64_t)1 << 30},
-	    {"upstream.connect_timeout_ms", 1, 600000},
-	    {"ipc_watchdog_ms", 0, 3600000},
+	        {"workers", 1, 65536},
+	        {"max_request_bytes", 1024, (int64_t)1 << 30},
+	        {"recv_max_bytes", 1024, (int64_t)1 << 30},
+	        {"default_deadline_ms", 1, 3600000},
+	        {"drain_timeout_ms", 0, 3600000},
+	        {"arena_cap_bytes", 65536, (int64_t)1 << 32},
+	        {"verbose", 0, 2},
+	        {"upstream.max_host_conns", 0, 1000000},
+	        {"upstream.max_total_conns", 0, 1000000},
+	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30},
+	        {"upstream.connect_timeout_ms", 1, 600000},
+	        {"ipc_watchdog_ms", 0, 3600000},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key) != 0)
@@ -276,7 +279,8 @@ sg_config_load_env(sg_config *cfg, char *err, size_t errlen)
 			for (char *p = name; *p; p++)
 				*p = (char)toupper((unsigned char)*p);
 			const char *v = getenv(name);
-			if (v != NULL && set_provider(cfg, &cfg->providers[i], key[j], v, err, errlen) != 0)
+			if (v != NULL &&
+			    set_provider(cfg, &cfg->providers[i], key[j], v, err, errlen) != 0)
 				return -1;
 		}
 	}

@@ -17,23 +17,23 @@
 #include "upstream/engine.h"
 
 #define SG_CONFIG_MAX_LISTEN 8
-#define SG_PROVIDER_COUNT 4 /* boscod, bosonline, biteship, fuuffy */
+#define SG_PROVIDER_COUNT    4 /* boscod, bosonline, biteship, fuuffy */
 
 typedef struct sg_config {
 	const char *listen[SG_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, ipc://, inproc:// */
 	size_t nlisten;                           /* entries used in listen[] */
-	int workers;                    /* nng contexts = calls handled at once */
-	size_t max_request_bytes;       /* larger requests get RESOURCE_EXHAUSTED */
-	size_t recv_max_bytes;          /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
-	int64_t default_deadline_ms;    /* when a request carries deadline_ms = 0 */
-	int64_t drain_timeout_ms;       /* how long a graceful stop waits for in-flight calls */
-	size_t arena_cap;               /* per-call memory cap */
-	int verbose;                    /* 0 quiet, 1 start/stop and errors, 2 every call */
-	int64_t ipc_watchdog_ms;        /* ipc listener probe period (nng #1518); 0 = off */
-	sg_engine_conf engine;          /* upstream engine knobs */
+	int workers;                              /* nng contexts = calls handled at once */
+	size_t max_request_bytes;                 /* larger requests get RESOURCE_EXHAUSTED */
+	size_t recv_max_bytes;       /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
+	int64_t default_deadline_ms; /* when a request carries deadline_ms = 0 */
+	int64_t drain_timeout_ms;    /* how long a graceful stop waits for in-flight calls */
+	size_t arena_cap;            /* per-call memory cap */
+	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
+	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
+	sg_engine_conf engine;       /* upstream engine knobs */
 	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */
-	char *owned[256];               /* strings this config allocated */
-	size_t nowned;                  /* entries used in owned[] */
+	char *owned[256];                      /* strings this config allocated */
+	size_t nowned;                         /* entries used in owned[] */
 } sg_config;
 
 /* Fills cfg with the defaults (the embedded sandbox). */

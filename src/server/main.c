@@ -112,7 +112,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "shipgated: listening on %s\n", sg_server_url(srv, i));
 		for (int i = 0; i < SG_PROVIDER_COUNT; i++)
 			fprintf(stderr, "shipgated: provider %-9s %s%s\n", cfg.providers[i].name,
-			        cfg.providers[i].base_url ? cfg.providers[i].base_url : "(disabled)",
+			        cfg.providers[i].base_url ? cfg.providers[i].base_url
+			                                  : "(disabled)",
 			        cfg.providers[i].token ? "" : " (no credential)");
 	}
 	/* Readiness line on stdout for scripts and tests. */

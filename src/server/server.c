@@ -54,45 +54,45 @@ enum method_kind {
 };
 
 struct work {
-	enum work_state state;                /* see the diagram above */
-	nng_aio *aio;                         /* the context's one aio (recv, then send) */
-	nng_ctx ctx;                          /* REP context: one request/reply at a time */
-	nng_msg *msg;                         /* request message, reused for the reply */
-	struct sg_server *srv;                /* owner */
-	sg_arena arena;                       /* everything of this call; reset per call */
-	Shipgate__V1__RpcRequest *env;        /* decoded envelope (arena) or NULL */
+	enum work_state state;                   /* see the diagram above */
+	nng_aio *aio;                            /* the context's one aio (recv, then send) */
+	nng_ctx ctx;                             /* REP context: one request/reply at a time */
+	nng_msg *msg;                            /* request message, reused for the reply */
+	struct sg_server *srv;                   /* owner */
+	sg_arena arena;                          /* everything of this call; reset per call */
+	Shipgate__V1__RpcRequest *env;           /* decoded envelope (arena) or NULL */
 	const ProtobufCMethodDescriptor *method; /* resolved method or NULL */
-	ProtobufCMessage *req;                /* decoded payload (arena) */
-	ProtobufCMessage *reply;              /* response message to send when OK (arena) */
-	const sg_pconf *pconf;                /* provider config of an upstream call */
-	const sg_op *op;                      /* provider operation of an upstream call */
-	sg_http_req hreq;                     /* upstream request (arena strings) */
-	sg_status st;                         /* outcome of the call */
-	int64_t start_ms;                     /* when the request was received */
-	int64_t deadline_ms;                  /* absolute sg_now_ms() deadline */
+	ProtobufCMessage *req;                   /* decoded payload (arena) */
+	ProtobufCMessage *reply;                 /* response message to send when OK (arena) */
+	const sg_pconf *pconf;                   /* provider config of an upstream call */
+	const sg_op *op;                         /* provider operation of an upstream call */
+	sg_http_req hreq;                        /* upstream request (arena strings) */
+	sg_status st;                            /* outcome of the call */
+	int64_t start_ms;                        /* when the request was received */
+	int64_t deadline_ms;                     /* absolute sg_now_ms() deadline */
 };
 
 struct sg_server {
-	const sg_config *cfg;         /* borrowed; outlives the server */
-	nng_socket sock;              /* the REP socket */
-	bool sock_open;               /* sock needs closing */
+	const sg_config *cfg;                         /* borrowed; outlives the server */
+	nng_socket sock;                              /* the REP socket */
+	bool sock_open;                               /* sock needs closing */
 	nng_listener listeners[SG_CONFIG_MAX_LISTEN]; /* one per configured URL */
-	size_t nlisteners;            /* listeners started */
-	char bound[SG_CONFIG_MAX_LISTEN][256]; /* listen URLs with tcp port 0 resolved */
-	sg_engine *engine;            /* upstream HTTP */
-	struct work *works;           /* the context pool */
-	int nworks;                   /* entries in works[] */
-	int64_t started_ms;           /* for Health uptime */
-	atomic_bool draining;         /* stop requested: refuse new calls */
-	atomic_int busy;              /* calls between receive and send completion */
-	atomic_int upstream;          /* calls waiting for the engine */
-	bool stopped;                 /* sg_server_stop has run */
-	enum method_kind kinds[8];    /* by method index in the service descriptor */
-	pthread_t watchdog;           /* ipc listener watchdog thread */
-	bool watchdog_running;        /* watchdog was started and must be joined */
-	pthread_mutex_t wd_mtx;       /* guards wd_stop */
-	pthread_cond_t wd_cv;         /* wakes the watchdog to stop */
-	bool wd_stop;                 /* the watchdog must exit */
+	size_t nlisteners;                            /* listeners started */
+	char bound[SG_CONFIG_MAX_LISTEN][256];        /* listen URLs with tcp port 0 resolved */
+	sg_engine *engine;                            /* upstream HTTP */
+	struct work *works;                           /* the context pool */
+	int nworks;                                   /* entries in works[] */
+	int64_t started_ms;                           /* for Health uptime */
+	atomic_bool draining;                         /* stop requested: refuse new calls */
+	atomic_int busy;           /* calls between receive and send completion */
+	atomic_int upstream;       /* calls waiting for the engine */
+	bool stopped;              /* sg_server_stop has run */
+	enum method_kind kinds[8]; /* by method index in the service descriptor */
+	pthread_t watchdog;        /* ipc listener watchdog thread */
+	bool watchdog_running;     /* watchdog was started and must be joined */
+	pthread_mutex_t wd_mtx;    /* guards wd_stop */
+	pthread_cond_t wd_cv;      /* wakes the watchdog to stop */
+	bool wd_stop;              /* the watchdog must exit */
 };
 
 static const ProtobufCServiceDescriptor *const service = &shipgate__v1__shipgate__descriptor;
@@ -137,9 +137,9 @@ work_encode_reply(struct work *w)
 		det.provider_message = (char *)(st->provider_message ? st->provider_message : "");
 		det.retry_after_ms = st->retry_after_ms;
 		Shipgate__V1__FieldViolation *fv =
-		    st->nviolations ? sg_arena_calloc(a, st->nviolations, sizeof(*fv)) : NULL;
+		        st->nviolations ? sg_arena_calloc(a, st->nviolations, sizeof(*fv)) : NULL;
 		Shipgate__V1__FieldViolation **fvp =
-		    st->nviolations ? sg_arena_calloc(a, st->nviolations, sizeof(*fvp)) : NULL;
+		        st->nviolations ? sg_arena_calloc(a, st->nviolations, sizeof(*fvp)) : NULL;
 		if (fv != NULL && fvp != NULL) {
 			for (size_t i = 0; i < st->nviolations; i++) {
 				shipgate__v1__field_violation__init(&fv[i]);
@@ -227,7 +227,7 @@ work_call_provider(struct work *w, enum method_kind kind)
 {
 	struct sg_server *s = w->srv;
 	const ProtobufCFieldDescriptor *f =
-	    protobuf_c_message_descriptor_get_field_by_name(w->req->descriptor, "provider");
+	        protobuf_c_message_descriptor_get_field_by_name(w->req->descriptor, "provider");
 	int id = f != NULL ? *(const int *)((const char *)w->req + f->offset) : 0;
 	const sg_provider *p = sg_provider_get((Shipgate__V1__Provider)id);
 	const sg_pconf *pc = sg_config_provider(s->cfg, id);
@@ -242,8 +242,8 @@ work_call_provider(struct work *w, enum method_kind kind)
 	        : kind == M_GET_ORDER ? &p->get_order
 	                              : &p->create_order;
 	if (w->op->build == NULL || w->op->parse == NULL) {
-		sg_status_set(&w->st, &w->arena, SG_EUNSUPPORTED, "%s does not support %s",
-		              p->name, w->method->name);
+		sg_status_set(&w->st, &w->arena, SG_EUNSUPPORTED, "%s does not support %s", p->name,
+		              w->method->name);
 		work_send(w);
 		return;
 	}
@@ -286,7 +286,8 @@ work_health(struct work *w)
 		return;
 	}
 	shipgate__v1__health_response__init(r);
-	r->status = atomic_load(&s->draining)
+	r->status =
+	        atomic_load(&s->draining)
 	                ? SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_NOT_SERVING
 	                : SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_SERVING;
 	r->version = SG_VERSION;
@@ -329,7 +330,8 @@ work_dispatch(struct work *w)
 		work_send(w);
 		return;
 	}
-	w->env = shipgate__v1__rpc_request__unpack(sg_arena_pb(&w->arena), len, nng_msg_body(w->msg));
+	w->env = shipgate__v1__rpc_request__unpack(sg_arena_pb(&w->arena), len,
+	                                           nng_msg_body(w->msg));
 	if (w->env == NULL) {
 		work_fail(w, SG_EDECODE, "request envelope is not a valid shipgate.v1.RpcRequest");
 		return;
@@ -364,20 +366,14 @@ work_dispatch(struct work *w)
 		work_fail(w, SG_EDEADLINE, "deadline expired before the call started");
 		return;
 	}
-	w->deadline_ms =
-	    w->start_ms + (w->env->deadline_ms ? w->env->deadline_ms : cfg->default_deadline_ms);
+	w->deadline_ms = w->start_ms +
+	                 (w->env->deadline_ms ? w->env->deadline_ms : cfg->default_deadline_ms);
 	switch (kind) {
-	case M_HEALTH:
-		work_health(w);
-		return;
+	case M_HEALTH: work_health(w); return;
 	case M_TRACK:
 	case M_GET_ORDER:
-	case M_CREATE_ORDER:
-		work_call_provider(w, kind);
-		return;
-	default:
-		work_fail(w, SG_ENOMETHOD, "method declared but not served");
-		return;
+	case M_CREATE_ORDER: work_call_provider(w, kind); return;
+	default: work_fail(w, SG_ENOMETHOD, "method declared but not served"); return;
 	}
 }
 
@@ -433,8 +429,7 @@ work_cb(void *arg)
 		}
 		work_recv(w);
 		return;
-	default:
-		return;
+	default: return;
 	}
 }
 
@@ -513,12 +508,13 @@ ipc_watchdog(void *arg)
 			}
 			if (++misses[i] < 2)
 				continue; /* one slow answer under load is not a dead listener */
-			fprintf(stderr, "shipgated: %s stopped accepting (nng #1518); re-listening\n",
-			        url);
+			fprintf(stderr,
+			        "shipgated: %s stopped accepting (nng #1518); re-listening\n", url);
 			nng_listener_close(s->listeners[i]);
 			int rv = nng_listen(s->sock, url, &s->listeners[i], 0);
 			if (rv != 0)
-				fprintf(stderr, "shipgated: re-listen %s: %s\n", url, nng_strerror(rv));
+				fprintf(stderr, "shipgated: re-listen %s: %s\n", url,
+				        nng_strerror(rv));
 			misses[i] = 0;
 		}
 		pthread_mutex_lock(&s->wd_mtx);
@@ -621,8 +617,8 @@ sg_server_start(sg_server *s, char *err, size_t errlen)
 		const char *colon = strrchr(url, ':');
 		if (strncmp(url, "tcp://", 6) == 0 && colon != NULL && strcmp(colon, ":0") == 0 &&
 		    nng_listener_get_int(s->listeners[i], NNG_OPT_TCP_BOUND_PORT, &port) == 0)
-			snprintf(s->bound[i], sizeof(s->bound[i]), "%.*s:%d", (int)(colon - url), url,
-			         port);
+			snprintf(s->bound[i], sizeof(s->bound[i]), "%.*s:%d", (int)(colon - url),
+			         url, port);
 	}
 	s->started_ms = sg_now_ms();
 	for (int i = 0; i < s->nworks; i++)

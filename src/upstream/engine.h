@@ -18,13 +18,13 @@
 typedef struct sg_engine sg_engine;
 
 typedef struct sg_engine_conf {
-	long max_host_conns;        /* per-host connection cap; 0 = unlimited */
-	long max_total_conns;       /* overall connection cap; 0 = unlimited */
-	long max_conns_cache;       /* idle connections kept for reuse; 0 = libcurl default */
-	size_t max_body;            /* response body cap in bytes; 0 = 8 MiB */
-	size_t max_headers;         /* response header block cap in bytes; 0 = 64 KiB */
-	long connect_timeout_ms;    /* connect phase cap; 0 = 5000 */
-	long default_timeout_ms;    /* when the caller gives deadline 0; 0 = 30000 */
+	long max_host_conns;     /* per-host connection cap; 0 = unlimited */
+	long max_total_conns;    /* overall connection cap; 0 = unlimited */
+	long max_conns_cache;    /* idle connections kept for reuse; 0 = libcurl default */
+	size_t max_body;         /* response body cap in bytes; 0 = 8 MiB */
+	size_t max_headers;      /* response header block cap in bytes; 0 = 64 KiB */
+	long connect_timeout_ms; /* connect phase cap; 0 = 5000 */
+	long default_timeout_ms; /* when the caller gives deadline 0; 0 = 30000 */
 } sg_engine_conf;
 
 /*
@@ -51,8 +51,8 @@ void sg_engine_free(sg_engine *e);
  * already passed, SG_ESHUTDOWN if the engine is stopping, SG_ENOMEM.
  * Thread-safe; never blocks on I/O.
  */
-sg_err sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms,
-                        sg_engine_cb cb, void *arg);
+sg_err sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_engine_cb cb,
+                        void *arg);
 
 /* Transfers queued or running right now. Thread-safe. */
 size_t sg_engine_inflight(sg_engine *e);
