@@ -49,6 +49,8 @@ typedef struct sg_pconf {
 	int32_t utc_offset_s;    /* zone of zone-less provider times, if utc_offset_set */
 	bool utc_offset_set;     /* utc_offset_s was configured (else provider default) */
 	int64_t timeout_ms;      /* upstream timeout when the caller gave no deadline */
+	const char *client_id;     /* OAuth2 client credentials, for providers with an auth op; */
+	const char *client_secret; /* when both are set the gateway fetches and caches tokens */
 } sg_pconf;
 
 /*
@@ -65,6 +67,18 @@ typedef struct sg_op {
 	                sg_arena *a, ProtobufCMessage **reply, sg_status *st);
 } sg_op;
 
+/*
+ * Token acquisition (OAuth2 client credentials) for providers that need it. build makes the
+ * token request from pc->client_id/client_secret; parse returns the access token (arena) and its
+ * lifetime in seconds. The gateway caches the token per provider and hands it to the other
+ * operations as pc->token.
+ */
+typedef struct sg_auth_op {
+	sg_err (*build)(const sg_pconf *pc, sg_arena *a, sg_http_req *out, sg_status *st);
+	sg_err (*parse)(const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a,
+	                const char **token, int64_t *expires_in_s, sg_status *st);
+} sg_auth_op;
+
 /* A provider: its identity and the operations it supports (NULL build: unsupported). */
 typedef struct sg_provider {
 	Shipgate__V1__Provider id; /* contract enum value */
@@ -72,6 +86,7 @@ typedef struct sg_provider {
 	sg_op track;               /* Track -> TrackResponse */
 	sg_op get_order;           /* GetOrder -> GetOrderResponse */
 	sg_op create_order;        /* CreateOrder -> CreateOrderResponse */
+	sg_auth_op auth;           /* token acquisition, or NULLs when the token is static */
 } sg_provider;
 
 /* The provider for id, or NULL. Static storage. */
