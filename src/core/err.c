@@ -70,6 +70,8 @@ static const struct err_row err_table[SG_ERR_COUNT] = {
         [SG_EUP_TIMEOUT] = {"UPSTREAM_TIMEOUT", "provider did not answer before the deadline",
                             C_DEADLINE_EXCEEDED, true},
         [SG_EUP_CONNECT] = {"UPSTREAM_UNREACHABLE", "provider unreachable", C_UNAVAILABLE, true},
+        [SG_EUP_BROKEN] = {"UPSTREAM_CONNECTION_BROKEN",
+                           "provider connection broke before it answered", C_UNAVAILABLE, true},
         [SG_EUP_MALFORMED] = {"UPSTREAM_MALFORMED", "provider answered with malformed data",
                               C_INTERNAL, false},
         [SG_EUP_TOOBIG] = {"UPSTREAM_TOO_LARGE", "provider answer exceeds the size limit",

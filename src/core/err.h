@@ -37,7 +37,8 @@ typedef enum sg_err {
 	SG_EUP_UNAVAIL,   /* HTTP 5xx */
 	SG_EUP_HTTP,      /* any other unexpected HTTP status */
 	SG_EUP_TIMEOUT,   /* the upstream did not answer within the deadline */
-	SG_EUP_CONNECT,   /* could not connect / resolve / connection reset */
+	SG_EUP_CONNECT,   /* could not resolve or connect: the request was not sent */
+	SG_EUP_BROKEN,    /* connection broke after sending: the outcome is unknown */
 	SG_EUP_MALFORMED, /* body is not JSON, or JSON of the wrong shape or type */
 	SG_EUP_TOOBIG,    /* body over the upstream response cap */
 	SG_ERR_COUNT

@@ -497,10 +497,21 @@ curl_to_err(CURLcode cc)
 	case CURLE_OPERATION_TIMEDOUT: return SG_EUP_TIMEOUT;
 	case CURLE_FILESIZE_EXCEEDED: return SG_EUP_TOOBIG;
 	case CURLE_OUT_OF_MEMORY: return SG_ENOMEM;
-	/* could not reach the upstream, or it dropped or garbled the exchange */
+	/* could not reach the upstream: nothing was sent */
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_USE_SSL_FAILED: return SG_EUP_CONNECT;
+	/* the exchange broke or was garbled after the request (maybe) left: outcome unknown */
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -511,18 +522,8 @@ curl_to_err(CURLcode cc)
 	case CURLE_HTTP2_STREAM:
 	case CURLE_HTTP3:
 	case CURLE_BAD_CONTENT_ENCODING:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_SHUTDOWN_FAILED:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_USE_SSL_FAILED:
-	case CURLE_AGAIN: return SG_EUP_CONNECT;
+	case CURLE_AGAIN: return SG_EUP_BROKEN;
 	/* a bad URL, option or internal state: our bug */
 	default: return SG_EINTERNAL;
 	}
