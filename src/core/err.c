@@ -53,6 +53,8 @@ static const struct err_row err_table[SG_ERR_COUNT] = {
         [SG_EIDEMCONFLICT] = {"IDEMPOTENCY_KEY_REUSED",
                               "idempotency key already used with a different request",
                               C_FAILED_PRECONDITION, false},
+        [SG_EOUTCOME] = {"OUTCOME_UNKNOWN", "outcome unknown: the provider may have acted",
+                         C_UNKNOWN, false},
         [SG_EUP_BADREQ] = {"UPSTREAM_BAD_REQUEST", "provider rejected the request",
                            C_INVALID_ARGUMENT, false},
         [SG_EUP_UNAUTH] = {"UPSTREAM_UNAUTHENTICATED", "provider rejected the credential",

@@ -27,6 +27,7 @@ typedef enum sg_err {
 	SG_EBUSY,         /* no capacity for the call right now */
 	SG_EIDEMKEY,      /* idempotency key missing or malformed */
 	SG_EIDEMCONFLICT, /* idempotency key reused with a different request */
+	SG_EOUTCOME,      /* a keyed call failed after the provider may have acted on it */
 	/* -- the upstream provider -- */
 	SG_EUP_BADREQ,    /* HTTP 400 / 422: the provider rejected the input */
 	SG_EUP_UNAUTH,    /* HTTP 401 */

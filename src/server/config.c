@@ -51,6 +51,8 @@ sg_config_defaults(sg_config *cfg)
 	cfg->arena_cap = (size_t)64 << 20;
 	cfg->verbose = 1;
 	cfg->ipc_watchdog_ms = 1000;
+	cfg->idem_max_entries = 100000;
+	cfg->idem_ttl_ms = 24 * 3600 * 1000;
 	cfg->engine.max_host_conns = 256;
 	cfg->engine.max_body = (size_t)8 << 20;
 	cfg->engine.connect_timeout_ms = 5000;
@@ -68,6 +70,9 @@ sg_config_defaults(sg_config *cfg)
 	/* Biteship takes the raw key, without "Bearer" (NOTES.md). */
 	cfg->providers[2].token = "biteship_test.sandbox";
 	cfg->providers[2].auth_scheme = "";
+	/* Fuuffy issues bearer tokens by OAuth2 client credentials; the sandbox's secret. */
+	cfg->providers[3].client_id = "shipgate";
+	cfg->providers[3].client_secret = "sandbox-token";
 	/* Fuuffy's SF Express scans carry Hong Kong / mainland time, UTC+8 (inferred). */
 	cfg->providers[3].utc_offset_s = 8 * 3600;
 	cfg->providers[3].utc_offset_set = false;
@@ -135,6 +140,16 @@ set_provider(sg_config *cfg, sg_pconf *pc, const char *key, const char *value, c
 		pc->token = *value ? cfg_strdup(cfg, value) : NULL;
 		return 0;
 	}
+	if (strcmp(key, "client_id") == 0 || strcmp(key, "client_secret") == 0) {
+		const char *copy = *value ? cfg_strdup(cfg, value) : NULL;
+		if (*value && copy == NULL)
+			return cfg_error(err, errlen, "out of memory");
+		if (key[7] == 'i')
+			pc->client_id = copy;
+		else
+			pc->client_secret = copy;
+		return 0;
+	}
 	if (strcmp(key, "auth_scheme") == 0) {
 		pc->auth_scheme = strcasecmp(value, "raw") == 0 ? "" : cfg_strdup(cfg, value);
 		return 0;
@@ -160,7 +175,8 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	int64_t v;
 	const char *dot = strchr(key, '.');
 
-	if (dot != NULL && strncmp(key, "upstream.", 9) != 0) {
+	if (dot != NULL && strncmp(key, "upstream.", 9) != 0 &&
+	    strncmp(key, "idempotency.", 12) != 0) {
 		for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
 			size_t n = strlen(provider_names[i]);
 			if ((size_t)(dot - key) == n && strncmp(key, provider_names[i], n) == 0)
@@ -223,6 +239,8 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		case 9: cfg->engine.max_body = (size_t)v; break;
 		case 10: cfg->engine.connect_timeout_ms = (long)v; break;
 		case 11: cfg->ipc_watchdog_ms = v; break;
+		case 12: cfg->idem_max_entries = (size_t)v; break;
+		case 13: cfg->idem_ttl_ms = v; break;
 		}
 		return 0;
 	}
@@ -271,9 +289,10 @@ int
 sg_config_load_env(sg_config *cfg, char *err, size_t errlen)
 {
 	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-		static const char *const what[] = {"TOKEN", "URL"};
-		static const char *const key[] = {"token", "base_url"};
-		for (int j = 0; j < 2; j++) {
+		static const char *const what[] = {"TOKEN", "URL", "CLIENT_ID", "CLIENT_SECRET"};
+		static const char *const key[] = {"token", "base_url", "client_id",
+		                                  "client_secret"};
+		for (int j = 0; j < 4; j++) {
 			char name[64];
 			snprintf(name, sizeof(name), "SHIPGATE_%s_%s", provider_names[i], what[j]);
 			for (char *p = name; *p; p++)

@@ -29,6 +29,8 @@ typedef struct sg_config {
 	int64_t drain_timeout_ms;    /* how long a graceful stop waits for in-flight calls */
 	size_t arena_cap;            /* per-call memory cap */
 	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
+	size_t idem_max_entries;     /* idempotency keys held at most */
+	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
 	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
 	sg_engine_conf engine;       /* upstream engine knobs */
 	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,14 @@
 #include "shipgate/v1/shipgate.pb-c.h"
 #include "upstream/engine.h"
 
+#include "idem.h"
+
 #ifndef SG_VERSION
 #define SG_VERSION "0.1.0"
 #endif
+
+/* CreateOrderResponse.replayed: appended to a payload that answers a repeated key. */
+#define REPLAYED_FIELD 8
 
 /* ------------------------------------------------------------------ types */
 
@@ -41,6 +47,8 @@ enum work_state {
 	W_INIT,     /* not started */
 	W_RECV,     /* a receive is posted */
 	W_UPSTREAM, /* waiting for the engine */
+	W_IDEM,     /* waiting for the owner of its idempotency key */
+	W_AUTH,     /* waiting for a provider token */
 	W_SEND,     /* a reply is being sent */
 };
 
@@ -70,6 +78,22 @@ struct work {
 	sg_status st;                            /* outcome of the call */
 	int64_t start_ms;                        /* when the request was received */
 	int64_t deadline_ms;                     /* absolute sg_now_ms() deadline */
+	enum method_kind kind;                   /* what the method does */
+	const sg_provider *prov;                 /* provider of an upstream call */
+	sg_pconf pc_call;                        /* its config, with the token to use */
+	struct work *auth_next;                  /* next call queued for a provider token */
+	bool auth_retried;                       /* already retried after a 401 */
+	bool idem_owner;                         /* owns its idempotency key: must finish it */
+	sg_idem_waiter waiter;                   /* parks the call behind the key's owner */
+};
+
+/* One provider's fetched token. */
+struct token_cache {
+	pthread_mutex_t mtx;  /* guards the fields below */
+	char *token;          /* malloc'd bearer token, or NULL */
+	int64_t expires_ms;   /* sg_now_ms() after which it is not used */
+	bool fetching;        /* a fetch is running */
+	struct work *waiters; /* calls waiting for it, linked by auth_next */
 };
 
 struct sg_server {
@@ -80,6 +104,8 @@ struct sg_server {
 	size_t nlisteners;                            /* listeners started */
 	char bound[SG_CONFIG_MAX_LISTEN][256];        /* listen URLs with tcp port 0 resolved */
 	sg_engine *engine;                            /* upstream HTTP */
+	sg_idem *idem;                                /* CreateOrder idempotency keys */
+	struct token_cache tokens[SG_PROVIDER_COUNT]; /* fetched provider tokens */
 	struct work *works;                           /* the context pool */
 	int nworks;                                   /* entries in works[] */
 	int64_t started_ms;                           /* for Health uptime */
@@ -99,32 +125,45 @@ static const ProtobufCServiceDescriptor *const service = &shipgate__v1__shipgate
 
 static void work_cb(void *arg);
 static void work_recv(struct work *w);
+static void work_with_token(struct work *w);
+static bool work_idem_begin(struct work *w);
+static void work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp);
+static void token_invalidate(struct sg_server *s, const sg_provider *p, const char *tok);
 
 /* ------------------------------------------------------------------ replies */
 
-/* Builds the RpcReply for w (status from w->st, payload from w->reply) into w->msg. */
+/* Bytes a varint takes. */
+static size_t
+varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* Packs w->st as a shipgate.v1.Status into the arena. Returns 0 or -1 (arena full). */
 static int
-work_encode_reply(struct work *w)
+work_pack_status(struct work *w, sg_idem_outcome *o)
 {
 	sg_arena *a = &w->arena;
-	Shipgate__V1__RpcReply rep = SHIPGATE__V1__RPC_REPLY__INIT;
 	Shipgate__V1__Status status = SHIPGATE__V1__STATUS__INIT;
 	Shipgate__V1__ErrorDetail det = SHIPGATE__V1__ERROR_DETAIL__INIT;
 	sg_status *st = &w->st;
 
-	rep.request_id = w->env != NULL ? w->env->request_id : "";
-	rep.status = &status;
-	if (st->err == SG_OK && w->reply != NULL) {
-		size_t n = protobuf_c_message_get_packed_size(w->reply);
-		uint8_t *buf = sg_arena_alloc(a, n);
-		if (buf == NULL) {
-			sg_status_set(st, a, SG_ENOMEM, "reply does not fit the call's memory cap");
-		} else {
-			protobuf_c_message_pack(w->reply, buf);
-			rep.payload.data = buf;
-			rep.payload.len = n;
-		}
-	}
 	status.code = (Shipgate__V1__Code)sg_err_code(st->err);
 	if (st->err != SG_OK) {
 		status.message = (char *)(st->message ? st->message : sg_strerror(st->err));
@@ -151,8 +190,52 @@ work_encode_reply(struct work *w)
 			det.n_field_violations = st->nviolations;
 		}
 	}
-	size_t len = shipgate__v1__rpc_reply__get_packed_size(&rep);
+	size_t n = shipgate__v1__status__get_packed_size(&status);
+	uint8_t *buf = sg_arena_alloc(a, n);
+	if (buf == NULL)
+		return -1;
+	o->status = buf;
+	o->status_len = shipgate__v1__status__pack(&status, buf);
+	return 0;
+}
+
+/*
+ * Packs the outcome of w: its status and, when OK, its response message. A response that does
+ * not fit the call's memory turns the status into RESOURCE_EXHAUSTED.
+ */
+static int
+work_pack_outcome(struct work *w, sg_idem_outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (w->st.err == SG_OK && w->reply != NULL) {
+		size_t n = protobuf_c_message_get_packed_size(w->reply);
+		uint8_t *buf = sg_arena_alloc(&w->arena, n ? n : 1);
+		if (buf == NULL) {
+			sg_status_set(&w->st, &w->arena, SG_ENOMEM,
+			              "reply does not fit the call's memory cap");
+		} else {
+			o->payload = buf;
+			o->payload_len = protobuf_c_message_pack(w->reply, buf);
+		}
+	}
+	return work_pack_status(w, o);
+}
+
+/*
+ * Writes the RpcReply {request_id, status, payload} into w->msg by hand, so that a stored
+ * outcome can be sent to any caller without decoding it. `replayed` appends
+ * CreateOrderResponse.replayed = true to the payload (a later field wins in protobuf).
+ */
+static int
+work_encode_reply(struct work *w, const sg_idem_outcome *o, bool replayed)
+{
+	const char *rid = w->env != NULL ? w->env->request_id : "";
+	size_t rlen = strlen(rid);
+	size_t plen = o->payload != NULL ? o->payload_len + (replayed ? 2 : 0) : 0;
+	size_t len = (rlen ? 1 + varint_len(rlen) + rlen : 0) + 1 + varint_len(o->status_len) +
+	             o->status_len + (o->payload != NULL ? 1 + varint_len(plen) + plen : 0);
 	int rv;
+
 	if (w->msg == NULL) {
 		if ((rv = nng_msg_alloc(&w->msg, len)) != 0)
 			return rv;
@@ -162,23 +245,35 @@ work_encode_reply(struct work *w)
 		if ((rv = nng_msg_realloc(w->msg, len)) != 0)
 			return rv;
 	}
-	shipgate__v1__rpc_reply__pack(&rep, nng_msg_body(w->msg));
+	uint8_t *p = nng_msg_body(w->msg);
+	if (rlen) {
+		*p++ = (1 << 3) | 2;
+		p = put_varint(p, rlen);
+		memcpy(p, rid, rlen);
+		p += rlen;
+	}
+	*p++ = (2 << 3) | 2; /* status is always present, even when OK (empty) */
+	p = put_varint(p, o->status_len);
+	memcpy(p, o->status, o->status_len);
+	p += o->status_len;
+	if (o->payload != NULL) {
+		*p++ = (3 << 3) | 2;
+		p = put_varint(p, plen);
+		memcpy(p, o->payload, o->payload_len);
+		p += o->payload_len;
+		if (replayed) {
+			*p++ = (uint8_t)(REPLAYED_FIELD << 3); /* varint */
+			*p++ = 1;
+		}
+	}
 	return 0;
 }
 
-/* Sends the reply for w. Any thread. */
+/* Sends an encoded outcome as w's reply. Any thread. */
 static void
-work_send(struct work *w)
+work_send_outcome(struct work *w, const sg_idem_outcome *o, bool replayed)
 {
-	const sg_config *cfg = w->srv->cfg;
-	if (cfg->verbose >= 2 || (cfg->verbose >= 1 && sg_err_code(w->st.err) == 13)) {
-		fprintf(stderr, "shipgated: %s %s %s %lldms%s%s\n",
-		        w->method ? w->method->name : "-", sg_err_reason(w->st.err),
-		        w->env && w->env->request_id[0] ? w->env->request_id : "-",
-		        (long long)(sg_now_ms() - w->start_ms), w->st.message ? ": " : "",
-		        w->st.message ? w->st.message : "");
-	}
-	if (work_encode_reply(w) != 0) {
+	if (work_encode_reply(w, o, replayed) != 0) {
 		/* No memory even for the reply: drop it; the caller's deadline will fire. */
 		nng_msg_free(w->msg);
 		w->msg = NULL;
@@ -189,6 +284,82 @@ work_send(struct work *w)
 	nng_aio_set_msg(w->aio, w->msg);
 	w->msg = NULL; /* owned by the aio now; back to us only if the send fails */
 	nng_ctx_send(w->ctx, w->aio);
+}
+
+/*
+ * Whether an owner's outcome is kept for its idempotency key. Kept: success, and any failure
+ * after which the provider may have created the order. Released: the request was refused
+ * before it could take effect (never sent, or a 4xx), so a retry may run it again.
+ */
+static bool
+idem_keep(sg_err err)
+{
+	switch (err) {
+	case SG_EUP_CONNECT:
+	case SG_EDEADLINE:
+	case SG_ENOCRED:
+	case SG_EINVAL:
+	case SG_EUP_BADREQ:
+	case SG_EUP_UNAUTH:
+	case SG_EUP_FORBIDDEN:
+	case SG_EUP_NOTFOUND:
+	case SG_EUP_CONFLICT:
+	case SG_EUP_RATELIMIT: return false;
+	default: return true;
+	}
+}
+
+/* Logs the call (verbose 2, or internal errors at 1). */
+static void
+work_log(struct work *w)
+{
+	const sg_config *cfg = w->srv->cfg;
+	if (cfg->verbose >= 2 || (cfg->verbose >= 1 && sg_err_code(w->st.err) == 13)) {
+		fprintf(stderr, "shipgated: %s %s %s %lldms%s%s\n",
+		        w->method ? w->method->name : "-", sg_err_reason(w->st.err),
+		        w->env && w->env->request_id[0] ? w->env->request_id : "-",
+		        (long long)(sg_now_ms() - w->start_ms), w->st.message ? ": " : "",
+		        w->st.message ? w->st.message : "");
+	}
+}
+
+/* Sends the reply for w (status from w->st, payload from w->reply). Any thread. */
+static void
+work_send(struct work *w)
+{
+	sg_idem_outcome o;
+
+	if (w->idem_owner && w->st.err != SG_OK && idem_keep(w->st.err)) {
+		/* Every caller of this key will get this answer: say what it means. */
+		w->st.message = sg_arena_printf(
+		        &w->arena,
+		        "outcome unknown (%s): the provider may have created the order; this "
+		        "idempotency key will keep returning this answer, so check with the "
+		        "provider "
+		        "before retrying under a new key",
+		        w->st.message ? w->st.message : sg_strerror(w->st.err));
+		w->st.err = SG_EOUTCOME;
+	}
+	work_log(w);
+	if (work_pack_outcome(w, &o) != 0) {
+		memset(&o, 0, sizeof(o)); /* no memory for the status: send it empty (UNKNOWN) */
+		o.status = (const uint8_t *)"\x08\x02";
+		o.status_len = 2;
+	}
+	if (w->idem_owner) {
+		w->idem_owner = false;
+		sg_idem_finish(w->srv->idem, w->env->idempotency_key,
+		               w->st.err == SG_OK || idem_keep(w->st.err), &o);
+	}
+	work_send_outcome(w, &o, false);
+}
+
+/* A call that waited behind the owner of its key gets the owner's outcome. */
+static void
+work_idem_done(sg_idem_waiter *wt, const sg_idem_outcome *o)
+{
+	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
+	work_send_outcome(w, o, true);
 }
 
 /* Records err (message optional) and sends the reply. */
@@ -211,6 +382,18 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 	if (err == SG_OK) {
 		err = w->op->parse(w->pconf, w->req, resp, &w->arena, &w->reply, &w->st);
 		w->st.err = err;
+		if (err == SG_EUP_UNAUTH && w->prov->auth.build != NULL &&
+		    w->pc_call.client_id != NULL && !w->auth_retried) {
+			/* the cached token was revoked or expired early: once more, fresh */
+			atomic_fetch_sub(&s->upstream, 1);
+			token_invalidate(s, w->prov, w->pc_call.token);
+			w->auth_retried = true;
+			sg_status_clear(&w->st);
+			w->st.provider = w->prov->name;
+			w->reply = NULL;
+			work_with_token(w);
+			return;
+		}
 	} else {
 		sg_status_set(&w->st, &w->arena, err, "%s: %s", w->pconf->name, sg_strerror(err));
 		w->st.provider = w->pconf->name;
@@ -219,6 +402,213 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 		w->reply = NULL;
 	atomic_fetch_sub(&s->upstream, 1);
 	work_send(w);
+}
+
+/* ------------------------------------------------------------------ upstream calls */
+
+/* Builds the provider request and hands it to the engine (or answers the call). */
+static void
+work_build_submit(struct work *w)
+{
+	struct sg_server *s = w->srv;
+	const sg_pconf *pc = w->pconf;
+	sg_err err = w->op->build(pc, w->req, &w->arena, &w->hreq, &w->st);
+	if (err != SG_OK) {
+		w->st.err = err;
+		work_send(w);
+		return;
+	}
+	if (w->kind == M_CREATE_ORDER && !work_idem_begin(w))
+		return; /* answered, or parked behind the key's owner */
+	int64_t deadline = w->deadline_ms;
+	if (w->env->deadline_ms == 0 && pc->timeout_ms > 0)
+		deadline = w->start_ms + pc->timeout_ms;
+	w->state = W_UPSTREAM;
+	atomic_fetch_add(&s->upstream, 1);
+	err = sg_engine_submit(s->engine, &w->hreq, deadline, work_upstream_done, w);
+	if (err != SG_OK) {
+		atomic_fetch_sub(&s->upstream, 1);
+		sg_status_set(&w->st, &w->arena, err, "%s: %s", w->prov->name, sg_strerror(err));
+		work_send(w);
+	}
+}
+
+/* ------------------------------------------------------------------ provider tokens */
+
+/*
+ * Providers with an auth op (OAuth2 client credentials) get their bearer token from the
+ * provider itself. One token per provider is cached until shortly before it expires; calls that
+ * find no valid token queue behind one fetch (the first of them makes it), then all continue
+ * with the new token, or all fail with the fetch's status. A 401 on a call made with a cached
+ * token drops that token and retries the call once with a fresh one.
+ */
+
+/* Margin before the provider's expiry at which a token stops being used. */
+static int64_t
+token_margin_ms(int64_t lifetime_ms)
+{
+	int64_t m = lifetime_ms / 10;
+	return m > 60000 ? 60000 : m;
+}
+
+/* Continues a queued call once the token fetch finished (err SG_OK: tok is the token). */
+static void
+work_token_ready(struct work *w, sg_err err, const char *tok, const sg_status *fst)
+{
+	if (err == SG_OK) {
+		w->pc_call.token = sg_arena_strdup(&w->arena, tok);
+		if (w->pc_call.token == NULL) {
+			work_fail(w, SG_ENOMEM, NULL);
+			return;
+		}
+		work_build_submit(w);
+		return;
+	}
+	if (fst != &w->st) {
+		/* the fetcher's status, with its strings copied into this call's arena */
+		w->st = *fst;
+		w->st.message = sg_arena_strdup(&w->arena, fst->message);
+		w->st.provider_code = sg_arena_strdup(&w->arena, fst->provider_code);
+		w->st.provider_message = sg_arena_strdup(&w->arena, fst->provider_message);
+		w->st.nviolations = 0;
+	}
+	w->st.err = err;
+	w->reply = NULL;
+	work_send(w);
+}
+
+/* Engine callback of a token fetch; arg is the fetching call. */
+static void
+work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
+{
+	struct work *f = arg;
+	struct sg_server *s = f->srv;
+	struct token_cache *tc = &s->tokens[f->prov->id - 1];
+	const char *tok = NULL;
+	int64_t lifetime_s = 0;
+
+	atomic_fetch_sub(&s->upstream, 1);
+	if (err == SG_OK)
+		err = f->prov->auth.parse(&f->pc_call, resp, &f->arena, &tok, &lifetime_s, &f->st);
+	else if (f->st.err == SG_OK) /* an engine error; a build error already said why */
+		sg_status_set(&f->st, &f->arena, err, "%s token: %s", f->prov->name,
+		              sg_strerror(err));
+	if (err == SG_OK && (tok == NULL || tok[0] == '\0'))
+		err = sg_status_set(&f->st, &f->arena, SG_EUP_MALFORMED, "%s token: empty",
+		                    f->prov->name);
+	pthread_mutex_lock(&tc->mtx);
+	struct work *waiters = tc->waiters;
+	tc->waiters = NULL;
+	tc->fetching = false;
+	if (err == SG_OK) {
+		char *copy = strdup(tok);
+		if (copy != NULL) {
+			free(tc->token);
+			tc->token = copy;
+			int64_t life = (lifetime_s > 0 ? lifetime_s : 300) * 1000;
+			tc->expires_ms = sg_now_ms() + life - token_margin_ms(life);
+		}
+	}
+	pthread_mutex_unlock(&tc->mtx);
+	/* f is among the waiters; each continues (or fails) on this thread */
+	sg_status fst = f->st;
+	while (waiters != NULL) {
+		struct work *w = waiters;
+		waiters = w->auth_next;
+		work_token_ready(w, err, tok, w == f ? &f->st : &fst);
+	}
+}
+
+/* Runs the call with the provider's cached token, fetching one first when needed. */
+static void
+work_with_token(struct work *w)
+{
+	struct sg_server *s = w->srv;
+	struct token_cache *tc = &s->tokens[w->prov->id - 1];
+
+	pthread_mutex_lock(&tc->mtx);
+	if (tc->token != NULL && sg_now_ms() < tc->expires_ms) {
+		w->pc_call.token = sg_arena_strdup(&w->arena, tc->token);
+		pthread_mutex_unlock(&tc->mtx);
+		if (w->pc_call.token == NULL) {
+			work_fail(w, SG_ENOMEM, NULL);
+			return;
+		}
+		work_build_submit(w);
+		return;
+	}
+	w->state = W_AUTH;
+	w->auth_next = tc->waiters;
+	tc->waiters = w;
+	bool fetch = !tc->fetching;
+	tc->fetching = true;
+	pthread_mutex_unlock(&tc->mtx);
+	if (!fetch)
+		return; /* another call is fetching; work_token_fetched continues this one */
+
+	sg_err err = w->prov->auth.build(&w->pc_call, &w->arena, &w->hreq, &w->st);
+	if (err == SG_OK) {
+		atomic_fetch_add(&s->upstream, 1);
+		err = sg_engine_submit(s->engine, &w->hreq, w->deadline_ms, work_token_fetched, w);
+		if (err == SG_OK)
+			return;
+		atomic_fetch_sub(&s->upstream, 1);
+		sg_status_set(&w->st, &w->arena, err, "%s token: %s", w->prov->name,
+		              sg_strerror(err));
+	}
+	/* could not even ask: fail everyone queued, as if the fetch had failed */
+	atomic_fetch_add(&s->upstream, 1);
+	w->st.err = err;
+	work_token_fetched(w, err, NULL);
+}
+
+/* Drops tok from the cache if it is still the cached token (after a 401). */
+static void
+token_invalidate(struct sg_server *s, const sg_provider *p, const char *tok)
+{
+	struct token_cache *tc = &s->tokens[p->id - 1];
+	pthread_mutex_lock(&tc->mtx);
+	if (tc->token != NULL && tok != NULL && strcmp(tc->token, tok) == 0) {
+		free(tc->token);
+		tc->token = NULL;
+	}
+	pthread_mutex_unlock(&tc->mtx);
+}
+
+/*
+ * CreateOrder's idempotency: true when this call owns its key and goes upstream; false when it
+ * was answered (replay, conflict, bad key) or parked behind the owner.
+ */
+static bool
+work_idem_begin(struct work *w)
+{
+	struct sg_server *s = w->srv;
+	const char *key = w->env->idempotency_key;
+	sg_idem_outcome o;
+
+	if (!sg_idem_key_ok(key)) {
+		sg_status_violation(&w->st, "idempotency_key",
+		                    "1 to 255 printable ASCII characters");
+		work_fail(
+		        w, SG_EIDEMKEY,
+		        key[0] ? "idempotency_key: 1 to 255 printable ASCII characters"
+		               : "CreateOrder requires an idempotency_key in the request envelope");
+		return false;
+	}
+	sg_idem_fp fp =
+	        sg_idem_fingerprint(w->env->method, w->env->payload.data, w->env->payload.len);
+	w->state = W_IDEM;
+	switch (sg_idem_begin(s->idem, key, fp, &w->waiter, &w->arena, &o)) {
+	case SG_IDEM_OWNER: w->idem_owner = true; return true;
+	case SG_IDEM_WAITING: return false; /* work_idem_done sends the owner's outcome */
+	case SG_IDEM_REPLAY: work_send_outcome(w, &o, true); return false;
+	case SG_IDEM_CONFLICT:
+		work_fail(w, SG_EIDEMCONFLICT,
+		          "idempotency_key was already used with a different request");
+		return false;
+	case SG_IDEM_FULL:
+	default: work_fail(w, SG_EBUSY, "idempotency table full; retry later"); return false;
+	}
 }
 
 /* Provider-backed methods: pick the provider and operation, build, hand to the engine. */
@@ -253,24 +643,14 @@ work_call_provider(struct work *w, enum method_kind kind)
 		work_send(w);
 		return;
 	}
-	w->pconf = pc;
-	sg_err err = w->op->build(pc, w->req, &w->arena, &w->hreq, &w->st);
-	if (err != SG_OK) {
-		w->st.err = err;
-		work_send(w);
+	w->prov = p;
+	w->pc_call = *pc; /* per-call copy: a fetched token replaces pc->token */
+	w->pconf = &w->pc_call;
+	if (p->auth.build != NULL && pc->client_id != NULL && pc->client_secret != NULL) {
+		work_with_token(w);
 		return;
 	}
-	int64_t deadline = w->deadline_ms;
-	if (w->env->deadline_ms == 0 && pc->timeout_ms > 0)
-		deadline = w->start_ms + pc->timeout_ms;
-	w->state = W_UPSTREAM;
-	atomic_fetch_add(&s->upstream, 1);
-	err = sg_engine_submit(s->engine, &w->hreq, deadline, work_upstream_done, w);
-	if (err != SG_OK) {
-		atomic_fetch_sub(&s->upstream, 1);
-		sg_status_set(&w->st, &w->arena, err, "%s: %s", p->name, sg_strerror(err));
-		work_send(w);
-	}
+	work_build_submit(w);
 }
 
 /* ------------------------------------------------------------------ dispatch */
@@ -357,7 +737,7 @@ work_dispatch(struct work *w)
 		work_send(w);
 		return;
 	}
-	enum method_kind kind = s->kinds[w->method - service->methods];
+	enum method_kind kind = w->kind = s->kinds[w->method - service->methods];
 	if (kind != M_HEALTH && atomic_load(&s->draining)) {
 		work_fail(w, SG_ESHUTDOWN, NULL);
 		return;
@@ -391,6 +771,9 @@ work_recv(struct work *w)
 	w->reply = NULL;
 	w->op = NULL;
 	w->pconf = NULL;
+	w->idem_owner = false;
+	w->auth_retried = false;
+	w->prov = NULL;
 	memset(&w->hreq, 0, sizeof(w->hreq));
 	sg_status_clear(&w->st);
 	w->state = W_RECV;
@@ -549,6 +932,8 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		return SG_ENOMEM;
 	s->cfg = cfg;
 	pthread_mutex_init(&s->wd_mtx, NULL);
+	for (int i = 0; i < SG_PROVIDER_COUNT; i++)
+		pthread_mutex_init(&s->tokens[i].mtx, NULL);
 	pthread_cond_init(&s->wd_cv, NULL);
 	atomic_init(&s->draining, false);
 	atomic_init(&s->busy, 0);
@@ -573,6 +958,10 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		e = SG_EINTERNAL;
 		goto fail;
 	}
+	if ((s->idem = sg_idem_new(cfg->idem_max_entries, cfg->idem_ttl_ms)) == NULL) {
+		e = SG_ENOMEM;
+		goto fail;
+	}
 	if ((e = sg_engine_new(&s->engine, &cfg->engine)) != SG_OK) {
 		snprintf(err, errlen, "upstream engine: %s", sg_strerror(e));
 		goto fail;
@@ -587,6 +976,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		w->srv = s;
 		w->state = W_INIT;
 		sg_arena_init(&w->arena, 16384, cfg->arena_cap);
+		w->waiter.done = work_idem_done;
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
 			snprintf(err, errlen, "context %d: %s", i, nng_strerror(rv));
@@ -706,6 +1096,11 @@ sg_server_free(sg_server *s)
 		sg_arena_fini(&w->arena);
 	}
 	free(s->works);
+	sg_idem_free(s->idem);
+	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
+		free(s->tokens[i].token);
+		pthread_mutex_destroy(&s->tokens[i].mtx);
+	}
 	watchdog_stop(s);
 	pthread_mutex_destroy(&s->wd_mtx);
 	pthread_cond_destroy(&s->wd_cv);

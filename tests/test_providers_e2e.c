@@ -1,0 +1,512 @@
+/*
+ * test_providers_e2e.c - every provider document through the real gateway and sandbox.
+ *
+ * usage: test_providers_e2e SHIPGATED SANDBOX DATA_DIR
+ *
+ * Requests are written as proto3 JSON and sent as real RpcRequests over tcp. Beyond each
+ * document's example, it covers routing, error detail per provider, the CreateOrder body the
+ * provider receives, idempotency under 100 concurrent callers, and Fuuffy's token cache.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "harness.h"
+#include "pbjson.h"
+#include "testutil.h"
+
+static const char *gw_bin, *sb_bin, *data_dir;
+static char sandbox[256];
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Calls method with a JSON request; returns the reply (caller frees) or NULL. */
+static Shipgate__V1__RpcReply *
+call_json(nng_socket s, const char *method, const char *json, int64_t deadline_ms, const char *key)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, method);
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error err;
+	if (m == NULL ||
+	    sgc_pbjson_decode(json, strlen(json), m->input, NULL, 0, &req, &err) != 0) {
+		fprintf(stderr, "bad test request %s: %s\n", json, m ? err.text : "no method");
+		CHECK(0);
+		return NULL;
+	}
+	Shipgate__V1__RpcReply *r = hs_call(s, method, req, deadline_ms, key);
+	protobuf_c_message_free_unpacked(req, NULL);
+	return r;
+}
+
+/* The OK payload of r as JSON (proto field names), or NULL. */
+static json_t *
+payload_json(const Shipgate__V1__RpcReply *r, const char *method)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, method);
+	if (hs_code(r) != 0) {
+		fprintf(stderr, "  %s failed: %d %s %s\n", method, hs_code(r), hs_reason(r),
+		        r && r->status ? r->status->message : "");
+		return NULL;
+	}
+	ProtobufCMessage *msg = hs_payload(r, m->output);
+	if (msg == NULL)
+		return NULL;
+	sgc_pbjson_error err;
+	json_t *j = sgc_pbjson_from_message(msg, SGC_PBJSON_ORIG_NAMES, &err);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return j;
+}
+
+/* json at a dotted path ("tracking.events.0.status"), borrowed, or NULL. */
+static json_t *
+at(json_t *j, const char *path)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *tok = strtok(buf, "."); tok != NULL && j != NULL; tok = strtok(NULL, ".")) {
+		if (json_is_array(j))
+			j = json_array_get(j, (size_t)atoi(tok));
+		else
+			j = json_object_get(j, tok);
+	}
+	return j;
+}
+
+static const char *
+str_at(json_t *j, const char *path)
+{
+	return json_string_value(at(j, path));
+}
+
+static long long
+int_at(json_t *j, const char *path)
+{
+	json_t *v = at(j, path);
+	if (json_is_string(v)) /* int64 as a string in proto3 JSON */
+		return atoll(json_string_value(v));
+	return json_is_number(v) ? (long long)json_number_value(v) : -1;
+}
+
+static json_t *
+sandbox_requests(void)
+{
+	char url[300], *body = NULL;
+	snprintf(url, sizeof(url), "%s/__sandbox/requests", sandbox);
+	hs_http("GET", url, &body);
+	json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	return j;
+}
+
+static void
+sandbox_reset(void)
+{
+	char url[300];
+	snprintf(url, sizeof(url), "%s/__sandbox/reset", sandbox);
+	CHECK_INT(hs_http("POST", url, NULL), 200);
+}
+
+/* Requests the sandbox recorded with this method and path prefix. */
+static int
+count_requests(json_t *rec, const char *method, const char *prefix)
+{
+	int n = 0;
+	size_t i;
+	json_t *e;
+	json_array_foreach(rec, i, e)
+	{
+		const char *m = json_string_value(json_object_get(e, "method"));
+		const char *p = json_string_value(json_object_get(e, "path"));
+		if (m && p && strcmp(m, method) == 0 && strncmp(p, prefix, strlen(prefix)) == 0)
+			n++;
+	}
+	return n;
+}
+
+static void
+free_reply(Shipgate__V1__RpcReply *r)
+{
+	if (r != NULL)
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+}
+
+/* ------------------------------------------------------------------ the documents */
+
+static void
+test_bosonline_track(nng_socket s)
+{
+	Shipgate__V1__RpcReply *r = call_json(
+	        s, "Track",
+	        "{\"provider\":\"PROVIDER_BOSONLINE\",\"trackingNumber\":\"IDE987651421\"}", 5000,
+	        NULL);
+	json_t *j = payload_json(r, "Track");
+	CHECK(j != NULL);
+	CHECK_INT(json_array_size(at(j, "tracking.events")), 15);
+	CHECK_STR(str_at(j, "tracking.events.0.status"), "TRACKING_STATUS_PICKED_UP");
+	CHECK_INT(int_at(j, "tracking.events.0.time_unix"), 1748772436);
+	CHECK_STR(str_at(j, "tracking.events.14.status"), "TRACKING_STATUS_DELIVERED");
+	CHECK_STR(str_at(j, "tracking.status"), "TRACKING_STATUS_DELIVERED");
+	CHECK_STR(str_at(j, "tracking.events.13.status"), "TRACKING_STATUS_OUT_FOR_DELIVERY");
+	CHECK_INT(int_at(j, "tracking.cod.order_time_unix"), 1748765886);
+	CHECK(at(j, "tracking.cod.reconciled_time_unix") == NULL); /* null stays absent */
+	CHECK_INT(int_at(j, "tracking.last_update_unix"), 1748829434);
+	json_decref(j);
+	free_reply(r);
+}
+
+static void
+test_biteship(nng_socket s)
+{
+	Shipgate__V1__RpcReply *r = call_json(
+	        s, "GetOrder",
+	        "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"5dd599ebdefcd4158eb8470b\"}",
+	        5000, NULL);
+	json_t *j = payload_json(r, "GetOrder");
+	CHECK(j != NULL);
+	CHECK_STR(str_at(j, "order.id"), "5dd599ebdefcd4158eb8470b");
+	CHECK_STR(str_at(j, "order.short_id"), "URf_UO2nY3V");
+	CHECK(at(j, "order.draft_order_id") == NULL);
+	CHECK_STR(str_at(j, "order.shipper.organization"), "Biteship Org");
+	CHECK_STR(str_at(j, "order.destination.cash_on_delivery.amount_currency"), "IDR");
+	CHECK(json_number_value(at(j, "order.destination.coordinate.longitude")) > 106.77);
+	CHECK_STR(str_at(j, "order.courier.waybill_id"), "WYB-1112223333442");
+	CHECK_INT(json_array_size(at(j, "order.courier.history")), 2);
+	CHECK_INT(json_array_size(at(j, "order.items")), 1);
+	CHECK_STR(str_at(j, "order.raw_status"), "allocated");
+	CHECK_STR(str_at(j, "order.status"), "TRACKING_STATUS_PICKUP_IN_PROGRESS");
+	CHECK(json_number_value(at(j, "order.price")) == 27500);
+	json_decref(j);
+	free_reply(r);
+
+	r = call_json(
+	        s, "Track",
+	        "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"5dd599ebdefcd4158eb8470b\"}",
+	        5000, NULL);
+	j = payload_json(r, "Track");
+	CHECK(j != NULL);
+	CHECK_INT(json_array_size(at(j, "tracking.events")), 2);
+	CHECK_STR(str_at(j, "tracking.tracking_number"), "WYB-1112223333442");
+	CHECK_INT(int_at(j, "tracking.events.0.time_unix"), 1610348621); /* 14:03:41+07:00 */
+	CHECK_STR(str_at(j, "tracking.events.0.offset_source"), "OFFSET_SOURCE_TEXT");
+	json_decref(j);
+	free_reply(r);
+
+	/* Biteship's own error code is kept */
+	r = call_json(s, "GetOrder", "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"ERR-404\"}",
+	              5000, NULL);
+	CHECK_INT(hs_code(r), 5);
+	CHECK(r && r->status && r->status->detail && r->status->detail->provider_code[0] != '\0');
+	free_reply(r);
+}
+
+static void
+test_fuuffy(nng_socket s)
+{
+	static const char *const reqs[] = {
+	        "{\"provider\":\"PROVIDER_FUUFFY\",\"orderId\":\"3550875\"}",
+	        "{\"provider\":\"PROVIDER_FUUFFY\",\"trackingNumber\":\"SF7444700508450\"}",
+	        "{\"provider\":\"PROVIDER_FUUFFY\",\"orderId\":\"JSONSTRING\"}",
+	};
+	sandbox_reset();
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		Shipgate__V1__RpcReply *r = call_json(s, "Track", reqs[i], 5000, NULL);
+		json_t *j = payload_json(r, "Track");
+		CHECK(j != NULL);
+		CHECK_INT(json_array_size(at(j, "tracking.events")), 1);
+		CHECK_STR(str_at(j, "tracking.events.0.status"), "TRACKING_STATUS_PICKED_UP");
+		/* 2025-12-09 17:37:09 at UTC+8 */
+		CHECK_INT(int_at(j, "tracking.events.0.time_unix"), 1765273029);
+		CHECK_INT(int_at(j, "tracking.events.0.utc_offset_seconds"), 28800);
+		CHECK_STR(str_at(j, "tracking.status_text"), "列印及安排取件");
+		json_decref(j);
+		free_reply(r);
+	}
+	/* one token fetch served all three calls */
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/fuuffy/v1/auth/token"), 1);
+	CHECK_INT(count_requests(rec, "GET", "/fuuffy/v1/tracking/get"), 3);
+	json_decref(rec);
+
+	/* neither id: refused before any request */
+	sandbox_reset();
+	Shipgate__V1__RpcReply *r =
+	        call_json(s, "Track", "{\"provider\":\"PROVIDER_FUUFFY\"}", 5000, NULL);
+	CHECK_INT(hs_code(r), 3);
+	CHECK(r && r->status && r->status->detail && r->status->detail->n_field_violations >= 1);
+	free_reply(r);
+	rec = sandbox_requests();
+	CHECK_INT(json_array_size(rec), 0);
+	json_decref(rec);
+
+	/* the provider's error_trace becomes field violations */
+	r = call_json(s, "Track", "{\"provider\":\"PROVIDER_FUUFFY\",\"orderId\":\"ERR-400\"}",
+	              5000, NULL);
+	CHECK_INT(hs_code(r), 3);
+	CHECK(r && r->status && r->status->detail && r->status->detail->n_field_violations == 1 &&
+	      strcmp(r->status->detail->field_violations[0]->field, "order_id") == 0);
+	CHECK_INT(r && r->status && r->status->detail ? r->status->detail->upstream_http_status : 0,
+	          400);
+	free_reply(r);
+}
+
+/* ------------------------------------------------------------------ CreateOrder */
+
+static const char CREATE_JSON[] =
+        "{\"provider\":\"PROVIDER_BOSONLINE\",\"formId\":\"d9cc7807-36c2-4eb1-b910-ece18a1bbb6e\","
+        "\"sender\":{\"warehouseName\":\"Alfian\",\"name\":\"Alfian\",\"phone\":\"081732131321\","
+        "\"addressId\":\"15022\",\"detail\":\"Bukit Kismadani 6\",\"latitude\":2.9372132131231,"
+        "\"longitude\":3.41321312312312},"
+        "\"receiver\":{\"name\":\"Faisol\",\"phone\":\"083131412312\",\"addressId\":\"15022\","
+        "\"address\":\"BUkit Kismadani1\",\"extraFields\":["
+        "{\"fieldName\":\"Nama Pembeli\",\"value\":\"kiroomin Muqorrobin\"},"
+        "{\"fieldName\":\"Alamat Email\",\"value\":\"mkiroomin@gmail.com\"}]},"
+        "\"pickupVia\":\"PICKUP_METHOD_PICKUP\",\"serviceCode\":\"00\",\"insuranceType\":1,"
+        "\"courierCode\":\"idx\",\"payment\":{\"type\":\"PAYMENT_TYPE_COD\"},\"orderType\":0,"
+        "\"waValidation\":true,\"items\":[{\"sku\":\"BAT-AA-001-01\",\"quantity\":\"1\"},"
+        "{\"sku\":\"BAT-AA-001-02\",\"quantity\":\"1\"}]}";
+
+static void
+test_create_order(nng_socket s)
+{
+	sandbox_reset();
+	Shipgate__V1__RpcReply *r = call_json(s, "CreateOrder", CREATE_JSON, 5000, "order-e2e-1");
+	json_t *j = payload_json(r, "CreateOrder");
+	CHECK(j != NULL);
+	CHECK(json_number_value(at(j, "total_payment")) == 102200);
+	CHECK_STR(str_at(j, "payment_accounts.0.bank_code"), "BCA");
+	CHECK_STR(str_at(j, "cs_phone"), "6289765183712");
+	CHECK_INT(json_array_size(at(j, "social_media")), 2);
+	CHECK(at(j, "replayed") == NULL || !json_is_true(at(j, "replayed")));
+	json_decref(j);
+	free_reply(r);
+
+	/* the body the provider received is the document's example body */
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_t *e = json_array_get(rec, 0);
+	CHECK_STR(json_string_value(json_object_get(e, "path")),
+	          "/bosonline/order/d9cc7807-36c2-4eb1-b910-ece18a1bbb6e");
+	CHECK_STR(json_string_value(json_object_get(e, "authorization")), "Bearer sandbox-token");
+	const char *body = json_string_value(json_object_get(e, "body"));
+	char path[512];
+	snprintf(path, sizeof(path), "%s/bosonline_create_order_request.json", data_dir);
+	json_t *want = json_load_file(path, 0, NULL);
+	json_t *got = body ? json_loads(body, 0, NULL) : NULL;
+	CHECK(want != NULL && got != NULL && json_equal(want, got));
+	json_decref(want);
+	json_decref(got);
+	json_decref(rec);
+
+	/* the same key again: the stored answer, marked replayed, and no second POST */
+	r = call_json(s, "CreateOrder", CREATE_JSON, 5000, "order-e2e-1");
+	j = payload_json(r, "CreateOrder");
+	CHECK(json_is_true(at(j, "replayed")));
+	CHECK(json_number_value(at(j, "total_payment")) == 102200);
+	json_decref(j);
+	free_reply(r);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+
+	/* the same key with another request is refused */
+	char other[sizeof(CREATE_JSON) + 16];
+	snprintf(other, sizeof(other), "%s", CREATE_JSON);
+	char *p = strstr(other, "\"serviceCode\":\"00\"");
+	p[15] = '1';
+	r = call_json(s, "CreateOrder", other, 5000, "order-e2e-1");
+	CHECK_INT(hs_code(r), 9);
+	CHECK_STR(hs_reason(r), "IDEMPOTENCY_KEY_REUSED");
+	free_reply(r);
+
+	/* no key at all */
+	r = call_json(s, "CreateOrder", CREATE_JSON, 5000, NULL);
+	CHECK_INT(hs_code(r), 3);
+	CHECK_STR(hs_reason(r), "IDEMPOTENCY_KEY_INVALID");
+	free_reply(r);
+
+	/* a refusal (400) releases the key: the retry goes upstream again */
+	sandbox_reset();
+	char bad[sizeof(CREATE_JSON) + 16];
+	snprintf(bad, sizeof(bad), "%s", CREATE_JSON);
+	memcpy(strstr(bad, "d9cc7807-36c2-4eb1-b910-ece18a1bbb6e"), "ERR-400", 7);
+	memmove(strstr(bad, "ERR-400") + 7, strstr(bad, "ERR-400") + 36,
+	        strlen(strstr(bad, "ERR-400") + 36) + 1);
+	for (int i = 0; i < 2; i++) {
+		r = call_json(s, "CreateOrder", bad, 5000, "order-e2e-400");
+		CHECK_INT(hs_code(r), 3);
+		CHECK_STR(hs_reason(r), "UPSTREAM_BAD_REQUEST");
+		free_reply(r);
+	}
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 2);
+	json_decref(rec);
+
+	/* a timeout may have created the order: the key keeps that answer, retryable no more */
+	snprintf(bad, sizeof(bad), "%s", CREATE_JSON);
+	memcpy(strstr(bad, "d9cc7807-36c2-4eb1-b910-ece18a1bbb6e"), "SLOW-3000", 9);
+	memmove(strstr(bad, "SLOW-3000") + 9, strstr(bad, "SLOW-3000") + 36,
+	        strlen(strstr(bad, "SLOW-3000") + 36) + 1);
+	sandbox_reset();
+	for (int i = 0; i < 2; i++) {
+		r = call_json(s, "CreateOrder", bad, 300, "order-e2e-slow");
+		CHECK_INT(hs_code(r), 2);
+		CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
+		CHECK(r && r->status && r->status->detail && !r->status->detail->retryable);
+		free_reply(r);
+	}
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+}
+
+/* 100 callers, one key, all at once: one upstream POST, 100 identical answers. */
+static void
+test_create_order_concurrent(const char *url)
+{
+	enum { N = 100 };
+	nng_socket s;
+	nng_ctx ctx[N];
+	nng_aio *aio[N];
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error err;
+
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
+	        0);
+	/* a slow form id keeps the first call in flight while the others arrive */
+	((Shipgate__V1__CreateOrderRequest *)req)->form_id = "SLOW-500";
+	uint8_t payload[1024];
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	env.method = "/shipgate.v1.Shipgate/CreateOrder";
+	env.idempotency_key = "order-e2e-100";
+	env.deadline_ms = 10000;
+	env.payload.data = payload;
+	env.payload.len = protobuf_c_message_pack(req, payload);
+	((Shipgate__V1__CreateOrderRequest *)req)->form_id = NULL; /* not ours to free */
+	protobuf_c_message_free_unpacked(req, NULL);
+
+	sandbox_reset();
+	CHECK_INT(hs_dial(&s, url), 0);
+	for (int i = 0; i < N; i++) {
+		char rid[16];
+		snprintf(rid, sizeof(rid), "c%d", i);
+		env.request_id = rid;
+		nng_msg *msg;
+		nng_msg_alloc(&msg, shipgate__v1__rpc_request__get_packed_size(&env));
+		shipgate__v1__rpc_request__pack(&env, nng_msg_body(msg));
+		nng_ctx_open(&ctx[i], s);
+		nng_aio_alloc(&aio[i], NULL, NULL);
+		nng_aio_set_timeout(aio[i], 15000);
+		nng_aio_set_msg(aio[i], msg);
+		nng_ctx_send(ctx[i], aio[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		nng_aio_wait(aio[i]);
+		CHECK_INT(nng_aio_result(aio[i]), 0);
+		nng_ctx_recv(ctx[i], aio[i]);
+	}
+	int same = 0, replayed = 0;
+	double total = -1;
+	for (int i = 0; i < N; i++) {
+		nng_aio_wait(aio[i]);
+		if (nng_aio_result(aio[i]) != 0)
+			continue;
+		nng_msg *msg = nng_aio_get_msg(aio[i]);
+		Shipgate__V1__RpcReply *r =
+		        shipgate__v1__rpc_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+		Shipgate__V1__CreateOrderResponse *cr =
+		        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+		if (hs_code(r) == 0 && cr != NULL && cr->total_payment != NULL) {
+			if (total < 0)
+				total = cr->total_payment->value;
+			same += cr->total_payment->value == total;
+			replayed += cr->replayed;
+		}
+		if (cr)
+			protobuf_c_message_free_unpacked(&cr->base, NULL);
+		free_reply(r);
+		nng_msg_free(msg);
+	}
+	for (int i = 0; i < N; i++) {
+		nng_aio_free(aio[i]);
+		nng_ctx_close(ctx[i]);
+	}
+	nng_close(s);
+	CHECK_INT(same, N);
+	CHECK_INT(replayed, N - 1); /* all but the caller that made the order */
+	CHECK(total == 102200);
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+	fprintf(stderr, "  100 concurrent CreateOrder: %d identical answers\n", same);
+}
+
+static void
+test_missing_credential(void)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	const char *const extra[] = {"--set", "bosonline.token=", NULL};
+	hs_proc gw;
+	char url[256];
+	nng_socket s;
+	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, extra), 0);
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&s, url), 0);
+	sandbox_reset();
+	Shipgate__V1__RpcReply *r = call_json(s, "CreateOrder", CREATE_JSON, 5000, "k-nocred");
+	CHECK_INT(hs_code(r), 9);
+	CHECK_STR(hs_reason(r), "MISSING_CREDENTIAL");
+	free_reply(r);
+	json_t *rec = sandbox_requests();
+	CHECK_INT(json_array_size(rec), 0);
+	json_decref(rec);
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s SHIPGATED SANDBOX DATA_DIR\n", argv[0]);
+		return 2;
+	}
+	gw_bin = argv[1];
+	sb_bin = argv[2];
+	data_dir = argv[3];
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	hs_proc sb, gw;
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	char url[256];
+	if (hs_sandbox_start(&sb, sb_bin, sandbox, sizeof(sandbox)) != 0 ||
+	    hs_gateway_start(&gw, gw_bin, sandbox, listen, NULL) != 0 ||
+	    hs_gateway_url(&gw, 0, url, sizeof(url)) != 0) {
+		CHECK(0);
+		hs_proc_stop(&sb, SIGTERM);
+		TEST_MAIN_END();
+	}
+	nng_socket s;
+	CHECK_INT(hs_dial(&s, url), 0);
+	test_bosonline_track(s);
+	test_biteship(s);
+	test_fuuffy(s);
+	test_create_order(s);
+	nng_close(s);
+	test_create_order_concurrent(url);
+	test_missing_credential();
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
+	curl_global_cleanup();
+	TEST_MAIN_END();
+}
