@@ -1221,10 +1221,15 @@ dump_value(pj_buf *o, const json_t *j, int flags, int depth)
 		break;
 	case JSON_REAL: {
 		double d = json_real_value(j);
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(num, sizeof(num), "%.*g", prec, d);
-			if (strtod(num, NULL) == d)
-				break;
+		if (d == trunc(d) && fabs(d) < 9007199254740992.0) {
+			/* integral values print as integers: 102200, not 1.022e+05 */
+			snprintf(num, sizeof(num), "%.0f", d);
+		} else {
+			for (int prec = 1; prec <= 17; prec++) {
+				snprintf(num, sizeof(num), "%.*g", prec, d);
+				if (strtod(num, NULL) == d)
+					break;
+			}
 		}
 		buf_puts(o, num);
 		break;

@@ -839,6 +839,131 @@ sg_json_expect_obj(sg_jctx *c, json_t *v, const sg_jpath *at)
 	return jerr(c, at, NULL, "object", v);
 }
 
+/* ================================================================== times */
+
+/* s[0..n) as a decimal number when it is exactly n digits. */
+static bool
+fixed_digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil): no timegm(), which depends on the C library and TZ. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int
+month_days(int y, int m)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* The zone suffix z[0..n) after the time ("Z", "+07:00", "+0700", "+07"). */
+static bool
+iso_zone(const char *z, size_t n, sg_isotime *out)
+{
+	int hh = 0, mm = 0;
+	bool ok;
+
+	if (n == 1 && (z[0] == 'Z' || z[0] == 'z')) {
+		out->has_offset = true;
+		return true;
+	}
+	if (n < 3 || (z[0] != '+' && z[0] != '-'))
+		return false;
+	if (n == 3)
+		ok = fixed_digits(z + 1, 2, &hh);
+	else if (n == 5)
+		ok = fixed_digits(z + 1, 2, &hh) && fixed_digits(z + 3, 2, &mm);
+	else if (n == 6)
+		ok = z[3] == ':' && fixed_digits(z + 1, 2, &hh) && fixed_digits(z + 4, 2, &mm);
+	else
+		ok = false;
+	if (!ok || hh > 18 || mm > 59 || (hh == 18 && mm > 0))
+		return false;
+	out->offset_s = (z[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+	out->has_offset = true;
+	return true;
+}
+
+bool
+sg_iso8601_parse(const char *s, size_t len, sg_isotime *out)
+{
+	int y, mo, d, h, mi, sec = 0;
+	size_t i = 16;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL || len < 16)
+		return false;
+	if (!fixed_digits(s, 4, &y) || s[4] != '-' || !fixed_digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !fixed_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    !fixed_digits(s + 11, 2, &h) || s[13] != ':' || !fixed_digits(s + 14, 2, &mi))
+		return false;
+	if (i < len && s[i] == ':') {
+		if (len - i < 3 || !fixed_digits(s + i + 1, 2, &sec))
+			return false;
+		i += 3;
+		if (i < len && (s[i] == '.' || s[i] == ',')) {
+			size_t start = ++i;
+			while (i < len && s[i] >= '0' && s[i] <= '9')
+				i++;
+			if (i == start)
+				return false;
+		}
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 || mi > 59 || sec > 60 ||
+	    (i < len && !iso_zone(s + i, len - i, out))) {
+		memset(out, 0, sizeof(*out));
+		return false;
+	}
+	out->wall_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	return true;
+}
+
+bool
+sg_time_iso(const sg_pconf *pc, int32_t default_offset_s, const char *s, size_t len, int64_t *utc,
+            int32_t *offset_s, Shipgate__V1__OffsetSource *src)
+{
+	sg_isotime t;
+
+	*utc = 0;
+	*offset_s = 0;
+	*src = SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_UNSPECIFIED;
+	if (!sg_iso8601_parse(s, len, &t))
+		return false;
+	if (t.has_offset) {
+		*offset_s = t.offset_s;
+		*src = SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_TEXT;
+	} else if (pc != NULL && pc->utc_offset_set) {
+		*offset_s = pc->utc_offset_s;
+		*src = SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_CONFIG;
+	} else {
+		*offset_s = default_offset_s;
+		*src = SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_PROVIDER_DEFAULT;
+	}
+	*utc = t.wall_s - *offset_s;
+	return true;
+}
+
 /* ================================================================== protobuf building */
 
 sg_err

@@ -203,6 +203,39 @@ sg_err sg_json_opt_intstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const cha
  * "<path>: expected object, got <type>" otherwise. v may be NULL (reported as missing). */
 sg_err sg_json_expect_obj(sg_jctx *c, json_t *v, const sg_jpath *at);
 
+/* ------------------------------------------------------------------ times */
+
+/* A date and time read from ISO-8601 text by sg_iso8601_parse(). */
+typedef struct sg_isotime {
+	int64_t wall_s;   /* the written date and time read as if it were UTC, in epoch seconds */
+	int32_t offset_s; /* the written offset in seconds east of UTC; 0 for "Z" or none */
+	bool has_offset;  /* the text carried "Z" or a numeric offset */
+} sg_isotime;
+
+/*
+ * Reads s[0..len) as an ISO-8601 / RFC 3339 date-time:
+ *   YYYY-MM-DD ('T' | 't' | ' ') hh:mm [:ss [('.' | ',') digits]] [Z | z | +hh:mm | +hhmm | +hh]
+ * (or '-' for the sign). Seconds may be left out ("2023-09-24T12:00+07:00"); a fraction is
+ * dropped (whole seconds are the contract's unit). Fields are range-checked (month 1-12, the
+ * month's days with leap years, hh 0-23, mm 0-59, ss 0-60, offset up to 18:00). Nothing may
+ * follow. The UTC instant is wall_s - offset_s when has_offset. False (and *out zeroed) on
+ * anything else. Pure: no locale, no TZ, no clock.
+ */
+bool sg_iso8601_parse(const char *s, size_t len, sg_isotime *out);
+
+/*
+ * An event time from ISO-8601 text, with its zone resolved the same way for every provider:
+ *   - the text's own offset                           -> OFFSET_SOURCE_TEXT;
+ *   - else pc->utc_offset_s when pc->utc_offset_set  -> OFFSET_SOURCE_CONFIG;
+ *   - else default_offset_s, the provider's documented or inferred zone
+ *                                                     -> OFFSET_SOURCE_PROVIDER_DEFAULT.
+ * *utc is the instant in UTC epoch seconds and *offset_s the offset applied. pc may be NULL (no
+ * configured offset). False when s does not parse: *utc and *offset_s are 0 and *src
+ * OFFSET_SOURCE_UNSPECIFIED. Pure; any thread.
+ */
+bool sg_time_iso(const sg_pconf *pc, int32_t default_offset_s, const char *s, size_t len,
+                 int64_t *utc, int32_t *offset_s, Shipgate__V1__OffsetSource *src);
+
 /* ------------------------------------------------------------------ protobuf building */
 
 /*

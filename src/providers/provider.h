@@ -49,7 +49,7 @@ typedef struct sg_pconf {
 	int32_t utc_offset_s;    /* zone of zone-less provider times, if utc_offset_set */
 	bool utc_offset_set;     /* utc_offset_s was configured (else provider default) */
 	int64_t timeout_ms;      /* upstream timeout when the caller gave no deadline */
-	const char *client_id;     /* OAuth2 client credentials, for providers with an auth op; */
+	const char *client_id;   /* OAuth2 client credentials, for providers with an auth op; */
 	const char *client_secret; /* when both are set the gateway fetches and caches tokens */
 } sg_pconf;
 

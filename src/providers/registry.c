@@ -9,8 +9,11 @@
 
 #include <stddef.h>
 
+#include "providers/biteship.h"
 #include "providers/boscod.h"
+#include "providers/bosonline.h"
 #include "providers/common.h"
+#include "providers/fuuffy.h"
 
 #define P(x) SHIPGATE__V1__PROVIDER__PROVIDER_##x
 /* Operations left out are NULL: not written yet, or not offered by the provider. */
@@ -18,9 +21,18 @@ static const sg_provider providers[] = {
         {.id = P(BOSCOD),
          .name = SG_BOSCOD_NAME,
          .track = {sg_boscod_track_build, sg_boscod_track_parse}},
-        {.id = P(BOSONLINE), .name = "bosonline"},
-        {.id = P(BITESHIP), .name = "biteship"},
-        {.id = P(FUUFFY), .name = "fuuffy"},
+        {.id = P(BOSONLINE),
+         .name = SG_BOSONLINE_NAME,
+         .track = {sg_bosonline_track_build, sg_bosonline_track_parse},
+         .create_order = {sg_bosonline_create_order_build, sg_bosonline_create_order_parse}},
+        {.id = P(BITESHIP),
+         .name = SG_BITESHIP_NAME,
+         .track = {sg_biteship_track_build, sg_biteship_track_parse},
+         .get_order = {sg_biteship_get_order_build, sg_biteship_get_order_parse}},
+        {.id = P(FUUFFY),
+         .name = SG_FUUFFY_NAME,
+         .track = {sg_fuuffy_track_build, sg_fuuffy_track_parse},
+         .auth = {sg_fuuffy_auth_build, sg_fuuffy_auth_parse}},
 };
 
 #define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
