@@ -1,7 +1,7 @@
 /*
  * test_providers_e2e.c - every provider document through the real gateway and sandbox.
  *
- * usage: test_providers_e2e SHIPGATED SANDBOX DATA_DIR
+ * usage: test_providers_e2e SHIPGATED SANDBOX DATA_DIR CLI
  *
  * Requests are written as proto3 JSON and sent as real RpcRequests over tcp. Beyond each
  * document's example, it covers routing, error detail per provider, the CreateOrder body the
@@ -20,7 +20,7 @@
 #include "pbjson.h"
 #include "testutil.h"
 
-static const char *gw_bin, *sb_bin, *data_dir;
+static const char *gw_bin, *sb_bin, *data_dir, *cli_bin;
 static char sandbox[256];
 
 /* ------------------------------------------------------------------ helpers */
@@ -450,6 +450,56 @@ test_create_order_concurrent(const char *url)
 	fprintf(stderr, "  100 concurrent CreateOrder: %d identical answers\n", same);
 }
 
+/* Each document's example through the CLI too, as a user would run it. */
+static void
+test_cli(const char *url, const char *examples)
+{
+	static const struct {
+		const char *method; /* RPC */
+		const char *json;   /* request, or "@file" for docs/examples */
+		const char *key;    /* idempotency key or NULL */
+		const char *expect; /* text the JSON output must contain */
+	} calls[] = {
+	        {"Track", "{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"BOS123\"}", NULL,
+	         "\"podPhotoUrl\": \"https://picsum.photos/id/208/600/400\""},
+	        {"Track",
+	         "{\"provider\":\"PROVIDER_BOSONLINE\",\"trackingNumber\":\"IDE987651421\"}", NULL,
+	         "\"orderTimeUnix\": \"1748765886\""},
+	        {"GetOrder",
+	         "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"5dd599ebdefcd4158eb8470b\"}",
+	         NULL, "\"driverPlateNumber\": \"B 1234 ABC\""},
+	        {"Track",
+	         "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"5dd599ebdefcd4158eb8470b\"}",
+	         NULL, "\"TRACKING_STATUS_PICKUP_IN_PROGRESS\""},
+	        {"Track",
+	         "{\"provider\":\"PROVIDER_FUUFFY\",\"trackingNumber\":\"SF7444700508450\"}", NULL,
+	         "\"statusText\": \"列印及安排取件\""},
+	        {"CreateOrder", "@bosonline-create-order.json", "cli-e2e-1",
+	         "\"totalPayment\": 102200"},
+	};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		char cmd[2048];
+		if (calls[i].json[0] == '@')
+			snprintf(cmd, sizeof(cmd), "'%s' -a '%s' %s%s call %s - < '%s/%s'", cli_bin,
+			         url, calls[i].key ? "-k " : "", calls[i].key ? calls[i].key : "",
+			         calls[i].method, examples, calls[i].json + 1);
+		else
+			snprintf(cmd, sizeof(cmd), "'%s' -a '%s' call %s '%s'", cli_bin, url,
+			         calls[i].method, calls[i].json);
+		FILE *f = popen(cmd, "r");
+		char *buf = calloc(1, 1 << 20);
+		size_t n = f ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+		int st = f ? pclose(f) : -1;
+		buf[n] = '\0';
+		CHECK_INT(st, 0);
+		if (strstr(buf, calls[i].expect) == NULL)
+			fprintf(stderr, "  CLI %s %s: no %s in output\n", calls[i].method,
+			        calls[i].json, calls[i].expect);
+		CHECK(strstr(buf, calls[i].expect) != NULL);
+		free(buf);
+	}
+}
+
 static void
 test_missing_credential(void)
 {
@@ -476,13 +526,14 @@ test_missing_credential(void)
 int
 main(int argc, char **argv)
 {
-	if (argc < 4) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX DATA_DIR\n", argv[0]);
+	if (argc < 6) {
+		fprintf(stderr, "usage: %s SHIPGATED SANDBOX DATA_DIR CLI EXAMPLES_DIR\n", argv[0]);
 		return 2;
 	}
 	gw_bin = argv[1];
 	sb_bin = argv[2];
 	data_dir = argv[3];
+	cli_bin = argv[4];
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -503,6 +554,7 @@ main(int argc, char **argv)
 	test_fuuffy(s);
 	test_create_order(s);
 	nng_close(s);
+	test_cli(url, argv[5]);
 	test_create_order_concurrent(url);
 	test_missing_credential();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);

@@ -488,50 +488,6 @@ order_request(const ProtobufCMessage *req, sg_arena *a, sg_status *st, const cor
 	return SG_OK;
 }
 
-/* True when s is valid UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
- * U+10FFFF). jansson refuses any other string; the server checks strings on decode already,
- * this keeps build honest for other callers. */
-static bool
-utf8_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p != '\0') {
-		unsigned char c = *p;
-		size_t n;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1; /* continuation bytes */
-			cp = c & 0x1Fu;
-			min = 0x80; /* smallest code point of this length: no overlong forms */
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
-			cp = c & 0x0Fu;
-			min = 0x800;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07u;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= n; i++) { /* a NUL fails the test: no read past it */
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3Fu);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
 /* What a string field needs. */
 enum text_kind {
 	T_OPT,   /* may be empty */
@@ -556,7 +512,7 @@ text_problem(const char *s, enum text_kind kind)
 		s = "";
 	if (kind != T_OPT && *skip_blanks(s) == '\0')
 		return "is required";
-	if (!utf8_ok(s))
+	if (!sg_utf8_valid(s, strlen(s)))
 		return "is not valid UTF-8";
 	if (kind == T_PHONE) {
 		for (const char *p = s; *p != '\0'; p++) {

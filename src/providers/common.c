@@ -81,6 +81,18 @@ utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
+bool
+sg_utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq((const unsigned char *)s + i, len - i);
+		if (k == 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 /* ================================================================== identifiers and URLs */
 
 enum id_class {
