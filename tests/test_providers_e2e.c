@@ -383,7 +383,9 @@ test_create_order_concurrent(const char *url)
 	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
 	        0);
 	/* a slow form id keeps the first call in flight while the others arrive */
-	((Shipgate__V1__CreateOrderRequest *)req)->form_id = "SLOW-500";
+	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
+	char *form_id = co->form_id;
+	co->form_id = "SLOW-500";
 	uint8_t payload[1024];
 	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
 	env.method = "/shipgate.v1.Shipgate/CreateOrder";
@@ -391,7 +393,7 @@ test_create_order_concurrent(const char *url)
 	env.deadline_ms = 10000;
 	env.payload.data = payload;
 	env.payload.len = protobuf_c_message_pack(req, payload);
-	((Shipgate__V1__CreateOrderRequest *)req)->form_id = NULL; /* not ours to free */
+	co->form_id = form_id; /* freed with the message */
 	protobuf_c_message_free_unpacked(req, NULL);
 
 	sandbox_reset();
