@@ -452,6 +452,137 @@ test_create_order_concurrent(const char *url)
 	fprintf(stderr, "  100 concurrent CreateOrder: %d identical answers\n", same);
 }
 
+/* Track with a cache info, decoded; NULL on failure. */
+static Shipgate__V1__TrackResponse *
+track_cached(nng_socket s, const char *id, bool bypass)
+{
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	req.order_id = (char *)id;
+	req.bypass_cache = bypass;
+	Shipgate__V1__RpcReply *r = hs_call(s, "Track", &req.base, 5000, NULL);
+	Shipgate__V1__TrackResponse *t =
+	        (void *)hs_payload(r, &shipgate__v1__track_response__descriptor);
+	CHECK_INT(hs_code(r), 0);
+	free_reply(r);
+	return t;
+}
+
+/* The lookup cache through the real gateway: hit, bypass, singleflight, stale-while-revalidate. */
+static void
+test_cache(void)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	hs_proc gw;
+	char url[256];
+	nng_socket s;
+	json_t *rec;
+
+	/* ---- a long TTL: hits, bypass, singleflight */
+	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, NULL), 0);
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&s, url), 0);
+	sandbox_reset();
+	Shipgate__V1__TrackResponse *t = track_cached(s, "CACHE1", false);
+	CHECK(t != NULL && (t->cache == NULL || !t->cache->hit));
+	CHECK(t != NULL && t->tracking != NULL && t->tracking->n_events == 11);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	for (int i = 0; i < 5; i++) {
+		t = track_cached(s, "CACHE1", false);
+		CHECK(t != NULL && t->cache != NULL && t->cache->hit && !t->cache->stale);
+		CHECK(t != NULL && t->tracking != NULL && t->tracking->n_events == 11);
+		CHECK(t != NULL && t->cache != NULL && t->cache->age_ms >= 0);
+		if (t)
+			protobuf_c_message_free_unpacked(&t->base, NULL);
+	}
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE1"), 1);
+	json_decref(rec);
+	/* bypass: goes upstream, and says it is not from the cache */
+	t = track_cached(s, "CACHE1", true);
+	CHECK(t != NULL && (t->cache == NULL || !t->cache->hit));
+	if (t)
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE1"), 2);
+	json_decref(rec);
+
+	/* 50 identical concurrent misses on a slow provider: one upstream call */
+	enum { N = 50 };
+	nng_ctx ctx[N];
+	nng_aio *aio[N];
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	req.order_id = "SLOW-300";
+	uint8_t payload[64];
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	env.method = "/shipgate.v1.Shipgate/Track";
+	env.deadline_ms = 10000;
+	env.payload.data = payload;
+	env.payload.len = shipgate__v1__track_request__pack(&req, payload);
+	for (int i = 0; i < N; i++) {
+		nng_msg *msg;
+		nng_msg_alloc(&msg, shipgate__v1__rpc_request__get_packed_size(&env));
+		shipgate__v1__rpc_request__pack(&env, nng_msg_body(msg));
+		nng_ctx_open(&ctx[i], s);
+		nng_aio_alloc(&aio[i], NULL, NULL);
+		nng_aio_set_timeout(aio[i], 15000);
+		nng_aio_set_msg(aio[i], msg);
+		nng_ctx_send(ctx[i], aio[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		nng_aio_wait(aio[i]);
+		nng_ctx_recv(ctx[i], aio[i]);
+	}
+	int ok = 0;
+	for (int i = 0; i < N; i++) {
+		nng_aio_wait(aio[i]);
+		if (nng_aio_result(aio[i]) == 0) {
+			nng_msg *msg = nng_aio_get_msg(aio[i]);
+			Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(
+			        NULL, nng_msg_len(msg), nng_msg_body(msg));
+			ok += hs_code(r) == 0;
+			free_reply(r);
+			nng_msg_free(msg);
+		}
+		nng_aio_free(aio[i]);
+		nng_ctx_close(ctx[i]);
+	}
+	CHECK_INT(ok, N);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/SLOW-300"), 1);
+	json_decref(rec);
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+
+	/* ---- a 1 ms TTL: the next call is served stale and one refresh goes upstream */
+	const char *const extra[] = {"--set", "boscod.cache_ttl_ms=1", NULL};
+	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, extra), 0);
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&s, url), 0);
+	sandbox_reset();
+	t = track_cached(s, "CACHE2", false);
+	if (t)
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+	hs_sleep_ms(20);
+	t = track_cached(s, "CACHE2", false);
+	CHECK(t != NULL && t->cache != NULL && t->cache->hit && t->cache->stale);
+	CHECK(t != NULL && t->tracking != NULL && t->tracking->n_events == 11);
+	if (t)
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+	int seen = 0;
+	for (int i = 0; i < 100 && seen < 2; i++) { /* the refresh runs in the background */
+		rec = sandbox_requests();
+		seen = count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE2");
+		json_decref(rec);
+		if (seen < 2)
+			hs_sleep_ms(20);
+	}
+	CHECK_INT(seen, 2);
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+}
+
 /* Each document's example through the CLI too, as a user would run it. */
 static void
 test_cli(const char *url, const char *examples)
@@ -558,6 +689,7 @@ main(int argc, char **argv)
 	nng_close(s);
 	test_cli(url, argv[5]);
 	test_create_order_concurrent(url);
+	test_cache();
 	test_missing_credential();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);

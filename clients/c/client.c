@@ -503,7 +503,7 @@ start_attempt(struct sgc_call *call)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
 			               "CLIENT_DEADLINE_EXPIRED", false,
 			               "deadline expired before the request was sent");
-		else
+		else if (call->st.reason == NULL) /* else the last attempt's failure stands */
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
 			               "TRANSPORT_TIMEOUT", false,
 			               "deadline expired after %d attempts", call->attempts);

@@ -52,6 +52,12 @@ sg_config_defaults(sg_config *cfg)
 	cfg->verbose = 1;
 	cfg->ipc_watchdog_ms = 1000;
 	cfg->idem_max_entries = 100000;
+	cfg->cache_max_bytes = (size_t)64 << 20;
+	cfg->cache_max_entries = 100000;
+	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
+		cfg->cache_ttl_ms[i] = 30000;
+		cfg->cache_stale_ms[i] = 60000;
+	}
 	cfg->idem_ttl_ms = 24 * 3600 * 1000;
 	cfg->engine.max_host_conns = 256;
 	cfg->engine.max_body = (size_t)8 << 20;
@@ -160,6 +166,16 @@ set_provider(sg_config *cfg, sg_pconf *pc, const char *key, const char *value, c
 		pc->utc_offset_set = true;
 		return 0;
 	}
+	if (strcmp(key, "cache_ttl_ms") == 0 || strcmp(key, "cache_stale_ms") == 0) {
+		if (parse_i64(value, 0, (int64_t)24 * 3600 * 1000, &v) != 0)
+			return cfg_error(err, errlen, "%s.%s: want 0..86400000", pc->name, key);
+		int i = (int)(pc - cfg->providers);
+		if (key[6] == 't')
+			cfg->cache_ttl_ms[i] = v;
+		else
+			cfg->cache_stale_ms[i] = v;
+		return 0;
+	}
 	if (strcmp(key, "timeout_ms") == 0) {
 		if (parse_i64(value, 1, 3600000, &v) != 0)
 			return cfg_error(err, errlen, "%s.timeout_ms: want 1..3600000", pc->name);
@@ -176,7 +192,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	const char *dot = strchr(key, '.');
 
 	if (dot != NULL && strncmp(key, "upstream.", 9) != 0 &&
-	    strncmp(key, "idempotency.", 12) != 0) {
+	    strncmp(key, "idempotency.", 12) != 0 && strncmp(key, "cache.", 6) != 0) {
 		for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
 			size_t n = strlen(provider_names[i]);
 			if ((size_t)(dot - key) == n && strncmp(key, provider_names[i], n) == 0)
@@ -241,6 +257,8 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		case 11: cfg->ipc_watchdog_ms = v; break;
 		case 12: cfg->idem_max_entries = (size_t)v; break;
 		case 13: cfg->idem_ttl_ms = v; break;
+		case 14: cfg->cache_max_bytes = (size_t)v; break;
+		case 15: cfg->cache_max_entries = (size_t)v; break;
 		}
 		return 0;
 	}

@@ -29,10 +29,14 @@ typedef struct sg_config {
 	int64_t drain_timeout_ms;    /* how long a graceful stop waits for in-flight calls */
 	size_t arena_cap;            /* per-call memory cap */
 	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
-	size_t idem_max_entries;     /* idempotency keys held at most */
-	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
-	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
-	sg_engine_conf engine;       /* upstream engine knobs */
+	size_t cache_max_bytes;      /* lookup cache memory; 0 disables the cache */
+	size_t cache_max_entries;    /* lookup cache keys at most */
+	int64_t cache_ttl_ms[SG_PROVIDER_COUNT];   /* fresh for this long; 0: not cached */
+	int64_t cache_stale_ms[SG_PROVIDER_COUNT]; /* then served stale while refreshing */
+	size_t idem_max_entries;                   /* idempotency keys held at most */
+	int64_t idem_ttl_ms;                       /* how long a CreateOrder outcome is kept */
+	int64_t ipc_watchdog_ms;               /* ipc listener probe period (nng #1518); 0 = off */
+	sg_engine_conf engine;                 /* upstream engine knobs */
 	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */
 	char *owned[256];                      /* strings this config allocated */
 	size_t nowned;                         /* entries used in owned[] */

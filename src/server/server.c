@@ -32,7 +32,7 @@
 #include "shipgate/v1/shipgate.pb-c.h"
 #include "upstream/engine.h"
 
-#include "idem.h"
+#include "flight.h"
 
 #ifndef SG_VERSION
 #define SG_VERSION "0.1.0"
@@ -40,6 +40,8 @@
 
 /* CreateOrderResponse.replayed: appended to a payload that answers a repeated key. */
 #define REPLAYED_FIELD 8
+/* TrackResponse.cache and GetOrderResponse.cache: appended to a cached answer. */
+#define CACHE_FIELD 2
 
 /* ------------------------------------------------------------------ types */
 
@@ -47,7 +49,7 @@ enum work_state {
 	W_INIT,     /* not started */
 	W_RECV,     /* a receive is posted */
 	W_UPSTREAM, /* waiting for the engine */
-	W_IDEM,     /* waiting for the owner of its idempotency key */
+	W_FLIGHT,   /* waiting for the owner of its key (idempotency or cache) */
 	W_AUTH,     /* waiting for a provider token */
 	W_SEND,     /* a reply is being sent */
 };
@@ -84,7 +86,11 @@ struct work {
 	struct work *auth_next;                  /* next call queued for a provider token */
 	bool auth_retried;                       /* already retried after a 401 */
 	bool idem_owner;                         /* owns its idempotency key: must finish it */
-	sg_idem_waiter waiter;                   /* parks the call behind the key's owner */
+	const char *cache_key;                   /* lookup cache key (arena), or NULL */
+	bool cache_owner;                        /* owns cache_key: must finish it */
+	bool cache_store;                        /* bypassed the cache: store a fresh answer */
+	sg_flight_waiter waiter;                 /* parks the call behind the key's owner */
+	bool waiter_replay;                      /* a waiter's answer is marked replayed */
 };
 
 /* One provider's fetched token. */
@@ -104,7 +110,8 @@ struct sg_server {
 	size_t nlisteners;                            /* listeners started */
 	char bound[SG_CONFIG_MAX_LISTEN][256];        /* listen URLs with tcp port 0 resolved */
 	sg_engine *engine;                            /* upstream HTTP */
-	sg_idem *idem;                                /* CreateOrder idempotency keys */
+	sg_flight *idem;                              /* CreateOrder idempotency keys */
+	sg_flight *cache;                             /* Track/GetOrder answers, or NULL */
 	struct token_cache tokens[SG_PROVIDER_COUNT]; /* fetched provider tokens */
 	struct work *works;                           /* the context pool */
 	int nworks;                                   /* entries in works[] */
@@ -157,7 +164,7 @@ put_varint(uint8_t *p, uint64_t v)
 
 /* Packs w->st as a shipgate.v1.Status into the arena. Returns 0 or -1 (arena full). */
 static int
-work_pack_status(struct work *w, sg_idem_outcome *o)
+work_pack_status(struct work *w, sg_flight_outcome *o)
 {
 	sg_arena *a = &w->arena;
 	Shipgate__V1__Status status = SHIPGATE__V1__STATUS__INIT;
@@ -204,7 +211,7 @@ work_pack_status(struct work *w, sg_idem_outcome *o)
  * not fit the call's memory turns the status into RESOURCE_EXHAUSTED.
  */
 static int
-work_pack_outcome(struct work *w, sg_idem_outcome *o)
+work_pack_outcome(struct work *w, sg_flight_outcome *o)
 {
 	memset(o, 0, sizeof(*o));
 	if (w->st.err == SG_OK && w->reply != NULL) {
@@ -223,15 +230,17 @@ work_pack_outcome(struct work *w, sg_idem_outcome *o)
 
 /*
  * Writes the RpcReply {request_id, status, payload} into w->msg by hand, so that a stored
- * outcome can be sent to any caller without decoding it. `replayed` appends
- * CreateOrderResponse.replayed = true to the payload (a later field wins in protobuf).
+ * outcome can be sent to any caller without decoding it. `extra` (encoded fields) is appended
+ * to the payload: protobuf merges it, a later field winning (CreateOrderResponse.replayed,
+ * TrackResponse.cache).
  */
 static int
-work_encode_reply(struct work *w, const sg_idem_outcome *o, bool replayed)
+work_encode_reply(struct work *w, const sg_flight_outcome *o, const uint8_t *extra,
+                  size_t extra_len)
 {
 	const char *rid = w->env != NULL ? w->env->request_id : "";
 	size_t rlen = strlen(rid);
-	size_t plen = o->payload != NULL ? o->payload_len + (replayed ? 2 : 0) : 0;
+	size_t plen = o->payload != NULL ? o->payload_len + extra_len : 0;
 	size_t len = (rlen ? 1 + varint_len(rlen) + rlen : 0) + 1 + varint_len(o->status_len) +
 	             o->status_len + (o->payload != NULL ? 1 + varint_len(plen) + plen : 0);
 	int rv;
@@ -261,19 +270,20 @@ work_encode_reply(struct work *w, const sg_idem_outcome *o, bool replayed)
 		p = put_varint(p, plen);
 		memcpy(p, o->payload, o->payload_len);
 		p += o->payload_len;
-		if (replayed) {
-			*p++ = (uint8_t)(REPLAYED_FIELD << 3); /* varint */
-			*p++ = 1;
+		if (extra_len) {
+			memcpy(p, extra, extra_len);
+			p += extra_len;
 		}
 	}
 	return 0;
 }
 
-/* Sends an encoded outcome as w's reply. Any thread. */
+/* Sends an encoded outcome as w's reply, with extra fields appended to its payload. */
 static void
-work_send_outcome(struct work *w, const sg_idem_outcome *o, bool replayed)
+work_send_outcome_x(struct work *w, const sg_flight_outcome *o, const uint8_t *extra,
+                    size_t extra_len)
 {
-	if (work_encode_reply(w, o, replayed) != 0) {
+	if (work_encode_reply(w, o, extra, extra_len) != 0) {
 		/* No memory even for the reply: drop it; the caller's deadline will fire. */
 		nng_msg_free(w->msg);
 		w->msg = NULL;
@@ -284,6 +294,38 @@ work_send_outcome(struct work *w, const sg_idem_outcome *o, bool replayed)
 	nng_aio_set_msg(w->aio, w->msg);
 	w->msg = NULL; /* owned by the aio now; back to us only if the send fails */
 	nng_ctx_send(w->ctx, w->aio);
+}
+
+/* Sends an encoded outcome; `replayed` marks CreateOrderResponse.replayed = true. */
+static void
+work_send_outcome(struct work *w, const sg_flight_outcome *o, bool replayed)
+{
+	static const uint8_t replayed_field[] = {(REPLAYED_FIELD << 3) | 0, 1};
+	work_send_outcome_x(w, o, replayed_field, replayed ? sizeof(replayed_field) : 0);
+}
+
+/* Sends a cached outcome with its TrackResponse/GetOrderResponse.cache (field 2). */
+static void
+work_send_cached(struct work *w, const sg_flight_outcome *o, int64_t age_ms, bool stale)
+{
+	uint8_t info[16], extra[20];
+	uint8_t *p = info;
+	*p++ = (1 << 3) | 0; /* hit */
+	*p++ = 1;
+	if (age_ms > 0) {
+		*p++ = (2 << 3) | 0; /* age_ms */
+		p = put_varint(p, (uint64_t)age_ms);
+	}
+	if (stale) {
+		*p++ = (3 << 3) | 0;
+		*p++ = 1;
+	}
+	size_t n = (size_t)(p - info);
+	extra[0] = (CACHE_FIELD << 3) | 2;
+	extra[1] = (uint8_t)n;
+	memcpy(extra + 2, info, n);
+	w->st.err = SG_OK;
+	work_send_outcome_x(w, o, extra, n + 2);
 }
 
 /*
@@ -327,7 +369,7 @@ work_log(struct work *w)
 static void
 work_send(struct work *w)
 {
-	sg_idem_outcome o;
+	sg_flight_outcome o;
 
 	if (w->idem_owner && w->st.err != SG_OK && idem_keep(w->st.err)) {
 		/* Every caller of this key will get this answer: say what it means. */
@@ -348,18 +390,29 @@ work_send(struct work *w)
 	}
 	if (w->idem_owner) {
 		w->idem_owner = false;
-		sg_idem_finish(w->srv->idem, w->env->idempotency_key,
-		               w->st.err == SG_OK || idem_keep(w->st.err), &o);
+		sg_flight_finish(w->srv->idem, w->env->idempotency_key,
+		                 w->st.err == SG_OK || idem_keep(w->st.err),
+		                 w->srv->cfg->idem_ttl_ms, 0, &o);
+	}
+	if (w->cache_owner || (w->cache_store && w->st.err == SG_OK)) {
+		int i = w->prov->id - 1;
+		int64_t ttl = w->srv->cfg->cache_ttl_ms[i], stale = w->srv->cfg->cache_stale_ms[i];
+		if (w->cache_owner)
+			sg_flight_finish(w->srv->cache, w->cache_key, w->st.err == SG_OK, ttl,
+			                 stale, &o);
+		else
+			sg_flight_put(w->srv->cache, w->cache_key, ttl, stale, &o);
+		w->cache_owner = w->cache_store = false;
 	}
 	work_send_outcome(w, &o, false);
 }
 
 /* A call that waited behind the owner of its key gets the owner's outcome. */
 static void
-work_idem_done(sg_idem_waiter *wt, const sg_idem_outcome *o)
+work_flight_done(sg_flight_waiter *wt, const sg_flight_outcome *o)
 {
 	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
-	work_send_outcome(w, o, true);
+	work_send_outcome(w, o, w->waiter_replay);
 }
 
 /* Records err (message optional) and sends the reply. */
@@ -575,6 +628,17 @@ token_invalidate(struct sg_server *s, const sg_provider *p, const char *tok)
 	pthread_mutex_unlock(&tc->mtx);
 }
 
+/* True when key is acceptable: 1..255 bytes of printable ASCII. */
+static bool
+idem_key_ok(const char *key)
+{
+	size_t n = 0;
+	for (; key[n] != '\0'; n++)
+		if (key[n] < 0x21 || key[n] > 0x7e || n >= 255)
+			return false;
+	return n > 0;
+}
+
 /*
  * CreateOrder's idempotency: true when this call owns its key and goes upstream; false when it
  * was answered (replay, conflict, bad key) or parked behind the owner.
@@ -584,9 +648,9 @@ work_idem_begin(struct work *w)
 {
 	struct sg_server *s = w->srv;
 	const char *key = w->env->idempotency_key;
-	sg_idem_outcome o;
+	sg_flight_outcome o;
 
-	if (!sg_idem_key_ok(key)) {
+	if (!idem_key_ok(key)) {
 		sg_status_violation(&w->st, "idempotency_key",
 		                    "1 to 255 printable ASCII characters");
 		work_fail(
@@ -595,19 +659,178 @@ work_idem_begin(struct work *w)
 		               : "CreateOrder requires an idempotency_key in the request envelope");
 		return false;
 	}
-	sg_idem_fp fp =
-	        sg_idem_fingerprint(w->env->method, w->env->payload.data, w->env->payload.len);
-	w->state = W_IDEM;
-	switch (sg_idem_begin(s->idem, key, fp, &w->waiter, &w->arena, &o)) {
-	case SG_IDEM_OWNER: w->idem_owner = true; return true;
-	case SG_IDEM_WAITING: return false; /* work_idem_done sends the owner's outcome */
-	case SG_IDEM_REPLAY: work_send_outcome(w, &o, true); return false;
-	case SG_IDEM_CONFLICT:
+	sg_flight_fp fp =
+	        sg_flight_fingerprint(w->env->method, w->env->payload.data, w->env->payload.len);
+	int64_t age;
+	bool refresh;
+	w->state = W_FLIGHT;
+	w->waiter_replay = true;
+	switch (sg_flight_begin(s->idem, key, fp, &w->waiter, &w->arena, &o, &age, &refresh)) {
+	case SG_FLIGHT_OWNER: w->idem_owner = true; return true;
+	case SG_FLIGHT_WAITING: return false; /* work_flight_done sends the owner's outcome */
+	case SG_FLIGHT_HIT:
+	case SG_FLIGHT_STALE: work_send_outcome(w, &o, true); return false;
+	case SG_FLIGHT_CONFLICT:
 		work_fail(w, SG_EIDEMCONFLICT,
 		          "idempotency_key was already used with a different request");
 		return false;
-	case SG_IDEM_FULL:
+	case SG_FLIGHT_FULL:
 	default: work_fail(w, SG_EBUSY, "idempotency table full; retry later"); return false;
+	}
+}
+
+/* ------------------------------------------------------------------ lookup cache */
+
+/*
+ * Track and GetOrder answers are cached per provider for cache_ttl_ms, then served stale for
+ * cache_stale_ms while one background refresh runs. Identical concurrent misses make one
+ * upstream call (singleflight). bypass_cache skips the lookup and stores the fresh answer.
+ * A hit is answered on the receiving thread, without a hand-off.
+ */
+
+/* One background refresh of a stale key: a call with no caller. */
+struct refresh {
+	struct sg_server *srv;   /* owner */
+	sg_arena arena;          /* everything of the refresh */
+	const sg_provider *prov; /* provider */
+	const sg_op *op;         /* the operation to repeat */
+	sg_pconf pc;             /* its config, with the token to use */
+	ProtobufCMessage *req;   /* the request (arena copy) */
+	sg_http_req hreq;        /* the upstream request */
+	sg_status st;            /* outcome */
+	char *key;               /* the cache key (arena) */
+};
+
+static const uint8_t empty_status[1] = {0};
+
+static void
+refresh_free(struct refresh *r)
+{
+	sg_arena_fini(&r->arena);
+	free(r);
+}
+
+static void
+refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
+{
+	struct refresh *r = arg;
+	struct sg_server *s = r->srv;
+	ProtobufCMessage *reply = NULL;
+	sg_flight_outcome o = {empty_status, 0, NULL, 0};
+	bool keep = false;
+
+	if (err == SG_OK &&
+	    r->op->parse(&r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK && reply) {
+		size_t n = protobuf_c_message_get_packed_size(reply);
+		uint8_t *buf = sg_arena_alloc(&r->arena, n ? n : 1);
+		if (buf != NULL) {
+			o.payload = buf;
+			o.payload_len = protobuf_c_message_pack(reply, buf);
+			keep = true;
+		}
+	}
+	int i = r->prov->id - 1;
+	sg_flight_finish(s->cache, r->key, keep, s->cfg->cache_ttl_ms[i], s->cfg->cache_stale_ms[i],
+	                 &o);
+	refresh_free(r);
+	atomic_fetch_sub(&s->upstream, 1);
+}
+
+/* Starts refreshing key with w's request; on any failure the stale answer stays. */
+static void
+cache_refresh_start(struct work *w, const char *key)
+{
+	struct sg_server *s = w->srv;
+	struct refresh *r = calloc(1, sizeof(*r));
+	sg_flight_outcome none = {empty_status, 0, NULL, 0};
+	int i = w->prov->id - 1;
+
+	if (r == NULL)
+		goto fail;
+	sg_arena_init(&r->arena, 8192, s->cfg->arena_cap);
+	r->srv = s;
+	r->prov = w->prov;
+	r->op = w->op;
+	r->pc = w->pc_call;
+	r->key = sg_arena_strdup(&r->arena, key);
+	r->req = protobuf_c_message_unpack(w->method->input, sg_arena_pb(&r->arena),
+	                                   w->env->payload.len, w->env->payload.data);
+	if (r->key == NULL || r->req == NULL)
+		goto fail;
+	if (w->prov->auth.build != NULL && w->pc_call.client_id != NULL) {
+		/* use the cached provider token; without one, leave the stale answer be */
+		struct token_cache *tc = &s->tokens[i];
+		pthread_mutex_lock(&tc->mtx);
+		if (tc->token != NULL && sg_now_ms() < tc->expires_ms)
+			r->pc.token = sg_arena_strdup(&r->arena, tc->token);
+		else
+			r->pc.token = NULL;
+		pthread_mutex_unlock(&tc->mtx);
+		if (r->pc.token == NULL)
+			goto fail;
+	}
+	if (r->op->build(&r->pc, r->req, &r->arena, &r->hreq, &r->st) != SG_OK)
+		goto fail;
+	atomic_fetch_add(&s->upstream, 1);
+	if (sg_engine_submit(s->engine, &r->hreq, sg_now_ms() + r->pc.timeout_ms, refresh_done,
+	                     r) == SG_OK)
+		return;
+	atomic_fetch_sub(&s->upstream, 1);
+fail:
+	sg_flight_finish(s->cache, key, false, 0, 0, &none);
+	if (r != NULL)
+		refresh_free(r);
+}
+
+/* The cache key of a Track or GetOrder request (arena), or NULL when it is not cacheable. */
+static const char *
+cache_key(struct work *w, bool *bypass)
+{
+	if (w->kind == M_TRACK) {
+		const Shipgate__V1__TrackRequest *t = (const void *)w->req;
+		*bypass = t->bypass_cache;
+		if (strlen(t->order_id) > 256 || strlen(t->tracking_number) > 256)
+			return NULL;
+		return sg_arena_printf(&w->arena, "T|%d|%s|%s", (int)t->provider, t->order_id,
+		                       t->tracking_number);
+	}
+	const Shipgate__V1__GetOrderRequest *g = (const void *)w->req;
+	*bypass = g->bypass_cache;
+	if (strlen(g->order_id) > 256)
+		return NULL;
+	return sg_arena_printf(&w->arena, "G|%d|%s", (int)g->provider, g->order_id);
+}
+
+/* The lookup: true when the call must go upstream; false when it was answered or parked. */
+static bool
+work_cache_begin(struct work *w)
+{
+	struct sg_server *s = w->srv;
+	static const sg_flight_fp none = {0, 0};
+	sg_flight_outcome o;
+	int64_t age = 0;
+	bool bypass = false, refresh = false;
+	const char *key = cache_key(w, &bypass);
+
+	if (key == NULL)
+		return true;
+	w->cache_key = key;
+	if (bypass) {
+		w->cache_store = true;
+		return true;
+	}
+	w->state = W_FLIGHT;
+	w->waiter_replay = false;
+	switch (sg_flight_begin(s->cache, key, none, &w->waiter, &w->arena, &o, &age, &refresh)) {
+	case SG_FLIGHT_OWNER: w->cache_owner = true; return true;
+	case SG_FLIGHT_WAITING: return false; /* work_flight_done answers it */
+	case SG_FLIGHT_HIT: work_send_cached(w, &o, age, false); return false;
+	case SG_FLIGHT_STALE:
+		if (refresh)
+			cache_refresh_start(w, key);
+		work_send_cached(w, &o, age, true);
+		return false;
+	default: w->cache_key = NULL; return true; /* no room: uncached */
 	}
 }
 
@@ -646,6 +869,9 @@ work_call_provider(struct work *w, enum method_kind kind)
 	w->prov = p;
 	w->pc_call = *pc; /* per-call copy: a fetched token replaces pc->token */
 	w->pconf = &w->pc_call;
+	if ((kind == M_TRACK || kind == M_GET_ORDER) && s->cache != NULL &&
+	    s->cfg->cache_ttl_ms[id - 1] > 0 && !work_cache_begin(w))
+		return; /* answered from the cache, or waiting for the same call */
 	if (p->auth.build != NULL && pc->client_id != NULL && pc->client_secret != NULL) {
 		work_with_token(w);
 		return;
@@ -772,6 +998,10 @@ work_recv(struct work *w)
 	w->op = NULL;
 	w->pconf = NULL;
 	w->idem_owner = false;
+	w->cache_owner = false;
+	w->cache_store = false;
+	w->cache_key = NULL;
+	w->waiter_replay = false;
 	w->auth_retried = false;
 	w->prov = NULL;
 	memset(&w->hreq, 0, sizeof(w->hreq));
@@ -958,7 +1188,12 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		e = SG_EINTERNAL;
 		goto fail;
 	}
-	if ((s->idem = sg_idem_new(cfg->idem_max_entries, cfg->idem_ttl_ms)) == NULL) {
+	sg_flight_conf idem_conf = {.max_entries = cfg->idem_max_entries, .evict = false};
+	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
+	                             .max_bytes = cfg->cache_max_bytes,
+	                             .evict = true};
+	if ((s->idem = sg_flight_new(&idem_conf)) == NULL ||
+	    (cfg->cache_max_bytes > 0 && (s->cache = sg_flight_new(&cache_conf)) == NULL)) {
 		e = SG_ENOMEM;
 		goto fail;
 	}
@@ -976,7 +1211,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		w->srv = s;
 		w->state = W_INIT;
 		sg_arena_init(&w->arena, 16384, cfg->arena_cap);
-		w->waiter.done = work_idem_done;
+		w->waiter.done = work_flight_done;
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
 			snprintf(err, errlen, "context %d: %s", i, nng_strerror(rv));
@@ -1096,7 +1331,8 @@ sg_server_free(sg_server *s)
 		sg_arena_fini(&w->arena);
 	}
 	free(s->works);
-	sg_idem_free(s->idem);
+	sg_flight_free(s->idem);
+	sg_flight_free(s->cache);
 	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
 		free(s->tokens[i].token);
 		pthread_mutex_destroy(&s->tokens[i].mtx);
