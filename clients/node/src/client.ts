@@ -1,0 +1,568 @@
+// The shipgate client: addresses, deadlines, retries, typed calls.
+//
+// A call sends one shipgate.v1.RpcRequest as one SP request and waits for one RpcReply. The
+// behaviour follows the C client (include/shipgate/client.h):
+// - Several gateways: one connection per address; attempts go round-robin over the
+//   addresses, preferring ones that are connected now.
+// - Deadlines: each call has a budget (deadlineMs, else defaultDeadlineMs) covering every
+//   attempt and backoff. The envelope's deadline_ms is the budget left when the request is
+//   written, and the client waits for the reply no longer than that. A call whose budget is
+//   spent fails with DEADLINE_EXCEEDED / CLIENT_DEADLINE_EXPIRED without sending anything.
+// - Retries, explicit and bounded, with exponential backoff and jitter, within the deadline
+//   and up to maxAttempts:
+//     - idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (gateway or transport)
+//       and after DEADLINE_EXCEEDED while budget remains;
+//     - CreateOrder (and methods unknown to this client) the same, but only when the call
+//       carries an idempotency key, which is sent unchanged in every attempt;
+//     - any method when the attempt provably never left the client
+//       (TRANSPORT_NOT_CONNECTED).
+//   The gateway's retry_after_ms, when given, lengthens the backoff.
+// - Lost connections: requests waiting on a connection that drops fail with UNAVAILABLE /
+//   TRANSPORT_CONNECTION_LOST, and the rules above decide; nothing is silently re-sent.
+
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+
+import { parseAddress } from "./address.js";
+import { Endpoint, type Loss } from "./endpoint.js";
+import { ClientReason, Code, ShipgateError } from "./errors.js";
+import { RpcReplySchema, RpcRequestSchema, type RpcRequest } from "./gen/shipgate/v1/rpc_pb.js";
+import {
+  CreateOrderRequestSchema,
+  CreateOrderResponseSchema,
+  GetOrderRequestSchema,
+  GetOrderResponseSchema,
+  HealthRequestSchema,
+  HealthResponseSchema,
+  Shipgate,
+  TrackRequestSchema,
+  TrackResponseSchema,
+  type CreateOrderResponse,
+  type GetOrderResponse,
+  type HealthResponse,
+  type TrackResponse,
+} from "./gen/shipgate/v1/shipgate_pb.js";
+
+export const DEFAULT_ADDRESS = "tcp://127.0.0.1:7400";
+
+/** Full method names in gRPC form, as RpcRequest.method carries them. */
+export const Method = {
+  Track: "/shipgate.v1.Shipgate/Track",
+  GetOrder: "/shipgate.v1.Shipgate/GetOrder",
+  CreateOrder: "/shipgate.v1.Shipgate/CreateOrder",
+  Health: "/shipgate.v1.Shipgate/Health",
+} as const;
+
+const IDEMPOTENT = new Set<string>([Method.Track, Method.GetOrder, Method.Health]);
+const MAX_TIMER_MS = 0x7fffffff; // setTimeout's limit, and the C client's clamp of deadline_ms
+
+export interface ClientOptions {
+  /** Gateway addresses: "tcp://host:port", "tcp://[::1]:port", "ipc:///path". Default tcp://127.0.0.1:7400. */
+  addresses?: string | string[];
+  /** Budget of a call that gives none, ms. Default 10000. */
+  defaultDeadlineMs?: number;
+  /** Largest RpcReply accepted, bytes; a peer announcing more loses its connection. Default 4 MiB. */
+  maxReplySize?: number;
+  /** Attempts in all, the first included; 1 = never retry. Default 3. */
+  maxAttempts?: number;
+  /** Backoff before the first retry, doubled each time, jittered to [d/2, d]. Default 50. */
+  backoffBaseMs?: number;
+  /** Backoff ceiling. Default 1000. */
+  backoffCapMs?: number;
+  /** Longest wait for one reply; 0 = the whole remaining budget. Default 0. */
+  attemptTimeoutMs?: number;
+  /** Longest an attempt waits for a connection to its address. Default 1000. */
+  connectTimeoutMs?: number;
+  /** Redial backoff after a failed or dropped connection: from min, doubling to max. Default 100 / 1000. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export interface CallOptions {
+  /** Budget of the whole call, retries included, ms. Undefined or 0: the client's default; < 0: already spent. */
+  deadlineMs?: number;
+  /** RpcRequest.metadata; keys lower-case [a-z0-9._-], starting with a letter or digit. */
+  metadata?: Record<string, string>;
+  /** RpcRequest.request_id, echoed by the gateway; default 16 random hex digits. */
+  requestId?: string;
+  /** Sent in every attempt; required by createOrder, and makes any method retryable. */
+  idempotencyKey?: string;
+  /** Overrides the client's maxAttempts for this call. */
+  maxAttempts?: number;
+  /** Aborting it ends the call with CANCELLED / CLIENT_CANCELLED. */
+  signal?: AbortSignal;
+}
+
+/** The outcome of a raw call, with its bookkeeping. */
+export interface RawResult {
+  /** The encoded response message. */
+  payload: Uint8Array;
+  attempts: number;
+  requestId: string;
+}
+
+type Outcome =
+  | { ok: true; payload: Uint8Array }
+  | { ok: false; error: ShipgateError; neverSent?: boolean; final?: boolean };
+
+interface ActiveCall {
+  cancelled: string | undefined; // why, once cancelled
+  interrupt: (() => void) | undefined; // ends the current wait
+}
+
+function now(): number {
+  return performance.now();
+}
+
+/**
+ * The full method name for "Track", "shipgate.v1.Shipgate.Track" or "/shipgate.v1.Shipgate/Track";
+ * any other "/package.Service/Method" is passed through; undefined when malformed.
+ */
+export function resolveMethod(method: string): string | undefined {
+  if (typeof method !== "string") return undefined;
+  for (const m of Shipgate.methods) {
+    const svc = m.parent.typeName;
+    if (method === m.name || method === `${svc}.${m.name}` || method === `/${svc}/${m.name}`) return `/${svc}/${m.name}`;
+  }
+  return /^\/[^/\s]+\/[^/\s]+$/.test(method) ? method : undefined;
+}
+
+const METADATA_KEY = /^[a-z0-9][a-z0-9._-]*$/;
+
+function optNumber(name: string, v: number | undefined, def: number, min: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== "number" || Number.isNaN(v) || v < min)
+    throw new RangeError(`shipgate: ${name} must be a number >= ${min}, got ${String(v)}`);
+  return Math.min(v, MAX_TIMER_MS);
+}
+
+export class Client {
+  /** The addresses, as given. */
+  readonly addresses: readonly string[];
+  readonly defaultDeadlineMs: number;
+  readonly maxReplySize: number;
+  readonly maxAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffCapMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+
+  private readonly eps: Endpoint[];
+  private rr = 0;
+  private readonly active = new Set<ActiveCall>();
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: ClientOptions = {}) {
+    let addrs = opts.addresses ?? [DEFAULT_ADDRESS];
+    if (typeof addrs === "string") addrs = [addrs];
+    if (!Array.isArray(addrs)) throw new TypeError("shipgate: addresses must be a string or an array of strings");
+    if (addrs.length === 0) addrs = [DEFAULT_ADDRESS];
+    const parsed = addrs.map(parseAddress); // throws TypeError on a bad one
+    this.addresses = Object.freeze([...addrs]);
+    this.defaultDeadlineMs = optNumber("defaultDeadlineMs", opts.defaultDeadlineMs, 10000, 1);
+    const mrs = opts.maxReplySize ?? 4 << 20;
+    if (!Number.isSafeInteger(mrs) || mrs < 1)
+      throw new RangeError(`shipgate: maxReplySize must be an integer >= 1, got ${String(opts.maxReplySize)}`);
+    this.maxReplySize = mrs;
+    this.maxAttempts = Math.floor(optNumber("maxAttempts", opts.maxAttempts, 3, 1));
+    this.backoffBaseMs = optNumber("backoffBaseMs", opts.backoffBaseMs, 50, 0);
+    this.backoffCapMs = Math.max(optNumber("backoffCapMs", opts.backoffCapMs, 1000, 0), this.backoffBaseMs);
+    this.attemptTimeoutMs = optNumber("attemptTimeoutMs", opts.attemptTimeoutMs, 0, 0);
+    this.connectTimeoutMs = optNumber("connectTimeoutMs", opts.connectTimeoutMs, 1000, 1);
+    const reconnectMinMs = optNumber("reconnectMinMs", opts.reconnectMinMs, 100, 1);
+    const reconnectMaxMs = Math.max(optNumber("reconnectMaxMs", opts.reconnectMaxMs, 1000, 1), reconnectMinMs);
+    this.eps = parsed.map(
+      (a) =>
+        new Endpoint(a, {
+          maxReplySize: this.maxReplySize,
+          reconnectMinMs,
+          reconnectMaxMs,
+          handshakeTimeoutMs: this.connectTimeoutMs,
+        }),
+    );
+    for (const ep of this.eps) ep.start();
+  }
+
+  /** How many addresses have a live connection now. */
+  get connected(): number {
+    return this.eps.filter((e) => e.up).length;
+  }
+
+  /** Per-address state, for diagnostics. */
+  stats(): { url: string; state: string; inFlight: number; connections: number; unknownReplies: number; lastError?: string }[] {
+    return this.eps.map((e) => ({
+      url: e.url,
+      state: e.state,
+      inFlight: e.inFlight,
+      connections: e.connections,
+      unknownReplies: e.unknownReplies,
+      lastError: e.lastError,
+    }));
+  }
+
+  // ---------------------------------------------------------------- typed calls
+
+  /** Track: the tracking of an order or waybill. Idempotent: retried on UNAVAILABLE. */
+  track(req: MessageInitShape<typeof TrackRequestSchema>, opts?: CallOptions): Promise<TrackResponse> {
+    return this.unary(Method.Track, TrackRequestSchema, TrackResponseSchema, req, opts);
+  }
+
+  /** GetOrder: the full order (Biteship). Idempotent. */
+  getOrder(req: MessageInitShape<typeof GetOrderRequestSchema>, opts?: CallOptions): Promise<GetOrderResponse> {
+    return this.unary(Method.GetOrder, GetOrderRequestSchema, GetOrderResponseSchema, req, opts);
+  }
+
+  /**
+   * CreateOrder (bosOnline checkout). opts.idempotencyKey is required: the gateway turns
+   * every call with one key into at most one order, so the call is retried with it.
+   */
+  createOrder(
+    req: MessageInitShape<typeof CreateOrderRequestSchema>,
+    opts: CallOptions & { idempotencyKey: string },
+  ): Promise<CreateOrderResponse> {
+    if (!opts || typeof opts.idempotencyKey !== "string" || opts.idempotencyKey === "") {
+      return Promise.reject(
+        new ShipgateError({
+          code: Code.INVALID_ARGUMENT,
+          reason: ClientReason.CLIENT_INVALID_ARGUMENT,
+          message: "createOrder needs opts.idempotencyKey (1-255 printable ASCII): a retry with the same key never creates a second order",
+          local: true,
+          requestId: opts?.requestId,
+          method: Method.CreateOrder,
+        }),
+      );
+    }
+    return this.unary(Method.CreateOrder, CreateOrderRequestSchema, CreateOrderResponseSchema, req, opts);
+  }
+
+  /** Health of the gateway. Idempotent. */
+  health(req: MessageInitShape<typeof HealthRequestSchema> = {}, opts?: CallOptions): Promise<HealthResponse> {
+    return this.unary(Method.Health, HealthRequestSchema, HealthResponseSchema, req, opts);
+  }
+
+  /**
+   * Any method, with the payloads as bytes: `payload` is the encoded request message, the
+   * result the encoded response message. `method` is "Track", "shipgate.v1.Shipgate.Track",
+   * "/shipgate.v1.Shipgate/Track", or any other "/package.Service/Method" (passed through, and
+   * retried only with an idempotency key).
+   */
+  async call(method: string, payload: Uint8Array, opts?: CallOptions): Promise<Uint8Array> {
+    return (await this.callRaw(method, payload, opts)).payload;
+  }
+
+  /** call() with the attempts made and the request id used. */
+  callRaw(method: string, payload: Uint8Array, opts?: CallOptions): Promise<RawResult> {
+    return this.invoke(method, payload, opts ?? {});
+  }
+
+  /**
+   * Cancels every call in flight (CANCELLED / CLIENT_CANCELLED) and closes the connections.
+   * Calls made afterwards fail the same way. Resolves when the sockets are closed.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    for (const c of this.active) this.cancel(c, "client closed");
+    this.closing = Promise.all(this.eps.map((e) => e.close())).then(() => undefined);
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- the call
+
+  private async unary<I extends DescMessage, O extends DescMessage>(
+    method: string,
+    input: I,
+    output: O,
+    req: MessageInitShape<I>,
+    opts: CallOptions | undefined,
+  ): Promise<MessageShape<O>> {
+    let payload: Uint8Array;
+    try {
+      payload = toBinary(input, create(input, req ?? ({} as MessageInitShape<I>)));
+    } catch (e) {
+      throw new ShipgateError({
+        code: Code.INVALID_ARGUMENT,
+        reason: ClientReason.CLIENT_INVALID_ARGUMENT,
+        message: `request is not a valid ${input.typeName}: ${(e as Error).message}`,
+        local: true,
+        requestId: opts?.requestId,
+        method,
+      });
+    }
+    const r = await this.invoke(method, payload, opts ?? {});
+    try {
+      return fromBinary(output, r.payload);
+    } catch (e) {
+      throw new ShipgateError({
+        code: Code.INTERNAL,
+        reason: ClientReason.CLIENT_BAD_REPLY,
+        message: `reply payload is not a ${output.typeName}: ${(e as Error).message}`,
+        local: true,
+        attempts: r.attempts,
+        requestId: r.requestId,
+        method,
+      });
+    }
+  }
+
+  private async invoke(method: string, payload: Uint8Array, opts: CallOptions): Promise<RawResult> {
+    const start = now();
+    const requestId = opts.requestId || randomBytes(8).toString("hex");
+    const full = resolveMethod(method);
+    let attempts = 0;
+    const fail = (e: ShipgateError) => e.withCall(attempts, requestId, full ?? method);
+    const invalid = (msg: string) =>
+      fail(ShipgateError.local(Code.INVALID_ARGUMENT, ClientReason.CLIENT_INVALID_ARGUMENT, false, msg));
+
+    if (full === undefined) throw invalid(`unknown method "${String(method).slice(0, 100)}"`);
+    if (!(payload instanceof Uint8Array)) throw invalid("payload must be a Uint8Array (the encoded request message)");
+    if (typeof requestId !== "string") throw invalid("requestId must be a string");
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.metadata ?? {})) {
+      if (!METADATA_KEY.test(k)) throw invalid(`metadata key "${k.slice(0, 60)}" is not lower-case [a-z0-9._-]`);
+      if (typeof v !== "string") throw invalid(`metadata value of "${k}" is not a string`);
+      metadata[k] = v;
+    }
+    const key = opts.idempotencyKey ?? "";
+    if (typeof key !== "string") throw invalid("idempotencyKey must be a string");
+    let maxAttempts = this.maxAttempts;
+    if (opts.maxAttempts !== undefined) {
+      if (typeof opts.maxAttempts !== "number" || !(opts.maxAttempts >= 1)) throw invalid("maxAttempts must be >= 1");
+      maxAttempts = Math.floor(opts.maxAttempts);
+    }
+    let budget = opts.deadlineMs ?? 0;
+    if (typeof budget !== "number" || Number.isNaN(budget)) throw invalid("deadlineMs must be a number");
+    if (budget === 0) budget = this.defaultDeadlineMs;
+    budget = Math.min(budget, MAX_TIMER_MS);
+    const deadline = start + budget;
+    const idempotent = IDEMPOTENT.has(full) || key !== "";
+
+    const env = create(RpcRequestSchema, { method: full, requestId, metadata, idempotencyKey: key, payload });
+    const call: ActiveCall = { cancelled: undefined, interrupt: undefined };
+    if (this.closing) call.cancelled = "client closed";
+    const signal = opts.signal;
+    const onAbort = () => this.cancel(call, "call aborted");
+    if (signal?.aborted) call.cancelled = "call aborted";
+    signal?.addEventListener("abort", onAbort);
+    this.active.add(call);
+    try {
+      for (;;) {
+        if (call.cancelled !== undefined) throw fail(cancelledError(call.cancelled));
+        const t = now();
+        const remaining = deadline - t;
+        if (remaining < 1) {
+          throw fail(
+            attempts === 0
+              ? ShipgateError.local(
+                  Code.DEADLINE_EXCEEDED,
+                  ClientReason.CLIENT_DEADLINE_EXPIRED,
+                  false,
+                  "deadline expired before the request was sent",
+                )
+              : ShipgateError.local(
+                  Code.DEADLINE_EXCEEDED,
+                  ClientReason.TRANSPORT_TIMEOUT,
+                  false,
+                  `deadline expired after ${attempts} attempts`,
+                ),
+          );
+        }
+        const ep = this.pick();
+        attempts++;
+        const attemptEnd = t + (this.attemptTimeoutMs > 0 ? Math.min(remaining, this.attemptTimeoutMs) : remaining);
+        const out = await this.attempt(call, ep, env, deadline, attemptEnd);
+        if (out.ok) return { payload: out.payload, attempts, requestId };
+        const err = out.error;
+        if (call.cancelled !== undefined) throw fail(cancelledError(call.cancelled));
+        if (out.final || err.code === Code.CANCELLED || attempts >= maxAttempts) throw fail(err);
+        const again =
+          out.neverSent === true ||
+          (idempotent && (err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED));
+        if (!again) throw fail(err);
+        let delay = this.backoff(attempts);
+        if (err.retryAfterMs > delay) delay = err.retryAfterMs;
+        if (delay >= deadline - now()) throw fail(err); // no budget for another attempt
+        await this.sleep(call, delay);
+      }
+    } finally {
+      this.active.delete(call);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** One attempt on ep: wait for its connection, send, wait for the reply. Never rejects. */
+  private attempt(call: ActiveCall, ep: Endpoint, env: RpcRequest, deadline: number, attemptEnd: number): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      let unwait: (() => void) | undefined;
+      let id = -1; // the request id while a reply is awaited
+      let sent = false;
+      const finish = (o: Outcome) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        unwait?.();
+        if (id !== -1) ep.forget(id);
+        call.interrupt = undefined;
+        resolve(o);
+      };
+      call.interrupt = () => finish({ ok: false, error: cancelledError(call.cancelled ?? "cancelled"), neverSent: !sent });
+      const notConnected = (): Outcome => {
+        const why = ep.lastError ? ` (last error: ${ep.lastError})` : "";
+        return deadline - now() < 1
+          ? {
+              ok: false,
+              neverSent: true,
+              error: ShipgateError.local(
+                Code.DEADLINE_EXCEEDED,
+                ClientReason.TRANSPORT_NOT_CONNECTED,
+                false,
+                `no connection to ${ep.url} within the deadline${why}`,
+              ),
+            }
+          : {
+              ok: false,
+              neverSent: true,
+              error: ShipgateError.local(
+                Code.UNAVAILABLE,
+                ClientReason.TRANSPORT_NOT_CONNECTED,
+                true,
+                `no connection to ${ep.url} within ${this.connectTimeoutMs} ms${why}`,
+              ),
+            };
+      };
+      const send = () => {
+        unwait = undefined;
+        clearTimeout(timer);
+        if (ep.state === "closed") return finish({ ok: false, error: cancelledError("client closed"), neverSent: true });
+        const left = Math.floor(attemptEnd - now());
+        if (left < 1) return finish(notConnected()); // the wait for a connection used the budget up
+        env.deadlineMs = BigInt(left);
+        let bytes: Uint8Array;
+        try {
+          bytes = toBinary(RpcRequestSchema, env);
+          id = ep.send(bytes, {
+            onReply: (body) => {
+              id = -1;
+              finish(decodeReply(body, env.requestId, ep.url));
+            },
+            onLoss: (loss) => {
+              id = -1;
+              finish(lossOutcome(loss));
+            },
+          });
+        } catch (e) {
+          return finish({
+            ok: false,
+            neverSent: true,
+            error: ShipgateError.local(Code.UNAVAILABLE, ClientReason.TRANSPORT_ERROR, true, `sending to ${ep.url}: ${(e as Error).message}`),
+          });
+        }
+        sent = true;
+        timer = setTimeout(() => {
+          finish({
+            ok: false,
+            error: ShipgateError.local(
+              Code.DEADLINE_EXCEEDED,
+              ClientReason.TRANSPORT_TIMEOUT,
+              false,
+              `no reply from ${ep.url} within ${left} ms`,
+            ),
+          });
+        }, left);
+      };
+      if (call.cancelled !== undefined) return finish({ ok: false, error: cancelledError(call.cancelled), neverSent: true });
+      if (ep.up) return send();
+      ep.start();
+      const wait = Math.max(0, Math.min(this.connectTimeoutMs, attemptEnd - now()));
+      unwait = ep.waitUp(() => {
+        unwait = undefined;
+        send();
+      });
+      timer = setTimeout(() => finish(notConnected()), Math.ceil(wait));
+    });
+  }
+
+  private sleep(call: ActiveCall, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        call.interrupt = undefined;
+        resolve();
+      };
+      const t = setTimeout(done, Math.ceil(ms));
+      call.interrupt = done;
+    });
+  }
+
+  private cancel(call: ActiveCall, why: string): void {
+    if (call.cancelled === undefined) call.cancelled = why;
+    call.interrupt?.();
+  }
+
+  /** Backoff before retry number n (1-based): exponential, capped, jittered to [d/2, d]. */
+  private backoff(n: number): number {
+    let d = this.backoffBaseMs;
+    for (let i = 1; i < n && d < this.backoffCapMs; i++) d *= 2;
+    d = Math.min(d, this.backoffCapMs);
+    return d / 2 + Math.random() * (d / 2);
+  }
+
+  /** Round robin over the addresses, preferring connected ones. */
+  private pick(): Endpoint {
+    const n = this.eps.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.rr + k) % n;
+      if (this.eps[i].up) {
+        this.rr = (i + 1) % n;
+        return this.eps[i];
+      }
+    }
+    const i = this.rr % n;
+    this.rr = (i + 1) % n;
+    return this.eps[i];
+  }
+}
+
+function cancelledError(why: string): ShipgateError {
+  return ShipgateError.local(Code.CANCELLED, ClientReason.CLIENT_CANCELLED, false, `call cancelled by the client (${why})`);
+}
+
+function lossOutcome(loss: Loss): Outcome {
+  switch (loss.kind) {
+    case "too-large":
+      return {
+        ok: false,
+        error: ShipgateError.local(Code.RESOURCE_EXHAUSTED, ClientReason.TRANSPORT_REPLY_TOO_LARGE, false, loss.message),
+      };
+    case "closed":
+      return { ok: false, error: cancelledError("client closed") };
+    default:
+      return {
+        ok: false,
+        error: ShipgateError.local(Code.UNAVAILABLE, ClientReason.TRANSPORT_CONNECTION_LOST, true, loss.message),
+      };
+  }
+}
+
+/** The reply envelope's outcome; an unusable envelope is final (not retried). */
+function decodeReply(body: Uint8Array, requestId: string, url: string): Outcome {
+  const bad = (msg: string): Outcome => ({
+    ok: false,
+    final: true,
+    error: ShipgateError.local(Code.INTERNAL, ClientReason.CLIENT_BAD_REPLY, false, msg),
+  });
+  let rep;
+  try {
+    rep = fromBinary(RpcReplySchema, body);
+  } catch (e) {
+    return bad(`reply from ${url} is not a shipgate.v1.RpcReply: ${(e as Error).message}`);
+  }
+  if (rep.status === undefined) return bad(`reply from ${url} carries no status`);
+  if (rep.requestId !== "" && rep.requestId !== requestId)
+    return bad(`reply from ${url} answers request ${rep.requestId.slice(0, 64)}, not ${requestId}`);
+  if (rep.status.code === Code.OK) return { ok: true, payload: rep.payload };
+  return { ok: false, error: ShipgateError.fromStatus(rep.status) };
+}
