@@ -55,6 +55,18 @@ same(json_t *got, json_t *want)
 		return got == NULL || json_is_null(got);
 	if (got == NULL)
 		return false;
+	if (json_is_integer(want)) { /* exact: epoch seconds must not be off by one */
+		long long w = (long long)json_integer_value(want), g;
+		if (json_is_string(got))
+			g = strtoll(json_string_value(got), NULL, 10);
+		else if (json_is_integer(got))
+			g = (long long)json_integer_value(got);
+		else if (json_is_real(got) && json_real_value(got) == (double)w)
+			return true;
+		else
+			return false;
+		return g == w;
+	}
 	if (json_is_number(want)) {
 		double w = json_number_value(want), g;
 		if (json_is_string(got))
@@ -63,7 +75,7 @@ same(json_t *got, json_t *want)
 			g = json_number_value(got);
 		else
 			return false;
-		return fabs(g - w) < 1e-9 * (fabs(w) + 1);
+		return g == w || fabs(g - w) <= 1e-12 * fabs(w);
 	}
 	return json_equal(got, want);
 }
