@@ -12,6 +12,7 @@
 #include "provider_cases.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,8 +22,9 @@
 
 #include "core/err.h"
 
-#define PC_PATH_MAX  1024       /* file paths and JSON paths in messages */
-#define PC_SWEEP_MAX (1u << 20) /* the OOM sweep gives up above this arena cap */
+#define PC_PATH_MAX   1024       /* file paths and JSON paths in messages */
+#define PC_SWEEP_MAX  (1u << 20) /* the OOM sweep gives up above this arena cap */
+#define PC_JSWEEP_MAX 100000     /* the jansson sweep gives up above this many allocations */
 
 /* ================================================================== counting checks */
 
@@ -1173,8 +1175,8 @@ case_exec(const pc_case *c, const ProtobufCMessage *req, const sg_http_resp *res
 	e->prv = c->op->parse(&c->pc, req, resp, a, &e->reply, &e->pst);
 }
 
-static bool
-hr_empty(const sg_http_req *hr)
+bool
+sg_cases_req_empty(const sg_http_req *hr)
 {
 	return hr->method == NULL && hr->url == NULL && hr->nheaders == 0 && hr->body == NULL &&
 	       hr->body_len == 0;
@@ -1237,7 +1239,7 @@ case_verify(pc_ctx *x, const pc_case *c, const pc_exec *e, sg_arena *scratch)
 		ck(x, e->brv != SG_OK, "build succeeded; the case expects an error");
 		ck_err(x, e->brv, e->bst.err, "build result == status err");
 		ck_status(x, &e->bst, want, c->provider);
-		ck(x, hr_empty(&e->hr), "a failed build left a request behind");
+		ck(x, sg_cases_req_empty(&e->hr), "a failed build left a request behind");
 		return;
 	}
 	if (!ck_err(x, e->brv, SG_OK, "build result")) {
@@ -1367,7 +1369,8 @@ exec_nomem(pc_ctx *x, const pc_case *c, const pc_exec *e, size_t cap)
 	if (e->brv == SG_ENOMEM) {
 		ck_err(x, e->bst.err, SG_ENOMEM, "build status err");
 		ck_str(x, e->bst.provider, c->provider, "build status provider");
-		ck(x, hr_empty(&e->hr), "build ran out of memory and left a request behind");
+		ck(x, sg_cases_req_empty(&e->hr),
+		   "build ran out of memory and left a request behind");
 	} else if (e->parsed && e->prv == SG_ENOMEM) {
 		ck_err(x, e->pst.err, SG_ENOMEM, "parse status err");
 		ck_str(x, e->pst.provider, c->provider, "parse status provider");
@@ -1486,4 +1489,276 @@ out:
 	       "passed, %d failed\n",
 	       provider, base, r.nomem_caps, degraded, dir, r.passed, r.failed);
 	return r;
+}
+
+/* ================================================================== hostile ids */
+
+/* st holds exactly one violation, on field, saying want. */
+static void
+ck_one_violation(pc_ctx *x, const sg_status *st, const char *field, const char *want)
+{
+	if (!ck_int(x, (long long)st->nviolations, 1, "number of violations"))
+		return;
+	ck_str(x, st->violations[0].field, field, "violation field");
+	ck_str(x, st->violations[0].description, want, "violation description");
+}
+
+/* One id (len bytes, with its NUL if any) against t: the validator, then build when it can. */
+static void
+hostile_id(pc_ctx *x, const char *provider, const sg_cases_idtarget *t, const sg_pconf *pc,
+           const char *id, size_t len, const char *want, int *built)
+{
+	const ProtobufCMessageDescriptor *d = t->base->descriptor;
+	const ProtobufCFieldDescriptor *f =
+	        protobuf_c_message_descriptor_get_field_by_name(d, t->field);
+	size_t flen = strlen(t->field);
+	const char *seg = pc_poison;
+	ProtobufCMessage *req;
+	sg_http_req hr;
+	sg_status st;
+	sg_arena a;
+
+	/* the validator itself, with the explicit length (catches an embedded NUL) */
+	sg_arena_init(&a, 0, 0);
+	sg_status_clear(&st);
+	ck_err(x, sg_path_segment(&a, t->field, id, len, t->pol, &seg, &st), SG_EINVAL,
+	       "sg_path_segment() result");
+	ck(x, seg == NULL, "a refused id left a segment behind");
+	ck_one_violation(x, &st, t->field, want);
+	ck(x,
+	   st.message != NULL && strncmp(st.message, t->field, flen) == 0 &&
+	           strncmp(st.message + flen, ": ", 2) == 0,
+	   "the message names the field");
+
+	/* and through build, whenever a C string can carry it */
+	if (strlen(id) == len &&
+	    ck(x, (req = sg_arena_alloc(&a, d->sizeof_message)) != NULL, "arena for the request")) {
+		memcpy(req, t->base, d->sizeof_message);
+		*(char **)((char *)req + f->offset) = (char *)id;
+		memset(&hr, 0, sizeof(hr));
+		hr.method = hr.url = hr.body = pc_poison;
+		sg_status_clear(&st);
+		ck_err(x, t->op->build(pc, req, &a, &hr, &st), SG_EINVAL, "build result");
+		ck_str(x, sg_err_reason(st.err), "INVALID_FIELD", "status reason");
+		ck_int(x, sg_err_code(st.err), 3, "status gRPC code");
+		ck(x, sg_cases_req_empty(&hr), "a refused id left a request behind");
+		ck_one_violation(x, &st, t->field,
+		                 len == 0 && t->empty_desc != NULL ? t->empty_desc : want);
+		ck_str(x, st.provider, provider, "status provider");
+		(*built)++;
+	}
+	sg_arena_fini(&a);
+}
+
+sg_cases_result
+sg_cases_hostile_ids(const char *provider, const char *ids_file, const sg_cases_idtarget *t,
+                     const sg_pconf *pc)
+{
+	sg_cases_result r = {0};
+	pc_ctx x = {0};
+	json_t *ids = sg_cases_load_json(ids_file);
+	const ProtobufCFieldDescriptor *f =
+	        protobuf_c_message_descriptor_get_field_by_name(t->base->descriptor, t->field);
+	char name[PC_PATH_MAX];
+
+	x.name = ids_file;
+	if (!ck(&x, json_is_array(ids), "the hostile ids file is a JSON array") ||
+	    !ck(&x,
+	        f != NULL && f->type == PROTOBUF_C_TYPE_STRING &&
+	                f->label != PROTOBUF_C_LABEL_REPEATED,
+	        "the request has that string field"))
+		goto out;
+	for (size_t i = 0; i < json_array_size(ids); i++) {
+		json_t *e = json_array_get(ids, i), *jid = json_object_get(e, "id");
+		const char *want = json_string_value(json_object_get(e, "description"));
+		snprintf(name, sizeof(name), "hostile_ids[%zu] as %s.%s", i,
+		         t->base->descriptor->short_name, t->field);
+		x.name = name;
+		x.named = false;
+		if (ck(&x, json_is_string(jid) && want != NULL,
+		       "an entry has an id and a description"))
+			hostile_id(&x, provider, t, pc, json_string_value(jid),
+			           json_string_length(jid), want, &r.ncases);
+	}
+out:
+	json_decref(ids);
+	r.passed = x.passed;
+	r.failed = x.failed;
+	printf("%s: hostile ids as %s.%s: %d built, %d checks passed, %d failed\n", provider,
+	       t->base->descriptor->short_name, t->field, r.ncases, r.passed, r.failed);
+	return r;
+}
+
+/* ================================================================== misuse */
+
+/* op (of method `method`) called with req, which is not of its type: a bug, reported as such.
+ * Failures print under "<method> with a <request type>". */
+static void
+wrong_request(pc_ctx *x, const char *provider, const sg_op *op, const char *method,
+              const ProtobufCMessage *req, const sg_pconf *pc)
+{
+	static const sg_http_resp resp = {200, "{}", 2, NULL, 0};
+	ProtobufCMessage *reply = &pc_poison_reply;
+	char name[128];
+	sg_http_req hr;
+	sg_status st;
+	sg_arena a;
+
+	snprintf(name, sizeof(name), "%s with a %s", method,
+	         req != NULL ? req->descriptor->short_name : "NULL request");
+	x->name = name;
+	x->named = false;
+	sg_arena_init(&a, 0, 0);
+	memset(&hr, 0, sizeof(hr));
+	hr.method = hr.url = hr.body = pc_poison;
+	sg_status_clear(&st);
+	ck_err(x, op->build(pc, req, &a, &hr, &st), SG_EINTERNAL, "build result");
+	ck(x, sg_cases_req_empty(&hr), "a build of the wrong request left a request behind");
+	ck_str(x, st.provider, provider, "build status provider");
+
+	sg_status_clear(&st);
+	ck_err(x, op->parse(pc, req, &resp, &a, &reply, &st), SG_EINTERNAL, "parse result");
+	ck(x, reply == NULL, "a parse of the wrong request left a reply behind");
+	ck_int(x, st.http_status, 0, "a bug carries no upstream HTTP status");
+	ck_str(x, st.provider, provider, "parse status provider");
+	sg_arena_fini(&a);
+	x->name = provider;
+}
+
+sg_cases_result
+sg_cases_wrong_requests(const char *provider, Shipgate__V1__Provider id, const sg_pconf *pc)
+{
+	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	Shipgate__V1__GetOrderRequest go = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
+	Shipgate__V1__CreateOrderRequest co = SHIPGATE__V1__CREATE_ORDER_REQUEST__INIT;
+	const ProtobufCMessage *reqs[] = {&tr.base, &go.base, &co.base, NULL};
+	const sg_provider *p = sg_provider_get(id);
+	sg_cases_result r = {0};
+	pc_ctx x = {0};
+
+	x.name = provider;
+	if (!ck_provider(&x, provider, p))
+		goto out;
+	for (size_t m = 0; m < sizeof(pc_methods) / sizeof(pc_methods[0]); m++) {
+		const sg_op *op = (const sg_op *)((const char *)p + pc_methods[m].op);
+		const ProtobufCMethodDescriptor *md =
+		        protobuf_c_service_descriptor_get_method_by_name(
+		                &shipgate__v1__shipgate__descriptor, pc_methods[m].name);
+		if (op->build == NULL && op->parse == NULL)
+			continue; /* not offered */
+		r.ncases++;
+		if (!ck(&x, op->build != NULL && op->parse != NULL && md != NULL,
+		        "an operation has both build and parse"))
+			continue;
+		for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+			if (reqs[i] == NULL || reqs[i]->descriptor != md->input)
+				wrong_request(&x, provider, op, pc_methods[m].name, reqs[i], pc);
+	}
+out:
+	r.passed = x.passed;
+	r.failed = x.failed;
+	printf("%s: wrong requests to %d operations, %d checks passed, %d failed\n", provider,
+	       r.ncases, r.passed, r.failed);
+	return r;
+}
+
+/* ================================================================== jansson allocation failures */
+
+static long pc_jbudget; /* allocations jansson may still make (< 0: any number) */
+static long pc_jlive;   /* allocations jansson has made and not freed */
+
+static void *
+pc_jmalloc(size_t n)
+{
+	if (pc_jbudget == 0)
+		return NULL;
+	if (pc_jbudget > 0)
+		pc_jbudget--;
+	pc_jlive++;
+	return malloc(n);
+}
+
+static void
+pc_jfree(void *p)
+{
+	if (p != NULL)
+		pc_jlive--;
+	free(p);
+}
+
+sg_cases_result
+sg_cases_jansson_sweep(const char *name, sg_cases_jfn fn, void *arg, sg_err want, bool malformed_ok)
+{
+	sg_cases_result r = {0};
+	sg_cases_jcall call = {SG_EINTERNAL, false, false};
+	pc_ctx x = {0};
+	long k, malformed = 0;
+
+	x.name = name;
+	r.ncases = 1;
+	for (k = 0; k < PC_JSWEEP_MAX; k++) {
+		sg_arena a;
+		sg_arena_init(&a, 0, 0);
+		pc_jbudget = k;
+		pc_jlive = 0;
+		json_set_alloc_funcs(pc_jmalloc, pc_jfree);
+		call = fn(arg, &a);
+		json_set_alloc_funcs(malloc, free);
+		sg_arena_fini(&a);
+		if (!ck_int(&x, pc_jlive, 0, "allocations jansson did not get back"))
+			pc_note(&x, "after %ld allocations", k);
+		if (call.rv == want && !call.degraded)
+			break;
+		if (call.rv != SG_ENOMEM && call.rv != want)
+			malformed++;
+		if (!ck(&x,
+		        call.rv == SG_ENOMEM || call.rv == want ||
+		                (malformed_ok && call.rv == SG_EUP_MALFORMED),
+		        "a call that ran out of jansson memory failed otherwise"))
+			pc_note(&x, "after %ld allocations: %s", k, sg_err_reason(call.rv));
+		ck(&x, !call.left, "a failed call left a request or a reply behind");
+	}
+	ck_err(&x, call.rv, want, "the result with memory enough");
+	r.nomem_caps = (size_t)k;
+	r.passed = x.passed;
+	r.failed = x.failed;
+	printf("%s: %ld failing allocations, %ld reported as malformed\n", name, k, malformed);
+	return r;
+}
+
+sg_cases_jcall
+sg_cases_jparse(void *arg, sg_arena *a)
+{
+	const sg_cases_parse *p = arg;
+	ProtobufCMessage *reply = NULL;
+	sg_cases_jcall call = {0};
+	sg_status st;
+
+	sg_status_clear(&st);
+	call.rv = p->op->parse(p->pc, p->req, &p->resp, a, &reply, &st);
+	call.left = call.rv != SG_OK && reply != NULL;
+	call.degraded = call.rv != SG_OK && st.provider_code == NULL;
+	return call;
+}
+
+/* ================================================================== long histories */
+
+int
+sg_cases_shuffled(int i, int n)
+{
+	return (int)(((long)(i % n) * 7919) % n);
+}
+
+bool
+sg_cases_events_in_order(const Shipgate__V1__Tracking *t, int64_t t0, int64_t step)
+{
+	for (size_t i = 0; i < t->n_events; i++) {
+		int64_t want = t0 + step * (int64_t)i;
+		if (t->events[i]->time_unix != want) {
+			fprintf(stderr, "  events[%zu] is at %" PRId64 ", want %" PRId64 "\n", i,
+			        t->events[i]->time_unix, want);
+			return false;
+		}
+	}
+	return true;
 }

@@ -28,18 +28,6 @@
 #define TS(x) SHIPGATE__V1__TRACKING_STATUS__TRACKING_STATUS_##x
 #define OS(x) SHIPGATE__V1__OFFSET_SOURCE__OFFSET_SOURCE_##x
 
-static const char *cur_case = ""; /* named in failure output */
-
-/* Prints the case name once when a check in it fails. */
-#define CASE_BEGIN(name)                                                                           \
-	int case_failed0_ = tu_failed;                                                             \
-	cur_case = (name)
-#define CASE_END()                                                                                 \
-	do {                                                                                       \
-		if (tu_failed != case_failed0_)                                                    \
-			fprintf(stderr, "  ^ in case %s\n", cur_case);                             \
-	} while (0)
-
 /* ================================================================== the data-driven cases */
 
 /* Biteship's config in every case unless the case says otherwise: the raw key, no Bearer. */
@@ -96,57 +84,26 @@ test_arena_caps(void)
 
 /* ================================================================== hostile ids */
 
+/* Every id of hostile_ids.json: refused by the validator (NUL included) and by both builds. */
 static void
 test_hostile_ids(void)
 {
 	const sg_provider *p = sg_provider_by_name("biteship");
-	json_t *ids = sg_cases_load_json(FIX "/hostile_ids.json");
-	sg_pconf pc = biteship_conf;
+	Shipgate__V1__GetOrderRequest g = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
+	Shipgate__V1__TrackRequest t = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	const sg_cases_idtarget targets[] = {
+	        {&p->get_order, &g.base, "order_id", SG_ID_STRICT, NULL},
+	        {&p->track, &t.base, "order_id", SG_ID_STRICT, NULL},
+	};
 
-	CHECK(json_array_size(ids) >= 30);
-	for (size_t i = 0; i < json_array_size(ids); i++) {
-		json_t *e = json_array_get(ids, i);
-		json_t *jid = json_object_get(e, "id");
-		const char *id = json_string_value(jid),
-		           *want = json_string_value(json_object_get(e, "description"));
-		size_t len = json_string_length(jid);
-		const char *seg = "x";
-		sg_status st;
-		sg_arena a;
-		char nm[64];
-
-		snprintf(nm, sizeof(nm), "hostile_ids[%zu]", i);
-		CASE_BEGIN(nm);
-		sg_arena_init(&a, 0, 0);
-		sg_status_clear(&st);
-		CHECK_INT(sg_path_segment(&a, "order_id", id, len, SG_ID_STRICT, &seg, &st),
-		          SG_EINVAL);
-		CHECK(seg == NULL);
-		CHECK_STR(st.violations[0].description, want);
-
-		/* through both builds, whenever a C string can carry the id */
-		if (strlen(id) == len) {
-			Shipgate__V1__GetOrderRequest g = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-			Shipgate__V1__TrackRequest t = SHIPGATE__V1__TRACK_REQUEST__INIT;
-			const sg_op *ops[] = {&p->get_order, &p->track};
-			const ProtobufCMessage *reqs[] = {&g.base, &t.base};
-			g.order_id = t.order_id = (char *)id;
-			for (size_t k = 0; k < 2; k++) {
-				sg_http_req hr;
-				sg_status_clear(&st);
-				CHECK_INT(ops[k]->build(&pc, reqs[k], &a, &hr, &st), SG_EINVAL);
-				CHECK_STR(sg_err_reason(st.err), "INVALID_FIELD");
-				CHECK(hr.method == NULL && hr.url == NULL && hr.nheaders == 0);
-				CHECK_INT(st.nviolations, 1);
-				CHECK_STR(st.violations[0].field, "order_id");
-				CHECK_STR(st.violations[0].description, want);
-				CHECK_STR(st.provider, "biteship");
-			}
-		}
-		sg_arena_fini(&a);
-		CASE_END();
+	CASE_BEGIN("hostile ids");
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		sg_cases_result r = sg_cases_hostile_ids(SG_BITESHIP_NAME, FIX "/hostile_ids.json",
+		                                         &targets[i], &biteship_conf);
+		CHECK_INT(r.failed, 0);
+		CHECK(r.ncases >= 30);
 	}
-	json_decref(ids);
+	CASE_END();
 }
 
 /* ================================================================== documented error codes */
@@ -230,9 +187,9 @@ test_big_history(void)
 	sg_arena a;
 
 	CASE_BEGIN("500 events");
-	/* times are a permutation of t0 + 60 * k (7919 is prime to 500): the input is unsorted */
+	/* times are t0 + 60 * k, unsorted, with exact duplicates of the first ten */
 	for (int i = 0; i < n + ndup; i++) {
-		int k = (int)(((long)(i % n) * 7919) % n);
+		int k = sg_cases_shuffled(i, n);
 		char when[40];
 		json_t *e = json_object();
 		const char *s = k == 0 ? "confirmed" : k == n - 1 ? "delivered" : middle[k % 4];
@@ -241,7 +198,7 @@ test_big_history(void)
 		json_object_set_new(e, "status", json_string(s));
 		json_object_set_new(e, "note", json_sprintf("event %d", k));
 		json_object_set_new(e, "updated_at", json_string(when));
-		json_array_append_new(hist, e); /* i >= n: exact duplicates of the first ten */
+		json_array_append_new(hist, e);
 	}
 	json_object_set_new(courier, "waybill_id", json_string("WYB-BIG"));
 	json_object_set_new(courier, "company", json_string("jne"));
@@ -263,14 +220,14 @@ test_big_history(void)
 	CHECK_INT(p->track.parse(&pc, &treq.base, &resp, &a, &reply, &st), SG_OK);
 	if (reply != NULL) {
 		const Shipgate__V1__Tracking *t = ((Shipgate__V1__TrackResponse *)reply)->tracking;
-		bool sorted = true;
+		bool zoned = true;
 		CHECK_INT(t->n_events, n);
+		CHECK(sg_cases_events_in_order(t, t0, 60));
 		for (size_t i = 0; i < t->n_events; i++)
-			if (t->events[i]->time_unix != t0 + 60 * (int64_t)i ||
-			    t->events[i]->offset_source != OS(TEXT) ||
+			if (t->events[i]->offset_source != OS(TEXT) ||
 			    t->events[i]->utc_offset_seconds != 25200)
-				sorted = false;
-		CHECK(sorted);
+				zoned = false;
+		CHECK(zoned);
 		CHECK_INT(t->events[0]->status, TS(INFO_RECEIVED));
 		CHECK_INT(t->status, TS(DELIVERED));
 		CHECK(t->terminal);
@@ -296,28 +253,6 @@ test_big_history(void)
 
 /* ================================================================== jansson allocation failures */
 
-static long j_budget;
-static long j_live;
-
-static void *
-j_malloc(size_t n)
-{
-	if (j_budget == 0)
-		return NULL;
-	if (j_budget > 0)
-		j_budget--;
-	j_live++;
-	return malloc(n);
-}
-
-static void
-j_free(void *p)
-{
-	if (p != NULL)
-		j_live--;
-	free(p);
-}
-
 /* The example with extra, metadata and tax_lines set, so that JSON text is made too. */
 static char *
 rich_body(void)
@@ -341,40 +276,21 @@ test_jansson_oom(void)
 {
 	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP);
 	Shipgate__V1__GetOrderRequest req = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-	sg_pconf pc = biteship_conf;
 	size_t len;
 	char *bodies[2] = {sg_cases_slurp(FIX "/bodies/example.json", &len), rich_body()};
 
 	CASE_BEGIN("jansson out of memory");
 	req.order_id = "5dd599ebdefcd4158eb8470b";
 	for (size_t b = 0; b < 2; b++) {
-		sg_http_resp resp = {200, bodies[b], strlen(bodies[b]), NULL, 0};
-		sg_err rv = SG_EINTERNAL;
-		long k, other = 0;
-		json_set_alloc_funcs(j_malloc, j_free);
-		for (k = 0; k < 100000; k++) {
-			ProtobufCMessage *reply;
-			sg_status st;
-			sg_arena a;
-			j_budget = k;
-			j_live = 0;
-			sg_arena_init(&a, 0, 0);
-			sg_status_clear(&st);
-			rv = p->get_order.parse(&pc, &req.base, &resp, &a, &reply, &st);
-			sg_arena_fini(&a);
-			CHECK_INT(j_live, 0);
-			if (rv == SG_OK)
-				break;
-			if (rv != SG_ENOMEM)
-				other++;
-			CHECK(rv == SG_ENOMEM || rv == SG_EUP_MALFORMED);
-			CHECK(reply == NULL);
-		}
-		json_set_alloc_funcs(malloc, free);
-		CHECK_INT(rv, SG_OK);
-		printf("jansson oom (body %zu): %ld failing allocations, %ld reported as "
-		       "malformed\n",
-		       b, k, other);
+		sg_cases_parse parse = {&p->get_order,
+		                        &biteship_conf,
+		                        &req.base,
+		                        {200, bodies[b], strlen(bodies[b]), NULL, 0}};
+		char name[64];
+		snprintf(name, sizeof(name), "jansson oom (body %zu)", b);
+		sg_cases_result r =
+		        sg_cases_jansson_sweep(name, sg_cases_jparse, &parse, SG_OK, true);
+		CHECK_INT(r.failed, 0);
 	}
 	free(bodies[0]);
 	free(bodies[1]);
@@ -564,11 +480,9 @@ test_registry(void)
 {
 	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP);
 	Shipgate__V1__GetOrderRequest g = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-	Shipgate__V1__TrackRequest t = SHIPGATE__V1__TRACK_REQUEST__INIT;
 	sg_pconf pc = biteship_conf;
 	sg_http_resp resp = {200, "{}", 2, NULL, 0};
 	ProtobufCMessage *reply;
-	sg_http_req hr;
 	sg_arena a;
 	sg_status st;
 
@@ -581,22 +495,14 @@ test_registry(void)
 	      p->track.parse == sg_biteship_track_parse);
 	CHECK(p->create_order.build == NULL && p->auth.build == NULL);
 
-	/* the wrong request type is a bug, reported as such */
-	sg_arena_init(&a, 0, 0);
-	g.order_id = t.order_id = "ABC";
-	sg_status_clear(&st);
-	CHECK_INT(p->get_order.build(&pc, &t.base, &a, &hr, &st), SG_EINTERNAL);
-	CHECK(hr.method == NULL && hr.url == NULL);
-	sg_status_clear(&st);
-	CHECK_INT(p->track.build(&pc, &g.base, &a, &hr, &st), SG_EINTERNAL);
-	sg_status_clear(&st);
-	CHECK_INT(p->track.build(&pc, NULL, &a, &hr, &st), SG_EINTERNAL);
-	sg_status_clear(&st);
-	CHECK_INT(p->get_order.parse(&pc, &t.base, &resp, &a, &reply, &st), SG_EINTERNAL);
-	CHECK(reply == NULL && st.http_status == 0);
-	sg_status_clear(&st);
-	CHECK_INT(p->track.parse(&pc, &g.base, &resp, &a, &reply, &st), SG_EINTERNAL);
+	/* the wrong request type (each other's too) is a bug, reported as such */
+	sg_cases_result r = sg_cases_wrong_requests(
+	        SG_BITESHIP_NAME, SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP, &biteship_conf);
+	CHECK_INT(r.failed, 0);
+	CHECK_INT(r.ncases, 2);
 	/* and the right ones work, with an empty order */
+	sg_arena_init(&a, 0, 0);
+	g.order_id = "ABC";
 	sg_status_clear(&st);
 	CHECK_INT(p->get_order.parse(&pc, &g.base, &resp, &a, &reply, &st), SG_OK);
 	CHECK(reply != NULL &&

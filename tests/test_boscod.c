@@ -27,18 +27,6 @@
 #define FIX   SG_FIXTURES_DIR "/boscod"
 #define TS(x) SHIPGATE__V1__TRACKING_STATUS__TRACKING_STATUS_##x
 
-static const char *cur_case = ""; /* named in failure output */
-
-/* Prints the case name once when a check in it fails. */
-#define CASE_BEGIN(name)                                                                           \
-	int case_failed0_ = tu_failed;                                                             \
-	cur_case = (name)
-#define CASE_END()                                                                                 \
-	do {                                                                                       \
-		if (tu_failed != case_failed0_)                                                    \
-			fprintf(stderr, "  ^ in case %s\n", cur_case);                             \
-	} while (0)
-
 /* ================================================================== the data-driven cases */
 
 /* BosCOD's config in every case unless the case says otherwise (see fixtures/README.md). */
@@ -64,58 +52,20 @@ test_cases(void)
 
 /* ================================================================== hostile ids */
 
+/* Every id of hostile_ids.json: refused by the validator (NUL included) and by build. */
 static void
 test_hostile_ids(void)
 {
-	const sg_provider *p = sg_provider_by_name("boscod");
-	json_t *ids = sg_cases_load_json(FIX "/hostile_ids.json");
-	sg_pconf pc = boscod_conf;
-	size_t i;
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	const sg_cases_idtarget t = {&sg_provider_by_name("boscod")->track, &req.base, "order_id",
+	                             SG_ID_STRICT, NULL};
+	sg_cases_result r =
+	        sg_cases_hostile_ids(SG_BOSCOD_NAME, FIX "/hostile_ids.json", &t, &boscod_conf);
 
-	CHECK(json_array_size(ids) >= 20);
-	for (i = 0; i < json_array_size(ids); i++) {
-		json_t *e = json_array_get(ids, i);
-		json_t *jid = json_object_get(e, "id");
-		const char *id = json_string_value(jid),
-		           *want = json_string_value(json_object_get(e, "description"));
-		size_t len = json_string_length(jid);
-		const char *seg = "x";
-		sg_status st;
-		sg_arena a;
-		char nm[64];
-
-		snprintf(nm, sizeof(nm), "hostile_ids[%zu]", i);
-		CASE_BEGIN(nm);
-		sg_arena_init(&a, 0, 0);
-		/* the validator itself, with the explicit length (catches an embedded NUL) */
-		sg_status_clear(&st);
-		CHECK_INT(sg_path_segment(&a, "order_id", id, len, SG_ID_STRICT, &seg, &st),
-		          SG_EINVAL);
-		CHECK(seg == NULL);
-		CHECK_INT(st.nviolations, 1);
-		CHECK_STR(st.violations[0].field, "order_id");
-		CHECK_STR(st.violations[0].description, want);
-		CHECK(st.message != NULL && strncmp(st.message, "order_id: ", 10) == 0);
-
-		/* and through build, whenever a C string can carry it */
-		if (strlen(id) == len) {
-			Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
-			sg_http_req hr;
-			req.order_id = (char *)id;
-			sg_status_clear(&st);
-			CHECK_INT(p->track.build(&pc, &req.base, &a, &hr, &st), SG_EINVAL);
-			CHECK_INT(sg_err_code(st.err), 3);
-			CHECK_STR(sg_err_reason(st.err), "INVALID_FIELD");
-			CHECK(hr.method == NULL && hr.url == NULL && hr.nheaders == 0);
-			CHECK_INT(st.nviolations, 1);
-			CHECK_STR(st.violations[0].field, "order_id");
-			CHECK_STR(st.violations[0].description, want);
-			CHECK_STR(st.provider, "boscod");
-		}
-		sg_arena_fini(&a);
-		CASE_END();
-	}
-	json_decref(ids);
+	CASE_BEGIN("hostile ids");
+	CHECK_INT(r.failed, 0);
+	CHECK(r.ncases >= 20);
+	CASE_END();
 }
 
 /* ================================================================== 500 events */
@@ -136,9 +86,9 @@ test_big_history(void)
 	sg_arena a;
 
 	CASE_BEGIN("500 events");
-	/* times are a permutation of T0 + 60 * k (7919 is prime to 500): the input is unsorted */
+	/* times are T0 + 60 * k, unsorted, with exact duplicates of the first ten */
 	for (int i = 0; i < n + ndup; i++) {
-		int k = (int)(((long)(i % n) * 7919) % n);
+		int k = sg_cases_shuffled(i, n);
 		json_t *e = json_object();
 		const char *note = k == 0 ? "Pick up scan" : k == n - 1 ? "POD scan" : notes[k % 4];
 		json_object_set_new(e, "note", json_string(note));
@@ -147,7 +97,7 @@ test_big_history(void)
 		json_object_set_new(e, "update_on", json_integer(1700000000 + 60 * k));
 		json_object_set_new(e, "status", k == n - 1 ? json_string("2") : json_null());
 		json_object_set_new(e, "pod_photo", json_null());
-		json_array_append_new(hist, e); /* i >= n: exact duplicates of the first ten */
+		json_array_append_new(hist, e);
 	}
 	json_object_set_new(root, "last_status", json_string("2"));
 	json_object_set_new(root, "last_update", json_integer(1700000000 + 60 * (n - 1)));
@@ -164,12 +114,8 @@ test_big_history(void)
 	CHECK_INT(p->track.parse(&pc, &req.base, &resp, &a, &reply, &st), SG_OK);
 	if (reply != NULL) {
 		const Shipgate__V1__Tracking *t = ((Shipgate__V1__TrackResponse *)reply)->tracking;
-		bool sorted = true;
 		CHECK_INT(t->n_events, n);
-		for (size_t i = 0; i < t->n_events; i++)
-			if (t->events[i]->time_unix != 1700000000 + 60 * (int64_t)i)
-				sorted = false;
-		CHECK(sorted);
+		CHECK(sg_cases_events_in_order(t, 1700000000, 60));
 		CHECK_INT(t->events[0]->status, TS(PICKED_UP));
 		CHECK_INT(t->status, TS(DELIVERED));
 		CHECK(t->terminal);
@@ -182,31 +128,6 @@ test_big_history(void)
 }
 
 /* ================================================================== allocation failures */
-
-static void
-example_parse(sg_arena *a, sg_status *st, ProtobufCMessage **reply, sg_err *rv)
-{
-	static char *body;
-	static size_t len;
-	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD);
-	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
-	sg_pconf pc = boscod_conf;
-	sg_http_resp resp = {0};
-
-	if (body == NULL)
-		body = sg_cases_slurp(FIX "/bodies/example.json", &len);
-	if (a == NULL) { /* cleanup call */
-		free(body);
-		body = NULL;
-		return;
-	}
-	req.order_id = "BOS2412020001";
-	resp.status = 200;
-	resp.body = body;
-	resp.body_len = len;
-	sg_status_clear(st);
-	*rv = p->track.parse(&pc, &req.base, &resp, a, reply, st);
-}
 
 /* Every arena cap from 16 bytes up: build + parse fail cleanly with SG_ENOMEM until it fits. */
 static void
@@ -233,58 +154,22 @@ test_arena_caps(void)
 }
 
 /* jansson's own allocations fail one after another: SG_ENOMEM, never a crash or a leak. */
-static long j_budget;
-static long j_live;
-
-static void *
-j_malloc(size_t n)
-{
-	if (j_budget == 0)
-		return NULL;
-	if (j_budget > 0)
-		j_budget--;
-	j_live++;
-	return malloc(n);
-}
-
-static void
-j_free(void *p)
-{
-	if (p != NULL)
-		j_live--;
-	free(p);
-}
-
 static void
 test_jansson_oom(void)
 {
-	ProtobufCMessage *reply;
-	sg_status st;
-	sg_arena a;
-	sg_err rv = SG_EINTERNAL;
-	long k, other = 0;
+	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD);
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	size_t len = 0;
+	char *body = sg_cases_slurp(FIX "/bodies/example.json", &len);
+	sg_cases_parse example = {&p->track, &boscod_conf, &req.base, {200, body, len, NULL, 0}};
 
 	CASE_BEGIN("jansson out of memory");
-	json_set_alloc_funcs(j_malloc, j_free);
-	for (k = 0; k < 100000; k++) {
-		j_budget = k;
-		j_live = 0;
-		sg_arena_init(&a, 0, 0);
-		example_parse(&a, &st, &reply, &rv);
-		sg_arena_fini(&a);
-		CHECK_INT(j_live, 0); /* everything jansson took was given back */
-		if (rv == SG_OK)
-			break;
-		/* jansson reports most failures as out of memory; a few come back as a parse
-		 * error, which the provider cannot tell apart (counted, never a crash) */
-		if (rv != SG_ENOMEM)
-			other++;
-		CHECK(rv == SG_ENOMEM || rv == SG_EUP_MALFORMED);
-		CHECK(reply == NULL);
-	}
-	json_set_alloc_funcs(malloc, free);
-	CHECK_INT(rv, SG_OK);
-	printf("jansson oom: %ld failing allocations, %ld reported as malformed\n", k, other);
+	CHECK(body != NULL);
+	req.order_id = "BOS2412020001";
+	sg_cases_result r =
+	        sg_cases_jansson_sweep("jansson oom", sg_cases_jparse, &example, SG_OK, true);
+	CHECK_INT(r.failed, 0);
+	free(body);
 	CASE_END();
 }
 
@@ -770,20 +655,10 @@ test_registry(void)
 	      sg_ascii_casecmp(NULL, "a") < 0 && sg_ascii_casecmp(NULL, NULL) == 0);
 
 	/* the wrong request type is a bug, reported as such */
-	Shipgate__V1__GetOrderRequest wrong = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-	sg_pconf pc = boscod_conf;
-	sg_http_req hr;
-	sg_http_resp resp = {200, "{}", 2, NULL, 0};
-	ProtobufCMessage *reply;
-	sg_arena a;
-	sg_status st;
-	sg_arena_init(&a, 0, 0);
-	sg_status_clear(&st);
-	CHECK_INT(p->track.build(&pc, &wrong.base, &a, &hr, &st), SG_EINTERNAL);
-	sg_status_clear(&st);
-	CHECK_INT(p->track.parse(&pc, &wrong.base, &resp, &a, &reply, &st), SG_EINTERNAL);
-	CHECK_INT(p->track.build(&pc, NULL, &a, &hr, &st), SG_EINTERNAL);
-	sg_arena_fini(&a);
+	sg_cases_result r = sg_cases_wrong_requests(
+	        SG_BOSCOD_NAME, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, &boscod_conf);
+	CHECK_INT(r.failed, 0);
+	CHECK_INT(r.ncases, 1);
 	CASE_END();
 }
 
@@ -877,6 +752,5 @@ main(void)
 	test_mapping();
 	test_registry();
 	test_pb_strings();
-	example_parse(NULL, NULL, NULL, NULL);
 	TEST_MAIN_END();
 }

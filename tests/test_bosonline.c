@@ -29,18 +29,6 @@
 #define FIX   SG_FIXTURES_DIR "/bosonline"
 #define TS(x) SHIPGATE__V1__TRACKING_STATUS__TRACKING_STATUS_##x
 
-static const char *cur_case = ""; /* named in failure output */
-
-/* Prints the case name once when a check in it fails. */
-#define CASE_BEGIN(name)                                                                           \
-	int case_failed0_ = tu_failed;                                                             \
-	cur_case = (name)
-#define CASE_END()                                                                                 \
-	do {                                                                                       \
-		if (tu_failed != case_failed0_)                                                    \
-			fprintf(stderr, "  ^ in case %s\n", cur_case);                             \
-	} while (0)
-
 /* bosOnline's config in every case unless the case says otherwise (see fixtures/README.md). */
 static const sg_pconf bosonline_conf = {
         .name = SG_BOSONLINE_NAME,
@@ -69,13 +57,6 @@ doc_order(sg_arena *a)
 	return (Shipgate__V1__CreateOrderRequest *)m;
 }
 
-static bool
-hr_empty(const sg_http_req *hr)
-{
-	return hr->method == NULL && hr->url == NULL && hr->nheaders == 0 && hr->body == NULL &&
-	       hr->body_len == 0;
-}
-
 /* ================================================================== the data-driven cases */
 
 static void
@@ -99,57 +80,29 @@ static void
 test_hostile_ids(void)
 {
 	const sg_provider *p = prov();
-	json_t *ids = sg_cases_load_json(FIX "/hostile_ids.json");
-	sg_pconf pc = bosonline_conf;
-	size_t i, tried = 0;
+	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	sg_arena a;
 
-	CHECK(json_array_size(ids) >= 20);
-	for (i = 0; i < json_array_size(ids); i++) {
-		json_t *e = json_array_get(ids, i);
-		json_t *jid = json_object_get(e, "id");
-		const char *id = json_string_value(jid),
-		           *want = json_string_value(json_object_get(e, "description"));
-		sg_http_req hr;
-		sg_status st;
-		sg_arena a;
-		char nm[64];
-
-		if (strlen(id) != json_string_length(jid))
-			continue; /* a C string cannot carry the NUL into build */
-		snprintf(nm, sizeof(nm), "hostile_ids[%zu]", i);
-		CASE_BEGIN(nm);
-		tried++;
-		sg_arena_init(&a, 0, 0);
-
-		Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
-		tr.tracking_number = (char *)id;
-		sg_status_clear(&st);
-		CHECK_INT(p->track.build(&pc, &tr.base, &a, &hr, &st), SG_EINVAL);
-		CHECK(hr_empty(&hr));
-		CHECK_INT(sg_err_code(st.err), 3);
-		CHECK_INT(st.nviolations, 1);
-		CHECK_STR(st.violations[0].field, "tracking_number");
-		CHECK_STR(st.violations[0].description,
-		          id[0] == '\0' ? "is required (bosOnline tracks by AWB)" : want);
-		CHECK_STR(st.provider, "bosonline");
-
-		Shipgate__V1__CreateOrderRequest *co = doc_order(&a);
-		CHECK(co != NULL);
-		if (co != NULL) {
-			co->form_id = (char *)id;
-			sg_status_clear(&st);
-			CHECK_INT(p->create_order.build(&pc, &co->base, &a, &hr, &st), SG_EINVAL);
-			CHECK(hr_empty(&hr));
-			CHECK_INT(st.nviolations, 1);
-			CHECK_STR(st.violations[0].field, "form_id");
-			CHECK_STR(st.violations[0].description, want);
-			CHECK_STR(st.provider, "bosonline");
-		}
-		sg_arena_fini(&a);
-		CASE_END();
+	CASE_BEGIN("hostile ids");
+	sg_arena_init(&a, 0, 0);
+	Shipgate__V1__CreateOrderRequest *co = doc_order(&a);
+	CHECK(co != NULL);
+	const sg_cases_idtarget targets[] = {
+	        /* an empty AWB is refused by bosOnline's own check first */
+	        {&p->track, &tr.base, "tracking_number", SG_ID_STRICT,
+	         "is required (bosOnline tracks by AWB)"},
+	        {&p->create_order, co != NULL ? &co->base : NULL, "form_id", SG_ID_STRICT, NULL},
+	};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		if (targets[i].base == NULL)
+			continue;
+		sg_cases_result r = sg_cases_hostile_ids(SG_BOSONLINE_NAME, FIX "/hostile_ids.json",
+		                                         &targets[i], &bosonline_conf);
+		CHECK_INT(r.failed, 0);
+		CHECK(r.ncases >= 20);
 	}
-	CHECK(tried >= 20);
-	json_decref(ids);
+	sg_arena_fini(&a);
+	CASE_END();
 }
 
 /* ================================================================== 500 events */
@@ -169,11 +122,11 @@ test_big_history(void)
 	sg_arena a;
 
 	CASE_BEGIN("500 events");
-	/* times are a permutation of t0 + 60 * k (7919 is prime to 500): the input is unsorted.
-	 * The middle cycles through departed / arrived / a bare "Paket telah diterima", which is
-	 * DELIVERED only as the newest (k = n - 1). */
+	/* times are t0 + 60 * k, unsorted, with exact duplicates of the first ten. The middle
+	 * cycles through departed / arrived / a bare "Paket telah diterima", which is DELIVERED
+	 * only as the newest (k = n - 1). */
 	for (int i = 0; i < n + ndup; i++) {
-		int k = (int)(((long)(i % n) * 7919) % n);
+		int k = sg_cases_shuffled(i, n);
 		json_t *e = json_object();
 		char note[64];
 		if (k == 0)
@@ -194,7 +147,7 @@ test_big_history(void)
 		json_object_set_new(e, "reconciled", json_string(k == n - 1 ? "1" : "0"));
 		json_object_set_new(e, "time", json_string("08:57"));
 		json_object_set_new(e, "date", json_string("02 Jun"));
-		json_array_append_new(data, e); /* i >= n: exact duplicates of the first ten */
+		json_array_append_new(data, e);
 	}
 	json_object_set_new(root, "data", data);
 	char *body = json_dumps(root, JSON_COMPACT);
@@ -209,19 +162,17 @@ test_big_history(void)
 	CHECK_INT(p->track.parse(&pc, &req.base, &resp, &a, &reply, &st), SG_OK);
 	if (reply != NULL) {
 		const Shipgate__V1__Tracking *t = ((Shipgate__V1__TrackResponse *)reply)->tracking;
-		bool sorted = true, mapped = true;
+		bool mapped = true;
 		int delivered = 0;
 		CHECK_INT(t->n_events, n);
+		CHECK(sg_cases_events_in_order(t, t0, 60));
 		for (size_t i = 0; i < t->n_events; i++) {
 			const Shipgate__V1__TrackingEvent *ev = t->events[i];
-			if (ev->time_unix != t0 + 60 * (int64_t)i)
-				sorted = false;
 			if (ev->status == TS(UNKNOWN))
 				mapped = false;
 			if (ev->status == TS(DELIVERED))
 				delivered++;
 		}
-		CHECK(sorted);
 		CHECK(mapped);
 		CHECK_INT(delivered, 1);
 		CHECK_INT(t->events[0]->status, TS(PICKED_UP));
@@ -270,115 +221,67 @@ test_arena_caps(void)
 	CASE_END();
 }
 
-/* jansson's own allocations fail one after another: SG_ENOMEM, never a crash or a leak. */
-static long j_budget;
-static long j_live;
-
-static void *
-j_malloc(size_t n)
+/* One create-order build of co in arena a, for the jansson sweep. */
+static sg_cases_jcall
+order_build(void *co, sg_arena *a)
 {
-	if (j_budget == 0)
-		return NULL;
-	if (j_budget > 0)
-		j_budget--;
-	j_live++;
-	return malloc(n);
-}
-
-static void
-j_free(void *p)
-{
-	if (p != NULL)
-		j_live--;
-	free(p);
-}
-
-enum jop { J_TRACK_PARSE, J_ORDER_BUILD, J_ORDER_PARSE };
-
-/* One call of op in arena a (co: the typed create-order request, made beforehand); *left tells
- * whether a failed call left a request or reply behind. */
-static sg_err
-jop_run(enum jop op, Shipgate__V1__CreateOrderRequest *co, sg_arena *a, const char *body,
-        size_t len, bool *left)
-{
-	const sg_provider *p = prov();
-	sg_pconf pc = bosonline_conf;
-	sg_http_resp resp = {200, body, len, NULL, 0};
-	ProtobufCMessage *reply = NULL;
-	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	sg_cases_jcall call = {0};
 	sg_http_req hr;
 	sg_status st;
-	sg_err rv;
 
 	sg_status_clear(&st);
-	switch (op) {
-	case J_TRACK_PARSE:
-		tr.tracking_number = "IDE987651421";
-		rv = p->track.parse(&pc, &tr.base, &resp, a, &reply, &st);
-		break;
-	case J_ORDER_BUILD:
-		rv = p->create_order.build(&pc, &co->base, a, &hr, &st);
-		*left = rv != SG_OK && !hr_empty(&hr);
-		return rv;
-	default: rv = p->create_order.parse(&pc, &co->base, &resp, a, &reply, &st); break;
-	}
-	*left = rv != SG_OK && reply != NULL;
-	return rv;
+	call.rv = prov()->create_order.build(
+	        &bosonline_conf, &((Shipgate__V1__CreateOrderRequest *)co)->base, a, &hr, &st);
+	call.left = call.rv != SG_OK && !sg_cases_req_empty(&hr);
+	return call;
 }
 
+/* jansson's own allocations fail one after another: SG_ENOMEM, never a crash or a leak. */
 static void
 test_jansson_oom(void)
 {
-	static const struct {
-		enum jop op;
-		const char *name, *body;
-	} ops[] = {
-	        {J_TRACK_PARSE, "jansson oom: track parse", FIX "/bodies/tracking-example.json"},
-	        {J_ORDER_BUILD, "jansson oom: create order build", NULL},
-	        {J_ORDER_PARSE, "jansson oom: create order parse",
-	         FIX "/bodies/create-order-reply.json"},
+	const sg_provider *p = prov();
+	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	size_t tlen = 0, olen = 0;
+	char *tbody = sg_cases_slurp(FIX "/bodies/tracking-example.json", &tlen);
+	char *obody = sg_cases_slurp(FIX "/bodies/create-order-reply.json", &olen);
+	sg_arena ra;
+
+	sg_arena_init(&ra, 0, 0);
+	/* the typed request is made before jansson's budget starts to count */
+	Shipgate__V1__CreateOrderRequest *co = doc_order(&ra);
+	tr.tracking_number = "IDE987651421";
+	sg_cases_parse track = {&p->track, &bosonline_conf, &tr.base, {200, tbody, tlen, NULL, 0}};
+	sg_cases_parse order = {&p->create_order,
+	                        &bosonline_conf,
+	                        co != NULL ? &co->base : NULL,
+	                        {200, obody, olen, NULL, 0}};
+	const struct {
+		const char *name;
+		sg_cases_jfn fn;
+		void *arg;
+		bool parses; /* building parses nothing: only SG_ENOMEM there */
+	} sweeps[] = {
+	        {"jansson oom: track parse", sg_cases_jparse, &track, true},
+	        {"jansson oom: create order build", order_build, co, false},
+	        {"jansson oom: create order parse", sg_cases_jparse, &order, true},
 	};
 
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		size_t len = 0;
-		char *body = ops[i].body != NULL ? sg_cases_slurp(ops[i].body, &len) : NULL;
-		sg_err rv = SG_EINTERNAL;
-		long k, other = 0;
-
-		CASE_BEGIN(ops[i].name);
-		CHECK(ops[i].body == NULL || body != NULL);
-		for (k = 0; k < 100000; k++) {
-			sg_arena a;
-			bool left = false;
-			sg_arena_init(&a, 0, 0);
-			/* the typed request is made before jansson's budget starts to count */
-			Shipgate__V1__CreateOrderRequest *co = doc_order(&a);
-			json_set_alloc_funcs(j_malloc, j_free);
-			j_budget = k;
-			j_live = 0;
-			rv = co != NULL ? jop_run(ops[i].op, co, &a, body, len, &left)
-			                : SG_EINTERNAL;
-			json_set_alloc_funcs(malloc, free);
-			sg_arena_fini(&a);
-			CHECK_INT(j_live, 0); /* everything jansson took was given back */
-			if (rv == SG_OK)
-				break;
-			if (rv != SG_ENOMEM)
-				other++;
-			/* jansson reports most failures as out of memory; a few come back as a
-			 * parse error, which the provider cannot tell apart (counted, never a
-			 * crash). Building parses nothing: only SG_ENOMEM there. */
-			CHECK(rv == SG_ENOMEM ||
-			      (ops[i].op != J_ORDER_BUILD && rv == SG_EUP_MALFORMED));
-			CHECK(!left);
-		}
-		CHECK_INT(rv, SG_OK);
-		CHECK(k > 3); /* jansson was really used, and failed */
-		printf("%s: %ld failing allocations, %ld reported as malformed\n", ops[i].name, k,
-		       other);
-		free(body);
+	CHECK(tbody != NULL && obody != NULL);
+	CHECK(co != NULL);
+	for (size_t i = 0; co != NULL && i < sizeof(sweeps) / sizeof(sweeps[0]); i++) {
+		CASE_BEGIN(sweeps[i].name);
+		/* jansson reports most failures as out of memory; a few come back as a parse
+		 * error, which the provider cannot tell apart (counted, never a crash) */
+		sg_cases_result r = sg_cases_jansson_sweep(sweeps[i].name, sweeps[i].fn,
+		                                           sweeps[i].arg, SG_OK, sweeps[i].parses);
+		CHECK_INT(r.failed, 0);
+		CHECK(r.nomem_caps > 3); /* jansson was really used, and failed */
 		CASE_END();
 	}
+	sg_arena_fini(&ra);
+	free(tbody);
+	free(obody);
 }
 
 /* ================================================================== the note table */
@@ -484,14 +387,6 @@ static void
 test_registry(void)
 {
 	const sg_provider *p = prov();
-	sg_pconf pc = bosonline_conf;
-	Shipgate__V1__GetOrderRequest wrong = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
-	sg_http_resp resp = {200, "{}", 2, NULL, 0};
-	ProtobufCMessage *reply;
-	sg_http_req hr;
-	sg_arena a;
-	sg_status st;
 
 	CASE_BEGIN("registry");
 	CHECK(p != NULL && strcmp(p->name, "bosonline") == 0);
@@ -503,25 +398,12 @@ test_registry(void)
 	CHECK(p->get_order.build == NULL && p->get_order.parse == NULL);
 	CHECK(p->auth.build == NULL && p->auth.parse == NULL);
 
-	/* the wrong request type is a bug, reported as such, with nothing left behind */
-	sg_arena_init(&a, 0, 0);
-	const sg_op *ops[] = {&p->track, &p->create_order};
-	for (size_t i = 0; i < 2; i++) {
-		sg_status_clear(&st);
-		CHECK_INT(ops[i]->build(&pc, &wrong.base, &a, &hr, &st), SG_EINTERNAL);
-		CHECK(hr_empty(&hr));
-		CHECK_INT(ops[i]->build(&pc, NULL, &a, &hr, &st), SG_EINTERNAL);
-		sg_status_clear(&st);
-		reply = (ProtobufCMessage *)&wrong;
-		CHECK_INT(ops[i]->parse(&pc, &wrong.base, &resp, &a, &reply, &st), SG_EINTERNAL);
-		CHECK(reply == NULL);
-		CHECK_INT(st.http_status, 0);
-	}
-	/* a TrackRequest is not a CreateOrderRequest */
-	sg_status_clear(&st);
-	tr.tracking_number = "IDE1";
-	CHECK_INT(p->create_order.build(&pc, &tr.base, &a, &hr, &st), SG_EINTERNAL);
-	sg_arena_fini(&a);
+	/* the wrong request type (a TrackRequest to CreateOrder too) is a bug, reported as such,
+	 * with nothing left behind */
+	sg_cases_result r = sg_cases_wrong_requests(
+	        SG_BOSONLINE_NAME, SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE, &bosonline_conf);
+	CHECK_INT(r.failed, 0);
+	CHECK_INT(r.ncases, 2);
 	CASE_END();
 }
 
@@ -667,7 +549,7 @@ test_order_checks(void)
 	        "items[0].quantity",
 	};
 	CHECK_INT(build_order(co, &a, &hr, &st), SG_EINVAL);
-	CHECK(hr_empty(&hr));
+	CHECK(sg_cases_req_empty(&hr));
 	CHECK(has_violations(&st, want, sizeof(want) / sizeof(want[0])));
 	CHECK_STR(st.violations[2].description, "is not valid UTF-8");
 	CHECK_STR(st.violations[7].description, "must be PAYMENT_TYPE_COD or PAYMENT_TYPE_BANK");
@@ -690,7 +572,7 @@ test_order_checks(void)
 	CHECK_INT(build_order(co, &a, &hr, &st), SG_EINVAL);
 	CHECK_INT(st.nviolations, SG_STATUS_MAX_VIOLATIONS);
 	CHECK_STR(st.violations[15].field, "items[7].quantity");
-	CHECK(hr_empty(&hr));
+	CHECK(sg_cases_req_empty(&hr));
 
 	/* a COD order that names a bank sends it (the document's field is nullable, not banned) */
 	co = doc_order(&a);

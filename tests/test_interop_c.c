@@ -35,7 +35,8 @@ lookup(json_t *j, const char *path)
 	char *save = NULL;
 	for (char *tok = strtok_r(buf, ".", &save); tok != NULL; tok = strtok_r(NULL, ".", &save)) {
 		if (strcmp(tok, "#") == 0)
-			return json_is_array(j) ? json_integer((json_int_t)json_array_size(j)) : NULL;
+			return json_is_array(j) ? json_integer((json_int_t)json_array_size(j))
+			                        : NULL;
 		if (json_is_array(j))
 			j = json_array_get(j, (size_t)strtoul(tok, NULL, 10));
 		else
@@ -170,9 +171,10 @@ run_case(shipgate_client *c, json_t *cs)
 	}
 	json_t *fields = json_object_get(expect, "fields");
 	if (fields != NULL) {
-		json_t *got = reply ? sgc_pbjson_from_message(
-		                              reply, SGC_PBJSON_ORIG_NAMES | SGC_PBJSON_EMIT_DEFAULTS,
-		                              &perr)
+		json_t *got = reply ? sgc_pbjson_from_message(reply,
+		                                              SGC_PBJSON_ORIG_NAMES |
+		                                                      SGC_PBJSON_EMIT_DEFAULTS,
+		                                              &perr)
 		                    : NULL;
 		const char *path;
 		json_t *want;
@@ -199,8 +201,9 @@ run_case(shipgate_client *c, json_t *cs)
 		CHECK_INT(sandbox_count(json_string_value(json_object_get(sr, "path"))),
 		          json_integer_value(json_object_get(sr, "count")));
 	if (tu_failed != failed_before)
-		fprintf(stderr, "case \"%s\" failed: got %s %s %s\n", name, shipgate_code_name(code),
-		        st.reason ? st.reason : "", st.message ? st.message : "");
+		fprintf(stderr, "case \"%s\" failed: got %s %s %s\n", name,
+		        shipgate_code_name(code), st.reason ? st.reason : "",
+		        st.message ? st.message : "");
 	if (reply != NULL)
 		protobuf_c_message_free_unpacked(reply, NULL);
 	shipgate_status_fini(&st);

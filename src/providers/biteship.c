@@ -102,16 +102,19 @@ sg_biteship_status(const char *raw, const char **sub_status)
 static sg_err
 request_id(const ProtobufCMessage *req, bool track, sg_arena *a, sg_status *st, const char **id)
 {
+	sg_err rv;
+
 	*id = NULL;
-	if (req != NULL && track && req->descriptor == &shipgate__v1__track_request__descriptor)
-		*id = ((const Shipgate__V1__TrackRequest *)req)->order_id;
-	else if (req != NULL && !track &&
-	         req->descriptor == &shipgate__v1__get_order_request__descriptor)
-		*id = ((const Shipgate__V1__GetOrderRequest *)req)->order_id;
+	if (track)
+		rv = sg_request_check(req, &shipgate__v1__track_request__descriptor,
+		                      "biteship track", a, st);
 	else
-		return sg_status_set(st, a, SG_EINTERNAL, "biteship %s: not a %s",
-		                     track ? "track" : "get_order",
-		                     track ? "TrackRequest" : "GetOrderRequest");
+		rv = sg_request_check(req, &shipgate__v1__get_order_request__descriptor,
+		                      "biteship get_order", a, st);
+	if (rv != SG_OK)
+		return rv;
+	*id = track ? ((const Shipgate__V1__TrackRequest *)req)->order_id
+	            : ((const Shipgate__V1__GetOrderRequest *)req)->order_id;
 	if (*id == NULL)
 		*id = "";
 	return SG_OK;
@@ -121,8 +124,7 @@ static sg_err
 build(const sg_pconf *pc, const ProtobufCMessage *req, bool track, sg_arena *a, sg_http_req *out,
       sg_status *st)
 {
-	const char *id, *seg, *auth;
-	char *url;
+	const char *id, *seg;
 	sg_http_req r;
 	sg_err rv;
 
@@ -133,17 +135,13 @@ build(const sg_pconf *pc, const ProtobufCMessage *req, bool track, sg_arena *a, 
 	 * are hex object ids ("5dd599ebdefcd4158eb8470b") or short ids ("URf_UO2nY3V"). */
 	if ((rv = sg_path_segment(a, "order_id", id, strlen(id), SG_ID_STRICT, &seg, st)) != SG_OK)
 		goto fail;
-	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK)
+	if ((rv = sg_http_req_start(&r, pc, "GET", a, st)) != SG_OK)
 		goto fail;
-	if ((rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
-		goto fail;
-	if ((url = sg_url_join(a, pc->base_url, "/v1/orders/", seg, NULL)) == NULL) {
+	if ((r.url = sg_url_join(a, pc->base_url, "/v1/orders/", seg, NULL)) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
-	sg_http_req_init(&r, "GET", url);
-	if ((rv = sg_http_req_header(&r, auth, a, st)) != SG_OK ||
-	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
+	if ((rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	*out = r;
 	return SG_OK;
@@ -168,20 +166,6 @@ sg_biteship_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_aren
 }
 
 /* ================================================================== errors */
-
-#define TEXT_MAX 1024 /* provider texts are cut here, as sg_error_body() does */
-
-/* An arena copy of s[0..n), cut to TEXT_MAX bytes at a UTF-8 boundary. */
-static const char *
-cut_text(sg_arena *a, const char *s, size_t n)
-{
-	if (n > TEXT_MAX) {
-		n = TEXT_MAX;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	return sg_arena_strndup(a, s, n);
-}
 
 /*
  * The class of a 2xx "success": false by Biteship's code (the member itself, so that a full
@@ -216,26 +200,21 @@ static sg_err
 answer_error(const sg_http_resp *resp, json_t *root, sg_arena *a, sg_status *st)
 {
 	bool refused = sg_http_is_success(resp->status);
-	const char *code, *msg, *text;
+	const char *msg, *text;
 	json_t *own = NULL, *e;
 	sg_err err;
 
 	if (!refused) {
 		err = sg_http_error(SG_BITESHIP_NAME, resp, a, st);
 	} else {
-		sg_error_body(resp->body, resp->body_len, a, &code, &msg);
-		st->http_status = resp->status;
-		st->provider = SG_BITESHIP_NAME;
-		st->provider_code = code;
-		st->provider_message = msg;
-		st->retry_after_ms = sg_retry_after_ms(resp);
+		sg_http_error_detail(SG_BITESHIP_NAME, resp, a, st);
 		err = code_class(json_object_get(root, "code"));
 	}
 	if (root == NULL && resp->body != NULL && resp->body_len > 0)
 		root = own = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
 	e = json_object_get(root, "error");
 	if (json_is_string(e) &&
-	    (text = cut_text(a, json_string_value(e), json_string_length(e))) != NULL)
+	    (text = sg_error_text(a, json_string_value(e), json_string_length(e))) != NULL)
 		st->provider_message = text;
 	json_decref(own);
 
@@ -269,12 +248,17 @@ enum fkind {
 	F_POSTAL, /* integer | string | null -> StringValue with the integer's decimal text */
 	F_JSON,   /* any JSON but null -> StringValue with the value as compact JSON text */
 	F_MSG,    /* object | null -> a nested message, read with its own table */
+	F_LIST,   /* array | null -> a repeated field: one entry per element that is not null */
 	F_FN,     /* read by a function of its own */
 };
 
 /* A member read by a function of its own, which knows the type of msg. */
 typedef sg_err (*field_fn)(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key,
                            void *msg);
+
+/* One element e (not null, at `at`) of an F_LIST member, read into *slot: its entry in the
+ * repeated field, whose type the reader knows. */
+typedef sg_err (*elem_fn)(struct bs_ctx *x, json_t *e, const sg_jpath *at, void *slot);
 
 /* One member of a Biteship object and the message member it fills. Tables end with key NULL. */
 struct field {
@@ -284,6 +268,8 @@ struct field {
 	const ProtobufCMessageDescriptor *d; /* F_MSG: the nested message's type */
 	const struct field *sub;             /* F_MSG: its members */
 	field_fn fn;                         /* F_FN: the reader; it knows the message type */
+	size_t n_off;                        /* F_LIST: offset of the repeated field's count */
+	elem_fn elem;                        /* F_LIST: the element reader */
 };
 
 static sg_err fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg,
@@ -301,33 +287,6 @@ wrap_str(struct bs_ctx *x, const char *s, Google__Protobuf__StringValue **out)
 	w->value = (char *)s; /* the arena never frees */
 	*out = w;
 	return SG_OK;
-}
-
-static const char *
-json_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL: return "number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	default: return "null";
-	}
-}
-
-/* SG_EUP_MALFORMED "<path>: expected <want>, got <type of v>". */
-static sg_err
-wrong_type(struct bs_ctx *x, const sg_jpath *at, const char *key, const char *want, json_t *v)
-{
-	char *path = sg_jpath_str(x->j.a, at, key);
-
-	if (path == NULL)
-		return sg_status_set(x->j.st, x->j.a, SG_EUP_MALFORMED, NULL);
-	return sg_status_set(x->j.st, x->j.a, SG_EUP_MALFORMED, "%s: expected %s, got %s", path,
-	                     want, json_type_name(v));
 }
 
 /* The fewest significant digits (15, 16 or 17) that print d so that it reads back as d. */
@@ -408,7 +367,7 @@ get_postal(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key,
 	else if (json_is_string(v))
 		s = sg_arena_strndup(x->j.a, json_string_value(v), json_string_length(v));
 	else
-		return wrong_type(x, at, key, "integer or string", v);
+		return sg_json_wrong_type(&x->j, at, key, "integer or string", v);
 	if (s == NULL)
 		return sg_nomem(x->j.st);
 	return wrap_str(x, s, out);
@@ -446,6 +405,52 @@ get_msg(struct bs_ctx *x, json_t *o, const sg_jpath *at, const struct field *f, 
 	if ((rv = fill(x, j, &here, m, f->sub)) != SG_OK)
 		return rv;
 	memcpy(slot, &m, sizeof(m)); /* the member is a pointer to the message type */
+	return SG_OK;
+}
+
+/* Elements of array arr that are not null: null elements are skipped ("all nullable"). */
+static size_t
+count_present(json_t *arr)
+{
+	size_t n = 0, i;
+	json_t *e;
+
+	json_array_foreach(arr, i, e)
+	{
+		if (!json_is_null(e))
+			n++;
+	}
+	return n;
+}
+
+/* An array into the repeated field at f->off (counted at f->n_off): one entry per element that
+ * is not null, read by f->elem; the field stays empty when there is none. */
+static sg_err
+get_list(struct bs_ctx *x, json_t *o, const sg_jpath *at, const struct field *f, void *msg)
+{
+	sg_jpath ap = {at, f->key, 0};
+	size_t *count = (size_t *)((char *)msg + f->n_off);
+	json_t *arr, *e;
+	char *slots;
+	size_t i, n;
+	sg_err rv;
+
+	if ((rv = sg_json_opt_arr(&x->j, o, at, f->key, &arr)) != SG_OK || arr == NULL ||
+	    (n = count_present(arr)) == 0)
+		return rv;
+	/* entries are pointers (messages or strings); each reader stores its own type */
+	if ((slots = sg_arena_calloc(x->j.a, n, sizeof(void *))) == NULL)
+		return sg_nomem(x->j.st);
+	memcpy((char *)msg + f->off, &slots, sizeof(slots)); /* the member points to the entries */
+	json_array_foreach(arr, i, e)
+	{
+		sg_jpath ep = {&ap, NULL, i};
+		if (json_is_null(e))
+			continue;
+		if ((rv = f->elem(x, e, &ep, slots + *count * sizeof(void *))) != SG_OK)
+			return rv;
+		(*count)++;
+	}
 	return SG_OK;
 }
 
@@ -487,6 +492,7 @@ fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg, const struct fi
 		case F_POSTAL: rv = get_postal(x, o, at, f->key, slot); break;
 		case F_JSON: rv = get_json(x, o, f->key, slot); break;
 		case F_MSG: rv = get_msg(x, o, at, f, slot); break;
+		case F_LIST: rv = get_list(x, o, at, f, msg); break;
 		case F_FN: rv = f->fn(x, o, at, f->key, msg); break;
 		}
 	}
@@ -495,19 +501,23 @@ fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg, const struct fi
 
 #define FLD(T, key, kind, member)                                                                  \
 	{                                                                                          \
-		key, kind, offsetof(T, member), NULL, NULL, NULL                                   \
+		key, kind, offsetof(T, member), NULL, NULL, NULL, 0, NULL                          \
 	}
 #define MSG(T, key, member, d, f)                                                                  \
 	{                                                                                          \
-		key, F_MSG, offsetof(T, member), &d, f, NULL                                       \
+		key, F_MSG, offsetof(T, member), &d, f, NULL, 0, NULL                              \
+	}
+#define LIST(T, key, member, elem)                                                                 \
+	{                                                                                          \
+		key, F_LIST, offsetof(T, member), NULL, NULL, NULL, offsetof(T, n_##member), elem  \
 	}
 #define FN(key, fn)                                                                                \
 	{                                                                                          \
-		key, F_FN, 0, NULL, NULL, fn                                                       \
+		key, F_FN, 0, NULL, NULL, fn, 0, NULL                                              \
 	}
 #define END                                                                                        \
 	{                                                                                          \
-		NULL, F_STR, 0, NULL, NULL, NULL                                                   \
+		NULL, F_STR, 0, NULL, NULL, NULL, 0, NULL                                          \
 	}
 
 typedef Shipgate__V1__Coordinate pb_coordinate;
@@ -524,21 +534,6 @@ typedef Shipgate__V1__Item pb_item;
 typedef Shipgate__V1__Order pb_order;
 
 /* ------------------------------------------------------------------ readers of their own */
-
-/* Elements of array arr that are not null: null elements are skipped ("all nullable"). */
-static size_t
-count_present(json_t *arr)
-{
-	size_t n = 0, i;
-	json_t *e;
-
-	json_array_foreach(arr, i, e)
-	{
-		if (!json_is_null(e))
-			n++;
-	}
-	return n;
-}
 
 /* One courier.history entry (at `at`) into ev. */
 static sg_err
@@ -632,93 +627,48 @@ static const struct field item_f[] = {
         FLD(pb_item, "weight", F_NUM, weight),     END,
 };
 
-/* items -> Order.items: null elements skipped, anything else must be an object. */
+/* An items[] element -> a new Item: an object. */
 static sg_err
-order_items(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key, void *msg)
+read_item(struct bs_ctx *x, json_t *e, const sg_jpath *at, void *slot)
 {
-	Shipgate__V1__Order *m = msg;
-	sg_jpath ap = {at, key, 0};
-	json_t *arr, *e;
-	size_t i, n;
+	Shipgate__V1__Item *it;
 	sg_err rv;
 
-	if ((rv = sg_json_opt_arr(&x->j, o, at, key, &arr)) != SG_OK || arr == NULL ||
-	    (n = count_present(arr)) == 0)
+	if ((rv = sg_json_expect_obj(&x->j, e, at)) != SG_OK)
 		return rv;
-	if ((m->items = sg_arena_calloc(x->j.a, n, sizeof(*m->items))) == NULL)
+	if ((it = sg_arena_alloc(x->j.a, sizeof(*it))) == NULL)
 		return sg_nomem(x->j.st);
-	json_array_foreach(arr, i, e)
-	{
-		sg_jpath ep = {&ap, NULL, i};
-		Shipgate__V1__Item *it;
-		if (json_is_null(e))
-			continue;
-		if ((rv = sg_json_expect_obj(&x->j, e, &ep)) != SG_OK)
-			return rv;
-		if ((it = sg_arena_alloc(x->j.a, sizeof(*it))) == NULL)
-			return sg_nomem(x->j.st);
-		shipgate__v1__item__init(it);
-		if ((rv = fill(x, e, &ep, it, item_f)) != SG_OK)
-			return rv;
-		m->items[m->n_items++] = it;
-	}
+	shipgate__v1__item__init(it);
+	if ((rv = fill(x, e, at, it, item_f)) != SG_OK)
+		return rv;
+	*(Shipgate__V1__Item **)slot = it;
 	return SG_OK;
 }
 
-/* tags -> Order.tags: strings, null elements skipped. */
+/* A tags[] element -> a string. */
 static sg_err
-order_tags(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key, void *msg)
+read_tag(struct bs_ctx *x, json_t *e, const sg_jpath *at, void *slot)
 {
-	Shipgate__V1__Order *m = msg;
-	sg_jpath ap = {at, key, 0};
-	json_t *arr, *e;
-	size_t i, n;
-	sg_err rv;
+	char *s;
 
-	if ((rv = sg_json_opt_arr(&x->j, o, at, key, &arr)) != SG_OK || arr == NULL ||
-	    (n = count_present(arr)) == 0)
-		return rv;
-	if ((m->tags = sg_arena_calloc(x->j.a, n, sizeof(*m->tags))) == NULL)
+	if (!json_is_string(e))
+		return sg_json_wrong_type(&x->j, at, NULL, "string", e);
+	if ((s = sg_arena_strndup(x->j.a, json_string_value(e), json_string_length(e))) == NULL)
 		return sg_nomem(x->j.st);
-	json_array_foreach(arr, i, e)
-	{
-		sg_jpath ep = {&ap, NULL, i};
-		char *s;
-		if (json_is_null(e))
-			continue;
-		if (!json_is_string(e))
-			return wrong_type(x, &ep, NULL, "string", e);
-		if ((s = sg_arena_strndup(x->j.a, json_string_value(e), json_string_length(e))) ==
-		    NULL)
-			return sg_nomem(x->j.st);
-		m->tags[m->n_tags++] = s;
-	}
+	*(char **)slot = s;
 	return SG_OK;
 }
 
-/* tax_lines -> Order.tax_lines_json: each element as JSON text, null elements skipped. */
+/* A tax_lines[] element -> its JSON text (any JSON). */
 static sg_err
-order_tax_lines(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key, void *msg)
+read_json_text(struct bs_ctx *x, json_t *e, const sg_jpath *at, void *slot)
 {
-	Shipgate__V1__Order *m = msg;
-	json_t *arr, *e;
-	size_t i, n;
+	const char *s;
 	sg_err rv;
 
-	if ((rv = sg_json_opt_arr(&x->j, o, at, key, &arr)) != SG_OK || arr == NULL ||
-	    (n = count_present(arr)) == 0)
+	if ((rv = json_text(x, e, &s)) != SG_OK)
 		return rv;
-	if ((m->tax_lines_json = sg_arena_calloc(x->j.a, n, sizeof(*m->tax_lines_json))) == NULL)
-		return sg_nomem(x->j.st);
-	json_array_foreach(arr, i, e)
-	{
-		const char *s;
-		if (json_is_null(e))
-			continue;
-		if ((rv = json_text(x, e, &s)) != SG_OK)
-			return rv;
-		m->tax_lines_json[m->n_tax_lines_json++] = (char *)s;
-	}
+	*(char **)slot = (char *)s;
 	return SG_OK;
 }
 
@@ -855,13 +805,13 @@ static const struct field order_f[] = {
         MSG(pb_order, "courier", courier, shipgate__v1__courier__descriptor, courier_f),
         FLD(pb_order, "reference_id", F_STR, reference_id),
         FLD(pb_order, "invoice_id", F_STR, invoice_id),
-        FN("items", order_items),
+        LIST(pb_order, "items", items, read_item),
         FLD(pb_order, "extra", F_JSON, extra_json),
         FLD(pb_order, "metadata", F_JSON, metadata_json),
-        FN("tags", order_tags),
+        LIST(pb_order, "tags", tags, read_tag),
         FLD(pb_order, "note", F_STR, note),
         FLD(pb_order, "currency", F_STR, currency),
-        FN("tax_lines", order_tax_lines),
+        LIST(pb_order, "tax_lines", tax_lines_json, read_json_text),
         FLD(pb_order, "price", F_NUM, price),
         FN("status", order_status),
         FLD(pb_order, "ticket_status", F_STR, ticket_status),
@@ -941,10 +891,7 @@ sg_biteship_get_order_parse(const sg_pconf *pc, const ProtobufCMessage *req,
 	return SG_OK;
 
 fail:
-	st->provider = SG_BITESHIP_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_BITESHIP_NAME, resp, rv, st);
 }
 
 sg_err
@@ -962,16 +909,10 @@ sg_biteship_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const s
 	if ((rv = request_id(req, true, a, st, &id)) != SG_OK ||
 	    (rv = parse_answer(pc, id, resp, a, st, &o)) != SG_OK)
 		goto fail;
-	if ((r = sg_arena_alloc(a, sizeof(*r))) == NULL ||
-	    (t = sg_arena_alloc(a, sizeof(*t))) == NULL) {
-		rv = sg_nomem(st);
+	if ((rv = sg_track_response_new(SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP, a, &r, &t,
+	                                st)) != SG_OK)
 		goto fail;
-	}
-	shipgate__v1__track_response__init(r);
-	shipgate__v1__tracking__init(t);
-	r->tracking = t;
 	cr = o->courier;
-	t->provider = SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP;
 	t->order_id = o->id;
 	if (cr != NULL && cr->waybill_id != NULL)
 		t->tracking_number = cr->waybill_id->value;
@@ -992,8 +933,5 @@ sg_biteship_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const s
 	return SG_OK;
 
 fail:
-	st->provider = SG_BITESHIP_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_BITESHIP_NAME, resp, rv, st);
 }

@@ -144,44 +144,31 @@ sg_boscod_event_status(const char *code, const char *note, const char **sub_stat
 
 /* ================================================================== build */
 
-static sg_err
-track_request(const ProtobufCMessage *req, sg_arena *a, sg_status *st,
-              const Shipgate__V1__TrackRequest **out)
-{
-	if (req == NULL || req->descriptor != &shipgate__v1__track_request__descriptor)
-		return sg_status_set(st, a, SG_EINTERNAL, "boscod track: not a TrackRequest");
-	*out = (const Shipgate__V1__TrackRequest *)req;
-	return SG_OK;
-}
-
 sg_err
 sg_boscod_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
                       sg_http_req *out, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
-	const char *seg, *auth, *id;
-	char *url;
+	const Shipgate__V1__TrackRequest *tr;
+	const char *seg, *id;
 	sg_http_req r;
 	sg_err rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "boscod track", a,
+	                           st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	/* The caller's input is checked first: a hostile id never meets the config. */
 	id = tr->order_id != NULL ? tr->order_id : "";
 	if ((rv = sg_path_segment(a, "order_id", id, strlen(id), SG_ID_STRICT, &seg, st)) != SG_OK)
 		goto fail;
-	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK)
+	if ((rv = sg_http_req_start(&r, pc, "GET", a, st)) != SG_OK)
 		goto fail;
-	if ((rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
-		goto fail;
-	if ((url = sg_url_join(a, pc->base_url, "/v1/order/tracking/", seg, NULL)) == NULL) {
+	if ((r.url = sg_url_join(a, pc->base_url, "/v1/order/tracking/", seg, NULL)) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
-	sg_http_req_init(&r, "GET", url);
-	if ((rv = sg_http_req_header(&r, auth, a, st)) != SG_OK ||
-	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
+	if ((rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	*out = r;
 	return SG_OK;
@@ -230,7 +217,7 @@ sg_err
 sg_boscod_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_http_resp *resp,
                       sg_arena *a, ProtobufCMessage **reply, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
+	const Shipgate__V1__TrackRequest *tr;
 	Shipgate__V1__TrackResponse *r;
 	Shipgate__V1__Tracking *t;
 	sg_jctx c = {a, st};
@@ -242,8 +229,10 @@ sg_boscod_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_
 	sg_err rv;
 
 	*reply = NULL;
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "boscod track", a,
+	                           st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	if (!sg_http_is_success(resp->status)) {
 		rv = sg_http_error(SG_BOSCOD_NAME, resp, a, st);
 		goto fail;
@@ -255,15 +244,9 @@ sg_boscod_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_
 	    (rv = sg_json_req_arr(&c, root, NULL, "history", &hist)) != SG_OK)
 		goto fail;
 
-	if ((r = sg_arena_alloc(a, sizeof(*r))) == NULL ||
-	    (t = sg_arena_alloc(a, sizeof(*t))) == NULL) {
-		rv = sg_nomem(st);
+	if ((rv = sg_track_response_new(SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, a, &r, &t, st)) !=
+	    SG_OK)
 		goto fail;
-	}
-	shipgate__v1__track_response__init(r);
-	shipgate__v1__tracking__init(t);
-	r->tracking = t;
-	t->provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
 	if ((t->order_id = sg_arena_strdup(a, tr->order_id != NULL ? tr->order_id : "")) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
@@ -293,8 +276,5 @@ sg_boscod_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_
 
 fail:
 	json_decref(root);
-	st->provider = SG_BOSCOD_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_BOSCOD_NAME, resp, rv, st);
 }

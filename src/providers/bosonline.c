@@ -18,6 +18,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 
 typedef Shipgate__V1__TrackingStatus tstatus;
 typedef Shipgate__V1__CreateOrderRequest corder;
+
+#define CORDER_REQ (&shipgate__v1__create_order_request__descriptor) /* corder's type */
 
 #define TS(x) SHIPGATE__V1__TRACKING_STATUS__TRACKING_STATUS_##x
 
@@ -188,29 +191,21 @@ sg_bosonline_event_status(const char *note, bool newest, const char **sub_status
 
 /* ================================================================== track: build */
 
-static sg_err
-track_request(const ProtobufCMessage *req, sg_arena *a, sg_status *st,
-              const Shipgate__V1__TrackRequest **out)
-{
-	if (req == NULL || req->descriptor != &shipgate__v1__track_request__descriptor)
-		return sg_status_set(st, a, SG_EINTERNAL, "bosonline track: not a TrackRequest");
-	*out = (const Shipgate__V1__TrackRequest *)req;
-	return SG_OK;
-}
-
 sg_err
 sg_bosonline_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
                          sg_http_req *out, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
-	const char *awb, *checked, *qv, *auth;
+	const Shipgate__V1__TrackRequest *tr;
+	const char *awb, *checked, *qv;
 	char *url;
 	sg_http_req r;
 	sg_err rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "bosonline track",
+	                           a, st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	/* The caller's input is checked first: a hostile AWB never meets the config. */
 	awb = tr->tracking_number != NULL ? tr->tracking_number : "";
 	if (awb[0] == '\0') {
@@ -225,18 +220,14 @@ sg_bosonline_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_are
 	    (rv = sg_query_value(a, "tracking_number", checked, strlen(checked), SG_ID_MAX, &qv,
 	                         st)) != SG_OK)
 		goto fail;
-	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK)
-		goto fail;
-	if ((rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
+	if ((rv = sg_http_req_start(&r, pc, "GET", a, st)) != SG_OK)
 		goto fail;
 	if ((url = sg_url_join(a, pc->base_url, "/store/order/tracking", NULL)) == NULL ||
-	    (url = sg_url_add_query(a, url, "awb", qv)) == NULL) {
+	    (r.url = sg_url_add_query(a, url, "awb", qv)) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
-	sg_http_req_init(&r, "GET", url);
-	if ((rv = sg_http_req_header(&r, auth, a, st)) != SG_OK ||
-	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
+	if ((rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	*out = r;
 	return SG_OK;
@@ -258,17 +249,6 @@ struct cod_in {
 	bool has_reconciled; /* reconciled was present */
 };
 
-/* SG_EUP_MALFORMED "<path of at.key>: <what>". */
-static sg_err
-bad_member(sg_jctx *c, const sg_jpath *at, const char *key, const char *what)
-{
-	char *path = sg_jpath_str(c->a, at, key);
-
-	if (path == NULL) /* keep the kind of error even when its text cannot be made */
-		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, NULL);
-	return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "%s: %s", path, what);
-}
-
 /* Epoch seconds as the document sends them (a decimal string; an integer is taken too).
  * Absent on null/missing; negative values are refused. */
 static sg_err
@@ -279,7 +259,7 @@ opt_epoch(sg_jctx *c, json_t *e, const sg_jpath *at, const char *key, int64_t *o
 	if ((rv = sg_json_opt_intstr(c, e, at, key, out, present)) != SG_OK)
 		return rv;
 	if (*present && *out < 0)
-		return bad_member(c, at, key, "negative epoch seconds");
+		return sg_json_bad(c, at, key, "negative epoch seconds");
 	return SG_OK;
 }
 
@@ -293,10 +273,10 @@ req_epoch(sg_jctx *c, json_t *e, const sg_jpath *at, const char *key, int64_t *o
 	if ((rv = opt_epoch(c, e, at, key, out, &present)) != SG_OK)
 		return rv;
 	if (!present)
-		return bad_member(c, at, key,
-		                  json_object_get(e, key) == NULL
-		                          ? "missing"
-		                          : "expected integer or decimal string, got null");
+		return sg_json_bad(c, at, key,
+		                   json_object_get(e, key) == NULL
+		                           ? "missing"
+		                           : "expected integer or decimal string, got null");
 	return SG_OK;
 }
 
@@ -318,7 +298,7 @@ opt_flag(sg_jctx *c, json_t *e, const sg_jpath *at, const char *key, bool *out, 
 	else if (json_is_integer(v) && (json_integer_value(v) & ~(json_int_t)1) == 0)
 		*out = json_integer_value(v) == 1;
 	else
-		return bad_member(c, at, key, "expected \"0\" or \"1\"");
+		return sg_json_bad(c, at, key, "expected \"0\" or \"1\"");
 	*present = true;
 	return SG_OK;
 }
@@ -393,7 +373,7 @@ sg_err
 sg_bosonline_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_http_resp *resp,
                          sg_arena *a, ProtobufCMessage **reply, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
+	const Shipgate__V1__TrackRequest *tr;
 	Shipgate__V1__TrackResponse *r;
 	Shipgate__V1__Tracking *t;
 	sg_jctx c = {a, st};
@@ -406,8 +386,10 @@ sg_bosonline_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const 
 	sg_err rv;
 
 	*reply = NULL;
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "bosonline track",
+	                           a, st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	if (!sg_http_is_success(resp->status)) {
 		rv = sg_http_error(SG_BOSONLINE_NAME, resp, a, st);
 		goto fail;
@@ -417,15 +399,9 @@ sg_bosonline_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const 
 	    (rv = sg_json_req_arr(&c, root, NULL, "data", &data)) != SG_OK)
 		goto fail;
 
-	if ((r = sg_arena_alloc(a, sizeof(*r))) == NULL ||
-	    (t = sg_arena_alloc(a, sizeof(*t))) == NULL) {
-		rv = sg_nomem(st);
+	if ((rv = sg_track_response_new(SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE, a, &r, &t,
+	                                st)) != SG_OK)
 		goto fail;
-	}
-	shipgate__v1__track_response__init(r);
-	shipgate__v1__tracking__init(t);
-	r->tracking = t;
-	t->provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE;
 	if ((t->tracking_number = sg_arena_strdup(
 	             a, tr->tracking_number != NULL ? tr->tracking_number : "")) == NULL) {
 		rv = sg_nomem(st);
@@ -470,23 +446,10 @@ sg_bosonline_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const 
 
 fail:
 	json_decref(root);
-	st->provider = SG_BOSONLINE_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_BOSONLINE_NAME, resp, rv, st);
 }
 
 /* ================================================================== create order: checks */
-
-static sg_err
-order_request(const ProtobufCMessage *req, sg_arena *a, sg_status *st, const corder **out)
-{
-	if (req == NULL || req->descriptor != &shipgate__v1__create_order_request__descriptor)
-		return sg_status_set(st, a, SG_EINTERNAL,
-		                     "bosonline create order: not a CreateOrderRequest");
-	*out = (const corder *)req;
-	return SG_OK;
-}
 
 /* What a string field needs. */
 enum text_kind {
@@ -887,32 +850,28 @@ sg_err
 sg_bosonline_create_order_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
                                 sg_http_req *out, sg_status *st)
 {
-	const corder *co = NULL;
-	const char *seg = NULL, *auth, *body = NULL;
+	const corder *co;
+	const char *seg = NULL, *body = NULL;
 	size_t body_len = 0;
-	char *url;
 	sg_http_req r;
 	sg_err rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((rv = order_request(req, a, st, &co)) != SG_OK)
+	if ((rv = sg_request_check(req, CORDER_REQ, "bosonline create order", a, st)) != SG_OK)
 		goto fail;
+	co = (const corder *)req;
 	/* every field first, all problems at once; a bad request never meets the config */
 	if ((rv = check_order(co, a, st, &seg)) != SG_OK)
 		goto fail;
-	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK)
-		goto fail;
-	if ((rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
+	if ((rv = sg_http_req_start(&r, pc, "POST", a, st)) != SG_OK)
 		goto fail;
 	if ((rv = order_body(co, a, &body, &body_len, st)) != SG_OK)
 		goto fail;
-	if ((url = sg_url_join(a, pc->base_url, "/order/", seg, NULL)) == NULL) {
+	if ((r.url = sg_url_join(a, pc->base_url, "/order/", seg, NULL)) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
-	sg_http_req_init(&r, "POST", url);
-	if ((rv = sg_http_req_header(&r, auth, a, st)) != SG_OK ||
-	    (rv = sg_http_req_header(&r, "Content-Type: application/json", a, st)) != SG_OK ||
+	if ((rv = sg_http_req_header(&r, "Content-Type: application/json", a, st)) != SG_OK ||
 	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	r.body = body;
@@ -958,74 +917,84 @@ order_awb(sg_jctx *c, json_t *d, const sg_jpath *at, const char **out)
 	return SG_OK;
 }
 
-/* data.payment[] into r->payment_accounts. */
+/* One string member of a list's elements, and the message field it fills. */
+struct str_member {
+	const char *key; /* member name in the reply */
+	size_t off;      /* offset of the (char *) field in the element's message */
+};
+
+/* A list in the reply's `data` whose elements are objects of string members. */
+struct reply_list {
+	const ProtobufCMessageDescriptor *d; /* the elements' message type */
+	size_t arr_off;                      /* offset of the element array in the response */
+	size_t n_off;                        /* offset of its count */
+	const struct str_member *members;    /* the elements' members, ended by key NULL */
+};
+
+typedef Shipgate__V1__CreateOrderResponse oreply;
+typedef Shipgate__V1__PaymentAccount pb_payment;
+typedef Shipgate__V1__SocialLink pb_social;
+
+static const struct str_member payment_members[] = {
+        {"bank_atasnama", offsetof(pb_payment, account_name)},
+        {"bank_code", offsetof(pb_payment, bank_code)},
+        {"bank_name", offsetof(pb_payment, bank_name)},
+        {"bank_rekening", offsetof(pb_payment, account_number)},
+        {"file_name", offsetof(pb_payment, file_name)},
+        {"file_path", offsetof(pb_payment, file_path)},
+        {NULL, 0},
+};
+
+/* data.payment[] -> payment_accounts */
+static const struct reply_list payment_list = {
+        &shipgate__v1__payment_account__descriptor, offsetof(oreply, payment_accounts),
+        offsetof(oreply, n_payment_accounts), payment_members};
+
+static const struct str_member social_members[] = {
+        {"name", offsetof(pb_social, name)},
+        {"url", offsetof(pb_social, url)},
+        {NULL, 0},
+};
+
+/* data.social_media[] -> social_media */
+static const struct reply_list social_list = {&shipgate__v1__social_link__descriptor,
+                                              offsetof(oreply, social_media),
+                                              offsetof(oreply, n_social_media), social_members};
+
+/* The objects of arr (at `at`; NULL or empty: nothing) into r's list l, one message each. */
 static sg_err
-order_payments(sg_jctx *c, json_t *arr, const sg_jpath *at, Shipgate__V1__CreateOrderResponse *r)
+order_list(sg_jctx *c, json_t *arr, const sg_jpath *at, const struct reply_list *l, oreply *r)
 {
-	size_t n = json_array_size(arr);
-	Shipgate__V1__PaymentAccount **pv, *pa;
+	size_t n = json_array_size(arr), size = l->d->sizeof_message;
+	void **pv;
+	char *msgs;
 	sg_err rv;
 
 	if (n == 0)
 		return SG_OK;
 	if ((pv = sg_arena_calloc(c->a, n, sizeof(*pv))) == NULL ||
-	    (pa = sg_arena_calloc(c->a, n, sizeof(*pa))) == NULL)
+	    (msgs = sg_arena_calloc(c->a, n, size)) == NULL)
 		return sg_nomem(c->st);
 	for (size_t i = 0; i < n; i++) {
 		sg_jpath ep = {at, NULL, i};
 		json_t *e = json_array_get(arr, i);
-		const char *name, *code, *bank, *number, *fname, *fpath;
-		if ((rv = sg_json_expect_obj(c, e, &ep)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "bank_atasnama", &name)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "bank_code", &code)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "bank_name", &bank)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "bank_rekening", &number)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "file_name", &fname)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "file_path", &fpath)) != SG_OK)
+		char *m = msgs + i * size;
+		if ((rv = sg_json_expect_obj(c, e, &ep)) != SG_OK)
 			return rv;
-		shipgate__v1__payment_account__init(&pa[i]);
-		/* null stays "" (plain string fields); the arena never frees the static "" */
-		pa[i].account_name = (char *)(name != NULL ? name : "");
-		pa[i].bank_code = (char *)(code != NULL ? code : "");
-		pa[i].bank_name = (char *)(bank != NULL ? bank : "");
-		pa[i].account_number = (char *)(number != NULL ? number : "");
-		pa[i].file_name = (char *)(fname != NULL ? fname : "");
-		pa[i].file_path = (char *)(fpath != NULL ? fpath : "");
-		pv[i] = &pa[i];
+		protobuf_c_message_init(l->d, m);
+		for (const struct str_member *sm = l->members; sm->key != NULL; sm++) {
+			const char *v;
+			if ((rv = sg_json_opt_str(c, e, &ep, sm->key, &v)) != SG_OK)
+				return rv;
+			/* null stays "" (plain string fields); the arena never frees the static ""
+			 */
+			*(char **)(m + sm->off) = (char *)(v != NULL ? v : "");
+		}
+		pv[i] = m;
 	}
-	r->payment_accounts = pv;
-	r->n_payment_accounts = n;
-	return SG_OK;
-}
-
-/* data.social_media[] into r->social_media. */
-static sg_err
-order_social(sg_jctx *c, json_t *arr, const sg_jpath *at, Shipgate__V1__CreateOrderResponse *r)
-{
-	size_t n = json_array_size(arr);
-	Shipgate__V1__SocialLink **pv, *sl;
-	sg_err rv;
-
-	if (n == 0)
-		return SG_OK;
-	if ((pv = sg_arena_calloc(c->a, n, sizeof(*pv))) == NULL ||
-	    (sl = sg_arena_calloc(c->a, n, sizeof(*sl))) == NULL)
-		return sg_nomem(c->st);
-	for (size_t i = 0; i < n; i++) {
-		sg_jpath ep = {at, NULL, i};
-		json_t *e = json_array_get(arr, i);
-		const char *name, *url;
-		if ((rv = sg_json_expect_obj(c, e, &ep)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "name", &name)) != SG_OK ||
-		    (rv = sg_json_opt_str(c, e, &ep, "url", &url)) != SG_OK)
-			return rv;
-		shipgate__v1__social_link__init(&sl[i]);
-		sl[i].name = (char *)(name != NULL ? name : "");
-		sl[i].url = (char *)(url != NULL ? url : "");
-		pv[i] = &sl[i];
-	}
-	r->social_media = pv;
-	r->n_social_media = n;
+	/* the members are pointers to the element type, as protobuf-c's own unpack fills them */
+	memcpy((char *)r + l->arr_off, &pv, sizeof(pv));
+	*(size_t *)((char *)r + l->n_off) = n;
 	return SG_OK;
 }
 
@@ -1050,8 +1019,8 @@ order_data(sg_jctx *c, json_t *d, Shipgate__V1__CreateOrderResponse *r)
 		return rv;
 	if ((rv = sg_pb_str(c->a, awb, &r->awb, c->st)) != SG_OK ||
 	    (has_total && (rv = sg_pb_double(c->a, total, &r->total_payment, c->st)) != SG_OK) ||
-	    (rv = order_payments(c, pay, &pp, r)) != SG_OK ||
-	    (rv = order_social(c, social, &sp, r)) != SG_OK)
+	    (rv = order_list(c, pay, &pp, &payment_list, r)) != SG_OK ||
+	    (rv = order_list(c, social, &sp, &social_list, r)) != SG_OK)
 		return rv;
 	if (cs_phone != NULL)
 		r->cs_phone = (char *)cs_phone;
@@ -1065,7 +1034,6 @@ sg_bosonline_create_order_parse(const sg_pconf *pc, const ProtobufCMessage *req,
                                 const sg_http_resp *resp, sg_arena *a, ProtobufCMessage **reply,
                                 sg_status *st)
 {
-	const corder *co = NULL;
 	Shipgate__V1__CreateOrderResponse *r;
 	sg_jctx c = {a, st};
 	json_t *root = NULL, *data;
@@ -1073,7 +1041,7 @@ sg_bosonline_create_order_parse(const sg_pconf *pc, const ProtobufCMessage *req,
 	sg_err rv;
 
 	*reply = NULL;
-	if ((rv = order_request(req, a, st, &co)) != SG_OK)
+	if ((rv = sg_request_check(req, CORDER_REQ, "bosonline create order", a, st)) != SG_OK)
 		goto fail;
 	if (!sg_http_is_success(resp->status)) {
 		rv = sg_http_error(SG_BOSONLINE_NAME, resp, a, st);
@@ -1102,8 +1070,5 @@ sg_bosonline_create_order_parse(const sg_pconf *pc, const ProtobufCMessage *req,
 
 fail:
 	json_decref(root);
-	st->provider = SG_BOSONLINE_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_BOSONLINE_NAME, resp, rv, st);
 }

@@ -296,6 +296,15 @@ sg_url_add_query(sg_arena *a, const char *url, const char *key, const char *valu
 
 /* ================================================================== the upstream request */
 
+sg_err
+sg_request_check(const ProtobufCMessage *req, const ProtobufCMessageDescriptor *d, const char *what,
+                 sg_arena *a, sg_status *st)
+{
+	if (req == NULL || req->descriptor != d)
+		return sg_status_set(st, a, SG_EINTERNAL, "%s: not a %s", what, d->short_name);
+	return SG_OK;
+}
+
 void
 sg_http_req_init(sg_http_req *r, const char *method, const char *url)
 {
@@ -370,6 +379,21 @@ sg_auth_header(const sg_pconf *pc, sg_arena *a, const char **out, sg_status *st)
 		return sg_nomem(st);
 	*out = line;
 	return SG_OK;
+}
+
+sg_err
+sg_http_req_start(sg_http_req *r, const sg_pconf *pc, const char *method, sg_arena *a,
+                  sg_status *st)
+{
+	const char *auth;
+	sg_err rv;
+
+	/* the config before the credential: an unconfigured provider is not a missing token */
+	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK ||
+	    (rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
+		return rv;
+	sg_http_req_init(r, method, NULL);
+	return sg_http_req_header(r, auth, a, st);
 }
 
 /* ================================================================== the upstream answer */
@@ -448,9 +472,8 @@ sg_retry_after_ms(const sg_http_resp *resp)
 
 #define ERR_TEXT_MAX 1024
 
-/* An arena copy of s[0..n), cut to ERR_TEXT_MAX bytes at a UTF-8 boundary. */
-static const char *
-err_text(sg_arena *a, const char *s, size_t n)
+const char *
+sg_error_text(sg_arena *a, const char *s, size_t n)
 {
 	if (n > ERR_TEXT_MAX) {
 		n = ERR_TEXT_MAX;
@@ -460,12 +483,11 @@ err_text(sg_arena *a, const char *s, size_t n)
 	return sg_arena_strndup(a, s, n);
 }
 
-/* A code member as text: strings verbatim, integers in decimal; NULL for other types. */
-static const char *
-err_code(sg_arena *a, json_t *v)
+const char *
+sg_error_code(sg_arena *a, json_t *v)
 {
 	if (json_is_string(v))
-		return err_text(a, json_string_value(v), json_string_length(v));
+		return sg_error_text(a, json_string_value(v), json_string_length(v));
 	if (json_is_integer(v))
 		return sg_arena_printf(a, "%lld", (long long)json_integer_value(v));
 	return NULL;
@@ -476,7 +498,7 @@ static const char *
 err_msg(sg_arena *a, json_t *v)
 {
 	if (json_is_string(v))
-		return err_text(a, json_string_value(v), json_string_length(v));
+		return sg_error_text(a, json_string_value(v), json_string_length(v));
 	if (json_is_array(v) && json_array_size(v) > 0) {
 		size_t total = 0, n = json_array_size(v), i;
 		for (i = 0; i < n; i++) {
@@ -503,7 +525,7 @@ err_msg(sg_arena *a, json_t *v)
 			memcpy(w, json_string_value(e), l);
 			w += l;
 		}
-		return err_text(a, buf, (size_t)(w - buf));
+		return sg_error_text(a, buf, (size_t)(w - buf));
 	}
 	return NULL;
 }
@@ -532,35 +554,53 @@ sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, cons
 			if (*msg == NULL && eo != NULL && i == 0)
 				*msg = err_msg(a, json_object_get(eo, "message"));
 		}
-		*code = err_code(a, json_object_get(root, "code"));
+		*code = sg_error_code(a, json_object_get(root, "code"));
 		if (*code == NULL && eo != NULL)
-			*code = err_code(a, json_object_get(eo, "code"));
+			*code = sg_error_code(a, json_object_get(eo, "code"));
 		if (*code == NULL)
-			*code = err_code(a, json_object_get(root, "error_code"));
+			*code = sg_error_code(a, json_object_get(root, "error_code"));
 		if (*code == NULL && eo != NULL)
-			*code = err_code(a, json_object_get(eo, "error_code"));
+			*code = sg_error_code(a, json_object_get(eo, "error_code"));
 	}
 	json_decref(root);
 }
 
-sg_err
-sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st)
+void
+sg_http_error_detail(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st)
 {
-	sg_err err = sg_err_from_http(resp->status);
 	const char *code, *msg;
 
-	if (err == SG_OK)
-		err = SG_EUP_HTTP; /* 1xx/3xx (or a 2xx the caller does not accept) */
 	sg_error_body(resp->body, resp->body_len, a, &code, &msg);
 	st->http_status = resp->status;
 	st->provider = provider;
 	st->provider_code = code;
 	st->provider_message = msg;
 	st->retry_after_ms = sg_retry_after_ms(resp);
+}
+
+sg_err
+sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st)
+{
+	sg_err err = sg_err_from_http(resp->status);
+	const char *msg;
+
+	if (err == SG_OK)
+		err = SG_EUP_HTTP; /* 1xx/3xx (or a 2xx the caller does not accept) */
+	sg_http_error_detail(provider, resp, a, st);
+	msg = st->provider_message;
 	if (msg != NULL)
 		return sg_status_set(st, a, err, "%s answered HTTP %d: %s", provider, resp->status,
 		                     msg);
 	return sg_status_set(st, a, err, "%s answered HTTP %d", provider, resp->status);
+}
+
+sg_err
+sg_parse_fail(const char *provider, const sg_http_resp *resp, sg_err rv, sg_status *st)
+{
+	st->provider = provider;
+	if (st->http_status == 0 && rv != SG_EINTERNAL)
+		st->http_status = resp->status;
+	return rv;
 }
 
 /* ================================================================== JSON (jansson) */
@@ -597,8 +637,8 @@ sg_jpath_str(sg_arena *a, const sg_jpath *at, const char *key)
 	return sg_arena_strdup(a, buf); /* snprintf kept it terminated, even when cut */
 }
 
-static const char *
-json_type_name(const json_t *v)
+const char *
+sg_json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "object";
@@ -612,18 +652,28 @@ json_type_name(const json_t *v)
 	}
 }
 
-/* Records SG_EUP_MALFORMED naming at/key. got NULL: the member is missing. */
-static sg_err
-jerr(sg_jctx *c, const sg_jpath *at, const char *key, const char *want, const json_t *got)
+sg_err
+sg_json_bad(sg_jctx *c, const sg_jpath *at, const char *key, const char *what)
 {
 	char *path = sg_jpath_str(c->a, at, key);
 
 	if (path == NULL) /* keep the kind of error even when its text cannot be made */
 		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, NULL);
+	return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "%s: %s", path, what);
+}
+
+sg_err
+sg_json_wrong_type(sg_jctx *c, const sg_jpath *at, const char *key, const char *want,
+                   const json_t *got)
+{
+	char *path;
+
 	if (got == NULL)
-		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "%s: missing", path);
+		return sg_json_bad(c, at, key, "missing");
+	if ((path = sg_jpath_str(c->a, at, key)) == NULL)
+		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, NULL);
 	return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "%s: expected %s, got %s", path, want,
-	                     json_type_name(got));
+	                     sg_json_type_name(got));
 }
 
 /* Copies jansson's error text, with anything but printable ASCII replaced by '?'. */
@@ -690,10 +740,10 @@ jmember(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key, enum jwant
 	if (v == NULL || json_is_null(v)) {
 		if (nullable)
 			return SG_OK;
-		return jerr(c, at, key, jwant_name[w], v);
+		return sg_json_wrong_type(c, at, key, jwant_name[w], v);
 	}
 	if (!jwant_ok(v, w))
-		return jerr(c, at, key, jwant_name[w], v);
+		return sg_json_wrong_type(c, at, key, jwant_name[w], v);
 	*out = v;
 	return SG_OK;
 }
@@ -840,7 +890,7 @@ sg_json_opt_intstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const char *key,
 		return SG_OK;
 	}
 bad:
-	return jerr(c, at, key, "integer or decimal string", v);
+	return sg_json_wrong_type(c, at, key, "integer or decimal string", v);
 }
 
 sg_err
@@ -848,7 +898,7 @@ sg_json_expect_obj(sg_jctx *c, json_t *v, const sg_jpath *at)
 {
 	if (json_is_object(v))
 		return SG_OK;
-	return jerr(c, at, NULL, "object", v);
+	return sg_json_wrong_type(c, at, NULL, "object", v);
 }
 
 /* ================================================================== times */
@@ -1149,6 +1199,25 @@ sg_track_events_alloc(Shipgate__V1__Tracking *t, size_t n, sg_arena *a, sg_statu
 	}
 	t->events = pv;
 	t->n_events = n;
+	return SG_OK;
+}
+
+sg_err
+sg_track_response_new(Shipgate__V1__Provider id, sg_arena *a, Shipgate__V1__TrackResponse **r,
+                      Shipgate__V1__Tracking **t, sg_status *st)
+{
+	Shipgate__V1__TrackResponse *resp;
+	Shipgate__V1__Tracking *trk;
+
+	if ((resp = sg_arena_alloc(a, sizeof(*resp))) == NULL ||
+	    (trk = sg_arena_alloc(a, sizeof(*trk))) == NULL)
+		return sg_nomem(st);
+	shipgate__v1__track_response__init(resp);
+	shipgate__v1__tracking__init(trk);
+	resp->tracking = trk;
+	trk->provider = id;
+	*r = resp;
+	*t = trk;
 	return SG_OK;
 }
 

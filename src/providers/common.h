@@ -85,6 +85,14 @@ char *sg_url_add_query(sg_arena *a, const char *url, const char *key, const char
 
 /* ------------------------------------------------------------------ the upstream request */
 
+/*
+ * Checks that req is a message of type d: anything else (NULL included) is SG_EINTERNAL
+ * "<what>: not a <d's short name>", a bug in whoever chose the operation, not bad input. what
+ * names the operation ("boscod track"; borrowed). On SG_OK the caller may cast req to d's type.
+ */
+sg_err sg_request_check(const ProtobufCMessage *req, const ProtobufCMessageDescriptor *d,
+                        const char *what, sg_arena *a, sg_status *st);
+
 /* Resets r and sets method and url (both borrowed: static or arena). */
 void sg_http_req_init(sg_http_req *r, const char *method, const char *url);
 
@@ -107,6 +115,16 @@ sg_err sg_pconf_check(const sg_pconf *pc, sg_arena *a, sg_status *st);
  * scheme is not an HTTP token. The token never appears in a status message. *out: arena string.
  */
 sg_err sg_auth_header(const sg_pconf *pc, sg_arena *a, const char **out, sg_status *st);
+
+/*
+ * Starts a request that carries pc's credential, once the caller's input has been checked (so
+ * that a hostile id never meets the config): pc must be usable (sg_pconf_check()), r is reset
+ * with method (borrowed) and no URL yet, and its first header is the credential
+ * (sg_auth_header()). The caller then sets r->url from pc->base_url and adds its other headers.
+ * Fails as those two do; r is then not to be sent.
+ */
+sg_err sg_http_req_start(sg_http_req *r, const sg_pconf *pc, const char *method, sg_arena *a,
+                         sg_status *st);
 
 /* ------------------------------------------------------------------ the upstream answer */
 
@@ -135,6 +153,23 @@ int64_t sg_retry_after_ms(const sg_http_resp *resp);
  */
 void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, const char **msg);
 
+/* A provider's text as sg_error_body() keeps it: an arena copy of s[0..n), cut to 1 KiB at a
+ * UTF-8 boundary. NULL when the arena is full. */
+const char *sg_error_text(sg_arena *a, const char *s, size_t n);
+
+/* A provider's error code member v as sg_error_body() reads it: a string (cut as
+ * sg_error_text()) or an integer in decimal. NULL for another type (or v NULL), or a full arena. */
+const char *sg_error_code(sg_arena *a, json_t *v);
+
+/*
+ * The detail of an error answer, as sg_http_error() records it, without the error itself:
+ * http_status, provider (borrowed static name), provider_code and provider_message from
+ * sg_error_body(), and retry_after_ms from Retry-After. For a provider that classes an answer
+ * itself (a 2xx whose body says the call failed).
+ */
+void sg_http_error_detail(const char *provider, const sg_http_resp *resp, sg_arena *a,
+                          sg_status *st);
+
 /*
  * Maps a non-2xx answer to st: err from sg_err_from_http() (SG_EUP_HTTP for 1xx/3xx),
  * http_status, provider (`provider`, borrowed static name), provider_code/provider_message from
@@ -142,6 +177,13 @@ void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code,
  * <status>[: <provider message>]". Returns st->err.
  */
 sg_err sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st);
+
+/*
+ * What every failed parse adds to st before it returns rv: the provider (borrowed static name)
+ * and, unless a step set it already or rv is SG_EINTERNAL (a bug, such as the wrong request
+ * type, which no upstream answer caused), the upstream HTTP status. Returns rv.
+ */
+sg_err sg_parse_fail(const char *provider, const sg_http_resp *resp, sg_err rv, sg_status *st);
 
 /* ------------------------------------------------------------------ JSON (jansson) */
 
@@ -206,6 +248,23 @@ sg_err sg_json_opt_intstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const cha
 /* Checks that v (at location at, e.g. an array element) is an object: SG_EUP_MALFORMED
  * "<path>: expected object, got <type>" otherwise. v may be NULL (reported as missing). */
 sg_err sg_json_expect_obj(sg_jctx *c, json_t *v, const sg_jpath *at);
+
+/* The name of v's JSON type, as the messages here give it ("object", "integer", "number",
+ * "boolean", ...). Static text. v must not be NULL. */
+const char *sg_json_type_name(const json_t *v);
+
+/*
+ * What the getters above record for a member (at/key; key NULL: at itself) of the wrong type:
+ * SG_EUP_MALFORMED "<path>: expected <want>, got <type of got>", or "<path>: missing" when got
+ * is NULL. When the arena cannot hold the path, the message is left to sg_strerror(). Returns
+ * SG_EUP_MALFORMED.
+ */
+sg_err sg_json_wrong_type(sg_jctx *c, const sg_jpath *at, const char *key, const char *want,
+                          const json_t *got);
+
+/* SG_EUP_MALFORMED "<path>: <what>" (what: static text) for a member whose type is right but
+ * whose value is not, as sg_json_wrong_type() words and records it. Returns SG_EUP_MALFORMED. */
+sg_err sg_json_bad(sg_jctx *c, const sg_jpath *at, const char *key, const char *what);
 
 /* ------------------------------------------------------------------ times */
 
@@ -273,6 +332,14 @@ bool sg_status_terminal(Shipgate__V1__TrackingStatus s);
  * in the arena: t->events / t->n_events are set. SG_ENOMEM when full.
  */
 sg_err sg_track_events_alloc(Shipgate__V1__Tracking *t, size_t n, sg_arena *a, sg_status *st);
+
+/*
+ * A new TrackResponse and the new Tracking it holds, both init'ed in the arena, the Tracking's
+ * provider set to id: *r, and *t (its tracking). SG_ENOMEM when full.
+ */
+sg_err sg_track_response_new(Shipgate__V1__Provider id, sg_arena *a,
+                             Shipgate__V1__TrackResponse **r, Shipgate__V1__Tracking **t,
+                             sg_status *st);
 
 /*
  * Normalises t in place, the same way for every provider:

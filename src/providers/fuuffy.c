@@ -129,35 +129,6 @@ sg_fuuffy_order_status(const char *text)
 
 /* ================================================================== JSON helpers */
 
-#define ERR_TEXT_MAX 1024 /* provider texts in a status are cut here (as common.c does) */
-
-/* An arena copy of s[0..n), cut to ERR_TEXT_MAX bytes at a UTF-8 boundary; NULL when full. */
-static const char *
-cut_text(sg_arena *a, const char *s, size_t n)
-{
-	if (n > ERR_TEXT_MAX) {
-		n = ERR_TEXT_MAX;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	return sg_arena_strndup(a, s, n);
-}
-
-static const char *
-jtype(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL: return "number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	default: return "null";
-	}
-}
-
 /*
  * The json-string at `at`: v itself when it is not a string; when it is, the JSON document it
  * holds (an object or an array: one level, a string in a string is refused), decoded with
@@ -250,8 +221,8 @@ trace_violations(json_t *trace, sg_arena *a, sg_status *st)
 		const char *fs, *ms;
 		if (!json_is_string(f) || !json_is_string(m))
 			continue;
-		if ((fs = cut_text(a, json_string_value(f), json_string_length(f))) == NULL ||
-		    (ms = cut_text(a, json_string_value(m), json_string_length(m))) == NULL)
+		if ((fs = sg_error_text(a, json_string_value(f), json_string_length(f))) == NULL ||
+		    (ms = sg_error_text(a, json_string_value(m), json_string_length(m))) == NULL)
 			return;
 		sg_status_violation(st, fs, ms);
 	}
@@ -274,20 +245,14 @@ sg_fuuffy_http_error(const sg_http_resp *resp, sg_arena *a, sg_status *st)
 	if (json_is_object(e)) {
 		json_t *ec = json_object_get(e, "error_code"), *code = json_object_get(e, "code");
 		json_t *m = json_object_get(e, "message");
-		const char *pcode = NULL;
 
 		/* the specific error_code says more than the generic "400000" */
-		if (json_is_string(ec) && json_string_length(ec) > 0)
-			pcode = cut_text(a, json_string_value(ec), json_string_length(ec));
-		else if (json_is_string(code))
-			pcode = cut_text(a, json_string_value(code), json_string_length(code));
-		else if (json_is_integer(code))
-			pcode = sg_arena_printf(a, "%" JSON_INTEGER_FORMAT,
-			                        json_integer_value(code));
-		st->provider_code = pcode;
-		st->provider_message =
-		        json_is_string(m) ? cut_text(a, json_string_value(m), json_string_length(m))
-		                          : NULL;
+		st->provider_code = json_is_string(ec) && json_string_length(ec) > 0
+		                            ? sg_error_code(a, ec)
+		                            : sg_error_code(a, code);
+		st->provider_message = json_is_string(m) ? sg_error_text(a, json_string_value(m),
+		                                                         json_string_length(m))
+		                                         : NULL;
 		/* Fuuffy answers an unknown (or someone else's) order with 400 ORDER_NOT_FOUND:
 		 * callers branch on NOT_FOUND for that, whatever the provider */
 		if (err == SG_EUP_BADREQ && json_is_string(ec) &&
@@ -308,16 +273,6 @@ sg_fuuffy_http_error(const sg_http_resp *resp, sg_arena *a, sg_status *st)
 
 /* ================================================================== Track: build */
 
-static sg_err
-track_request(const ProtobufCMessage *req, sg_arena *a, sg_status *st,
-              const Shipgate__V1__TrackRequest **out)
-{
-	if (req == NULL || req->descriptor != &shipgate__v1__track_request__descriptor)
-		return sg_status_set(st, a, SG_EINTERNAL, "fuuffy track: not a TrackRequest");
-	*out = (const Shipgate__V1__TrackRequest *)req;
-	return SG_OK;
-}
-
 static bool
 is_set(const char *s)
 {
@@ -328,15 +283,17 @@ sg_err
 sg_fuuffy_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
                       sg_http_req *out, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
-	const char *seg = NULL, *tn = NULL, *auth;
+	const Shipgate__V1__TrackRequest *tr;
+	const char *seg = NULL, *tn = NULL;
 	char *url;
 	sg_http_req r;
 	sg_err rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "fuuffy track", a,
+	                           st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	/* The caller's input is checked first: a hostile id never meets the config. order_id wins
 	 * when both are given; the other one is then not used (and not checked). */
 	if (is_set(tr->order_id)) {
@@ -356,10 +313,8 @@ sg_fuuffy_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena 
 	}
 	if (rv != SG_OK)
 		goto fail;
-	if ((rv = sg_pconf_check(pc, a, st)) != SG_OK)
-		goto fail;
 	/* pc->token: the static token, or the one the gateway got with the auth op */
-	if ((rv = sg_auth_header(pc, a, &auth, st)) != SG_OK)
+	if ((rv = sg_http_req_start(&r, pc, "GET", a, st)) != SG_OK)
 		goto fail;
 	if (seg != NULL) {
 		url = sg_url_join(a, pc->base_url, "/v1/tracking/get/", seg, NULL);
@@ -368,13 +323,11 @@ sg_fuuffy_track_build(const sg_pconf *pc, const ProtobufCMessage *req, sg_arena 
 		if (url != NULL)
 			url = sg_url_add_query(a, url, "tracking_number", tn);
 	}
-	if (url == NULL) {
+	if ((r.url = url) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
-	sg_http_req_init(&r, "GET", url);
-	if ((rv = sg_http_req_header(&r, auth, a, st)) != SG_OK ||
-	    (rv = sg_http_req_header(&r, "Content-Type: application/json", a, st)) != SG_OK ||
+	if ((rv = sg_http_req_header(&r, "Content-Type: application/json", a, st)) != SG_OK ||
 	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	*out = r;
@@ -405,14 +358,8 @@ parse_event(sg_jctx *c, const sg_pconf *pc, json_t *m, const sg_jpath *at,
 	    (rv = sg_json_req_str(c, m, at, "date", &date)) != SG_OK ||
 	    (rv = sg_json_opt_str(c, m, at, "message", &msg)) != SG_OK)
 		return rv;
-	if (!sg_time_iso(pc, SG_FUUFFY_DEFAULT_OFFSET_S, date, strlen(date), &when, &offset,
-	                 &src)) {
-		char *path = sg_jpath_str(c->a, at, "date");
-		if (path == NULL)
-			return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, NULL);
-		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED,
-		                     "%s: expected a \"YYYY-MM-DD HH:MM:SS\" time", path);
-	}
+	if (!sg_time_iso(pc, SG_FUUFFY_DEFAULT_OFFSET_S, date, strlen(date), &when, &offset, &src))
+		return sg_json_bad(c, at, "date", "expected a \"YYYY-MM-DD HH:MM:SS\" time");
 
 	ev->status = sg_fuuffy_event_status(code, &sub);
 	ev->sub_status = (char *)sub; /* static; the arena allocator never frees */
@@ -441,7 +388,7 @@ sg_err
 sg_fuuffy_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_http_resp *resp,
                       sg_arena *a, ProtobufCMessage **reply, sg_status *st)
 {
-	const Shipgate__V1__TrackRequest *tr = NULL;
+	const Shipgate__V1__TrackRequest *tr;
 	Shipgate__V1__TrackResponse *r;
 	Shipgate__V1__Tracking *t;
 	sg_jctx c = {a, st};
@@ -452,8 +399,10 @@ sg_fuuffy_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_
 	sg_err rv;
 
 	*reply = NULL;
-	if ((rv = track_request(req, a, st, &tr)) != SG_OK)
+	if ((rv = sg_request_check(req, &shipgate__v1__track_request__descriptor, "fuuffy track", a,
+	                           st)) != SG_OK)
 		goto fail;
+	tr = (const Shipgate__V1__TrackRequest *)req;
 	if (!sg_http_is_success(resp->status)) {
 		rv = sg_fuuffy_http_error(resp, a, st);
 		goto fail;
@@ -474,24 +423,13 @@ sg_fuuffy_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const sg_
 		goto fail;
 	/* no list (missing or null) is no events; anything but an array is wrong */
 	if (list != NULL && !json_is_null(list) && !json_is_array(list)) {
-		char *path = sg_jpath_str(a, &lp, NULL);
-		if (path == NULL)
-			rv = sg_status_set(st, a, SG_EUP_MALFORMED, NULL);
-		else
-			rv = sg_status_set(st, a, SG_EUP_MALFORMED, "%s: expected array, got %s",
-			                   path, jtype(list));
+		rv = sg_json_wrong_type(&c, &lp, NULL, "array", list);
 		goto fail;
 	}
 
-	if ((r = sg_arena_alloc(a, sizeof(*r))) == NULL ||
-	    (t = sg_arena_alloc(a, sizeof(*t))) == NULL) {
-		rv = sg_nomem(st);
+	if ((rv = sg_track_response_new(SHIPGATE__V1__PROVIDER__PROVIDER_FUUFFY, a, &r, &t, st)) !=
+	    SG_OK)
 		goto fail;
-	}
-	shipgate__v1__track_response__init(r);
-	shipgate__v1__tracking__init(t);
-	r->tracking = t;
-	t->provider = SHIPGATE__V1__PROVIDER__PROVIDER_FUUFFY;
 	/* the provider's own ids when it gives them, else the ones asked for */
 	if ((t->order_id = first_set(a, order_id, tr->order_id)) == NULL ||
 	    (t->tracking_number = first_set(a, tn, tr->tracking_number)) == NULL ||
@@ -532,10 +470,7 @@ fail:
 	json_decref(list_own);
 	json_decref(data_own);
 	json_decref(root);
-	st->provider = SG_FUUFFY_NAME;
-	if (st->http_status == 0 && rv != SG_EINTERNAL)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_FUUFFY_NAME, resp, rv, st);
 }
 
 /* ================================================================== token: build */
@@ -672,8 +607,5 @@ sg_fuuffy_auth_parse(const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a, 
 
 fail:
 	json_decref(root);
-	st->provider = SG_FUUFFY_NAME;
-	if (st->http_status == 0)
-		st->http_status = resp->status;
-	return rv;
+	return sg_parse_fail(SG_FUUFFY_NAME, resp, rv, st); /* never SG_EINTERNAL here */
 }
