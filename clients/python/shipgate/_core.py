@@ -1,0 +1,309 @@
+"""What the synchronous and asynchronous clients share: options, the envelope, the retry
+policy, reply decoding. No I/O here."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Tuple, Type, Union
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from . import _methods
+from ._gen.shipgate.v1 import rpc_pb2
+from .errors import Code, ShipgateError, error_for
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:7400"
+DEFAULT_DEADLINE_MS = 10000
+DEFAULT_MAX_REPLY_SIZE = 4 << 20
+DEFAULT_CONNECT_TIMEOUT_MS = 1000
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_BACKOFF_BASE_MS = 50
+DEFAULT_BACKOFF_CAP_MS = 1000
+RECONNECT_MIN_MS = 100
+RECONNECT_MAX_MS = 1000
+INT32_MAX = 2**31 - 1
+
+MetadataArg = Union[None, Mapping[str, str], Iterable[Tuple[str, str]]]
+RequestArg = Union[None, Message, bytes, Mapping[str, Any]]
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def local_error(code: Code, reason: str, message: str, retryable: bool = False) -> ShipgateError:
+    return error_for(code, message, reason=reason, retryable=retryable, local=True)
+
+
+def invalid(message: str) -> ShipgateError:
+    return local_error(Code.INVALID_ARGUMENT, "CLIENT_INVALID_ARGUMENT", message)
+
+
+@dataclass(frozen=True)
+class Options:
+    """A client's configuration, checked and with the defaults filled in."""
+
+    addresses: Tuple[str, ...]
+    default_deadline_ms: int
+    max_reply_size: int
+    connect_timeout_ms: int
+    max_attempts: int
+    backoff_base_ms: int
+    backoff_cap_ms: int
+    attempt_timeout_ms: int
+
+    @classmethod
+    def make(
+        cls,
+        addresses: Union[None, str, Iterable[str]] = None,
+        *,
+        default_deadline_ms: int = DEFAULT_DEADLINE_MS,
+        max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
+        connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base_ms: int = DEFAULT_BACKOFF_BASE_MS,
+        backoff_cap_ms: int = DEFAULT_BACKOFF_CAP_MS,
+        attempt_timeout_ms: int = 0,
+    ) -> "Options":
+        if addresses is None:
+            addrs: Tuple[str, ...] = (DEFAULT_ADDRESS,)
+        elif isinstance(addresses, str):
+            addrs = (addresses,)
+        else:
+            addrs = tuple(addresses)
+        if not addrs:
+            addrs = (DEFAULT_ADDRESS,)
+        for a in addrs:
+            if not isinstance(a, str) or "://" not in a:
+                raise ValueError(f"not an nng URL (tcp://, ipc://, inproc://): {a!r}")
+
+        def positive(name: str, v: Any, allow_zero: bool = False) -> int:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not allow_zero):
+                raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} int, not {v!r}")
+            return v
+
+        o = cls(
+            addresses=addrs,
+            default_deadline_ms=min(positive("default_deadline_ms", default_deadline_ms), INT32_MAX),
+            max_reply_size=positive("max_reply_size", max_reply_size),
+            connect_timeout_ms=positive("connect_timeout_ms", connect_timeout_ms),
+            max_attempts=positive("max_attempts", max_attempts),
+            backoff_base_ms=positive("backoff_base_ms", backoff_base_ms, True),
+            backoff_cap_ms=positive("backoff_cap_ms", backoff_cap_ms, True),
+            attempt_timeout_ms=positive("attempt_timeout_ms", attempt_timeout_ms, True),
+        )
+        if o.backoff_cap_ms < o.backoff_base_ms:
+            object.__setattr__(o, "backoff_cap_ms", o.backoff_base_ms)
+        return o
+
+    def backoff_ms(self, retry: int, rng: Any = random) -> float:
+        """Backoff before retry number ``retry`` (1-based): base * 2^(retry-1), capped, then
+        jittered uniformly into [d/2, d]."""
+        d = float(self.backoff_base_ms)
+        for _ in range(1, retry):
+            if d >= self.backoff_cap_ms:
+                break
+            d *= 2
+        d = min(d, float(self.backoff_cap_ms))
+        return d / 2 + rng.uniform(0, d / 2)
+
+
+@dataclass
+class PreparedCall:
+    """One call, ready for its attempts."""
+
+    method: str  # full gRPC-form name
+    envelope: Any  # rpc_pb2.RpcRequest without deadline_ms
+    response_type: Optional[Type[Message]]  # None: return the payload bytes
+    idempotent: bool  # may be retried after the request went out
+    deadline: float  # end of the budget, now_ms() clock
+    request_id: str
+
+
+def _encode_request(req: RequestArg, req_type: Optional[Type[Message]]) -> bytes:
+    if req is None:
+        return b"" if req_type is None else req_type().SerializeToString()
+    if isinstance(req, (bytes, bytearray, memoryview)):
+        return bytes(req)
+    if isinstance(req, Message):
+        if req_type is not None and req.DESCRIPTOR.full_name != req_type.DESCRIPTOR.full_name:
+            raise invalid(
+                f"this method takes {req_type.DESCRIPTOR.full_name}, not {req.DESCRIPTOR.full_name}"
+            )
+        return req.SerializeToString()
+    if isinstance(req, Mapping):
+        if req_type is None:
+            raise invalid("a dict request needs a method of the contract (or pass the message)")
+        try:
+            return json_format.ParseDict(req, req_type()).SerializeToString()
+        except json_format.ParseError as e:
+            raise invalid(f"request is not a {req_type.DESCRIPTOR.full_name}: {e}") from None
+    raise invalid(f"request must be a protobuf message, a dict or bytes, not {type(req).__name__}")
+
+
+def _metadata_pairs(metadata: MetadataArg) -> Iterable[Tuple[str, str]]:
+    if metadata is None:
+        return ()
+    items = metadata.items() if isinstance(metadata, Mapping) else metadata
+    out = []
+    for kv in items:
+        try:
+            k, v = kv
+        except (TypeError, ValueError):
+            raise invalid("metadata must be a mapping or (key, value) pairs") from None
+        if not isinstance(k, str) or not _KEY.match(k):
+            raise invalid(f"metadata key {k!r} is not lower-case [a-z0-9._-]")
+        if not isinstance(v, str):
+            raise invalid(f"metadata value of {k!r} must be a str")
+        out.append((k, v))
+    return out
+
+
+def prepare(
+    opts: Options,
+    method: str,
+    request: RequestArg,
+    response_type: Optional[Type[Message]],
+    *,
+    deadline_ms: Optional[int],
+    metadata: MetadataArg,
+    idempotency_key: Optional[str],
+    request_id: Optional[str],
+) -> PreparedCall:
+    """Checks the arguments and builds the envelope. The budget starts here. Raises a local
+    ShipgateError (CLIENT_INVALID_ARGUMENT) for bad arguments."""
+    start = now_ms()
+    if request_id is None or request_id == "":
+        request_id = secrets.token_hex(8)
+    try:
+        if not isinstance(request_id, str):
+            raise invalid("request_id must be a str")
+        if deadline_ms is None or deadline_ms == 0:
+            budget = opts.default_deadline_ms
+        elif isinstance(deadline_ms, bool) or not isinstance(deadline_ms, (int, float)):
+            raise invalid(f"deadline_ms must be a number of milliseconds, not {deadline_ms!r}")
+        else:
+            budget = min(deadline_ms, INT32_MAX)
+        return _prepare(opts, method, request, response_type, start + budget, metadata,
+                        idempotency_key, request_id)
+    except ShipgateError as e:
+        e.request_id = request_id
+        raise
+
+
+def _prepare(opts, method, request, response_type, deadline, metadata, idempotency_key,
+             request_id) -> PreparedCall:
+    if not isinstance(method, str) or not method:
+        raise invalid("no method given")
+    m = _methods.lookup(method)
+    if m is not None:
+        full = m.full
+        if response_type is None:
+            response_type = m.response_type
+        elif response_type.DESCRIPTOR.full_name != m.response_type.DESCRIPTOR.full_name:
+            raise invalid(
+                f"{full} returns {m.response_type.DESCRIPTOR.full_name}, "
+                f"not {response_type.DESCRIPTOR.full_name}"
+            )
+        payload = _encode_request(request, m.request_type)
+        idempotent = m.idempotent
+    elif _methods.is_foreign(method):
+        full = method  # a method this client does not know: passed through
+        payload = _encode_request(request, None)
+        idempotent = False
+    else:
+        raise invalid(f"unknown method {method[:100]!r}")
+
+    env = rpc_pb2.RpcRequest(method=full, request_id=request_id, payload=payload)
+    if idempotency_key is not None and idempotency_key != "":
+        if not isinstance(idempotency_key, str):
+            raise invalid("idempotency_key must be a str")
+        env.idempotency_key = idempotency_key
+        idempotent = True  # the gateway deduplicates by the key
+    for k, v in _metadata_pairs(metadata):
+        env.metadata[k] = v
+    return PreparedCall(
+        method=full,
+        envelope=env,
+        response_type=response_type,
+        idempotent=idempotent,
+        deadline=deadline,
+        request_id=request_id,
+    )
+
+
+def remaining_ms(call: PreparedCall) -> int:
+    """Whole milliseconds left of the call's budget (<= 0: spent)."""
+    return math.floor(call.deadline - now_ms())
+
+
+def decode_reply(call: PreparedCall, data: bytes, url: str, max_reply_size: int):
+    """(RpcReply, None) for a usable reply (its status may be any code), else
+    (None, local error). Over-size or undecodable replies are never retried."""
+    if len(data) > max_reply_size:
+        return None, local_error(
+            Code.RESOURCE_EXHAUSTED,
+            "TRANSPORT_REPLY_TOO_LARGE",
+            f"reply of {len(data)} bytes from {url} exceeds max_reply_size {max_reply_size}",
+        )
+    rep = rpc_pb2.RpcReply()
+    try:
+        rep.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        rep = None
+    if rep is None or not rep.HasField("status"):
+        return None, local_error(
+            Code.INTERNAL,
+            "CLIENT_BAD_REPLY",
+            f"reply from {url} is not a shipgate.v1.RpcReply with a status",
+        )
+    if rep.request_id and rep.request_id != call.request_id:
+        return None, local_error(
+            Code.INTERNAL,
+            "CLIENT_BAD_REPLY",
+            f"reply from {url} answers request {rep.request_id[:64]}, not {call.request_id}",
+        )
+    return rep, None
+
+
+def decode_payload(call: PreparedCall, rep: Any):
+    """The OK reply's response: a message of call.response_type, or the bytes."""
+    if call.response_type is None:
+        return bytes(rep.payload)
+    out = call.response_type()
+    try:
+        out.ParseFromString(rep.payload)
+    except (DecodeError, ValueError, RuntimeError):
+        raise local_error(
+            Code.INTERNAL,
+            "CLIENT_BAD_REPLY",
+            f"reply payload is not a {call.response_type.DESCRIPTOR.full_name}",
+        ) from None
+    return out
+
+
+def should_retry(opts: Options, call: PreparedCall, err: ShipgateError, never_sent: bool) -> bool:
+    """Whether the rules allow another attempt after err (the budget is checked apart).
+
+    - never when cancelled or after max_attempts;
+    - any method when the request provably never left (TRANSPORT_NOT_CONNECTED);
+    - idempotent calls (Track, GetOrder, Health, or any call with an idempotency key) after
+      UNAVAILABLE, from the gateway or the transport, and after a transport timeout
+      (TRANSPORT_TIMEOUT) that left budget.
+    """
+    if err.code == Code.CANCELLED or err.attempts >= opts.max_attempts:
+        return False
+    if never_sent:
+        return True
+    transport_timeout = (
+        err.local and err.code == Code.DEADLINE_EXCEEDED and err.reason == "TRANSPORT_TIMEOUT"
+    )
+    return call.idempotent and (err.code == Code.UNAVAILABLE or transport_timeout)
