@@ -219,22 +219,30 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		cfg->listen[cfg->nlisten++] = u;
 		return 0;
 	}
+	/* Integer keys and where they go: kind 'i' int, 'l' long, 'z' size_t, 'q' int64_t. */
 	struct {
-		const char *key; /* config key */
-		int64_t min, max;
+		const char *key;  /* config key */
+		int64_t min, max; /* accepted range */
+		void *dst;        /* the field it sets */
+		char kind;        /* the field's type */
 	} const ints[] = {
-	        {"workers", 1, 65536},
-	        {"max_request_bytes", 1024, (int64_t)1 << 30},
-	        {"recv_max_bytes", 1024, (int64_t)1 << 30},
-	        {"default_deadline_ms", 1, 3600000},
-	        {"drain_timeout_ms", 0, 3600000},
-	        {"arena_cap_bytes", 65536, (int64_t)1 << 32},
-	        {"verbose", 0, 2},
-	        {"upstream.max_host_conns", 0, 1000000},
-	        {"upstream.max_total_conns", 0, 1000000},
-	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30},
-	        {"upstream.connect_timeout_ms", 1, 600000},
-	        {"ipc_watchdog_ms", 0, 3600000},
+	        {"workers", 1, 65536, &cfg->workers, 'i'},
+	        {"max_request_bytes", 1024, (int64_t)1 << 30, &cfg->max_request_bytes, 'z'},
+	        {"recv_max_bytes", 1024, (int64_t)1 << 30, &cfg->recv_max_bytes, 'z'},
+	        {"default_deadline_ms", 1, 3600000, &cfg->default_deadline_ms, 'q'},
+	        {"drain_timeout_ms", 0, 3600000, &cfg->drain_timeout_ms, 'q'},
+	        {"arena_cap_bytes", 65536, (int64_t)1 << 32, &cfg->arena_cap, 'z'},
+	        {"verbose", 0, 2, &cfg->verbose, 'i'},
+	        {"ipc_watchdog_ms", 0, 3600000, &cfg->ipc_watchdog_ms, 'q'},
+	        {"upstream.max_host_conns", 0, 1000000, &cfg->engine.max_host_conns, 'l'},
+	        {"upstream.max_total_conns", 0, 1000000, &cfg->engine.max_total_conns, 'l'},
+	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30, &cfg->engine.max_body, 'z'},
+	        {"upstream.connect_timeout_ms", 1, 600000, &cfg->engine.connect_timeout_ms, 'l'},
+	        {"idempotency.max_entries", 1, 100000000, &cfg->idem_max_entries, 'z'},
+	        {"idempotency.ttl_ms", 1000, (int64_t)30 * 24 * 3600 * 1000, &cfg->idem_ttl_ms,
+	         'q'},
+	        {"cache.max_bytes", 0, (int64_t)1 << 40, &cfg->cache_max_bytes, 'z'},
+	        {"cache.max_entries", 1, 100000000, &cfg->cache_max_entries, 'z'},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key) != 0)
@@ -242,23 +250,11 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		if (parse_i64(value, ints[i].min, ints[i].max, &v) != 0)
 			return cfg_error(err, errlen, "%s: want an integer in %lld..%lld", key,
 			                 (long long)ints[i].min, (long long)ints[i].max);
-		switch (i) {
-		case 0: cfg->workers = (int)v; break;
-		case 1: cfg->max_request_bytes = (size_t)v; break;
-		case 2: cfg->recv_max_bytes = (size_t)v; break;
-		case 3: cfg->default_deadline_ms = v; break;
-		case 4: cfg->drain_timeout_ms = v; break;
-		case 5: cfg->arena_cap = (size_t)v; break;
-		case 6: cfg->verbose = (int)v; break;
-		case 7: cfg->engine.max_host_conns = (long)v; break;
-		case 8: cfg->engine.max_total_conns = (long)v; break;
-		case 9: cfg->engine.max_body = (size_t)v; break;
-		case 10: cfg->engine.connect_timeout_ms = (long)v; break;
-		case 11: cfg->ipc_watchdog_ms = v; break;
-		case 12: cfg->idem_max_entries = (size_t)v; break;
-		case 13: cfg->idem_ttl_ms = v; break;
-		case 14: cfg->cache_max_bytes = (size_t)v; break;
-		case 15: cfg->cache_max_entries = (size_t)v; break;
+		switch (ints[i].kind) {
+		case 'i': *(int *)ints[i].dst = (int)v; break;
+		case 'l': *(long *)ints[i].dst = (long)v; break;
+		case 'z': *(size_t *)ints[i].dst = (size_t)v; break;
+		default: *(int64_t *)ints[i].dst = v; break;
 		}
 		return 0;
 	}

@@ -1,0 +1,161 @@
+/*
+ * test_config.c - every configuration key takes effect, bad keys and values are refused with a
+ * message naming them, and file, environment and flags layer as documented.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/config.h"
+#include "testutil.h"
+
+static void
+set_ok(sg_config *c, const char *k, const char *v)
+{
+	char err[256] = "";
+	int rv = sg_config_set(c, k, v, err, sizeof(err));
+	if (rv != 0)
+		fprintf(stderr, "set %s=%s: %s\n", k, v, err);
+	CHECK_INT(rv, 0);
+}
+
+static void
+set_bad(sg_config *c, const char *k, const char *v, const char *mention)
+{
+	char err[256] = "";
+	CHECK_INT(sg_config_set(c, k, v, err, sizeof(err)), -1);
+	CHECK(strstr(err, mention) != NULL);
+}
+
+static void
+test_keys(void)
+{
+	sg_config c;
+	sg_config_defaults(&c);
+	CHECK_INT(c.nlisten, 1);
+	CHECK_STR(c.providers[0].base_url, "http://127.0.0.1:18080/boscod");
+	CHECK_STR(c.providers[2].auth_scheme, "");
+
+	set_ok(&c, "workers", "8");
+	CHECK_INT(c.workers, 8);
+	set_ok(&c, "max_request_bytes", "65536");
+	CHECK_INT(c.max_request_bytes, 65536);
+	set_ok(&c, "recv_max_bytes", "262144");
+	CHECK_INT(c.recv_max_bytes, 262144);
+	set_ok(&c, "default_deadline_ms", "1500");
+	CHECK_INT(c.default_deadline_ms, 1500);
+	set_ok(&c, "drain_timeout_ms", "0");
+	CHECK_INT(c.drain_timeout_ms, 0);
+	set_ok(&c, "arena_cap_bytes", "1048576");
+	CHECK_INT(c.arena_cap, 1048576);
+	set_ok(&c, "verbose", "2");
+	CHECK_INT(c.verbose, 2);
+	set_ok(&c, "ipc_watchdog_ms", "0");
+	CHECK_INT(c.ipc_watchdog_ms, 0);
+	set_ok(&c, "upstream.max_host_conns", "10000");
+	CHECK_INT(c.engine.max_host_conns, 10000);
+	set_ok(&c, "upstream.max_total_conns", "20000");
+	CHECK_INT(c.engine.max_total_conns, 20000);
+	set_ok(&c, "upstream.max_body_bytes", "4096");
+	CHECK_INT(c.engine.max_body, 4096);
+	set_ok(&c, "upstream.connect_timeout_ms", "250");
+	CHECK_INT(c.engine.connect_timeout_ms, 250);
+	set_ok(&c, "idempotency.max_entries", "42");
+	CHECK_INT(c.idem_max_entries, 42);
+	set_ok(&c, "idempotency.ttl_ms", "5000");
+	CHECK_INT(c.idem_ttl_ms, 5000);
+	set_ok(&c, "cache.max_bytes", "0");
+	CHECK_INT(c.cache_max_bytes, 0);
+	set_ok(&c, "cache.max_entries", "7");
+	CHECK_INT(c.cache_max_entries, 7);
+
+	set_ok(&c, "listen", "ipc:///tmp/x.ipc");
+	CHECK_INT(c.nlisten, 1); /* the first explicit listen replaces the default */
+	CHECK_STR(c.listen[0], "ipc:///tmp/x.ipc");
+	set_ok(&c, "listen", "tcp://127.0.0.1:0");
+	CHECK_INT(c.nlisten, 2);
+
+	set_ok(&c, "boscod.base_url", "https://api.example.test/");
+	CHECK_STR(c.providers[0].base_url, "https://api.example.test");
+	set_ok(&c, "boscod.token", "t0k");
+	CHECK_STR(c.providers[0].token, "t0k");
+	set_ok(&c, "boscod.token", "");
+	CHECK(c.providers[0].token == NULL);
+	set_ok(&c, "biteship.auth_scheme", "raw");
+	CHECK_STR(c.providers[2].auth_scheme, "");
+	set_ok(&c, "fuuffy.utc_offset", "+08:00");
+	CHECK(c.providers[3].utc_offset_set && c.providers[3].utc_offset_s == 28800);
+	set_ok(&c, "fuuffy.utc_offset", "-0530");
+	CHECK_INT(c.providers[3].utc_offset_s, -(5 * 3600 + 30 * 60));
+	set_ok(&c, "fuuffy.client_id", "me");
+	CHECK_STR(c.providers[3].client_id, "me");
+	set_ok(&c, "fuuffy.client_secret", "");
+	CHECK(c.providers[3].client_secret == NULL);
+	set_ok(&c, "bosonline.timeout_ms", "900");
+	CHECK_INT(c.providers[1].timeout_ms, 900);
+	set_ok(&c, "biteship.cache_ttl_ms", "0");
+	CHECK_INT(c.cache_ttl_ms[2], 0);
+	set_ok(&c, "biteship.cache_stale_ms", "1234");
+	CHECK_INT(c.cache_stale_ms[2], 1234);
+
+	set_bad(&c, "nonsense", "1", "nonsense");
+	set_bad(&c, "workers", "0", "workers");
+	set_bad(&c, "workers", "12abc", "workers");
+	set_bad(&c, "cache.max_bytes", "-1", "cache.max_bytes");
+	set_bad(&c, "listen", "http://x", "listen");
+	set_bad(&c, "acme.token", "x", "acme");
+	set_bad(&c, "boscod.colour", "x", "colour");
+	set_bad(&c, "boscod.base_url", "ftp://x", "base_url");
+	set_bad(&c, "fuuffy.utc_offset", "+25:00", "utc_offset");
+
+	char err[256];
+	set_ok(&c, "max_request_bytes", "1048576");
+	set_ok(&c, "recv_max_bytes", "1024");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "recv_max_bytes") != NULL);
+	sg_config_fini(&c);
+}
+
+static void
+test_file_and_env(void)
+{
+	char path[] = "/tmp/shipgate-config-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "# a comment\n\nworkers = 16\n  boscod.base_url = http://127.0.0.1:1/b  \n"
+	           "cache.max_entries=9\n");
+	fclose(f);
+	sg_config c;
+	char err[256];
+	sg_config_defaults(&c);
+	CHECK_INT(sg_config_load_file(&c, path, err, sizeof(err)), 0);
+	CHECK_INT(c.workers, 16);
+	CHECK_INT(c.cache_max_entries, 9);
+	CHECK_STR(c.providers[0].base_url, "http://127.0.0.1:1/b");
+	setenv("SHIPGATE_BOSCOD_TOKEN", "from-env", 1);
+	setenv("SHIPGATE_FUUFFY_CLIENT_SECRET", "s3cret", 1);
+	CHECK_INT(sg_config_load_env(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.providers[0].token, "from-env");
+	CHECK_STR(c.providers[3].client_secret, "s3cret");
+	unsetenv("SHIPGATE_BOSCOD_TOKEN");
+	unsetenv("SHIPGATE_FUUFFY_CLIENT_SECRET");
+
+	/* a bad line names the file and the line */
+	f = fopen(path, "w");
+	fprintf(f, "workers = 4\nthis line has no equals sign\n");
+	fclose(f);
+	CHECK_INT(sg_config_load_file(&c, path, err, sizeof(err)), -1);
+	CHECK(strstr(err, ":2:") != NULL);
+	unlink(path);
+	CHECK_INT(sg_config_load_file(&c, path, err, sizeof(err)), -1);
+	sg_config_fini(&c);
+}
+
+int
+main(void)
+{
+	test_keys();
+	test_file_and_env();
+	TEST_MAIN_END();
+}
