@@ -11,6 +11,7 @@
 #define ARENA_ALIGN         16
 #define ARENA_DEFAULT_CAP   ((size_t)64 << 20)
 #define ARENA_DEFAULT_BLOCK ((size_t)16 << 10)
+#define ARENA_MAX_BLOCK     ((size_t)64 << 10)
 
 struct sg_arena_block {
 	struct sg_arena_block *next; /* older block */
@@ -85,7 +86,13 @@ sg_arena_alloc(sg_arena *a, size_t n)
 	if (need < n || need > a->cap - a->used)
 		return NULL;
 	if (b == NULL || b->size - b->off < need) {
-		size_t size = need > a->block_size ? need : a->block_size;
+		/* blocks double from block_size up to 64 KiB: a call that stays small keeps only
+		 * its small first block across resets, one that grows does so in few steps */
+		size_t size = b == NULL ? a->block_size : b->size * 2;
+		if (size > ARENA_MAX_BLOCK)
+			size = ARENA_MAX_BLOCK;
+		if (size < need)
+			size = need;
 		if ((b = malloc(sizeof(*b) + size)) == NULL)
 			return NULL;
 		b->size = size;

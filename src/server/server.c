@@ -1210,7 +1210,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		struct work *w = &s->works[i];
 		w->srv = s;
 		w->state = W_INIT;
-		sg_arena_init(&w->arena, 16384, cfg->arena_cap);
+		sg_arena_init(&w->arena, 2048, cfg->arena_cap); /* idle workers keep 2 KiB */
 		w->waiter.done = work_flight_done;
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {

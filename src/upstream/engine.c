@@ -126,6 +126,8 @@ struct host {
 	struct host *rnext;     /* e->ready FIFO link */
 	bool in_ready;          /* on e->ready */
 	size_t active;          /* its transfers in the multi */
+	size_t conns;           /* connections curl opened to it (an estimate: closes by the
+	                           server are seen only as failed transfers) */
 	struct xfer *wait_head; /* waiting transfers, oldest first */
 	struct xfer *wait_tail; /* newest waiting */
 	size_t keylen;          /* bytes in key */
@@ -468,6 +470,9 @@ xfer_setup(struct xfer *x, const sg_http_req *req)
 	XSET(h, CURLOPT_PROXY, "");      /* "" disables proxies, environment included */
 	XSET(h, CURLOPT_NOPROXY, "*");
 	XSET(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	/* provider answers are a few KiB: a 4 KiB receive buffer instead of 16 KiB per handle
+	 * keeps 10,000 transfers in flight within memory */
+	XSET(h, CURLOPT_BUFFERSIZE, 4096L);
 	/* rejects an announced Content-Length over the cap before any byte; chunked bodies are
 	 * capped in xfer_body_cb */
 	XSET(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
@@ -756,6 +761,14 @@ xfer_start(sg_engine *e, struct xfer *x)
 		return;
 	}
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
+	/*
+	 * When every connection to the host is busy, skip curl's search of its connection cache:
+	 * in 7.88 that search walks every connection to the host, so a burst of N new transfers
+	 * cost O(N^2). The estimate only errs towards searching (it never counts a close it
+	 * missed), which is what curl would have done anyway.
+	 */
+	curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT,
+	                 x->host->conns <= x->host->active ? 1L : 0L);
 	if ((mc = curl_multi_add_handle(e->multi, x->easy)) != CURLM_OK) {
 		xfer_complete(e, x, mc == CURLM_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL, NULL);
 		return;
@@ -902,6 +915,11 @@ eng_harvest(sg_engine *e)
 		}
 		curl_easy_getinfo(h, CURLINFO_PRIVATE, &priv);
 		x = (struct xfer *)(void *)priv;
+		long opened = 0;
+		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &opened);
+		x->host->conns += (size_t)opened;
+		if (cc != CURLE_OK && x->host->conns > 0)
+			x->host->conns--; /* a failed transfer most likely lost its connection */
 		curl_multi_remove_handle(e->multi, h);
 		dl_del(&e->running, NULL, x);
 		x->state = X_IDLE;
