@@ -688,6 +688,58 @@ clean_text(sg_arena *a, const char *s)
 	return p;
 }
 
+/*
+ * jansson's allocations can come from the call's arena: a parse then costs bump-pointer
+ * allocations and no frees, and everything goes at the arena's reset. The hooks are
+ * process-global, so the program opts in once at start-up (before any jansson use), and each
+ * thread names its current arena; without one, allocations go to malloc. A 16-byte header says
+ * which, so that json_decref frees only what malloc gave.
+ */
+struct json_hdr {
+	uintptr_t from_arena; /* 1: arena (free is a no-op), 0: malloc */
+	uintptr_t pad;        /* keeps the payload 16-byte aligned */
+};
+
+static _Thread_local sg_arena *json_arena;
+
+static void *
+json_hook_malloc(size_t n)
+{
+	struct json_hdr *h;
+	sg_arena *a = json_arena;
+	if (n > SIZE_MAX - sizeof(*h))
+		return NULL;
+	h = a != NULL ? sg_arena_alloc(a, n + sizeof(*h)) : malloc(n + sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	h->from_arena = a != NULL;
+	return h + 1;
+}
+
+static void
+json_hook_free(void *p)
+{
+	if (p != NULL) {
+		struct json_hdr *h = (struct json_hdr *)p - 1;
+		if (!h->from_arena)
+			free(h);
+	}
+}
+
+void
+sg_json_use_arenas(void)
+{
+	json_set_alloc_funcs(json_hook_malloc, json_hook_free);
+}
+
+sg_arena *
+sg_json_arena_set(sg_arena *a)
+{
+	sg_arena *old = json_arena;
+	json_arena = a;
+	return old;
+}
+
 sg_err
 sg_json_parse(sg_jctx *c, const char *body, size_t len, json_t **out)
 {

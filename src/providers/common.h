@@ -208,6 +208,17 @@ typedef struct sg_jctx {
 char *sg_jpath_str(sg_arena *a, const sg_jpath *at, const char *key);
 
 /*
+ * Opt-in, once, at program start before any jansson use (process-global hooks): jansson then
+ * allocates from the arena the current thread names with sg_json_arena_set (a parse costs no
+ * malloc/free and is released with the arena), and from malloc when it names none.
+ */
+void sg_json_use_arenas(void);
+
+/* Names the arena jansson allocates from on this thread (NULL: malloc); returns the previous.
+ * JSON values made meanwhile must not outlive the arena's next reset. */
+sg_arena *sg_json_arena_set(sg_arena *a);
+
+/*
  * Parses body[0..len) with JSON_REJECT_DUPLICATES. *out is a NEW reference the caller must
  * json_decref(). Failure: SG_EUP_MALFORMED ("invalid JSON at line L column C: <why>") or
  * SG_ENOMEM when jansson ran out of memory; *out is NULL.

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "config.h"
+#include "providers/common.h"
 #include "server.h"
 
 static void
@@ -103,6 +104,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by nng's and curl's threads */
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sg_json_use_arenas(); /* before any jansson use */
 
 	if (sg_server_new(&srv, &cfg, err, sizeof(err)) != SG_OK ||
 	    sg_server_start(srv, err, sizeof(err)) != SG_OK)

@@ -433,7 +433,9 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 	struct sg_server *s = w->srv;
 
 	if (err == SG_OK) {
+		sg_json_arena_set(&w->arena); /* jansson allocates from the call's arena */
 		err = w->op->parse(w->pconf, w->req, resp, &w->arena, &w->reply, &w->st);
+		sg_json_arena_set(NULL);
 		w->st.err = err;
 		if (err == SG_EUP_UNAUTH && w->prov->auth.build != NULL &&
 		    w->pc_call.client_id != NULL && !w->auth_retried) {
@@ -465,7 +467,9 @@ work_build_submit(struct work *w)
 {
 	struct sg_server *s = w->srv;
 	const sg_pconf *pc = w->pconf;
+	sg_json_arena_set(&w->arena);
 	sg_err err = w->op->build(pc, w->req, &w->arena, &w->hreq, &w->st);
+	sg_json_arena_set(NULL);
 	if (err != SG_OK) {
 		w->st.err = err;
 		work_send(w);
@@ -719,8 +723,11 @@ refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
 	sg_flight_outcome o = {empty_status, 0, NULL, 0};
 	bool keep = false;
 
-	if (err == SG_OK &&
-	    r->op->parse(&r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK && reply) {
+	sg_json_arena_set(&r->arena);
+	bool parsed = err == SG_OK &&
+	              r->op->parse(&r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
+	sg_json_arena_set(NULL);
+	if (parsed && reply != NULL) {
 		size_t n = protobuf_c_message_get_packed_size(reply);
 		uint8_t *buf = sg_arena_alloc(&r->arena, n ? n : 1);
 		if (buf != NULL) {

@@ -109,6 +109,7 @@ struct xfer {
 	const char *hkey;  /* "scheme://authority" prefix of the URL (borrowed from req) */
 	size_t hkeylen;    /* its length */
 	struct host *host; /* engine thread: the host it counts against */
+	bool fresh;        /* engine thread: started with CURLOPT_FRESH_CONNECT */
 	size_t heap_idx;   /* engine thread: index in e->heap while X_WAITING */
 	sg_err err;        /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
 	struct buf body;   /* response body (final response) */
@@ -767,8 +768,10 @@ xfer_start(sg_engine *e, struct xfer *x)
 	 * cost O(N^2). The estimate only errs towards searching (it never counts a close it
 	 * missed), which is what curl would have done anyway.
 	 */
-	curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT,
-	                 x->host->conns <= x->host->active ? 1L : 0L);
+	x->fresh = x->host->conns <= x->host->active;
+	curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, x->fresh ? 1L : 0L);
+	if (x->fresh)
+		x->host->conns++; /* counted now, so that the next start sees it */
 	if ((mc = curl_multi_add_handle(e->multi, x->easy)) != CURLM_OK) {
 		xfer_complete(e, x, mc == CURLM_OUT_OF_MEMORY ? SG_ENOMEM : SG_EINTERNAL, NULL);
 		return;
@@ -916,7 +919,8 @@ eng_harvest(sg_engine *e)
 		curl_easy_getinfo(h, CURLINFO_PRIVATE, &priv);
 		x = (struct xfer *)(void *)priv;
 		long opened = 0;
-		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &opened);
+		if (!x->fresh) /* a search that found no idle connection opened one */
+			curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &opened);
 		x->host->conns += (size_t)opened;
 		if (cc != CURLE_OK && x->host->conns > 0)
 			x->host->conns--; /* a failed transfer most likely lost its connection */
