@@ -27,6 +27,7 @@
 #include "core/status.h"
 #include "hist.h"
 #include "providers/bosonline.h"
+#include "providers/common.h"
 #include "providers/provider.h"
 
 #ifndef SG_SOURCE_DIR
@@ -68,7 +69,10 @@ one_call(struct ctx *c)
 	ProtobufCMessage *reply = NULL;
 	sg_arena_reset(&c->arena);
 	sg_status_clear(&st);
-	if (sg_bosonline_track_parse(&conf, c->req, &c->resp, &c->arena, &reply, &st) != SG_OK)
+	sg_json_arena_set(&c->arena); /* as the gateway does: jansson allocates from the arena */
+	sg_err rv = sg_bosonline_track_parse(&conf, c->req, &c->resp, &c->arena, &reply, &st);
+	sg_json_arena_set(NULL);
+	if (rv != SG_OK)
 		return -1;
 	Shipgate__V1__TrackResponse *tr = (Shipgate__V1__TrackResponse *)reply;
 	c->events = tr->tracking ? tr->tracking->n_events : 0;
@@ -146,6 +150,9 @@ main(int argc, char **argv)
 	c.resp.body_len = blen;
 	c.resp.headers = hdrs;
 	c.resp.headers_len = sizeof(hdrs) - 1;
+	if (c.mode != M_JANSSON) /* the baseline is jansson as shipped; the translation runs as in
+	                            the gateway, jansson allocating from the call's arena */
+		sg_json_use_arenas();
 	sg_arena_init(&c.arena, 16384, 0);
 	c.packbuf = malloc(1 << 20);
 
