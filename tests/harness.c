@@ -300,6 +300,49 @@ hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t d
 	return r;
 }
 
+int
+hs_fanout(nng_socket s, const Shipgate__V1__RpcRequest *env, int n,
+          Shipgate__V1__RpcReply **replies)
+{
+	nng_ctx *ctx = calloc((size_t)n, sizeof(*ctx));
+	nng_aio **aio = calloc((size_t)n, sizeof(*aio));
+	size_t len = shipgate__v1__rpc_request__get_packed_size(env);
+	int got = 0;
+
+	for (int i = 0; i < n; i++) {
+		nng_msg *msg;
+		replies[i] = NULL;
+		nng_msg_alloc(&msg, len);
+		shipgate__v1__rpc_request__pack(env, nng_msg_body(msg));
+		nng_ctx_open(&ctx[i], s);
+		nng_aio_alloc(&aio[i], NULL, NULL);
+		nng_aio_set_timeout(aio[i], 15000);
+		nng_aio_set_msg(aio[i], msg);
+		nng_ctx_send(ctx[i], aio[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		nng_aio_wait(aio[i]);
+		if (nng_aio_result(aio[i]) != 0)
+			nng_msg_free(nng_aio_get_msg(aio[i])); /* a failed send leaves it with us */
+		nng_ctx_recv(ctx[i], aio[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		nng_aio_wait(aio[i]);
+		if (nng_aio_result(aio[i]) == 0) {
+			nng_msg *msg = nng_aio_get_msg(aio[i]);
+			replies[i] = shipgate__v1__rpc_reply__unpack(NULL, nng_msg_len(msg),
+			                                             nng_msg_body(msg));
+			got += replies[i] != NULL;
+			nng_msg_free(msg);
+		}
+		nng_aio_free(aio[i]);
+		nng_ctx_close(ctx[i]);
+	}
+	free(ctx);
+	free(aio);
+	return got;
+}
+
 ProtobufCMessage *
 hs_payload(const Shipgate__V1__RpcReply *r, const ProtobufCMessageDescriptor *d)
 {

@@ -67,6 +67,14 @@ int hs_roundtrip_raw(nng_socket s, const void *data, size_t len, void **out, siz
 Shipgate__V1__RpcReply *hs_call(nng_socket s, const char *method, const ProtobufCMessage *req,
                                 int64_t deadline_ms, const char *idempotency_key);
 
+/*
+ * Sends the same envelope on n contexts of s at once (all sent before any reply is read) and
+ * collects the n replies into replies[] (NULL where none came within 15 s). Returns how many
+ * came. The caller frees each with shipgate__v1__rpc_reply__free_unpacked.
+ */
+int hs_fanout(nng_socket s, const Shipgate__V1__RpcRequest *env, int n,
+              Shipgate__V1__RpcReply **replies);
+
 /* Decodes an OK reply's payload as desc (free with protobuf_c_message_free_unpacked). */
 ProtobufCMessage *hs_payload(const Shipgate__V1__RpcReply *r, const ProtobufCMessageDescriptor *d);
 

@@ -372,8 +372,6 @@ test_create_order_concurrent(const char *url)
 {
 	enum { N = 100 };
 	nng_socket s;
-	nng_ctx ctx[N];
-	nng_aio *aio[N];
 	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
 	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
 	ProtobufCMessage *req = NULL;
@@ -390,6 +388,7 @@ test_create_order_concurrent(const char *url)
 	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
 	env.method = "/shipgate.v1.Shipgate/CreateOrder";
 	env.idempotency_key = "order-e2e-100";
+	env.request_id = "c100";
 	env.deadline_ms = 10000;
 	env.payload.data = payload;
 	env.payload.len = protobuf_c_message_pack(req, payload);
@@ -398,36 +397,14 @@ test_create_order_concurrent(const char *url)
 
 	sandbox_reset();
 	CHECK_INT(hs_dial(&s, url), 0);
-	for (int i = 0; i < N; i++) {
-		char rid[16];
-		snprintf(rid, sizeof(rid), "c%d", i);
-		env.request_id = rid;
-		nng_msg *msg;
-		nng_msg_alloc(&msg, shipgate__v1__rpc_request__get_packed_size(&env));
-		shipgate__v1__rpc_request__pack(&env, nng_msg_body(msg));
-		nng_ctx_open(&ctx[i], s);
-		nng_aio_alloc(&aio[i], NULL, NULL);
-		nng_aio_set_timeout(aio[i], 15000);
-		nng_aio_set_msg(aio[i], msg);
-		nng_ctx_send(ctx[i], aio[i]);
-	}
-	for (int i = 0; i < N; i++) {
-		nng_aio_wait(aio[i]);
-		CHECK_INT(nng_aio_result(aio[i]), 0);
-		nng_ctx_recv(ctx[i], aio[i]);
-	}
+	Shipgate__V1__RpcReply *replies[N];
+	CHECK_INT(hs_fanout(s, &env, N, replies), N);
 	int same = 0, replayed = 0;
 	double total = -1;
 	for (int i = 0; i < N; i++) {
-		nng_aio_wait(aio[i]);
-		if (nng_aio_result(aio[i]) != 0)
-			continue;
-		nng_msg *msg = nng_aio_get_msg(aio[i]);
-		Shipgate__V1__RpcReply *r =
-		        shipgate__v1__rpc_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-		Shipgate__V1__CreateOrderResponse *cr =
-		        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
-		if (hs_code(r) == 0 && cr != NULL && cr->total_payment != NULL) {
+		Shipgate__V1__CreateOrderResponse *cr = (void *)hs_payload(
+		        replies[i], &shipgate__v1__create_order_response__descriptor);
+		if (hs_code(replies[i]) == 0 && cr != NULL && cr->total_payment != NULL) {
 			if (total < 0)
 				total = cr->total_payment->value;
 			same += cr->total_payment->value == total;
@@ -435,12 +412,7 @@ test_create_order_concurrent(const char *url)
 		}
 		if (cr)
 			protobuf_c_message_free_unpacked(&cr->base, NULL);
-		free_reply(r);
-		nng_msg_free(msg);
-	}
-	for (int i = 0; i < N; i++) {
-		nng_aio_free(aio[i]);
-		nng_ctx_close(ctx[i]);
+		free_reply(replies[i]);
 	}
 	nng_close(s);
 	CHECK_INT(same, N);
@@ -509,8 +481,6 @@ test_cache(void)
 
 	/* 50 identical concurrent misses on a slow provider: one upstream call */
 	enum { N = 50 };
-	nng_ctx ctx[N];
-	nng_aio *aio[N];
 	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
 	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
 	req.order_id = "SLOW-300";
@@ -520,33 +490,12 @@ test_cache(void)
 	env.deadline_ms = 10000;
 	env.payload.data = payload;
 	env.payload.len = shipgate__v1__track_request__pack(&req, payload);
-	for (int i = 0; i < N; i++) {
-		nng_msg *msg;
-		nng_msg_alloc(&msg, shipgate__v1__rpc_request__get_packed_size(&env));
-		shipgate__v1__rpc_request__pack(&env, nng_msg_body(msg));
-		nng_ctx_open(&ctx[i], s);
-		nng_aio_alloc(&aio[i], NULL, NULL);
-		nng_aio_set_timeout(aio[i], 15000);
-		nng_aio_set_msg(aio[i], msg);
-		nng_ctx_send(ctx[i], aio[i]);
-	}
-	for (int i = 0; i < N; i++) {
-		nng_aio_wait(aio[i]);
-		nng_ctx_recv(ctx[i], aio[i]);
-	}
+	Shipgate__V1__RpcReply *replies[N];
+	hs_fanout(s, &env, N, replies);
 	int ok = 0;
 	for (int i = 0; i < N; i++) {
-		nng_aio_wait(aio[i]);
-		if (nng_aio_result(aio[i]) == 0) {
-			nng_msg *msg = nng_aio_get_msg(aio[i]);
-			Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(
-			        NULL, nng_msg_len(msg), nng_msg_body(msg));
-			ok += hs_code(r) == 0;
-			free_reply(r);
-			nng_msg_free(msg);
-		}
-		nng_aio_free(aio[i]);
-		nng_ctx_close(ctx[i]);
+		ok += hs_code(replies[i]) == 0;
+		free_reply(replies[i]);
 	}
 	CHECK_INT(ok, N);
 	rec = sandbox_requests();
