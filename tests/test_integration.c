@@ -398,21 +398,19 @@ test_ipc_abrupt_peers(void)
 			(void)!write(fd, "\0SP\0", 4); /* half a handshake */
 		close(fd);
 	}
-	/* New connections work again within a bounded time (the watchdog re-listens). */
+	/*
+	 * New connections work again within a bounded time (the watchdog re-listens). Each probe
+	 * is a CLI process: a client stuck on the broken listener leaks inside nng 1.5.2, and that
+	 * must not fail this test's own leak check.
+	 */
 	bool ok = false;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "'%s' -a '%s' -d 300 -r 1 call Health '{}' >/dev/null 2>&1",
+	         cli_bin, ipc_url);
 	for (int i = 0; i < 40 && !ok; i++) {
-		nng_socket s;
-		if (hs_dial(&s, ipc_url) != 0) {
+		ok = system(cmd) == 0;
+		if (!ok)
 			hs_sleep_ms(100);
-			continue;
-		}
-		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 250);
-		Shipgate__V1__HealthRequest h = SHIPGATE__V1__HEALTH_REQUEST__INIT;
-		Shipgate__V1__RpcReply *r = hs_call(s, "Health", &h.base, 250, NULL);
-		ok = hs_code(r) == 0;
-		if (r)
-			shipgate__v1__rpc_reply__free_unpacked(r, NULL);
-		nng_close(s);
 	}
 	CHECK(ok);
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
