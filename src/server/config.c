@@ -60,6 +60,7 @@ sg_config_defaults(sg_config *cfg)
 	}
 	cfg->idem_ttl_ms = 24 * 3600 * 1000;
 	cfg->engine.max_host_conns = 256;
+	cfg->engine_threads = 2;
 	cfg->engine.max_body = (size_t)8 << 20;
 	cfg->engine.connect_timeout_ms = 5000;
 	cfg->engine.default_timeout_ms = 30000;
@@ -234,6 +235,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	        {"arena_cap_bytes", 65536, (int64_t)1 << 32, &cfg->arena_cap, 'z'},
 	        {"verbose", 0, 2, &cfg->verbose, 'i'},
 	        {"ipc_watchdog_ms", 0, 3600000, &cfg->ipc_watchdog_ms, 'q'},
+	        {"upstream.threads", 1, 16, &cfg->engine_threads, 'i'},
 	        {"upstream.max_host_conns", 0, 1000000, &cfg->engine.max_host_conns, 'l'},
 	        {"upstream.max_total_conns", 0, 1000000, &cfg->engine.max_total_conns, 'l'},
 	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30, &cfg->engine.max_body, 'z'},

@@ -35,8 +35,9 @@ typedef struct sg_config {
 	int64_t cache_stale_ms[SG_PROVIDER_COUNT]; /* then served stale while refreshing */
 	size_t idem_max_entries;                   /* idempotency keys held at most */
 	int64_t idem_ttl_ms;                       /* how long a CreateOrder outcome is kept */
-	int64_t ipc_watchdog_ms;               /* ipc listener probe period (nng #1518); 0 = off */
-	sg_engine_conf engine;                 /* upstream engine knobs */
+	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
+	sg_engine_conf engine;   /* upstream engine knobs */
+	int engine_threads;      /* upstream engines, one thread and curl multi each */
 	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */
 	char *owned[256];                      /* strings this config allocated */
 	size_t nowned;                         /* entries used in owned[] */

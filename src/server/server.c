@@ -38,6 +38,9 @@
 #define SG_VERSION "0.1.0"
 #endif
 
+/* Upper bound of upstream.threads. */
+#define SG_MAX_ENGINES 16
+
 /* CreateOrderResponse.replayed: appended to a payload that answers a repeated key. */
 #define REPLAYED_FIELD 8
 /* TrackResponse.cache and GetOrderResponse.cache: appended to a cached answer. */
@@ -109,7 +112,9 @@ struct sg_server {
 	nng_listener listeners[SG_CONFIG_MAX_LISTEN]; /* one per configured URL */
 	size_t nlisteners;                            /* listeners started */
 	char bound[SG_CONFIG_MAX_LISTEN][256];        /* listen URLs with tcp port 0 resolved */
-	sg_engine *engine;                            /* upstream HTTP */
+	sg_engine *engines[SG_MAX_ENGINES];           /* upstream HTTP, one thread each */
+	int nengines;                                 /* engines in use */
+	atomic_uint next_engine;                      /* round-robin over engines */
 	sg_flight *idem;                              /* CreateOrder idempotency keys */
 	sg_flight *cache;                             /* Track/GetOrder answers, or NULL */
 	struct token_cache tokens[SG_PROVIDER_COUNT]; /* fetched provider tokens */
@@ -129,6 +134,14 @@ struct sg_server {
 };
 
 static const ProtobufCServiceDescriptor *const service = &shipgate__v1__shipgate__descriptor;
+
+/* The engine for the next upstream transfer: round-robin, so that every engine thread's
+ * connection cache and translation work stay 1/K of the load. Any thread. */
+static sg_engine *
+pick_engine(struct sg_server *s)
+{
+	return s->engines[atomic_fetch_add(&s->next_engine, 1) % (unsigned)s->nengines];
+}
 
 static void work_cb(void *arg);
 static void work_recv(struct work *w);
@@ -482,7 +495,7 @@ work_build_submit(struct work *w)
 		deadline = w->start_ms + pc->timeout_ms;
 	w->state = W_UPSTREAM;
 	atomic_fetch_add(&s->upstream, 1);
-	err = sg_engine_submit(s->engine, &w->hreq, deadline, work_upstream_done, w);
+	err = sg_engine_submit(pick_engine(s), &w->hreq, deadline, work_upstream_done, w);
 	if (err != SG_OK) {
 		atomic_fetch_sub(&s->upstream, 1);
 		sg_status_set(&w->st, &w->arena, err, "%s: %s", w->prov->name, sg_strerror(err));
@@ -606,7 +619,8 @@ work_with_token(struct work *w)
 	sg_err err = w->prov->auth.build(&w->pc_call, &w->arena, &w->hreq, &w->st);
 	if (err == SG_OK) {
 		atomic_fetch_add(&s->upstream, 1);
-		err = sg_engine_submit(s->engine, &w->hreq, w->deadline_ms, work_token_fetched, w);
+		err = sg_engine_submit(pick_engine(s), &w->hreq, w->deadline_ms, work_token_fetched,
+		                       w);
 		if (err == SG_OK)
 			return;
 		atomic_fetch_sub(&s->upstream, 1);
@@ -779,7 +793,7 @@ cache_refresh_start(struct work *w, const char *key)
 	if (r->op->build(&r->pc, r->req, &r->arena, &r->hreq, &r->st) != SG_OK)
 		goto fail;
 	atomic_fetch_add(&s->upstream, 1);
-	if (sg_engine_submit(s->engine, &r->hreq, sg_now_ms() + r->pc.timeout_ms, refresh_done,
+	if (sg_engine_submit(pick_engine(s), &r->hreq, sg_now_ms() + r->pc.timeout_ms, refresh_done,
 	                     r) == SG_OK)
 		return;
 	atomic_fetch_sub(&s->upstream, 1);
@@ -1204,9 +1218,20 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		e = SG_ENOMEM;
 		goto fail;
 	}
-	if ((e = sg_engine_new(&s->engine, &cfg->engine)) != SG_OK) {
-		snprintf(err, errlen, "upstream engine: %s", sg_strerror(e));
-		goto fail;
+	/* each engine gets its share of the connection caps */
+	sg_engine_conf ec = cfg->engine;
+	s->nengines = cfg->engine_threads < 1 ? 1 : cfg->engine_threads;
+	if (s->nengines > SG_MAX_ENGINES)
+		s->nengines = SG_MAX_ENGINES;
+	if (ec.max_host_conns > 0)
+		ec.max_host_conns = (ec.max_host_conns + s->nengines - 1) / s->nengines;
+	if (ec.max_total_conns > 0)
+		ec.max_total_conns = (ec.max_total_conns + s->nengines - 1) / s->nengines;
+	for (int i = 0; i < s->nengines; i++) {
+		if ((e = sg_engine_new(&s->engines[i], &ec)) != SG_OK) {
+			snprintf(err, errlen, "upstream engine: %s", sg_strerror(e));
+			goto fail;
+		}
 	}
 	s->nworks = cfg->workers;
 	if ((s->works = calloc((size_t)s->nworks, sizeof(*s->works))) == NULL) {
@@ -1294,8 +1319,10 @@ sg_server_stop(sg_server *s)
 	while (atomic_load(&s->upstream) > 0 && sg_now_ms() < until)
 		sleep_ms(5);
 	/* 2. The rest complete with SG_ESHUTDOWN and are answered UNAVAILABLE. */
-	sg_engine_free(s->engine);
-	s->engine = NULL;
+	for (int i = 0; i < s->nengines; i++) {
+		sg_engine_free(s->engines[i]);
+		s->engines[i] = NULL;
+	}
 	/* 3. Wait for every reply to be handed to its pipe, then give the pipes a moment. */
 	until = sg_now_ms() + 2000;
 	while (atomic_load(&s->busy) > 0 && sg_now_ms() < until)
@@ -1325,8 +1352,10 @@ sg_server_free(sg_server *s)
 		for (int i = 0; s->works != NULL && i < s->nworks; i++)
 			if (s->works[i].aio != NULL)
 				nng_aio_stop(s->works[i].aio);
-		sg_engine_free(s->engine);
-		s->engine = NULL;
+		for (int i = 0; i < s->nengines; i++) {
+			sg_engine_free(s->engines[i]);
+			s->engines[i] = NULL;
+		}
 	}
 	for (int i = 0; s->works != NULL && i < s->nworks; i++) {
 		struct work *w = &s->works[i];
