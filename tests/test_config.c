@@ -53,6 +53,10 @@ test_keys(void)
 	CHECK_INT(c.verbose, 2);
 	set_ok(&c, "ipc_watchdog_ms", "0");
 	CHECK_INT(c.ipc_watchdog_ms, 0);
+	CHECK_INT(c.engine_threads, 2);
+	set_ok(&c, "upstream.threads", "4");
+	CHECK_INT(c.engine_threads, 4);
+	set_bad(&c, "upstream.threads", "0", "upstream.threads");
 	set_ok(&c, "upstream.max_host_conns", "10000");
 	CHECK_INT(c.engine.max_host_conns, 10000);
 	set_ok(&c, "upstream.max_total_conns", "20000");
