@@ -77,7 +77,6 @@ struct work {
 	const ProtobufCMethodDescriptor *method; /* resolved method or NULL */
 	ProtobufCMessage *req;                   /* decoded payload (arena) */
 	ProtobufCMessage *reply;                 /* response message to send when OK (arena) */
-	const sg_pconf *pconf;                   /* provider config of an upstream call */
 	const sg_op *op;                         /* provider operation of an upstream call */
 	sg_http_req hreq;                        /* upstream request (arena strings) */
 	sg_status st;                            /* outcome of the call */
@@ -141,6 +140,14 @@ static sg_engine *
 pick_engine(struct sg_server *s)
 {
 	return s->engines[atomic_fetch_add(&s->next_engine, 1) % (unsigned)s->nengines];
+}
+
+/* True when calls to p fetch their bearer token (OAuth2 client credentials) rather than
+ * using the configured static token. One predicate for every path that needs to know. */
+static bool
+fetches_token(const sg_provider *p, const sg_pconf *pc)
+{
+	return p->auth.build != NULL && pc->client_id != NULL && pc->client_secret != NULL;
 }
 
 static void work_cb(void *arg);
@@ -390,8 +397,7 @@ work_send(struct work *w)
 		        &w->arena,
 		        "outcome unknown (%s): the provider may have created the order; this "
 		        "idempotency key will keep returning this answer, so check with the "
-		        "provider "
-		        "before retrying under a new key",
+		        "provider before retrying under a new key",
 		        w->st.message ? w->st.message : sg_strerror(w->st.err));
 		w->st.err = SG_EOUTCOME;
 	}
@@ -447,11 +453,11 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 
 	if (err == SG_OK) {
 		sg_json_arena_set(&w->arena); /* jansson allocates from the call's arena */
-		err = w->op->parse(w->pconf, w->req, resp, &w->arena, &w->reply, &w->st);
+		err = w->op->parse(&w->pc_call, w->req, resp, &w->arena, &w->reply, &w->st);
 		sg_json_arena_set(NULL);
 		w->st.err = err;
-		if (err == SG_EUP_UNAUTH && w->prov->auth.build != NULL &&
-		    w->pc_call.client_id != NULL && !w->auth_retried) {
+		if (err == SG_EUP_UNAUTH && fetches_token(w->prov, &w->pc_call) &&
+		    !w->auth_retried) {
 			/* the cached token was revoked or expired early: once more, fresh */
 			atomic_fetch_sub(&s->upstream, 1);
 			token_invalidate(s, w->prov, w->pc_call.token);
@@ -463,8 +469,8 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 			return;
 		}
 	} else {
-		sg_status_set(&w->st, &w->arena, err, "%s: %s", w->pconf->name, sg_strerror(err));
-		w->st.provider = w->pconf->name;
+		sg_status_set(&w->st, &w->arena, err, "%s: %s", w->prov->name, sg_strerror(err));
+		w->st.provider = w->prov->name;
 	}
 	if (w->st.err != SG_OK)
 		w->reply = NULL;
@@ -479,7 +485,7 @@ static void
 work_build_submit(struct work *w)
 {
 	struct sg_server *s = w->srv;
-	const sg_pconf *pc = w->pconf;
+	const sg_pconf *pc = &w->pc_call;
 	sg_json_arena_set(&w->arena);
 	sg_err err = w->op->build(pc, w->req, &w->arena, &w->hreq, &w->st);
 	sg_json_arena_set(NULL);
@@ -580,13 +586,17 @@ work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 		}
 	}
 	pthread_mutex_unlock(&tc->mtx);
-	/* f is among the waiters; each continues (or fails) on this thread */
-	sg_status fst = f->st;
+	/*
+	 * Each waiter continues (or fails) on this thread. The fetcher goes last: tok and the
+	 * status strings live in its arena, which its own reply may reset.
+	 */
 	while (waiters != NULL) {
 		struct work *w = waiters;
 		waiters = w->auth_next;
-		work_token_ready(w, err, tok, w == f ? &f->st : &fst);
+		if (w != f)
+			work_token_ready(w, err, tok, &f->st);
 	}
+	work_token_ready(f, err, tok, &f->st);
 }
 
 /* Runs the call with the provider's cached token, fetching one first when needed. */
@@ -778,7 +788,7 @@ cache_refresh_start(struct work *w, const char *key)
 	                                   w->env->payload.len, w->env->payload.data);
 	if (r->key == NULL || r->req == NULL)
 		goto fail;
-	if (w->prov->auth.build != NULL && w->pc_call.client_id != NULL) {
+	if (fetches_token(w->prov, &w->pc_call)) {
 		/* use the cached provider token; without one, leave the stale answer be */
 		struct token_cache *tc = &s->tokens[i];
 		pthread_mutex_lock(&tc->mtx);
@@ -911,11 +921,10 @@ work_call_provider(struct work *w, enum method_kind kind)
 	}
 	w->prov = p;
 	w->pc_call = *pc; /* per-call copy: a fetched token replaces pc->token */
-	w->pconf = &w->pc_call;
 	if ((kind == M_TRACK || kind == M_GET_ORDER) && s->cache != NULL &&
 	    s->cfg->cache_ttl_ms[id - 1] > 0 && !work_cache_begin(w))
 		return; /* answered from the cache, or waiting for the same call */
-	if (p->auth.build != NULL && pc->client_id != NULL && pc->client_secret != NULL) {
+	if (fetches_token(p, pc)) {
 		work_with_token(w);
 		return;
 	}
@@ -1039,7 +1048,6 @@ work_recv(struct work *w)
 	w->req = NULL;
 	w->reply = NULL;
 	w->op = NULL;
-	w->pconf = NULL;
 	w->idem_owner = false;
 	w->cache_owner = false;
 	w->cache_store = false;
