@@ -182,6 +182,19 @@ put_varint(uint8_t *p, uint64_t v)
 	return p;
 }
 
+/* Packs msg into the arena as o's payload. Returns 0 or -1 (arena full). */
+static int
+pack_payload(sg_arena *a, const ProtobufCMessage *msg, sg_flight_outcome *o)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = sg_arena_alloc(a, n ? n : 1);
+	if (buf == NULL)
+		return -1;
+	o->payload = buf;
+	o->payload_len = protobuf_c_message_pack(msg, buf);
+	return 0;
+}
+
 /* Packs w->st as a shipgate.v1.Status into the arena. Returns 0 or -1 (arena full). */
 static int
 work_pack_status(struct work *w, sg_flight_outcome *o)
@@ -234,17 +247,9 @@ static int
 work_pack_outcome(struct work *w, sg_flight_outcome *o)
 {
 	memset(o, 0, sizeof(*o));
-	if (w->st.err == SG_OK && w->reply != NULL) {
-		size_t n = protobuf_c_message_get_packed_size(w->reply);
-		uint8_t *buf = sg_arena_alloc(&w->arena, n ? n : 1);
-		if (buf == NULL) {
-			sg_status_set(&w->st, &w->arena, SG_ENOMEM,
-			              "reply does not fit the call's memory cap");
-		} else {
-			o->payload = buf;
-			o->payload_len = protobuf_c_message_pack(w->reply, buf);
-		}
-	}
+	if (w->st.err == SG_OK && w->reply != NULL && pack_payload(&w->arena, w->reply, o) != 0)
+		sg_status_set(&w->st, &w->arena, SG_ENOMEM,
+		              "reply does not fit the call's memory cap");
 	return work_pack_status(w, o);
 }
 
@@ -745,21 +750,12 @@ refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
 	struct sg_server *s = r->srv;
 	ProtobufCMessage *reply = NULL;
 	sg_flight_outcome o = {empty_status, 0, NULL, 0};
-	bool keep = false;
 
 	sg_json_arena_set(&r->arena);
 	bool parsed = err == SG_OK &&
 	              r->op->parse(&r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
 	sg_json_arena_set(NULL);
-	if (parsed && reply != NULL) {
-		size_t n = protobuf_c_message_get_packed_size(reply);
-		uint8_t *buf = sg_arena_alloc(&r->arena, n ? n : 1);
-		if (buf != NULL) {
-			o.payload = buf;
-			o.payload_len = protobuf_c_message_pack(reply, buf);
-			keep = true;
-		}
-	}
+	bool keep = parsed && reply != NULL && pack_payload(&r->arena, reply, &o) == 0;
 	int i = r->prov->id - 1;
 	sg_flight_finish(s->cache, r->key, keep, s->cfg->cache_ttl_ms[i], s->cfg->cache_stale_ms[i],
 	                 &o);
