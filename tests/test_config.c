@@ -63,6 +63,11 @@ test_keys(void)
 	CHECK_INT(c.engine.max_total_conns, 20000);
 	set_ok(&c, "upstream.max_body_bytes", "4096");
 	CHECK_INT(c.engine.max_body, 4096);
+	CHECK_INT(c.engine.recv_buffer, 1024);
+	set_ok(&c, "upstream.recv_buffer_bytes", "16384");
+	CHECK_INT(c.engine.recv_buffer, 16384);
+	set_bad(&c, "upstream.recv_buffer_bytes", "512", "upstream.recv_buffer_bytes");
+	set_bad(&c, "upstream.recv_buffer_bytes", "1048576", "upstream.recv_buffer_bytes");
 	set_ok(&c, "upstream.connect_timeout_ms", "250");
 	CHECK_INT(c.engine.connect_timeout_ms, 250);
 	set_ok(&c, "idempotency.max_entries", "42");

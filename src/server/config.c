@@ -63,6 +63,7 @@ sg_config_defaults(sg_config *cfg)
 	cfg->engine_threads = 2;
 	cfg->engine.max_body = (size_t)8 << 20;
 	cfg->engine.connect_timeout_ms = 5000;
+	cfg->engine.recv_buffer = 1024;
 	cfg->engine.default_timeout_ms = 30000;
 	static const char *const urls[SG_PROVIDER_COUNT] = {
 	        SANDBOX_BASE "/boscod", SANDBOX_BASE "/bosonline", SANDBOX_BASE "/biteship",
@@ -239,6 +240,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	        {"upstream.max_host_conns", 0, 1000000, &cfg->engine.max_host_conns, 'l'},
 	        {"upstream.max_total_conns", 0, 1000000, &cfg->engine.max_total_conns, 'l'},
 	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30, &cfg->engine.max_body, 'z'},
+	        {"upstream.recv_buffer_bytes", 1024, 512 << 10, &cfg->engine.recv_buffer, 'l'},
 	        {"upstream.connect_timeout_ms", 1, 600000, &cfg->engine.connect_timeout_ms, 'l'},
 	        {"idempotency.max_entries", 1, 100000000, &cfg->idem_max_entries, 'z'},
 	        {"idempotency.ttl_ms", 1000, (int64_t)30 * 24 * 3600 * 1000, &cfg->idem_ttl_ms,

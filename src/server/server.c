@@ -152,6 +152,7 @@ fetches_token(const sg_provider *p, const sg_pconf *pc)
 
 static void work_cb(void *arg);
 static void work_recv(struct work *w);
+static void work_release(struct work *w);
 static void work_with_token(struct work *w);
 static bool work_idem_begin(struct work *w);
 static void work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp);
@@ -315,6 +316,7 @@ work_send_outcome_x(struct work *w, const sg_flight_outcome *o, const uint8_t *e
 		work_recv(w);
 		return;
 	}
+	work_release(w); /* the reply is in w->msg: the call's memory can go now */
 	w->state = W_SEND;
 	nng_aio_set_msg(w->aio, w->msg);
 	w->msg = NULL; /* owned by the aio now; back to us only if the send fails */
@@ -1033,11 +1035,12 @@ work_dispatch(struct work *w)
 
 /* ------------------------------------------------------------------ the state machine */
 
+/* Drops everything of w's call: its arena (the decoded request, the provider's parsed body,
+ * the reply) and the pointers into it. Runs once the reply is encoded into its nng message,
+ * so that a reply waiting for nng to send it holds only that message. Idempotent. */
 static void
-work_recv(struct work *w)
+work_release(struct work *w)
 {
-	if (w->state != W_INIT)
-		atomic_fetch_sub(&w->srv->busy, 1);
 	sg_arena_reset(&w->arena);
 	w->env = NULL;
 	w->method = NULL;
@@ -1053,9 +1056,18 @@ work_recv(struct work *w)
 	w->prov = NULL;
 	memset(&w->hreq, 0, sizeof(w->hreq));
 	sg_status_clear(&w->st);
+}
+
+static void
+work_recv(struct work *w)
+{
+	if (w->state != W_INIT)
+		atomic_fetch_sub(&w->srv->busy, 1);
+	work_release(w);
 	w->state = W_RECV;
 	nng_ctx_recv(w->ctx, w->aio);
 }
+
 
 static void
 work_cb(void *arg)

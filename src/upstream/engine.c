@@ -69,10 +69,11 @@
 #define ENG_DEF_MAX_BODY    (8u << 20)  /* response body cap */
 #define ENG_DEF_MAX_HEADERS (64u << 10) /* response header block cap */
 #define ENG_DEF_CONNECT_MS  5000L       /* connect phase cap */
+#define ENG_DEF_RECV_BUF    1024L       /* libcurl receive buffer (its minimum; 16 KiB default) */
 #define ENG_DEF_TIMEOUT_MS  30000L      /* timeout when the caller gives no deadline */
 #define ENG_MAX_IDLE        1024        /* idle xfers kept in the free list after a burst */
 #define ENG_KEEP_BUF        (32u << 10) /* buffers up to this size stay with a pooled xfer */
-#define ENG_BUF_MIN         1024        /* first allocation of a growing buffer */
+#define ENG_BUF_MIN         256         /* first allocation of a growing buffer */
 #define ENG_EPOLL_BATCH     256         /* events taken per epoll_wait; the rest come next round */
 #define ENG_MAX_METHOD      16          /* longest accepted request method */
 #define ENG_MAX_WAIT_MS     60000       /* longest single epoll_wait */
@@ -168,10 +169,11 @@ struct sg_engine {
 
 /* ------------------------------------------------------------------ buffers */
 
-/* Makes room for len + add + 1 bytes, never beyond limit + 1. Returns 0, or -1 over the limit
+/* Makes room for len + add + 1 bytes, never beyond limit + 1: exactly that much when `exact`
+ * (the final size is known), else doubling from ENG_BUF_MIN. Returns 0, or -1 over the limit
  * (errno EFBIG, nothing changed) or on allocation failure (errno ENOMEM). */
 static int
-buf_reserve(struct buf *b, size_t add, size_t limit)
+buf_reserve(struct buf *b, size_t add, size_t limit, bool exact)
 {
 	size_t need, ncap;
 	char *p;
@@ -184,7 +186,7 @@ buf_reserve(struct buf *b, size_t add, size_t limit)
 	if (need <= b->cap) {
 		return 0;
 	}
-	ncap = b->cap ? b->cap : ENG_BUF_MIN;
+	ncap = exact ? need : b->cap ? b->cap : ENG_BUF_MIN;
 	while (ncap < need) {
 		ncap = ncap > (limit + 1) / 2 ? limit + 1 : ncap * 2;
 	}
@@ -231,7 +233,18 @@ xfer_body_cb(char *p, size_t size, size_t n, void *ud)
 	if (len == 0) {
 		return 0;
 	}
-	if (buf_reserve(&x->body, len, x->e->conf.max_body) != 0) {
+	if (x->body.len == 0) {
+		/* first bytes: size the buffer from Content-Length when the server sent one (the
+		 * doubling would leave up to half of it unused while the transfer lives) */
+		curl_off_t cl = -1;
+		if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+		    cl >= (curl_off_t)len && (uint64_t)cl <= x->e->conf.max_body &&
+		    buf_reserve(&x->body, (size_t)cl, x->e->conf.max_body, true) != 0) {
+			x->err = SG_ENOMEM;
+			return 0;
+		}
+	}
+	if (buf_reserve(&x->body, len, x->e->conf.max_body, false) != 0) {
 		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
 		return 0; /* != len: curl aborts with CURLE_WRITE_ERROR */
 	}
@@ -258,7 +271,7 @@ xfer_header_cb(char *p, size_t size, size_t n, void *ud)
 	if (l == 0) {
 		return len;
 	}
-	if (buf_reserve(&x->hdrs, l + 2, x->e->conf.max_headers) != 0) {
+	if (buf_reserve(&x->hdrs, l + 2, x->e->conf.max_headers, false) != 0) {
 		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
 		return 0;
 	}
@@ -471,9 +484,11 @@ xfer_setup(struct xfer *x, const sg_http_req *req)
 	XSET(h, CURLOPT_PROXY, "");      /* "" disables proxies, environment included */
 	XSET(h, CURLOPT_NOPROXY, "*");
 	XSET(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	/* provider answers are a few KiB: a 4 KiB receive buffer instead of 16 KiB per handle
-	 * keeps 10,000 transfers in flight within memory */
-	XSET(h, CURLOPT_BUFFERSIZE, 4096L);
+	/* libcurl holds this buffer for every running transfer, idle ones waiting for an answer
+	 * included: 16 KiB by default, 1 KiB here. Provider answers are a few KiB, read in a
+	 * few more recv calls within one wake-up (measured: no change in CPU per call); at
+	 * 10,000 transfers in flight that is 150 MiB less than curl's default. */
+	XSET(h, CURLOPT_BUFFERSIZE, c->recv_buffer);
 	/* rejects an announced Content-Length over the cap before any byte; chunked bodies are
 	 * capped in xfer_body_cb */
 	XSET(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
@@ -1122,6 +1137,9 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 	}
 	if (e->conf.max_headers == 0) {
 		e->conf.max_headers = ENG_DEF_MAX_HEADERS;
+	}
+	if (e->conf.recv_buffer <= 0) {
+		e->conf.recv_buffer = ENG_DEF_RECV_BUF;
 	}
 	if (e->conf.connect_timeout_ms <= 0) {
 		e->conf.connect_timeout_ms = ENG_DEF_CONNECT_MS;

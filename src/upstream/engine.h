@@ -23,6 +23,7 @@ typedef struct sg_engine_conf {
 	long max_conns_cache;    /* idle connections kept for reuse; 0 = libcurl default */
 	size_t max_body;         /* response body cap in bytes; 0 = 8 MiB */
 	size_t max_headers;      /* response header block cap in bytes; 0 = 64 KiB */
+	long recv_buffer;        /* libcurl's receive buffer per transfer; 0 = 1024 */
 	long connect_timeout_ms; /* connect phase cap; 0 = 5000 */
 	long default_timeout_ms; /* when the caller gives deadline 0; 0 = 30000 */
 } sg_engine_conf;
