@@ -1068,7 +1068,6 @@ work_recv(struct work *w)
 	nng_ctx_recv(w->ctx, w->aio);
 }
 
-
 static void
 work_cb(void *arg)
 {

@@ -237,7 +237,8 @@ xfer_body_cb(char *p, size_t size, size_t n, void *ud)
 		/* first bytes: size the buffer from Content-Length when the server sent one (the
 		 * doubling would leave up to half of it unused while the transfer lives) */
 		curl_off_t cl = -1;
-		if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+		if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+		            CURLE_OK &&
 		    cl >= (curl_off_t)len && (uint64_t)cl <= x->e->conf.max_body &&
 		    buf_reserve(&x->body, (size_t)cl, x->e->conf.max_body, true) != 0) {
 			x->err = SG_ENOMEM;
