@@ -905,6 +905,30 @@ test_toobig(void)
 	sg_engine_free(e);
 }
 
+/* Bodies larger than libcurl's receive buffer arrive whole, with Content-Length (the body
+ * buffer is sized from it) and chunked (it grows), also on a reused easy handle whose buffer
+ * is already big enough or too small. */
+static void
+test_small_recv_buffer(void)
+{
+	sg_engine *e = NULL;
+	sg_engine_conf c = {.recv_buffer = 1024};
+	static const char *const paths[] = {"/exact", "/big-cl", "/ok", "/big-chunked", "/big-cl"};
+	static const size_t lens[] = {1024, 4096, 0, 4096, 4096};
+
+	CHECK_INT(sg_engine_new(&e, &c), SG_OK);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		CHECK_INT(get(e, paths[i], 0, &R), SG_OK);
+		CHECK_INT(R.err, SG_OK);
+		CHECK_INT(R.status, 200);
+		if (lens[i] > 0) {
+			CHECK_INT(R.body_len, lens[i]);
+			CHECK(strspn(R.body, "x") == lens[i]);
+		}
+	}
+	sg_engine_free(e);
+}
+
 /* n transfers of path at once on e; all must complete exactly once with 200. */
 static void
 concurrent(sg_engine *e, const char *path, int n)
@@ -1159,6 +1183,7 @@ main(void)
 	}
 	test_keepalive();
 	test_toobig();
+	test_small_recv_buffer();
 	test_admission();
 	test_shutdown();
 	srv_stop();
