@@ -2,7 +2,8 @@
  * test_flight.c - the keyed-outcome table on its own, in both of its uses:
  * idempotency (owner, waiters, replay, conflict, release, expiry, refusing when full) and the
  * lookup cache (TTL expiry, stale-while-revalidate with one refresher, singleflight, bypass
- * stores, LRU eviction within a byte budget). Time is a fake clock: no timing assertions.
+ * stores, LRU eviction within a byte budget), and waiters leaving before the owner finishes
+ * (their deadline passed). Time is a fake clock: no timing assertions.
  * Ends with many threads racing for the same keys.
  */
 #include <pthread.h>
@@ -114,6 +115,100 @@ test_idempotency(void)
 	sg_flight_finish(t, "k1", false, 0, 0, &o);
 	sg_arena_fini(&a);
 	sg_flight_free(t);
+}
+
+/* A waiter whose deadline passes leaves the queue: it is never called back, the others are,
+ * and leaving after the owner finished says so. */
+static void
+test_leave(void)
+{
+	sg_flight_conf conf = {.max_entries = 10, .evict = false, .clock = fake_clock};
+	sg_flight *t = sg_flight_new(&conf);
+	sg_arena a;
+	sg_arena_init(&a, 0, 0);
+	sg_flight_fp fp = sg_flight_fingerprint("/x/CreateOrder", PAYLOAD, sizeof(PAYLOAD));
+	struct waiter w1 = {.w.done = waiter_done}, w2 = {.w.done = waiter_done},
+	              w3 = {.w.done = waiter_done};
+	sg_flight_outcome out, o = outcome(PAYLOAD, sizeof(PAYLOAD));
+	int64_t age;
+	bool refresh;
+
+	CHECK_INT(sg_flight_begin(t, "k", fp, &w1.w, &a, &out, &age, &refresh), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_begin(t, "k", fp, &w1.w, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
+	CHECK_INT(sg_flight_begin(t, "k", fp, &w2.w, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
+	CHECK_INT(sg_flight_begin(t, "k", fp, &w3.w, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
+	CHECK(sg_flight_leave(t, &w2.w));  /* from the middle of the queue */
+	CHECK(!sg_flight_leave(t, &w2.w)); /* once */
+	CHECK(sg_flight_leave(t, &w3.w));  /* the head */
+	sg_flight_finish(t, "k", true, 86400000, 0, &o);
+	CHECK_INT(w1.calls, 1);
+	CHECK_INT(w2.calls, 0);
+	CHECK_INT(w3.calls, 0);
+	CHECK(!sg_flight_leave(t, &w1.w)); /* already answered */
+
+	/* every waiter gone: the owner's outcome is still stored for later callers */
+	CHECK_INT(sg_flight_begin(t, "k", fp, &w2.w, &a, &out, &age, &refresh), SG_FLIGHT_HIT);
+	CHECK_INT(sg_flight_begin(t, "j", fp, &w1.w, &a, &out, &age, &refresh), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_begin(t, "j", fp, &w2.w, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
+	CHECK(sg_flight_leave(t, &w2.w));
+	sg_flight_finish(t, "j", false, 0, 0, &o);
+	CHECK_INT(w2.calls, 0);
+	CHECK_INT(sg_flight_begin(t, "j", fp, &w1.w, &a, &out, &age, &refresh), SG_FLIGHT_OWNER);
+	sg_flight_finish(t, "j", false, 0, 0, &o);
+	sg_arena_fini(&a);
+	sg_flight_free(t);
+}
+
+/* leave racing finish from another thread: each waiter is either taken back or called back,
+ * never both, never neither. */
+#define LEAVE_N 2000
+static sg_flight *leave_table;
+static struct waiter leave_w[LEAVE_N];
+
+static void *
+leave_finisher(void *arg)
+{
+	(void)arg;
+	sg_flight_outcome o = outcome(PAYLOAD, sizeof(PAYLOAD));
+	sg_flight_finish(leave_table, "r", false, 0, 0, &o);
+	return NULL;
+}
+
+static void
+test_leave_race(void)
+{
+	sg_flight_conf conf = {.max_entries = 10, .evict = false};
+	sg_arena a;
+	sg_arena_init(&a, 0, 0);
+	sg_flight_fp fp = {1, 2};
+	sg_flight_outcome out;
+	int64_t age;
+	bool refresh, left[LEAVE_N];
+	pthread_t th;
+	int nleft = 0, ncalled = 0, both = 0;
+
+	leave_table = sg_flight_new(&conf);
+	CHECK_INT(sg_flight_begin(leave_table, "r", fp, &leave_w[0].w, &a, &out, &age, &refresh),
+	          SG_FLIGHT_OWNER);
+	for (int i = 0; i < LEAVE_N; i++) {
+		leave_w[i].w.done = waiter_done;
+		CHECK_INT(sg_flight_begin(leave_table, "r", fp, &leave_w[i].w, &a, &out, &age,
+		                          &refresh),
+		          SG_FLIGHT_WAITING);
+	}
+	pthread_create(&th, NULL, leave_finisher, NULL);
+	for (int i = 0; i < LEAVE_N; i++)
+		left[i] = sg_flight_leave(leave_table, &leave_w[i].w);
+	pthread_join(th, NULL);
+	for (int i = 0; i < LEAVE_N; i++) {
+		nleft += left[i];
+		ncalled += leave_w[i].calls;
+		both += left[i] && leave_w[i].calls;
+	}
+	CHECK_INT(both, 0);
+	CHECK_INT(nleft + ncalled, LEAVE_N);
+	sg_arena_fini(&a);
+	sg_flight_free(leave_table);
 }
 
 static void
@@ -361,6 +456,8 @@ int
 main(void)
 {
 	test_idempotency();
+	test_leave();
+	test_leave_race();
 	test_idempotency_full();
 	test_cache_ttl_and_stale();
 	test_cache_singleflight_and_bypass();

@@ -282,9 +282,11 @@ test_oversize(const char *url)
 	CHECK(hs_roundtrip_raw(s, junk, 1 << 20, &out, &outlen) != 0);
 	free(out);
 	free(junk);
-	nng_close(s);
 
-	CHECK_INT(hs_dial(&s, url), 0);
+	/* The same socket redials and is served again. (Closing it while nng 1.5.2 is still
+	 * redialing leaks the half-made pipe in this process now and then; a call that succeeds
+	 * first means the redial is over.) */
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
 	Shipgate__V1__HealthRequest h = SHIPGATE__V1__HEALTH_REQUEST__INIT;
 	r = hs_call(s, "Health", &h.base, 2000, NULL);
 	check_status(r, 0, "", 0);

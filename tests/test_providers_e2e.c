@@ -7,6 +7,7 @@
  * document's example, it covers routing, error detail per provider, the CreateOrder body the
  * provider receives, idempotency under 100 concurrent callers, and Fuuffy's token cache.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +425,154 @@ test_create_order_concurrent(const char *url)
 	fprintf(stderr, "  100 concurrent CreateOrder: %d identical answers\n", same);
 }
 
+/* A call made on its own socket from another thread (it stays in flight meanwhile). */
+struct bg_call {
+	const char *url;               /* gateway */
+	const char *method;            /* RPC */
+	const ProtobufCMessage *req;   /* its request */
+	const char *key;               /* idempotency key or NULL */
+	Shipgate__V1__RpcReply *reply; /* the reply, or NULL */
+	pthread_t thr;                 /* the thread */
+};
+
+static void *
+bg_call_main(void *arg)
+{
+	struct bg_call *c = arg;
+	nng_socket s;
+	if (hs_dial(&s, c->url) == 0) {
+		c->reply = hs_call(s, c->method, c->req, 10000, c->key);
+		nng_close(s);
+	}
+	return NULL;
+}
+
+/* Waits (5 s at most) until the sandbox has received n requests of method under prefix. */
+static bool
+sandbox_wait(const char *method, const char *prefix, int n)
+{
+	for (int i = 0; i < 250; i++) {
+		json_t *rec = sandbox_requests();
+		int got = count_requests(rec, method, prefix);
+		json_decref(rec);
+		if (got >= n)
+			return true;
+		hs_sleep_ms(20);
+	}
+	return false;
+}
+
+/*
+ * A call parked behind the owner of its key (idempotency or cache singleflight) is answered
+ * DEADLINE_EXCEEDED when its own deadline passes, not when the owner finishes; the owner still
+ * gets its answer, and the key keeps it.
+ */
+static void
+test_parked_deadline(const char *url)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error err;
+	nng_socket s;
+	Shipgate__V1__RpcReply *r;
+
+	CHECK_INT(hs_dial(&s, url), 0);
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
+	        0);
+	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
+	char *form_id = co->form_id;
+	co->form_id = "SLOW-1500";
+
+	/* CreateOrder: the owner is at the provider for 1.5 s; a caller with 300 ms gives up */
+	sandbox_reset();
+	struct bg_call owner = {url, "CreateOrder", req, "order-e2e-park", NULL, 0};
+	CHECK_INT(pthread_create(&owner.thr, NULL, bg_call_main, &owner), 0);
+	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-1500", 1));
+	r = hs_call(s, "CreateOrder", req, 300, "order-e2e-park");
+	CHECK_INT(hs_code(r), 4);
+	CHECK_STR(hs_reason(r), "DEADLINE_EXPIRED");
+	free_reply(r);
+	pthread_join(owner.thr, NULL);
+	Shipgate__V1__CreateOrderResponse *cr =
+	        (void *)hs_payload(owner.reply, &shipgate__v1__create_order_response__descriptor);
+	CHECK_INT(hs_code(owner.reply), 0);
+	CHECK(cr != NULL && !cr->replayed && cr->total_payment != NULL &&
+	      cr->total_payment->value == 102200);
+	if (cr)
+		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	free_reply(owner.reply);
+	/* the key kept the owner's answer: a retry gets it */
+	r = hs_call(s, "CreateOrder", req, 5000, "order-e2e-park");
+	cr = (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+	CHECK_INT(hs_code(r), 0);
+	CHECK(cr != NULL && cr->replayed);
+	if (cr)
+		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	free_reply(r);
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+
+	/* the owner's answer and the waiters' deadlines arriving together, round after round:
+	 * every waiter gets exactly one answer, the owner's or DEADLINE_EXCEEDED */
+	enum { ROUNDS = 8, N = 16 };
+	co->form_id = "SLOW-200";
+	uint8_t payload[1024];
+	char key[32];
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	env.method = "/shipgate.v1.Shipgate/CreateOrder";
+	env.idempotency_key = key;
+	env.payload.data = payload;
+	env.payload.len = protobuf_c_message_pack(req, payload);
+	int answered = 0, replayed = 0, expired = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		snprintf(key, sizeof(key), "order-e2e-race-%d", round);
+		env.deadline_ms = 150 + 10 * round; /* around the owner's ≈ 180 ms still to go */
+		struct bg_call o2 = {url, "CreateOrder", req, key, NULL, 0};
+		sandbox_reset();
+		CHECK_INT(pthread_create(&o2.thr, NULL, bg_call_main, &o2), 0);
+		CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-200", 1));
+		Shipgate__V1__RpcReply *replies[N];
+		answered += hs_fanout(s, &env, N, replies);
+		for (int i = 0; i < N; i++) {
+			replayed += hs_code(replies[i]) == 0;
+			expired += hs_code(replies[i]) == 4;
+			free_reply(replies[i]);
+		}
+		pthread_join(o2.thr, NULL);
+		CHECK_INT(hs_code(o2.reply), 0);
+		free_reply(o2.reply);
+	}
+	CHECK_INT(answered, ROUNDS * N);
+	CHECK_INT(replayed + expired, ROUNDS * N);
+	fprintf(stderr, "  parked callers at the owner's finish: %d answered, %d expired\n",
+	        replayed, expired);
+	co->form_id = form_id;
+	protobuf_c_message_free_unpacked(req, NULL);
+
+	/* Track: the same behind a cache miss in flight */
+	Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	tr.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	tr.order_id = "SLOW-1500";
+	sandbox_reset();
+	struct bg_call tracker = {url, "Track", &tr.base, NULL, NULL, 0};
+	CHECK_INT(pthread_create(&tracker.thr, NULL, bg_call_main, &tracker), 0);
+	CHECK(sandbox_wait("GET", "/boscod/v1/order/tracking/SLOW-1500", 1));
+	r = hs_call(s, "Track", &tr.base, 300, NULL);
+	CHECK_INT(hs_code(r), 4);
+	CHECK_STR(hs_reason(r), "DEADLINE_EXPIRED");
+	free_reply(r);
+	pthread_join(tracker.thr, NULL);
+	CHECK_INT(hs_code(tracker.reply), 0);
+	free_reply(tracker.reply);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/SLOW-1500"), 1);
+	json_decref(rec);
+	nng_close(s);
+}
+
 /* Track with a cache info, decoded; NULL on failure. */
 static Shipgate__V1__TrackResponse *
 track_cached(nng_socket s, const char *id, bool bypass)
@@ -638,6 +787,7 @@ main(int argc, char **argv)
 	nng_close(s);
 	test_cli(url, argv[5]);
 	test_create_order_concurrent(url);
+	test_parked_deadline(url);
 	test_cache();
 	test_missing_credential();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);

@@ -291,6 +291,7 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 		res = SG_FLIGHT_CONFLICT;
 	} else if (!e->stored) {
 		w->next = e->waiters;
+		w->where = e;
 		e->waiters = w;
 		res = SG_FLIGHT_WAITING;
 	} else {
@@ -334,6 +335,8 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
 	if (e != NULL && e->running) {
 		waiters = e->waiters;
 		e->waiters = NULL;
+		for (sg_flight_waiter *w = waiters; w != NULL; w = w->next)
+			w->where = NULL; /* taken: sg_flight_leave says so from now on */
 		e->running = false;
 		bool kept = keep && entry_store(t, e, t->conf.clock ? t->conf.clock() : sg_now_ms(),
 		                                ttl_ms, stale_ms, out);
@@ -346,6 +349,28 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
 		waiters->done(waiters, out);
 		waiters = next;
 	}
+}
+
+bool
+sg_flight_leave(sg_flight *t, sg_flight_waiter *w)
+{
+	bool waiting = false;
+
+	pthread_mutex_lock(&t->mtx);
+	struct entry *e = w->where;
+	if (e != NULL) {
+		sg_flight_waiter **pp = &e->waiters;
+		while (*pp != NULL && *pp != w)
+			pp = &(*pp)->next;
+		if (*pp == w) {
+			*pp = w->next;
+			waiting = true;
+		}
+		w->where = NULL;
+		w->next = NULL;
+	}
+	pthread_mutex_unlock(&t->mtx);
+	return waiting;
 }
 
 bool

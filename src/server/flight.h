@@ -41,6 +41,7 @@ typedef struct sg_flight_outcome {
 /* A call parked behind the owner of its key. Embedded in the caller's state. */
 typedef struct sg_flight_waiter {
 	struct sg_flight_waiter *next; /* the key's waiters (table-owned link) */
+	void *where;                   /* table-owned: the key it waits on, NULL once taken */
 	/* Runs once, on the thread that calls sg_flight_finish, without the table lock; the
 	 * outcome is borrowed for the duration of the call. */
 	void (*done)(struct sg_flight_waiter *w, const sg_flight_outcome *out);
@@ -81,6 +82,13 @@ sg_flight_fp sg_flight_fingerprint(const char *method, const uint8_t *payload, s
  */
 sg_flight_res sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter *w,
                               sg_arena *a, sg_flight_outcome *out, int64_t *age_ms, bool *refresh);
+
+/*
+ * Takes a waiting call back (its deadline passed, or the server is stopping). Returns true when
+ * it was still waiting: it is unlinked and its done callback will never run. Returns false when
+ * the owner has already taken it: its done callback runs (or has run) on the owner's thread.
+ */
+bool sg_flight_leave(sg_flight *t, sg_flight_waiter *w);
 
 /*
  * The owner (or refresher) of key reports its outcome. keep: store it, fresh for ttl_ms and

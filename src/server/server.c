@@ -5,6 +5,8 @@
  *
  *   W_RECV --recv done--> decode, dispatch --immediate answer------------------> W_SEND
  *                                    \--upstream call--> W_UPSTREAM --engine cb--> W_SEND
+ *                                    \--same key in flight--> W_PARKED --owner's outcome
+ *                                                              or own deadline--> W_SEND
  *   W_SEND --send done--> reset arena, post the next receive -> W_RECV
  *
  * The receive and send callbacks run on nng's threads; the upstream completion runs on the
@@ -33,6 +35,7 @@
 #include "upstream/engine.h"
 
 #include "flight.h"
+#include "reaper.h"
 
 #ifndef SG_VERSION
 #define SG_VERSION "0.1.0"
@@ -52,7 +55,8 @@ enum work_state {
 	W_INIT,     /* not started */
 	W_RECV,     /* a receive is posted */
 	W_UPSTREAM, /* waiting for the engine */
-	W_FLIGHT,   /* waiting for the owner of its key (idempotency or cache) */
+	W_FLIGHT,   /* looking its key up (idempotency or cache) */
+	W_PARKED,   /* waiting for the owner of its key, its deadline with the reaper */
 	W_AUTH,     /* waiting for a provider token */
 	W_SEND,     /* a reply is being sent */
 };
@@ -93,6 +97,13 @@ struct work {
 	bool cache_store;                        /* bypassed the cache: store a fresh answer */
 	sg_flight_waiter waiter;                 /* parks the call behind the key's owner */
 	bool waiter_replay;                      /* a waiter's answer is marked replayed */
+	/* W_PARKED: the owner's callback (work_flight_done) and the deadline (work_park_expired,
+	 * on the reaper thread) race; exactly one of them sends the reply. */
+	sg_flight *parked_in;      /* the table it waits in */
+	sg_reaper_item park_timer; /* its deadline, queued with the server's reaper */
+	pthread_mutex_t park_mtx;  /* guards the two flags below */
+	bool park_ready;           /* the owner's outcome is encoded in msg (msg NULL: dropped) */
+	bool park_timer_gone;      /* the deadline came first and the owner took the call */
 };
 
 /* One provider's fetched token. */
@@ -116,6 +127,7 @@ struct sg_server {
 	atomic_uint next_engine;                      /* round-robin over engines */
 	sg_flight *idem;                              /* CreateOrder idempotency keys */
 	sg_flight *cache;                             /* Track/GetOrder answers, or NULL */
+	sg_reaper *reaper;                            /* deadlines of parked calls */
 	struct token_cache tokens[SG_PROVIDER_COUNT]; /* fetched provider tokens */
 	struct work *works;                           /* the context pool */
 	int nworks;                                   /* entries in works[] */
@@ -153,6 +165,7 @@ fetches_token(const sg_provider *p, const sg_pconf *pc)
 static void work_cb(void *arg);
 static void work_recv(struct work *w);
 static void work_release(struct work *w);
+static void work_fail(struct work *w, sg_err err, const char *msg);
 static void work_with_token(struct work *w);
 static bool work_idem_begin(struct work *w);
 static void work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp);
@@ -304,30 +317,50 @@ work_encode_reply(struct work *w, const sg_flight_outcome *o, const uint8_t *ext
 	return 0;
 }
 
-/* Sends an encoded outcome as w's reply, with extra fields appended to its payload. */
+/* CreateOrderResponse.replayed = true, appended to a replayed payload. */
+static const uint8_t replayed_field[] = {(REPLAYED_FIELD << 3) | 0, 1};
+
+/* Encodes an outcome as w's reply into w->msg, with extra fields appended to its payload, and
+ * drops the call's memory (the reply no longer needs it). Without memory even for the reply,
+ * w->msg is freed and left NULL: the reply is dropped and the caller's deadline fires. */
 static void
-work_send_outcome_x(struct work *w, const sg_flight_outcome *o, const uint8_t *extra,
+work_encode_outcome(struct work *w, const sg_flight_outcome *o, const uint8_t *extra,
                     size_t extra_len)
 {
 	if (work_encode_reply(w, o, extra, extra_len) != 0) {
-		/* No memory even for the reply: drop it; the caller's deadline will fire. */
 		nng_msg_free(w->msg);
 		w->msg = NULL;
+	}
+	work_release(w);
+}
+
+/* Sends the reply encoded in w->msg; without one, goes straight to the next request. */
+static void
+work_send_msg(struct work *w)
+{
+	if (w->msg == NULL) {
 		work_recv(w);
 		return;
 	}
-	work_release(w); /* the reply is in w->msg: the call's memory can go now */
 	w->state = W_SEND;
 	nng_aio_set_msg(w->aio, w->msg);
 	w->msg = NULL; /* owned by the aio now; back to us only if the send fails */
 	nng_ctx_send(w->ctx, w->aio);
 }
 
+/* Sends an encoded outcome as w's reply, with extra fields appended to its payload. */
+static void
+work_send_outcome_x(struct work *w, const sg_flight_outcome *o, const uint8_t *extra,
+                    size_t extra_len)
+{
+	work_encode_outcome(w, o, extra, extra_len);
+	work_send_msg(w);
+}
+
 /* Sends an encoded outcome; `replayed` marks CreateOrderResponse.replayed = true. */
 static void
 work_send_outcome(struct work *w, const sg_flight_outcome *o, bool replayed)
 {
-	static const uint8_t replayed_field[] = {(REPLAYED_FIELD << 3) | 0, 1};
 	work_send_outcome_x(w, o, replayed_field, replayed ? sizeof(replayed_field) : 0);
 }
 
@@ -433,12 +466,70 @@ work_send(struct work *w)
 	work_send_outcome(w, &o, false);
 }
 
-/* A call that waited behind the owner of its key gets the owner's outcome. */
+/* A call that waited behind the owner of its key gets the owner's outcome. Runs on the
+ * owner's thread: encodes the reply now (o is borrowed) and sends it, unless the reaper has
+ * already taken the call's deadline and is deciding (then it sends). */
 static void
 work_flight_done(sg_flight_waiter *wt, const sg_flight_outcome *o)
 {
 	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
-	work_send_outcome(w, o, w->waiter_replay);
+	bool replay = w->waiter_replay;
+
+	work_encode_outcome(w, o, replayed_field, replay ? sizeof(replayed_field) : 0);
+	pthread_mutex_lock(&w->park_mtx);
+	w->park_ready = true;
+	bool send = sg_reaper_remove(w->srv->reaper, &w->park_timer) || w->park_timer_gone;
+	pthread_mutex_unlock(&w->park_mtx);
+	if (send)
+		work_send_msg(w);
+}
+
+/*
+ * Parks w behind the owner of its key in t (sg_flight_begin said WAITING): it gets the owner's
+ * outcome (work_flight_done) or, if its own deadline passes first, DEADLINE_EXCEEDED
+ * (work_park_expired). The owner may already have answered: then that is sent now.
+ */
+static void
+work_park(struct work *w, sg_flight *t)
+{
+	pthread_mutex_lock(&w->park_mtx);
+	if (w->park_ready) {
+		pthread_mutex_unlock(&w->park_mtx);
+		work_send_msg(w);
+		return;
+	}
+	w->parked_in = t;
+	w->state = W_PARKED;
+	w->park_timer.deadline = w->deadline_ms;
+	/* cannot fail: the reaper has a slot for every context, and w is in none */
+	(void)sg_reaper_add(w->srv->reaper, &w->park_timer);
+	pthread_mutex_unlock(&w->park_mtx);
+}
+
+/* The deadline of a parked call passed. Reaper thread. */
+static void
+work_park_expired(sg_reaper_item *it)
+{
+	struct work *w = (struct work *)((char *)it - offsetof(struct work, park_timer));
+
+	pthread_mutex_lock(&w->park_mtx);
+	bool ready = w->park_ready;
+	pthread_mutex_unlock(&w->park_mtx);
+	if (!ready && sg_flight_leave(w->parked_in, &w->waiter)) {
+		/* still waiting, and now ours: the owner's callback will not run */
+		work_fail(w, SG_EDEADLINE,
+		          "deadline passed while waiting for the same call (same key) in flight");
+		return;
+	}
+	if (!ready) {
+		/* the owner has taken it: its callback is on its way */
+		pthread_mutex_lock(&w->park_mtx);
+		ready = w->park_ready;
+		w->park_timer_gone = !ready; /* then the callback sends */
+		pthread_mutex_unlock(&w->park_mtx);
+	}
+	if (ready)
+		work_send_msg(w);
 }
 
 /* Records err (message optional) and sends the reply. */
@@ -702,7 +793,7 @@ work_idem_begin(struct work *w)
 	w->waiter_replay = true;
 	switch (sg_flight_begin(s->idem, key, fp, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->idem_owner = true; return true;
-	case SG_FLIGHT_WAITING: return false; /* work_flight_done sends the owner's outcome */
+	case SG_FLIGHT_WAITING: work_park(w, s->idem); return false;
 	case SG_FLIGHT_HIT:
 	case SG_FLIGHT_STALE: work_send_outcome(w, &o, true); return false;
 	case SG_FLIGHT_CONFLICT:
@@ -874,7 +965,7 @@ work_cache_begin(struct work *w)
 	w->waiter_replay = false;
 	switch (sg_flight_begin(s->cache, key, none, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->cache_owner = true; return true;
-	case SG_FLIGHT_WAITING: return false; /* work_flight_done answers it */
+	case SG_FLIGHT_WAITING: work_park(w, s->cache); return false;
 	case SG_FLIGHT_HIT: work_send_cached(w, &o, age, false); return false;
 	case SG_FLIGHT_STALE:
 		if (refresh)
@@ -1064,6 +1155,8 @@ work_recv(struct work *w)
 	if (w->state != W_INIT)
 		atomic_fetch_sub(&w->srv->busy, 1);
 	work_release(w);
+	w->parked_in = NULL;
+	w->park_ready = w->park_timer_gone = false;
 	w->state = W_RECV;
 	nng_ctx_recv(w->ctx, w->aio);
 }
@@ -1275,6 +1368,14 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		e = SG_ENOMEM;
 		goto fail;
 	}
+	if ((s->reaper = sg_reaper_new((size_t)s->nworks)) == NULL) {
+		e = SG_ENOMEM;
+		goto fail;
+	}
+	for (int i = 0; i < s->nworks; i++) {
+		pthread_mutex_init(&s->works[i].park_mtx, NULL);
+		s->works[i].park_timer.expired = work_park_expired;
+	}
 	for (int i = 0; i < s->nworks; i++) {
 		struct work *w = &s->works[i];
 		w->srv = s;
@@ -1365,7 +1466,10 @@ sg_server_stop(sg_server *s)
 	while (atomic_load(&s->busy) > 0 && sg_now_ms() < until)
 		sleep_ms(2);
 	sleep_ms(50);
-	/* 4. Close, then stop each aio (never from a callback), then free. */
+	/* 4. No call is parked any more (their owners finished in 2): stop the deadlines. */
+	sg_reaper_free(s->reaper);
+	s->reaper = NULL;
+	/* 5. Close, then stop each aio (never from a callback), then free. */
 	if (s->sock_open) {
 		nng_close(s->sock);
 		s->sock_open = false;
@@ -1394,6 +1498,8 @@ sg_server_free(sg_server *s)
 			s->engines[i] = NULL;
 		}
 	}
+	sg_reaper_free(s->reaper); /* before the contexts its callbacks use */
+	s->reaper = NULL;
 	for (int i = 0; s->works != NULL && i < s->nworks; i++) {
 		struct work *w = &s->works[i];
 		if (w->aio != NULL) {
@@ -1402,6 +1508,7 @@ sg_server_free(sg_server *s)
 		}
 		nng_msg_free(w->msg);
 		sg_arena_fini(&w->arena);
+		pthread_mutex_destroy(&w->park_mtx);
 	}
 	free(s->works);
 	sg_flight_free(s->idem);
