@@ -74,6 +74,7 @@
 #define ENG_MAX_IDLE        1024        /* idle xfers kept in the free list after a burst */
 #define ENG_KEEP_BUF        (32u << 10) /* buffers up to this size stay with a pooled xfer */
 #define ENG_BUF_MIN         256         /* first allocation of a growing buffer */
+#define ENG_PRESIZE_MAX     (1u << 20)  /* a Content-Length up to this is allocated at once */
 #define ENG_EPOLL_BATCH     256         /* events taken per epoll_wait; the rest come next round */
 #define ENG_MAX_METHOD      16          /* longest accepted request method */
 #define ENG_MAX_WAIT_MS     60000       /* longest single epoll_wait */
@@ -235,11 +236,13 @@ xfer_body_cb(char *p, size_t size, size_t n, void *ud)
 	}
 	if (x->body.len == 0) {
 		/* first bytes: size the buffer from Content-Length when the server sent one (the
-		 * doubling would leave up to half of it unused while the transfer lives) */
+		 * doubling would leave up to half of it unused while the transfer lives); a large
+		 * announcement still grows with the bytes that actually come */
 		curl_off_t cl = -1;
 		if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
 		            CURLE_OK &&
-		    cl >= (curl_off_t)len && (uint64_t)cl <= x->e->conf.max_body &&
+		    cl >= (curl_off_t)len && cl <= (curl_off_t)ENG_PRESIZE_MAX &&
+		    (uint64_t)cl <= x->e->conf.max_body &&
 		    buf_reserve(&x->body, (size_t)cl, x->e->conf.max_body, true) != 0) {
 			x->err = SG_ENOMEM;
 			return 0;
