@@ -573,6 +573,56 @@ test_parked_deadline(const char *url)
 	nng_close(s);
 }
 
+/*
+ * Calls queued behind a provider token fetch (Fuuffy's OAuth2) are answered DEADLINE_EXCEEDED
+ * at their own deadline, while the fetch goes on; the fetcher gets its answer with the token.
+ * The sandbox delays the token by 1.5 s for the client_id SLOW-1500.
+ */
+static void
+test_token_wait_deadline(void)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	const char *const extra[] = {"--set", "fuuffy.client_id=SLOW-1500", NULL};
+	hs_proc gw;
+	char url[256];
+	nng_socket s;
+
+	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, extra), 0);
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&s, url), 0);
+	sandbox_reset();
+	Shipgate__V1__TrackRequest fr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	fr.provider = SHIPGATE__V1__PROVIDER__PROVIDER_FUUFFY;
+	fr.order_id = "3550875";
+	struct bg_call fetcher = {url, "Track", &fr.base, NULL, NULL, 0};
+	CHECK_INT(pthread_create(&fetcher.thr, NULL, bg_call_main, &fetcher), 0);
+	CHECK(sandbox_wait("POST", "/fuuffy/v1/auth/token", 1));
+
+	/* another Track (another key: not the cache's singleflight) queues for the token */
+	Shipgate__V1__TrackRequest wr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	wr.provider = SHIPGATE__V1__PROVIDER__PROVIDER_FUUFFY;
+	wr.tracking_number = "SF7444700508450";
+	Shipgate__V1__RpcReply *r = hs_call(s, "Track", &wr.base, 300, NULL);
+	CHECK_INT(hs_code(r), 4);
+	CHECK_STR(hs_reason(r), "DEADLINE_EXPIRED");
+	CHECK(r != NULL && r->status != NULL && strstr(r->status->message, "token") != NULL);
+	free_reply(r);
+
+	pthread_join(fetcher.thr, NULL);
+	CHECK_INT(hs_code(fetcher.reply), 0);
+	free_reply(fetcher.reply);
+	/* the token is cached now: the same call goes through */
+	r = hs_call(s, "Track", &wr.base, 5000, NULL);
+	CHECK_INT(hs_code(r), 0);
+	free_reply(r);
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/fuuffy/v1/auth/token"), 1);
+	CHECK_INT(count_requests(rec, "GET", "/fuuffy/v1/tracking/get"), 2);
+	json_decref(rec);
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+}
+
 /* Track with a cache info, decoded; NULL on failure. */
 static Shipgate__V1__TrackResponse *
 track_cached(nng_socket s, const char *id, bool bypass)
@@ -788,6 +838,7 @@ main(int argc, char **argv)
 	test_cli(url, argv[5]);
 	test_create_order_concurrent(url);
 	test_parked_deadline(url);
+	test_token_wait_deadline();
 	test_cache();
 	test_missing_credential();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);

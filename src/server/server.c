@@ -97,13 +97,15 @@ struct work {
 	bool cache_store;                        /* bypassed the cache: store a fresh answer */
 	sg_flight_waiter waiter;                 /* parks the call behind the key's owner */
 	bool waiter_replay;                      /* a waiter's answer is marked replayed */
-	/* W_PARKED: the owner's callback (work_flight_done) and the deadline (work_park_expired,
-	 * on the reaper thread) race; exactly one of them sends the reply. */
-	sg_flight *parked_in;      /* the table it waits in */
-	sg_reaper_item park_timer; /* its deadline, queued with the server's reaper */
-	pthread_mutex_t park_mtx;  /* guards the two flags below */
-	bool park_ready;           /* the owner's outcome is encoded in msg (msg NULL: dropped) */
-	bool park_timer_gone;      /* the deadline came first and the owner took the call */
+	/* Parked (W_PARKED behind the owner of its key, or W_AUTH behind a token fetch): the
+	 * party that ends the wait (work_park_settle) and the deadline (work_park_expired, on the
+	 * reaper thread) race; exactly one of them runs park_then. */
+	sg_flight *parked_in;              /* W_PARKED: the table it waits in */
+	void (*park_then)(struct work *w); /* how the call goes on once its wait is over */
+	sg_reaper_item park_timer;         /* its deadline, queued with the server's reaper */
+	pthread_mutex_t park_mtx;          /* guards the two flags below */
+	bool park_ready;                   /* the wait is over: w holds what it waited for */
+	bool park_timer_gone;              /* the deadline came first, too late to take it back */
 };
 
 /* One provider's fetched token. */
@@ -466,45 +468,45 @@ work_send(struct work *w)
 	work_send_outcome(w, &o, false);
 }
 
-/* A call that waited behind the owner of its key gets the owner's outcome. Runs on the
- * owner's thread: encodes the reply now (o is borrowed) and sends it, unless the reaper has
- * already taken the call's deadline and is deciding (then it sends). */
-static void
-work_flight_done(sg_flight_waiter *wt, const sg_flight_outcome *o)
-{
-	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
-	bool replay = w->waiter_replay;
-
-	work_encode_outcome(w, o, replayed_field, replay ? sizeof(replayed_field) : 0);
-	pthread_mutex_lock(&w->park_mtx);
-	w->park_ready = true;
-	bool send = sg_reaper_remove(w->srv->reaper, &w->park_timer) || w->park_timer_gone;
-	pthread_mutex_unlock(&w->park_mtx);
-	if (send)
-		work_send_msg(w);
-}
-
 /*
- * Parks w behind the owner of its key in t (sg_flight_begin said WAITING): it gets the owner's
- * outcome (work_flight_done) or, if its own deadline passes first, DEADLINE_EXCEEDED
- * (work_park_expired). The owner may already have answered: then that is sent now.
+ * Parking: a call waits behind another (the owner of its key, or a token fetch) until that one
+ * ends its wait or the call's own deadline passes, whichever comes first. The ender stores
+ * what the call waited for in it and calls work_park_settle(); the reaper calls
+ * work_park_expired(). Each of the two may find the other half-way; the per-call lock decides
+ * which one goes on with the call.
  */
+
+/* Queues w's deadline, or goes on at once if its wait is already over. then: how it goes on.
+ * The caller has made w findable by the ender (linked it in the flight or the token queue). */
 static void
-work_park(struct work *w, sg_flight *t)
+work_park(struct work *w, void (*then)(struct work *w))
 {
 	pthread_mutex_lock(&w->park_mtx);
 	if (w->park_ready) {
 		pthread_mutex_unlock(&w->park_mtx);
-		work_send_msg(w);
+		then(w);
 		return;
 	}
-	w->parked_in = t;
-	w->state = W_PARKED;
+	w->park_then = then;
 	w->park_timer.deadline = w->deadline_ms;
 	/* cannot fail: the reaper has a slot for every context, and w is in none */
 	(void)sg_reaper_add(w->srv->reaper, &w->park_timer);
 	pthread_mutex_unlock(&w->park_mtx);
 }
+
+/* The ender of w's wait has stored its result in w. True when the caller must now go on with
+ * w; false when w's parker or the reaper will. */
+static bool
+work_park_settle(struct work *w)
+{
+	pthread_mutex_lock(&w->park_mtx);
+	w->park_ready = true;
+	bool go = sg_reaper_remove(w->srv->reaper, &w->park_timer) || w->park_timer_gone;
+	pthread_mutex_unlock(&w->park_mtx);
+	return go;
+}
+
+static bool token_leave(struct work *w);
 
 /* The deadline of a parked call passed. Reaper thread. */
 static void
@@ -515,21 +517,47 @@ work_park_expired(sg_reaper_item *it)
 	pthread_mutex_lock(&w->park_mtx);
 	bool ready = w->park_ready;
 	pthread_mutex_unlock(&w->park_mtx);
-	if (!ready && sg_flight_leave(w->parked_in, &w->waiter)) {
-		/* still waiting, and now ours: the owner's callback will not run */
-		work_fail(w, SG_EDEADLINE,
-		          "deadline passed while waiting for the same call (same key) in flight");
-		return;
-	}
 	if (!ready) {
-		/* the owner has taken it: its callback is on its way */
+		/* take it back from the queue it waits in: then the ender will not see it */
+		bool token = w->state == W_AUTH;
+		if (token ? token_leave(w) : sg_flight_leave(w->parked_in, &w->waiter)) {
+			work_fail(w, SG_EDEADLINE,
+			          token ? "deadline passed while waiting for the provider's token"
+			                : "deadline passed while waiting for the same call (same "
+			                  "key) in flight");
+			return;
+		}
+		/* the ender has it: it settles soon, or has just done so */
 		pthread_mutex_lock(&w->park_mtx);
 		ready = w->park_ready;
-		w->park_timer_gone = !ready; /* then the callback sends */
+		w->park_timer_gone = !ready;
 		pthread_mutex_unlock(&w->park_mtx);
 	}
 	if (ready)
+		w->park_then(w);
+}
+
+/* A call that waited behind the owner of its key gets the owner's outcome. Runs on the
+ * owner's thread: encodes the reply now (o is borrowed), then sends it unless the parker or
+ * the reaper will. */
+static void
+work_flight_done(sg_flight_waiter *wt, const sg_flight_outcome *o)
+{
+	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
+	bool replay = w->waiter_replay;
+
+	work_encode_outcome(w, o, replayed_field, replay ? sizeof(replayed_field) : 0);
+	if (work_park_settle(w))
 		work_send_msg(w);
+}
+
+/* Parks w behind the owner of its key in t (sg_flight_begin said WAITING). */
+static void
+work_park_flight(struct work *w, sg_flight *t)
+{
+	w->parked_in = t;
+	w->state = W_PARKED;
+	work_park(w, work_send_msg);
 }
 
 /* Records err (message optional) and sends the reply. */
@@ -625,17 +653,16 @@ token_margin_ms(int64_t lifetime_ms)
 	return m > 60000 ? 60000 : m;
 }
 
-/* Continues a queued call once the token fetch finished (err SG_OK: tok is the token). */
+/* Stores the outcome of a token fetch in a call that waited for it (err SG_OK: tok is the
+ * token; else fst says why it failed), copied into the call's arena: tok and fst belong to the
+ * fetcher. */
 static void
-work_token_ready(struct work *w, sg_err err, const char *tok, const sg_status *fst)
+work_token_adopt(struct work *w, sg_err err, const char *tok, const sg_status *fst)
 {
 	if (err == SG_OK) {
 		w->pc_call.token = sg_arena_strdup(&w->arena, tok);
-		if (w->pc_call.token == NULL) {
-			work_fail(w, SG_ENOMEM, NULL);
-			return;
-		}
-		work_build_submit(w);
+		if (w->pc_call.token == NULL)
+			sg_status_set(&w->st, &w->arena, SG_ENOMEM, NULL);
 		return;
 	}
 	if (fst != &w->st) {
@@ -647,6 +674,17 @@ work_token_ready(struct work *w, sg_err err, const char *tok, const sg_status *f
 		w->st.nviolations = 0;
 	}
 	w->st.err = err;
+}
+
+/* Goes on with a call whose token wait is over (work_token_adopt ran): upstream with the
+ * token, or its failure as the reply. */
+static void
+work_token_continue(struct work *w)
+{
+	if (w->st.err == SG_OK) {
+		work_build_submit(w);
+		return;
+	}
 	w->reply = NULL;
 	work_send(w);
 }
@@ -691,10 +729,35 @@ work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 	while (waiters != NULL) {
 		struct work *w = waiters;
 		waiters = w->auth_next;
-		if (w != f)
-			work_token_ready(w, err, tok, &f->st);
+		if (w == f)
+			continue;
+		work_token_adopt(w, err, tok, &f->st);
+		if (work_park_settle(w))
+			work_token_continue(w);
 	}
-	work_token_ready(f, err, tok, &f->st);
+	work_token_adopt(f, err, tok, &f->st);
+	work_token_continue(f);
+}
+
+/* Takes a call waiting for a token fetch out of the queue. True when it was still there (the
+ * fetch will not continue it); false when the fetch has already taken the queue. */
+static bool
+token_leave(struct work *w)
+{
+	struct token_cache *tc = &w->srv->tokens[w->prov->id - 1];
+	bool found = false;
+
+	pthread_mutex_lock(&tc->mtx);
+	for (struct work **pp = &tc->waiters; *pp != NULL; pp = &(*pp)->auth_next) {
+		if (*pp == w) {
+			*pp = w->auth_next;
+			w->auth_next = NULL;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&tc->mtx);
+	return found;
 }
 
 /* Runs the call with the provider's cached token, fetching one first when needed. */
@@ -716,13 +779,20 @@ work_with_token(struct work *w)
 		return;
 	}
 	w->state = W_AUTH;
+	pthread_mutex_lock(&w->park_mtx); /* a fresh wait (a call may wait again after a 401) */
+	w->park_ready = w->park_timer_gone = false;
+	pthread_mutex_unlock(&w->park_mtx);
 	w->auth_next = tc->waiters;
 	tc->waiters = w;
 	bool fetch = !tc->fetching;
 	tc->fetching = true;
 	pthread_mutex_unlock(&tc->mtx);
-	if (!fetch)
-		return; /* another call is fetching; work_token_fetched continues this one */
+	if (!fetch) {
+		/* another call is fetching: work_token_fetched continues this one, unless its
+		 * deadline comes first */
+		work_park(w, work_token_continue);
+		return;
+	}
 
 	sg_err err = w->prov->auth.build(&w->pc_call, &w->arena, &w->hreq, &w->st);
 	if (err == SG_OK) {
@@ -793,7 +863,7 @@ work_idem_begin(struct work *w)
 	w->waiter_replay = true;
 	switch (sg_flight_begin(s->idem, key, fp, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->idem_owner = true; return true;
-	case SG_FLIGHT_WAITING: work_park(w, s->idem); return false;
+	case SG_FLIGHT_WAITING: work_park_flight(w, s->idem); return false;
 	case SG_FLIGHT_HIT:
 	case SG_FLIGHT_STALE: work_send_outcome(w, &o, true); return false;
 	case SG_FLIGHT_CONFLICT:
@@ -965,7 +1035,7 @@ work_cache_begin(struct work *w)
 	w->waiter_replay = false;
 	switch (sg_flight_begin(s->cache, key, none, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->cache_owner = true; return true;
-	case SG_FLIGHT_WAITING: work_park(w, s->cache); return false;
+	case SG_FLIGHT_WAITING: work_park_flight(w, s->cache); return false;
 	case SG_FLIGHT_HIT: work_send_cached(w, &o, age, false); return false;
 	case SG_FLIGHT_STALE:
 		if (refresh)
@@ -1156,6 +1226,7 @@ work_recv(struct work *w)
 		atomic_fetch_sub(&w->srv->busy, 1);
 	work_release(w);
 	w->parked_in = NULL;
+	w->park_then = NULL;
 	w->park_ready = w->park_timer_gone = false;
 	w->state = W_RECV;
 	nng_ctx_recv(w->ctx, w->aio);
