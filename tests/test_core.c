@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/dheap.h"
 #include "core/err.h"
 #include "core/status.h"
 #include "testutil.h"
@@ -255,6 +256,41 @@ test_status(void)
 	sg_arena_fini(&a);
 }
 
+/* The deadline heap: pops in deadline order, entries leave from the middle, ties are fine. */
+static void
+test_dheap(void)
+{
+	enum { N = 500 };
+	static sg_dheap_node nodes[N];
+	sg_dheap h = {0};
+	unsigned seed = 7;
+
+	for (int i = 0; i < N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		nodes[i].deadline = (int64_t)(seed >> 16) % 100; /* many ties */
+		CHECK_INT(sg_dheap_push(&h, &nodes[i]), 0);
+	}
+	CHECK_INT(h.len, N);
+	for (int i = 0; i < N; i += 3) /* every third one leaves early */
+		sg_dheap_del(&h, &nodes[i]);
+	int64_t last = -1;
+	size_t popped = 0;
+	bool ordered = true;
+	sg_dheap_node *n;
+	while ((n = sg_dheap_top(&h)) != NULL) {
+		ordered = ordered && n->deadline >= last;
+		last = n->deadline;
+		sg_dheap_del(&h, n);
+		popped++;
+	}
+	CHECK(ordered);
+	CHECK_INT(popped, N - (N + 2) / 3);
+	CHECK(sg_dheap_top(&h) == NULL);
+	CHECK_INT(sg_dheap_reserve(&h, 4), 0); /* already larger: no change */
+	sg_dheap_fini(&h);
+	CHECK(h.v == NULL && h.cap == 0);
+}
+
 int
 main(void)
 {
@@ -266,5 +302,6 @@ main(void)
 	test_err_table();
 	test_err_from_http();
 	test_status();
+	test_dheap();
 	TEST_MAIN_END();
 }

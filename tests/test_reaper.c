@@ -58,11 +58,11 @@ test_order_and_remove(void)
 	CHECK(r != NULL);
 	atomic_store(&seq, 0);
 	atomic_store(&order, 0);
-	a.it.deadline = now + 60;
-	b.it.deadline = now + 20;
-	c.it.deadline = now + 40;
-	d.it.deadline = now + 50;
-	e.it.deadline = now + 10;
+	a.it.node.deadline = now + 60;
+	b.it.node.deadline = now + 20;
+	c.it.node.deadline = now + 40;
+	d.it.node.deadline = now + 50;
+	e.it.node.deadline = now + 10;
 	CHECK(sg_reaper_add(r, &a.it));
 	CHECK(!sg_reaper_add(r, &a.it)); /* already queued */
 	CHECK(sg_reaper_add(r, &b.it));
@@ -81,13 +81,13 @@ test_order_and_remove(void)
 	CHECK_INT(atomic_load(&a.calls), 1);
 
 	/* a past deadline fires at once; an item can be queued again after it fired */
-	a.it.deadline = sg_now_ms() - 5;
+	a.it.node.deadline = sg_now_ms() - 5;
 	CHECK(sg_reaper_add(r, &a.it));
 	CHECK(wait_seq(4));
 	CHECK_INT(atomic_load(&a.calls), 2);
 
 	/* freed with an item left: dropped, not called */
-	e.it.deadline = sg_now_ms() + 60000;
+	e.it.node.deadline = sg_now_ms() + 60000;
 	CHECK(sg_reaper_add(r, &e.it));
 	sg_reaper_free(r);
 	CHECK_INT(atomic_load(&e.calls), 0);
@@ -111,7 +111,7 @@ test_race(void)
 	atomic_store(&seq, 0);
 	for (int i = 0; i < RACE_N; i++) {
 		race[i].it.expired = expired;
-		race[i].it.deadline = sg_now_ms() + (i % 3);
+		race[i].it.node.deadline = sg_now_ms() + (i % 3);
 		CHECK(sg_reaper_add(r, &race[i].it));
 	}
 	for (int i = 0; i < RACE_N; i++)

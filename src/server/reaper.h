@@ -18,13 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dheap.h"
+
 typedef struct sg_reaper sg_reaper;
 
-/* One deadline. Embedded in the caller's state; the reaper owns `idx` and `queued`. */
+/* One deadline. Embedded in the caller's state: set node.deadline and expired; the reaper owns
+ * the rest. */
 typedef struct sg_reaper_item {
-	int64_t deadline;                             /* sg_now_ms() time it expires */
+	sg_dheap_node node; /* node.deadline: sg_now_ms() time it expires */
 	void (*expired)(struct sg_reaper_item *item); /* runs once, on the reaper thread */
-	size_t idx;                                   /* reaper-owned: heap slot */
 	bool queued;                                  /* reaper-owned: in the heap */
 } sg_reaper_item;
 
@@ -35,8 +37,8 @@ sg_reaper *sg_reaper_new(size_t cap);
  * are dropped without their callback. NULL is a no-op. */
 void sg_reaper_free(sg_reaper *r);
 
-/* Queues it until it->deadline. Returns false when the reaper is full, it is already queued, or
- * r is NULL. */
+/* Queues it until it->node.deadline. Returns false when the reaper is full, it is already queued,
+ * or r is NULL. */
 bool sg_reaper_add(sg_reaper *r, sg_reaper_item *it);
 
 /* Takes it out. True when it was queued: its callback will not run. False when it was not

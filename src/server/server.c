@@ -488,7 +488,7 @@ work_park(struct work *w, void (*then)(struct work *w))
 		return;
 	}
 	w->park_then = then;
-	w->park_timer.deadline = w->deadline_ms;
+	w->park_timer.node.deadline = w->deadline_ms;
 	/* cannot fail: the reaper has a slot for every context, and w is in none */
 	(void)sg_reaper_add(w->srv->reaper, &w->park_timer);
 	pthread_mutex_unlock(&w->park_mtx);

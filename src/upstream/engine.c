@@ -53,6 +53,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +64,7 @@
 #include <curl/curl.h>
 
 #include "core/clock.h"
+#include "core/dheap.h"
 
 /* ------------------------------------------------------------------ limits and defaults */
 
@@ -107,12 +109,12 @@ struct xfer {
 	CURL *easy;        /* owned; kept across reuse, reset per transfer */
 	sg_engine_cb cb;   /* completion callback */
 	void *arg;         /* its argument */
-	int64_t deadline;  /* absolute sg_now_ms() deadline (never 0 once submitted) */
+	sg_dheap_node dl;  /* dl.deadline: absolute sg_now_ms() deadline (never 0 once
+	                      submitted); in e->wait_heap while X_WAITING */
 	const char *hkey;  /* "scheme://authority" prefix of the URL (borrowed from req) */
 	size_t hkeylen;    /* its length */
 	struct host *host; /* engine thread: the host it counts against */
 	bool fresh;        /* engine thread: started with CURLOPT_FRESH_CONNECT */
-	size_t heap_idx;   /* engine thread: index in e->heap while X_WAITING */
 	sg_err err;        /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
 	struct buf body;   /* response body (final response) */
 	struct buf hdrs;   /* header block of the final response, "Name: value\r\n" lines */
@@ -155,9 +157,7 @@ struct sg_engine {
 	struct host *hosts;      /* every host seen */
 	struct host *ready_head; /* hosts with waiters held back only by total_cap (FIFO, */
 	struct host *ready_tail; /*   checked lazily: entries may have gone stale) */
-	struct xfer **heap;      /* waiting transfers, min-heap on deadline (owned array) */
-	size_t heap_len;         /* entries in heap */
-	size_t heap_cap;         /* entries allocated */
+	sg_dheap wait_heap;      /* waiting transfers on their deadline (struct xfer.dl) */
 
 	pthread_mutex_t mtx; /* guards everything below */
 	struct xfer *q_head; /* submitted, not yet taken by the engine thread (FIFO) */
@@ -620,82 +620,11 @@ dl_del(struct xfer **head, struct xfer **tail, struct xfer *x)
 	x->next = x->prev = NULL;
 }
 
-/* ------------------------------------------------------------------ the wait heap */
-
-/* Min-heap of waiting transfers on deadline; x->heap_idx tracks each one's slot so a transfer
- * can leave from the middle in O(log n). Engine thread. */
-
-static void
-heap_set(sg_engine *e, size_t i, struct xfer *x)
+/* The xfer whose deadline node n is. */
+static struct xfer *
+xfer_of_dl(sg_dheap_node *n)
 {
-	e->heap[i] = x;
-	x->heap_idx = i;
-}
-
-static void
-heap_up(sg_engine *e, size_t i)
-{
-	struct xfer *x = e->heap[i];
-
-	while (i > 0 && e->heap[(i - 1) / 2]->deadline > x->deadline) {
-		heap_set(e, i, e->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	heap_set(e, i, x);
-}
-
-static void
-heap_down(sg_engine *e, size_t i)
-{
-	struct xfer *x = e->heap[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= e->heap_len) {
-			break;
-		}
-		if (c + 1 < e->heap_len && e->heap[c + 1]->deadline < e->heap[c]->deadline) {
-			c++;
-		}
-		if (e->heap[c]->deadline >= x->deadline) {
-			break;
-		}
-		heap_set(e, i, e->heap[c]);
-		i = c;
-	}
-	heap_set(e, i, x);
-}
-
-/* Returns 0, or -1 when the heap cannot grow. */
-static int
-heap_push(sg_engine *e, struct xfer *x)
-{
-	if (e->heap_len == e->heap_cap) {
-		size_t ncap = e->heap_cap ? e->heap_cap * 2 : 64;
-		struct xfer **p = realloc(e->heap, ncap * sizeof(*p));
-		if (p == NULL) {
-			return -1;
-		}
-		e->heap = p;
-		e->heap_cap = ncap;
-	}
-	heap_set(e, e->heap_len++, x);
-	heap_up(e, x->heap_idx);
-	return 0;
-}
-
-static void
-heap_del(sg_engine *e, struct xfer *x)
-{
-	size_t i = x->heap_idx;
-	struct xfer *last = e->heap[--e->heap_len];
-
-	if (last == x) {
-		return;
-	}
-	heap_set(e, i, last);
-	heap_up(e, i);
-	heap_down(e, last->heap_idx);
+	return (struct xfer *)(void *)((char *)n - offsetof(struct xfer, dl));
 }
 
 /* ------------------------------------------------------------------ hosts and admission */
@@ -773,7 +702,7 @@ ready_pop(sg_engine *e)
 static void
 xfer_start(sg_engine *e, struct xfer *x)
 {
-	int64_t left = x->deadline - sg_now_ms();
+	int64_t left = x->dl.deadline - sg_now_ms();
 	CURLMcode mc;
 
 	if (left <= 0) {
@@ -807,7 +736,7 @@ wait_add(sg_engine *e, struct xfer *x)
 {
 	struct host *h = x->host;
 
-	if (heap_push(e, x) != 0) {
+	if (sg_dheap_push(&e->wait_heap, &x->dl) != 0) {
 		xfer_complete(e, x, SG_ENOMEM, NULL);
 		return;
 	}
@@ -827,7 +756,7 @@ wait_add(sg_engine *e, struct xfer *x)
 static void
 wait_del(sg_engine *e, struct xfer *x)
 {
-	heap_del(e, x);
+	sg_dheap_del(&e->wait_heap, &x->dl);
 	dl_del(&x->host->wait_head, &x->host->wait_tail, x);
 	x->state = X_IDLE;
 }
@@ -875,8 +804,10 @@ eng_admit(sg_engine *e, struct xfer *x)
 static void
 eng_expire(sg_engine *e, int64_t now)
 {
-	while (e->heap_len > 0 && e->heap[0]->deadline <= now) {
-		struct xfer *x = e->heap[0];
+	sg_dheap_node *n;
+
+	while ((n = sg_dheap_top(&e->wait_heap)) != NULL && n->deadline <= now) {
+		struct xfer *x = xfer_of_dl(n);
 		wait_del(e, x);
 		xfer_complete(e, x, SG_EUP_TIMEOUT, NULL);
 	}
@@ -1019,10 +950,11 @@ eng_shutdown(sg_engine *e)
 static int
 eng_wait_ms(const sg_engine *e)
 {
+	const sg_dheap_node *n = sg_dheap_top(&e->wait_heap);
 	int64_t at = e->timer_at, d;
 
-	if (e->heap_len > 0 && (at < 0 || e->heap[0]->deadline < at)) {
-		at = e->heap[0]->deadline;
+	if (n != NULL && (at < 0 || n->deadline < at)) {
+		at = n->deadline;
 	}
 	if (at < 0) {
 		return -1;
@@ -1107,7 +1039,7 @@ eng_destroy(sg_engine *e)
 		e->hosts = h->next;
 		free(h);
 	}
-	free(e->heap);
+	sg_dheap_fini(&e->wait_heap);
 	if (e->epfd >= 0) {
 		close(e->epfd);
 	}
@@ -1259,7 +1191,7 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 	}
 	x->cb = cb;
 	x->arg = arg;
-	x->deadline = deadline_ms;
+	x->dl.deadline = deadline_ms;
 	x->hkey = req->url;
 	x->hkeylen = hkeylen;
 	x->err = SG_OK;
