@@ -275,20 +275,6 @@ struct field {
 static sg_err fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg,
                    const struct field *f);
 
-/* A StringValue holding s, an arena string already (borrowed, not copied again). */
-static sg_err
-wrap_str(struct bs_ctx *x, const char *s, Google__Protobuf__StringValue **out)
-{
-	Google__Protobuf__StringValue *w = sg_arena_alloc(x->j.a, sizeof(*w));
-
-	if (w == NULL)
-		return sg_nomem(x->j.st);
-	google__protobuf__string_value__init(w);
-	w->value = (char *)s; /* the arena never frees */
-	*out = w;
-	return SG_OK;
-}
-
 /* The fewest significant digits (15, 16 or 17) that print d so that it reads back as d. */
 static int
 real_digits(double d)
@@ -370,7 +356,7 @@ get_postal(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key,
 		return sg_json_wrong_type(&x->j, at, key, "integer or string", v);
 	if (s == NULL)
 		return sg_nomem(x->j.st);
-	return wrap_str(x, s, out);
+	return sg_pb_str(x->j.a, s, out, x->j.st);
 }
 
 static sg_err
@@ -385,7 +371,7 @@ get_json(struct bs_ctx *x, json_t *o, const char *key, Google__Protobuf__StringV
 		return SG_OK;
 	if ((rv = json_text(x, v, &s)) != SG_OK)
 		return rv;
-	return wrap_str(x, s, out);
+	return sg_pb_str(x->j.a, s, out, x->j.st);
 }
 
 /* A nested object into a new message of type f->d; *out stays NULL when null or missing. */
@@ -472,7 +458,7 @@ fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg, const struct fi
 		switch (f->kind) {
 		case F_STR:
 			if ((rv = sg_json_opt_str(c, o, at, f->key, &s)) == SG_OK && s != NULL)
-				rv = wrap_str(x, s, slot);
+				rv = sg_pb_str(x->j.a, s, slot, x->j.st);
 			break;
 		case F_NUM:
 			if ((rv = sg_json_opt_num(c, o, at, f->key, &d, &present)) == SG_OK &&
@@ -552,7 +538,7 @@ parse_event(struct bs_ctx *x, json_t *h, const sg_jpath *at, Shipgate__V1__Track
 
 	ev->status = sg_biteship_status(code, &sub);
 	ev->sub_status = (char *)sub; /* static */
-	if (code != NULL && (rv = wrap_str(x, code, &ev->raw_code)) != SG_OK)
+	if (code != NULL && (rv = sg_pb_str(x->j.a, code, &ev->raw_code, x->j.st)) != SG_OK)
 		return rv;
 	if (note != NULL)
 		ev->raw_text = (char *)note;
@@ -612,7 +598,7 @@ delivery_datetime(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *k
 
 	if ((rv = sg_json_opt_str(&x->j, o, at, key, &s)) != SG_OK || s == NULL)
 		return rv;
-	if ((rv = wrap_str(x, s, &m->datetime)) != SG_OK)
+	if ((rv = sg_pb_str(x->j.a, s, &m->datetime, x->j.st)) != SG_OK)
 		return rv;
 	if (sg_time_iso(x->pc, SG_BITESHIP_DEFAULT_OFFSET_S, s, strlen(s), &utc, &off, &src))
 		return sg_pb_int64(x->j.a, utc, &m->datetime_unix, x->j.st);
@@ -683,7 +669,7 @@ order_status(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key, v
 	if ((rv = sg_json_opt_str(&x->j, o, at, key, &s)) != SG_OK || s == NULL)
 		return rv;
 	m->status = sg_biteship_status(s, &sub);
-	return wrap_str(x, s, &m->raw_status);
+	return sg_pb_str(x->j.a, s, &m->raw_status, x->j.st);
 }
 
 /* ------------------------------------------------------------------ the tables */
@@ -925,8 +911,7 @@ sg_biteship_track_parse(const sg_pconf *pc, const ProtobufCMessage *req, const s
 		t->events = cr->history;
 		t->n_events = cr->n_history;
 	}
-	if ((rv = sg_track_normalize(t, a, st)) != SG_OK)
-		goto fail;
+	sg_track_settle(t);  /* the events were normalised with the Order */
 	if (t->n_events > 0) /* Biteship's words for the newest event, which gave the status */
 		t->status_text = t->events[t->n_events - 1]->raw_text;
 	*reply = &r->base;

@@ -1091,8 +1091,7 @@ sg_pb_str(sg_arena *a, const char *s, Google__Protobuf__StringValue **out, sg_st
 	if ((w = sg_arena_alloc(a, sizeof(*w))) == NULL)
 		return sg_nomem(st);
 	google__protobuf__string_value__init(w);
-	if ((w->value = sg_arena_strdup(a, s)) == NULL)
-		return sg_nomem(st);
+	w->value = (char *)s; /* borrowed: the arena never frees */
 	*out = w;
 	return SG_OK;
 }
@@ -1340,6 +1339,20 @@ slot_cmp_time(const void *p, const void *q)
 	return r != 0 ? r : cmp_i64((int64_t)x->pos, (int64_t)y->pos);
 }
 
+void
+sg_track_settle(Shipgate__V1__Tracking *t)
+{
+	if (t->n_events == 0) {
+		t->last_update_unix = 0;
+		t->terminal = sg_status_terminal(t->status);
+		return;
+	}
+	const Shipgate__V1__TrackingEvent *newest = t->events[t->n_events - 1];
+	t->status = newest->status;
+	t->terminal = sg_status_terminal(newest->status);
+	t->last_update_unix = newest->time_unix;
+}
+
 sg_err
 sg_track_normalize(Shipgate__V1__Tracking *t, sg_arena *a, sg_status *st)
 {
@@ -1347,8 +1360,7 @@ sg_track_normalize(Shipgate__V1__Tracking *t, sg_arena *a, sg_status *st)
 	struct ev_slot *s;
 
 	if (n == 0) {
-		t->last_update_unix = 0;
-		t->terminal = sg_status_terminal(t->status);
+		sg_track_settle(t);
 		return SG_OK;
 	}
 	if ((s = sg_arena_calloc(a, n, sizeof(*s))) == NULL)
@@ -1369,10 +1381,6 @@ sg_track_normalize(Shipgate__V1__Tracking *t, sg_arena *a, sg_status *st)
 	for (size_t i = 0; i < m; i++)
 		t->events[i] = s[i].ev;
 	t->n_events = m;
-
-	const Shipgate__V1__TrackingEvent *newest = t->events[m - 1];
-	t->status = newest->status;
-	t->terminal = sg_status_terminal(newest->status);
-	t->last_update_unix = newest->time_unix;
+	sg_track_settle(t);
 	return SG_OK;
 }

@@ -314,8 +314,8 @@ bool sg_time_iso(const sg_pconf *pc, int32_t default_offset_s, const char *s, si
 
 /*
  * Wrapper values in the arena, initialised with the generated init functions. For the string
- * form, s NULL gives *out NULL (absent) and SG_OK; otherwise s is copied. SG_ENOMEM on a full
- * arena (recorded in st).
+ * form, s NULL gives *out NULL (absent) and SG_OK; otherwise s is borrowed (an arena string, or
+ * one that lives as long). SG_ENOMEM on a full arena (recorded in st).
  */
 sg_err sg_pb_str(sg_arena *a, const char *s, Google__Protobuf__StringValue **out, sg_status *st);
 sg_err sg_pb_int64(sg_arena *a, int64_t v, Google__Protobuf__Int64Value **out, sg_status *st);
@@ -362,5 +362,9 @@ sg_err sg_track_response_new(Shipgate__V1__Provider id, sg_arena *a,
  * The arena holds a scratch index (SG_ENOMEM when full; t is then unchanged).
  */
 sg_err sg_track_normalize(Shipgate__V1__Tracking *t, sg_arena *a, sg_status *st);
+
+/* The last step of sg_track_normalize alone, for events already in order without duplicates:
+ * status, terminal and last_update_unix from the newest event (or as above with none). */
+void sg_track_settle(Shipgate__V1__Tracking *t);
 
 #endif /* SG_PROVIDERS_COMMON_H */
