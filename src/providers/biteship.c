@@ -275,69 +275,6 @@ struct field {
 static sg_err fill(struct bs_ctx *x, json_t *o, const sg_jpath *at, void *msg,
                    const struct field *f);
 
-/* The fewest significant digits (15, 16 or 17) that print d so that it reads back as d. */
-static int
-real_digits(double d)
-{
-	char buf[40];
-
-	for (int p = 15; p < 17; p++) {
-		snprintf(buf, sizeof(buf), "%.*g", p, d);
-		if (strtod(buf, NULL) == d)
-			return p;
-	}
-	return 17;
-}
-
-/* The digits that every real inside v needs (0 when v holds none). */
-static int
-digits_needed(json_t *v)
-{
-	const char *k;
-	json_t *e;
-	size_t i;
-	int p = 0, q;
-
-	if (json_is_real(v))
-		return real_digits(json_real_value(v));
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-		{
-			if ((q = digits_needed(e)) > p)
-				p = q;
-		}
-	} else if (json_is_object(v)) {
-		json_object_foreach(v, k, e)
-		{
-			if ((q = digits_needed(e)) > p)
-				p = q;
-		}
-	}
-	return p;
-}
-
-/*
- * v as compact JSON text in the arena, members in the provider's order. Reals take the fewest
- * digits at which every real of v reads back unchanged (jansson's precision is one per dump):
- * 15.2 stays "15.2" rather than jansson's default "15.199999999999999".
- */
-static sg_err
-json_text(struct bs_ctx *x, json_t *v, const char **out)
-{
-	int prec = digits_needed(v);
-	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec > 0 ? prec : 17);
-	size_t n = json_dumpb(v, NULL, 0, flags);
-	char *buf;
-
-	*out = NULL;
-	if (n == 0 || (buf = sg_arena_alloc(x->j.a, n + 1)) == NULL ||
-	    json_dumpb(v, buf, n, flags) != n)
-		return sg_nomem(x->j.st); /* jansson (loop check) or the arena ran out */
-	buf[n] = '\0';
-	*out = buf;
-	return SG_OK;
-}
-
 static sg_err
 get_postal(struct bs_ctx *x, json_t *o, const sg_jpath *at, const char *key,
            Google__Protobuf__StringValue **out)
@@ -369,7 +306,8 @@ get_json(struct bs_ctx *x, json_t *o, const char *key, Google__Protobuf__StringV
 	*out = NULL;
 	if (v == NULL || json_is_null(v))
 		return SG_OK;
-	if ((rv = json_text(x, v, &s)) != SG_OK)
+	if ((rv = sg_json_dump(x->j.a, v, JSON_COMPACT | JSON_ENCODE_ANY, &s, NULL, x->j.st)) !=
+	    SG_OK)
 		return rv;
 	return sg_pb_str(x->j.a, s, out, x->j.st);
 }
@@ -652,7 +590,8 @@ read_json_text(struct bs_ctx *x, json_t *e, const sg_jpath *at, void *slot)
 	const char *s;
 	sg_err rv;
 
-	if ((rv = json_text(x, e, &s)) != SG_OK)
+	if ((rv = sg_json_dump(x->j.a, e, JSON_COMPACT | JSON_ENCODE_ANY, &s, NULL, x->j.st)) !=
+	    SG_OK)
 		return rv;
 	*(char **)slot = (char *)s;
 	return SG_OK;

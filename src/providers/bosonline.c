@@ -797,53 +797,24 @@ items_json(const corder *co, bool *ok)
 	return o;
 }
 
-/* The fewest significant digits (1-17) with which "%.*g" prints v so that it reads back as
- * exactly v: 17 always do, most coordinates need fewer. */
-static int
-real_digits(double v)
-{
-	char buf[40];
-
-	for (int p = 1; p < 17; p++) {
-		snprintf(buf, sizeof(buf), "%.*g", p, v);
-		if (strtod(buf, NULL) == v)
-			return p;
-	}
-	return 17;
-}
-
 /* The request body, serialised into the arena: *body (NUL-terminated) and *len. Compact, members
- * in the document's order. jansson prints every real with one precision, so it is the largest
- * that a coordinate needs: each reads back as the caller's very double, and the document's
- * 2.9372132131231 goes out as written (not 2.9372132131230999). Needs a request that
+ * in the document's order. Reals (the coordinates) take the fewest digits that read back as the
+ * caller's very double (sg_json_dump): the document's 2.9372132131231 goes out as written, not
+ * 2.9372132131230999. Needs a request that
  * check_order() accepted. SG_ENOMEM when jansson or the arena runs out. */
 static sg_err
 order_body(const corder *co, sg_arena *a, const char **body, size_t *len, sg_status *st)
 {
 	json_t *root = json_object();
 	bool ok = true;
-	int digits = 1;
-	size_t flags, n = 0;
-	char *buf;
+	sg_err rv;
 
-	if (co->sender->latitude != NULL && real_digits(co->sender->latitude->value) > digits)
-		digits = real_digits(co->sender->latitude->value);
-	if (co->sender->longitude != NULL && real_digits(co->sender->longitude->value) > digits)
-		digits = real_digits(co->sender->longitude->value);
-	flags = JSON_COMPACT | JSON_REAL_PRECISION(digits);
 	put(&ok, root, "sender", sender_json(co->sender, &ok));
 	put(&ok, root, "receiver", receiver_json(co->receiver, &ok));
 	put(&ok, root, "items", items_json(co, &ok));
-	if (!ok || (n = json_dumpb(root, NULL, 0, flags)) == 0 ||
-	    (buf = sg_arena_alloc(a, n + 1)) == NULL || json_dumpb(root, buf, n, flags) != n) {
-		json_decref(root);
-		return sg_nomem(st);
-	}
-	buf[n] = '\0';
+	rv = ok ? sg_json_dump(a, root, JSON_COMPACT, body, len, st) : sg_nomem(st);
 	json_decref(root);
-	*body = buf;
-	*len = n;
-	return SG_OK;
+	return rv;
 }
 
 sg_err

@@ -740,6 +740,67 @@ sg_json_arena_set(sg_arena *a)
 	return old;
 }
 
+/* The fewest significant digits (1-17) with which "%.*g" prints d so that it reads back as
+ * exactly d: 17 always do, most values need fewer. */
+static int
+real_digits(double d)
+{
+	char buf[40];
+
+	for (int p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, d);
+		if (strtod(buf, NULL) == d)
+			return p;
+	}
+	return 17;
+}
+
+/* The digits that every real inside v needs (0 when v holds none). */
+static int
+digits_needed(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	int p = 0, q;
+
+	if (json_is_real(v))
+		return real_digits(json_real_value(v));
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+		{
+			if ((q = digits_needed(e)) > p)
+				p = q;
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, e)
+		{
+			if ((q = digits_needed(e)) > p)
+				p = q;
+		}
+	}
+	return p;
+}
+
+sg_err
+sg_json_dump(sg_arena *a, json_t *v, size_t flags, const char **out, size_t *len, sg_status *st)
+{
+	int prec = digits_needed(v);
+	size_t n;
+	char *buf;
+
+	*out = NULL;
+	flags |= JSON_REAL_PRECISION(prec > 0 ? prec : 17);
+	if ((n = json_dumpb(v, NULL, 0, flags)) == 0 || (buf = sg_arena_alloc(a, n + 1)) == NULL ||
+	    json_dumpb(v, buf, n, flags) != n)
+		return sg_nomem(st); /* jansson (loop check) or the arena ran out */
+	buf[n] = '\0';
+	*out = buf;
+	if (len != NULL)
+		*len = n;
+	return SG_OK;
+}
+
 sg_err
 sg_json_parse(sg_jctx *c, const char *body, size_t len, json_t **out)
 {

@@ -226,6 +226,15 @@ sg_arena *sg_json_arena_set(sg_arena *a);
 sg_err sg_json_parse(sg_jctx *c, const char *body, size_t len, json_t **out);
 
 /*
+ * v as JSON text in arena a: *out NUL-terminated, *len its length (len may be NULL). flags are
+ * jansson's without a precision: reals take the fewest digits at which every real in v reads
+ * back unchanged (jansson has one precision per dump), so 15.2 stays "15.2", not
+ * "15.199999999999999". SG_ENOMEM (in st) when jansson or the arena runs out.
+ */
+sg_err sg_json_dump(sg_arena *a, json_t *v, size_t flags, const char **out, size_t *len,
+                    sg_status *st);
+
+/*
  * Typed member getters on object obj, which sits at location `at` (NULL: the root).
  *   _req_  the member must be present and of the type; null is a wrong type.
  *   _opt_  null or missing gives "absent" (NULL pointer, or *present = false) and SG_OK.
