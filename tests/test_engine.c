@@ -1143,9 +1143,15 @@ test_shutdown(void)
 	}
 	CHECK_INT(ok, N);
 	t0 = sg_now_ms();
-	sg_engine_free(e);
+	sg_engine_stop(e);
 	CHECK(sg_now_ms() - t0 < 5000);
-	CHECK(batch_wait(&b, N, 1000)); /* all done before free returned */
+	CHECK(batch_wait(&b, N, 1000)); /* all done before stop returned */
+	/* stopped, not freed: a late submit is refused cleanly */
+	struct rec late = {.b = &b};
+	CHECK_INT(sg_engine_submit(e, &req, 0, rec_cb, &late), SG_ESHUTDOWN);
+	sg_engine_stop(e); /* idempotent */
+	sg_engine_free(e);
+	CHECK_INT(late.calls, 0);
 	pthread_mutex_lock(&b.mtx);
 	for (i = 0; i < N; i++) {
 		once += recs[i].calls == 1;

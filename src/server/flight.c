@@ -290,7 +290,10 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 	} else if (e->fp.a != fp.a || e->fp.b != fp.b) {
 		res = SG_FLIGHT_CONFLICT;
 	} else if (!e->stored) {
+		w->prev = NULL;
 		w->next = e->waiters;
+		if (e->waiters != NULL)
+			e->waiters->prev = w;
 		w->where = e;
 		e->waiters = w;
 		res = SG_FLIGHT_WAITING;
@@ -358,16 +361,16 @@ sg_flight_leave(sg_flight *t, sg_flight_waiter *w)
 
 	pthread_mutex_lock(&t->mtx);
 	struct entry *e = w->where;
-	if (e != NULL) {
-		sg_flight_waiter **pp = &e->waiters;
-		while (*pp != NULL && *pp != w)
-			pp = &(*pp)->next;
-		if (*pp == w) {
-			*pp = w->next;
-			waiting = true;
-		}
+	if (e != NULL) { /* still queued: unlink in O(1) */
+		if (w->prev != NULL)
+			w->prev->next = w->next;
+		else
+			e->waiters = w->next;
+		if (w->next != NULL)
+			w->next->prev = w->prev;
 		w->where = NULL;
-		w->next = NULL;
+		w->next = w->prev = NULL;
+		waiting = true;
 	}
 	pthread_mutex_unlock(&t->mtx);
 	return waiting;

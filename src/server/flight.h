@@ -40,8 +40,9 @@ typedef struct sg_flight_outcome {
 
 /* A call parked behind the owner of its key. Embedded in the caller's state. */
 typedef struct sg_flight_waiter {
-	struct sg_flight_waiter *next; /* the key's waiters (table-owned link) */
-	void *where;                   /* table-owned: the key it waits on, NULL once taken */
+	struct sg_flight_waiter *next; /* the key's waiters (table-owned links) */
+	struct sg_flight_waiter *prev;
+	void *where; /* table-owned: the key it waits on, NULL once taken */
 	/* Runs once, on the thread that calls sg_flight_finish, without the table lock; the
 	 * outcome is borrowed for the duration of the call. */
 	void (*done)(struct sg_flight_waiter *w, const sg_flight_outcome *out);

@@ -16,7 +16,7 @@ struct sg_reaper {
 	pthread_cond_t cv;   /* wakes the thread: new earliest item, or stop */
 	sg_dheap heap;       /* queued items on their deadline (room for cap reserved) */
 	size_t cap;          /* items held at most */
-	bool stop;           /* sg_reaper_free has begun */
+	bool stop;           /* sg_reaper_stop has begun */
 	pthread_t thr;       /* the reaper thread */
 };
 
@@ -104,17 +104,29 @@ sg_reaper_new(size_t cap)
 }
 
 void
-sg_reaper_free(sg_reaper *r)
+sg_reaper_stop(sg_reaper *r)
 {
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->mtx);
+	bool join = !r->stop;
 	r->stop = true;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mtx);
-	pthread_join(r->thr, NULL);
-	for (size_t i = 0; i < r->heap.len; i++)
-		item_of(r->heap.v[i])->queued = false;
+	if (join)
+		pthread_join(r->thr, NULL);
+	pthread_mutex_lock(&r->mtx);
+	while (r->heap.len > 0) /* dropped: their callbacks will not run */
+		item_del(r, item_of(r->heap.v[0]));
+	pthread_mutex_unlock(&r->mtx);
+}
+
+void
+sg_reaper_free(sg_reaper *r)
+{
+	if (r == NULL)
+		return;
+	sg_reaper_stop(r);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mtx);
 	sg_dheap_fini(&r->heap);

@@ -33,8 +33,11 @@ typedef struct sg_reaper_item {
 /* Starts a reaper that holds at most cap items. NULL when out of memory or threads. */
 sg_reaper *sg_reaper_new(size_t cap);
 
-/* Stops the thread (waiting for a running callback) and frees the reaper. Items still queued
- * are dropped without their callback. NULL is a no-op. */
+/* Stops the thread (waiting for a running callback). Items still queued are dropped without
+ * their callback; adding fails from now on, removing still works. Idempotent; NULL is a no-op. */
+void sg_reaper_stop(sg_reaper *r);
+
+/* sg_reaper_stop, then frees the reaper. NULL is a no-op. */
 void sg_reaper_free(sg_reaper *r);
 
 /* Queues it until it->node.deadline. Returns false when the reaper is full, it is already queued,

@@ -89,23 +89,24 @@ struct work {
 	enum method_kind kind;                   /* what the method does */
 	const sg_provider *prov;                 /* provider of an upstream call */
 	sg_pconf pc_call;                        /* its config, with the token to use */
-	struct work *auth_next;                  /* next call queued for a provider token */
+	struct work *auth_next;                  /* calls queued for a provider token (links, */
+	struct work *auth_prev;                  /*   valid while auth_queued) */
+	bool auth_queued;                        /* in its provider's token queue */
 	bool auth_retried;                       /* already retried after a 401 */
 	bool idem_owner;                         /* owns its idempotency key: must finish it */
 	const char *cache_key;                   /* lookup cache key (arena), or NULL */
 	bool cache_owner;                        /* owns cache_key: must finish it */
 	bool cache_store;                        /* bypassed the cache: store a fresh answer */
 	sg_flight_waiter waiter;                 /* parks the call behind the key's owner */
-	bool waiter_replay;                      /* a waiter's answer is marked replayed */
 	/* Parked (W_PARKED behind the owner of its key, or W_AUTH behind a token fetch): the
 	 * party that ends the wait (work_park_settle) and the deadline (work_park_expired, on the
 	 * reaper thread) race; exactly one of them runs park_then. */
-	sg_flight *parked_in;              /* W_PARKED: the table it waits in */
-	void (*park_then)(struct work *w); /* how the call goes on once its wait is over */
-	sg_reaper_item park_timer;         /* its deadline, queued with the server's reaper */
-	pthread_mutex_t park_mtx;          /* guards the two flags below */
-	bool park_ready;                   /* the wait is over: w holds what it waited for */
-	bool park_timer_gone;              /* the deadline came first, too late to take it back */
+	void (*park_then)(struct work *w);  /* how the call goes on once its wait is over */
+	bool (*park_leave)(struct work *w); /* takes it out of its queue; false: too late */
+	sg_reaper_item park_timer;          /* its deadline, queued with the server's reaper */
+	pthread_mutex_t park_mtx;           /* guards the two flags below */
+	bool park_ready;                    /* the wait is over: w holds what it waited for */
+	bool park_timer_gone;               /* the deadline came first, too late to take it back */
 };
 
 /* One provider's fetched token. */
@@ -162,6 +163,60 @@ static bool
 fetches_token(const sg_provider *p, const sg_pconf *pc)
 {
 	return p->auth.build != NULL && pc->client_id != NULL && pc->client_secret != NULL;
+}
+
+/*
+ * The provider operations, with jansson allocating from the call's arena meanwhile
+ * (sg_json_use_arenas): the JSON a provider parses or builds dies with the call, no malloc.
+ */
+static sg_err
+op_build(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
+         sg_http_req *out, sg_status *st)
+{
+	sg_json_arena_set(a);
+	sg_err err = op->build(pc, req, a, out, st);
+	sg_json_arena_set(NULL);
+	return err;
+}
+
+static sg_err
+op_parse(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req, const sg_http_resp *resp,
+         sg_arena *a, ProtobufCMessage **reply, sg_status *st)
+{
+	sg_json_arena_set(a);
+	sg_err err = op->parse(pc, req, resp, a, reply, st);
+	sg_json_arena_set(NULL);
+	return err;
+}
+
+static sg_err
+auth_build(const sg_provider *p, const sg_pconf *pc, sg_arena *a, sg_http_req *out, sg_status *st)
+{
+	sg_json_arena_set(a);
+	sg_err err = p->auth.build(pc, a, out, st);
+	sg_json_arena_set(NULL);
+	return err;
+}
+
+static sg_err
+auth_parse(const sg_provider *p, const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a,
+           const char **token, int64_t *lifetime_s, sg_status *st)
+{
+	sg_json_arena_set(a);
+	sg_err err = p->auth.parse(pc, resp, a, token, lifetime_s, st);
+	sg_json_arena_set(NULL);
+	return err;
+}
+
+/* The provider's cached token when it is still good (tc->mtx held): true, and *out its copy in
+ * a (NULL when a is full). False when there is none or it expired. */
+static bool
+token_take(struct token_cache *tc, sg_arena *a, const char **out)
+{
+	if (tc->token == NULL || sg_now_ms() >= tc->expires_ms)
+		return false;
+	*out = sg_arena_strdup(a, tc->token);
+	return true;
 }
 
 static void work_cb(void *arg);
@@ -476,10 +531,18 @@ work_send(struct work *w)
  * which one goes on with the call.
  */
 
-/* Queues w's deadline, or goes on at once if its wait is already over. then: how it goes on.
- * The caller has made w findable by the ender (linked it in the flight or the token queue). */
+/* Before w becomes findable by an ender (a flight lookup, a token queue): no wait of its own
+ * is pending then, so plain stores do. */
 static void
-work_park(struct work *w, void (*then)(struct work *w))
+work_park_reset(struct work *w)
+{
+	w->park_ready = w->park_timer_gone = false;
+}
+
+/* Queues w's deadline, or goes on at once if its wait is already over. then: how it goes on;
+ * leave: how to take it back from the queue the caller linked it in. */
+static void
+work_park(struct work *w, void (*then)(struct work *w), bool (*leave)(struct work *w))
 {
 	pthread_mutex_lock(&w->park_mtx);
 	if (w->park_ready) {
@@ -488,6 +551,7 @@ work_park(struct work *w, void (*then)(struct work *w))
 		return;
 	}
 	w->park_then = then;
+	w->park_leave = leave;
 	w->park_timer.node.deadline = w->deadline_ms;
 	/* cannot fail: the reaper has a slot for every context, and w is in none */
 	(void)sg_reaper_add(w->srv->reaper, &w->park_timer);
@@ -519,12 +583,12 @@ work_park_expired(sg_reaper_item *it)
 	pthread_mutex_unlock(&w->park_mtx);
 	if (!ready) {
 		/* take it back from the queue it waits in: then the ender will not see it */
-		bool token = w->state == W_AUTH;
-		if (token ? token_leave(w) : sg_flight_leave(w->parked_in, &w->waiter)) {
+		if (w->park_leave(w)) {
 			work_fail(w, SG_EDEADLINE,
-			          token ? "deadline passed while waiting for the provider's token"
-			                : "deadline passed while waiting for the same call (same "
-			                  "key) in flight");
+			          w->park_leave == token_leave
+			                  ? "deadline passed while waiting for the provider's token"
+			                  : "deadline passed while waiting for the same call (same "
+			                    "key) in flight");
 			return;
 		}
 		/* the ender has it: it settles soon, or has just done so */
@@ -544,20 +608,32 @@ static void
 work_flight_done(sg_flight_waiter *wt, const sg_flight_outcome *o)
 {
 	struct work *w = (struct work *)((char *)wt - offsetof(struct work, waiter));
-	bool replay = w->waiter_replay;
+	bool replay = w->kind == M_CREATE_ORDER; /* an idempotent replay says so */
 
 	work_encode_outcome(w, o, replayed_field, replay ? sizeof(replayed_field) : 0);
 	if (work_park_settle(w))
 		work_send_msg(w);
 }
 
-/* Parks w behind the owner of its key in t (sg_flight_begin said WAITING). */
-static void
-work_park_flight(struct work *w, sg_flight *t)
+/* The table a call's key lives in: idempotency for CreateOrder, else the lookup cache. */
+static sg_flight *
+work_flight_table(const struct work *w)
 {
-	w->parked_in = t;
+	return w->kind == M_CREATE_ORDER ? w->srv->idem : w->srv->cache;
+}
+
+static bool
+work_flight_leave(struct work *w)
+{
+	return sg_flight_leave(work_flight_table(w), &w->waiter);
+}
+
+/* Parks w behind the owner of its key (sg_flight_begin said WAITING). */
+static void
+work_park_flight(struct work *w)
+{
 	w->state = W_PARKED;
-	work_park(w, work_send_msg);
+	work_park(w, work_send_msg, work_flight_leave);
 }
 
 /* Records err (message optional) and sends the reply. */
@@ -578,9 +654,7 @@ work_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 	struct sg_server *s = w->srv;
 
 	if (err == SG_OK) {
-		sg_json_arena_set(&w->arena); /* jansson allocates from the call's arena */
-		err = w->op->parse(&w->pc_call, w->req, resp, &w->arena, &w->reply, &w->st);
-		sg_json_arena_set(NULL);
+		err = op_parse(w->op, &w->pc_call, w->req, resp, &w->arena, &w->reply, &w->st);
 		w->st.err = err;
 		if (err == SG_EUP_UNAUTH && fetches_token(w->prov, &w->pc_call) &&
 		    !w->auth_retried) {
@@ -612,15 +686,14 @@ work_build_submit(struct work *w)
 {
 	struct sg_server *s = w->srv;
 	const sg_pconf *pc = &w->pc_call;
-	sg_json_arena_set(&w->arena);
-	sg_err err = w->op->build(pc, w->req, &w->arena, &w->hreq, &w->st);
-	sg_json_arena_set(NULL);
+	sg_err err = op_build(w->op, pc, w->req, &w->arena, &w->hreq, &w->st);
 	if (err != SG_OK) {
 		w->st.err = err;
 		work_send(w);
 		return;
 	}
-	if (w->kind == M_CREATE_ORDER && !work_idem_begin(w))
+	/* (a call resumed after a token wait or a 401 already owns its key) */
+	if (w->kind == M_CREATE_ORDER && !w->idem_owner && !work_idem_begin(w))
 		return; /* answered, or parked behind the key's owner */
 	int64_t deadline = w->deadline_ms;
 	if (w->env->deadline_ms == 0 && pc->timeout_ms > 0)
@@ -701,7 +774,7 @@ work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 
 	atomic_fetch_sub(&s->upstream, 1);
 	if (err == SG_OK)
-		err = f->prov->auth.parse(&f->pc_call, resp, &f->arena, &tok, &lifetime_s, &f->st);
+		err = auth_parse(f->prov, &f->pc_call, resp, &f->arena, &tok, &lifetime_s, &f->st);
 	else if (f->st.err == SG_OK) /* an engine error; a build error already said why */
 		sg_status_set(&f->st, &f->arena, err, "%s token: %s", f->prov->name,
 		              sg_strerror(err));
@@ -712,6 +785,8 @@ work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 	struct work *waiters = tc->waiters;
 	tc->waiters = NULL;
 	tc->fetching = false;
+	for (struct work *w = waiters; w != NULL; w = w->auth_next)
+		w->auth_queued = false; /* taken: token_leave says so from now on */
 	if (err == SG_OK) {
 		char *copy = strdup(tok);
 		if (copy != NULL) {
@@ -730,7 +805,7 @@ work_token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 		struct work *w = waiters;
 		waiters = w->auth_next;
 		if (w == f)
-			continue;
+			continue; /* goes last, below */
 		work_token_adopt(w, err, tok, &f->st);
 		if (work_park_settle(w))
 			work_token_continue(w);
@@ -745,19 +820,21 @@ static bool
 token_leave(struct work *w)
 {
 	struct token_cache *tc = &w->srv->tokens[w->prov->id - 1];
-	bool found = false;
+	bool queued;
 
 	pthread_mutex_lock(&tc->mtx);
-	for (struct work **pp = &tc->waiters; *pp != NULL; pp = &(*pp)->auth_next) {
-		if (*pp == w) {
-			*pp = w->auth_next;
-			w->auth_next = NULL;
-			found = true;
-			break;
-		}
+	if ((queued = w->auth_queued)) { /* unlink in O(1) */
+		if (w->auth_prev != NULL)
+			w->auth_prev->auth_next = w->auth_next;
+		else
+			tc->waiters = w->auth_next;
+		if (w->auth_next != NULL)
+			w->auth_next->auth_prev = w->auth_prev;
+		w->auth_queued = false;
+		w->auth_next = w->auth_prev = NULL;
 	}
 	pthread_mutex_unlock(&tc->mtx);
-	return found;
+	return queued;
 }
 
 /* Runs the call with the provider's cached token, fetching one first when needed. */
@@ -768,8 +845,7 @@ work_with_token(struct work *w)
 	struct token_cache *tc = &s->tokens[w->prov->id - 1];
 
 	pthread_mutex_lock(&tc->mtx);
-	if (tc->token != NULL && sg_now_ms() < tc->expires_ms) {
-		w->pc_call.token = sg_arena_strdup(&w->arena, tc->token);
+	if (token_take(tc, &w->arena, &w->pc_call.token)) {
 		pthread_mutex_unlock(&tc->mtx);
 		if (w->pc_call.token == NULL) {
 			work_fail(w, SG_ENOMEM, NULL);
@@ -779,22 +855,24 @@ work_with_token(struct work *w)
 		return;
 	}
 	w->state = W_AUTH;
-	pthread_mutex_lock(&w->park_mtx); /* a fresh wait (a call may wait again after a 401) */
-	w->park_ready = w->park_timer_gone = false;
-	pthread_mutex_unlock(&w->park_mtx);
+	work_park_reset(w);
+	w->auth_prev = NULL;
 	w->auth_next = tc->waiters;
+	if (tc->waiters != NULL)
+		tc->waiters->auth_prev = w;
 	tc->waiters = w;
+	w->auth_queued = true;
 	bool fetch = !tc->fetching;
 	tc->fetching = true;
 	pthread_mutex_unlock(&tc->mtx);
 	if (!fetch) {
 		/* another call is fetching: work_token_fetched continues this one, unless its
 		 * deadline comes first */
-		work_park(w, work_token_continue);
+		work_park(w, work_token_continue, token_leave);
 		return;
 	}
 
-	sg_err err = w->prov->auth.build(&w->pc_call, &w->arena, &w->hreq, &w->st);
+	sg_err err = auth_build(w->prov, &w->pc_call, &w->arena, &w->hreq, &w->st);
 	if (err == SG_OK) {
 		atomic_fetch_add(&s->upstream, 1);
 		err = sg_engine_submit(pick_engine(s), &w->hreq, w->deadline_ms, work_token_fetched,
@@ -860,10 +938,10 @@ work_idem_begin(struct work *w)
 	int64_t age;
 	bool refresh;
 	w->state = W_FLIGHT;
-	w->waiter_replay = true;
+	work_park_reset(w);
 	switch (sg_flight_begin(s->idem, key, fp, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->idem_owner = true; return true;
-	case SG_FLIGHT_WAITING: work_park_flight(w, s->idem); return false;
+	case SG_FLIGHT_WAITING: work_park_flight(w); return false;
 	case SG_FLIGHT_HIT:
 	case SG_FLIGHT_STALE: work_send_outcome(w, &o, true); return false;
 	case SG_FLIGHT_CONFLICT:
@@ -914,10 +992,8 @@ refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
 	ProtobufCMessage *reply = NULL;
 	sg_flight_outcome o = {empty_status, 0, NULL, 0};
 
-	sg_json_arena_set(&r->arena);
 	bool parsed = err == SG_OK &&
-	              r->op->parse(&r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
-	sg_json_arena_set(NULL);
+	              op_parse(r->op, &r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
 	bool keep = parsed && reply != NULL && pack_payload(&r->arena, reply, &o) == 0;
 	int i = r->prov->id - 1;
 	sg_flight_finish(s->cache, r->key, keep, s->cfg->cache_ttl_ms[i], s->cfg->cache_stale_ms[i],
@@ -951,15 +1027,13 @@ cache_refresh_start(struct work *w, const char *key)
 		/* use the cached provider token; without one, leave the stale answer be */
 		struct token_cache *tc = &s->tokens[i];
 		pthread_mutex_lock(&tc->mtx);
-		if (tc->token != NULL && sg_now_ms() < tc->expires_ms)
-			r->pc.token = sg_arena_strdup(&r->arena, tc->token);
-		else
+		if (!token_take(tc, &r->arena, &r->pc.token))
 			r->pc.token = NULL;
 		pthread_mutex_unlock(&tc->mtx);
 		if (r->pc.token == NULL)
 			goto fail;
 	}
-	if (r->op->build(&r->pc, r->req, &r->arena, &r->hreq, &r->st) != SG_OK)
+	if (op_build(r->op, &r->pc, r->req, &r->arena, &r->hreq, &r->st) != SG_OK)
 		goto fail;
 	atomic_fetch_add(&s->upstream, 1);
 	if (sg_engine_submit(pick_engine(s), &r->hreq, sg_now_ms() + r->pc.timeout_ms, refresh_done,
@@ -1032,10 +1106,10 @@ work_cache_begin(struct work *w)
 		return true;
 	}
 	w->state = W_FLIGHT;
-	w->waiter_replay = false;
+	work_park_reset(w);
 	switch (sg_flight_begin(s->cache, key, none, &w->waiter, &w->arena, &o, &age, &refresh)) {
 	case SG_FLIGHT_OWNER: w->cache_owner = true; return true;
-	case SG_FLIGHT_WAITING: work_park_flight(w, s->cache); return false;
+	case SG_FLIGHT_WAITING: work_park_flight(w); return false;
 	case SG_FLIGHT_HIT: work_send_cached(w, &o, age, false); return false;
 	case SG_FLIGHT_STALE:
 		if (refresh)
@@ -1072,9 +1146,7 @@ work_call_provider(struct work *w, enum method_kind kind)
 		work_send(w);
 		return;
 	}
-	if (pc->base_url == NULL) {
-		sg_status_set(&w->st, &w->arena, SG_ENOPROVIDER, "%s: no base_url configured",
-		              p->name);
+	if (sg_pconf_check(pc, &w->arena, &w->st) != SG_OK) { /* before the cache and tokens */
 		work_send(w);
 		return;
 	}
@@ -1212,7 +1284,6 @@ work_release(struct work *w)
 	w->cache_owner = false;
 	w->cache_store = false;
 	w->cache_key = NULL;
-	w->waiter_replay = false;
 	w->auth_retried = false;
 	w->prov = NULL;
 	memset(&w->hreq, 0, sizeof(w->hreq));
@@ -1225,9 +1296,6 @@ work_recv(struct work *w)
 	if (w->state != W_INIT)
 		atomic_fetch_sub(&w->srv->busy, 1);
 	work_release(w);
-	w->parked_in = NULL;
-	w->park_then = NULL;
-	w->park_ready = w->park_timer_gone = false;
 	w->state = W_RECV;
 	nng_ctx_recv(w->ctx, w->aio);
 }
@@ -1527,19 +1595,18 @@ sg_server_stop(sg_server *s)
 	int64_t until = sg_now_ms() + s->cfg->drain_timeout_ms;
 	while (atomic_load(&s->upstream) > 0 && sg_now_ms() < until)
 		sleep_ms(5);
-	/* 2. The rest complete with SG_ESHUTDOWN and are answered UNAVAILABLE. */
-	for (int i = 0; i < s->nengines; i++) {
-		sg_engine_free(s->engines[i]);
-		s->engines[i] = NULL;
-	}
+	/* 2. The rest complete with SG_ESHUTDOWN and are answered UNAVAILABLE. The engines stay
+	 * allocated (sg_server_free frees them): a continuation on another thread may still
+	 * submit, and gets SG_ESHUTDOWN. */
+	for (int i = 0; i < s->nengines; i++)
+		sg_engine_stop(s->engines[i]);
 	/* 3. Wait for every reply to be handed to its pipe, then give the pipes a moment. */
 	until = sg_now_ms() + 2000;
 	while (atomic_load(&s->busy) > 0 && sg_now_ms() < until)
 		sleep_ms(2);
 	sleep_ms(50);
 	/* 4. No call is parked any more (their owners finished in 2): stop the deadlines. */
-	sg_reaper_free(s->reaper);
-	s->reaper = NULL;
+	sg_reaper_stop(s->reaper);
 	/* 5. Close, then stop each aio (never from a callback), then free. */
 	if (s->sock_open) {
 		nng_close(s->sock);
@@ -1564,10 +1631,10 @@ sg_server_free(sg_server *s)
 		for (int i = 0; s->works != NULL && i < s->nworks; i++)
 			if (s->works[i].aio != NULL)
 				nng_aio_stop(s->works[i].aio);
-		for (int i = 0; i < s->nengines; i++) {
-			sg_engine_free(s->engines[i]);
-			s->engines[i] = NULL;
-		}
+	}
+	for (int i = 0; i < s->nengines; i++) {
+		sg_engine_free(s->engines[i]);
+		s->engines[i] = NULL;
 	}
 	sg_reaper_free(s->reaper); /* before the contexts its callbacks use */
 	s->reaper = NULL;

@@ -989,9 +989,8 @@ eng_main(void *arg)
 			int act = 0;
 
 			if (evs[i].data.fd == e->wakefd) {
-				uint64_t v;
-				while (read(e->wakefd, &v, sizeof(v)) > 0) {
-				}
+				uint64_t v; /* one read takes the whole counter */
+				(void)!read(e->wakefd, &v, sizeof(v));
 				continue;
 			}
 			/* as libevent does: an error or hang-up wakes both directions, and curl
@@ -1137,7 +1136,7 @@ fail:
 }
 
 void
-sg_engine_free(sg_engine *e)
+sg_engine_stop(sg_engine *e)
 {
 	uint64_t one = 1;
 
@@ -1151,7 +1150,17 @@ sg_engine_free(sg_engine *e)
 		/* an eventfd write fails only when the counter would overflow: awake anyway */
 		(void)!write(e->wakefd, &one, sizeof(one));
 		pthread_join(e->thr, NULL);
+		e->thr_started = false;
 	}
+}
+
+void
+sg_engine_free(sg_engine *e)
+{
+	if (e == NULL) {
+		return;
+	}
+	sg_engine_stop(e);
 	eng_destroy(e);
 }
 
@@ -1179,13 +1188,7 @@ sg_engine_submit(sg_engine *e, const sg_http_req *req, int64_t deadline_ms, sg_e
 		return SG_EDEADLINE;
 	}
 
-	pthread_mutex_lock(&e->mtx);
-	rv = e->stopping ? SG_ESHUTDOWN : SG_OK;
-	pthread_mutex_unlock(&e->mtx);
-	if (rv != SG_OK) {
-		return rv; /* cheap early exit; decided below, under the lock that guards the queue
-		            */
-	}
+	/* stopping is decided under the lock that guards the queue, below */
 	if ((x = xfer_get(e)) == NULL) {
 		return SG_ENOMEM;
 	}

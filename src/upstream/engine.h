@@ -41,9 +41,13 @@ typedef void (*sg_engine_cb)(void *arg, sg_err err, const sg_http_resp *resp);
 sg_err sg_engine_new(sg_engine **out, const sg_engine_conf *conf);
 
 /*
- * Stops the thread and frees everything. Transfers still running complete with SG_ESHUTDOWN
- * before this returns. Not to be called from an engine callback. NULL is a no-op.
+ * Stops the thread: transfers still queued or running complete with SG_ESHUTDOWN before this
+ * returns, and later submits get SG_ESHUTDOWN (the engine stays valid to call until
+ * sg_engine_free). Idempotent. Not to be called from an engine callback. NULL is a no-op.
  */
+void sg_engine_stop(sg_engine *e);
+
+/* sg_engine_stop, then frees everything; no other thread may use e any more. NULL is a no-op. */
 void sg_engine_free(sg_engine *e);
 
 /*
