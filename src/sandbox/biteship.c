@@ -99,37 +99,31 @@ biteship_nulls(json_t *root, json_t *courier)
 	                                     "note", "updated_at"));
 }
 
+/* CAMELCASE, NULLS and WRONGTYPE. */
+static int
+biteship_edit(json_t *root, const sbx_id *id)
+{
+	json_t *courier = json_object_get(root, "courier");
+
+	if (strcmp(id->text, "CAMELCASE") == 0)
+		return biteship_camelcase(root, courier);
+	if (strcmp(id->text, "NULLS") == 0)
+		return biteship_nulls(root, courier);
+	/* WRONGTYPE: history a string, price a string */
+	json_object_set_new(courier, "history", json_string("confirmed"));
+	json_object_set_new(root, "price", json_string("27500"));
+	return 0;
+}
+
+/* Everything but the plain example: reshaped with jansson, "id" set to the id asked for. */
 static void
 biteship_variant(const sbx_blob *ex, const sbx_id *id, sbx_reply *r)
 {
 	json_t *root = sbx_blob_json(ex);
-	json_t *courier = json_object_get(root, "courier");
-	json_t *hist = json_object_get(courier, "history");
-	int rv = 0;
+	json_t *hist = json_object_get(json_object_get(root, "courier"), "history");
 
-	if (root == NULL || !json_is_array(hist)) {
-		json_decref(root);
-		sbx_reply_json(r, 500, NULL, false);
-		return;
-	}
 	json_object_set_new(root, "id", json_string(id->text));
-	if (strcmp(id->text, "CAMELCASE") == 0) {
-		rv = biteship_camelcase(root, courier);
-	} else if (strcmp(id->text, "NULLS") == 0) {
-		rv = biteship_nulls(root, courier);
-	} else if (id->kind == SBX_ID_EMPTY) {
-		json_array_clear(hist);
-	} else if (id->kind == SBX_ID_BIG) {
-		rv = sbx_big_fill(hist, (size_t)id->n, biteship_retime);
-	} else { /* WRONGTYPE: history a string, price a string */
-		json_object_set_new(courier, "history", json_string("confirmed"));
-		json_object_set_new(root, "price", json_string("27500"));
-	}
-	if (rv != 0) {
-		json_decref(root);
-		root = NULL;
-	}
-	sbx_reply_json(r, 200, root, id->kind == SBX_ID_BIG);
+	sbx_reply_reshaped(r, root, hist, id, biteship_retime, biteship_edit);
 }
 
 /* ================================================================== entry */
@@ -150,8 +144,7 @@ sbx_biteship(const sbx_call *c, sbx_reply *r)
 		return;
 	}
 	if (!sbx_method_is(c, "GET")) {
-		sbx_reply_error(r, SBX_STYLE_BITESHIP, 405, "Method not allowed");
-		sbx_reply_header(r, "Allow", "GET, HEAD");
+		sbx_reply_405(r, SBX_STYLE_BITESHIP, "Method not allowed", "GET, HEAD");
 		return;
 	}
 	if (key == NULL || *key == '\0') {
@@ -180,7 +173,7 @@ sbx_biteship(const sbx_call *c, sbx_reply *r)
 	}
 	if (sbx_reserved(&id, SBX_STYLE_BITESHIP, ex, r))
 		return;
-	if (id.kind == SBX_ID_EMPTY || id.kind == SBX_ID_BIG || id.kind == SBX_ID_WRONGTYPE) {
+	if (sbx_id_reshapes(&id)) {
 		biteship_variant(ex, &id, r);
 		return;
 	}

@@ -7,7 +7,6 @@
  * awb, or in the form id) give the error and edge cases. Error bodies are {"message": ...}.
  */
 #include <stdio.h>
-#include <string.h>
 #include <strings.h>
 
 #include "providers.h"
@@ -16,19 +15,6 @@
 #define BOSONLINE_CREATE   "bosonline_create_order.json"
 #define BOSONLINE_NEWEST   1748829434 /* tm of the example's newest event */
 #define WIB                (7 * 3600) /* date/time display zone, UTC+7 */
-
-/* ================================================================== shared */
-
-static bool
-bosonline_auth(const sbx_call *c, sbx_reply *r)
-{
-	const char *tok = sbx_bearer(c->authorization);
-
-	if (tok != NULL && strcmp(tok, c->conf->token) == 0)
-		return true;
-	sbx_reply_error(r, SBX_STYLE_MESSAGE, 401, "Unauthorized");
-	return false;
-}
 
 /* ================================================================== store tracking */
 
@@ -48,30 +34,13 @@ bosonline_retime(json_t *ev, size_t i, size_t n)
 	json_object_set_new(ev, "date", json_string(buf));
 }
 
-static void
-tracking_variant(const sbx_blob *ex, const sbx_id *id, sbx_reply *r)
+/* WRONGTYPE: the history (data) is a string. */
+static int
+tracking_wrongtype(json_t *root, const sbx_id *id)
 {
-	json_t *root = sbx_blob_json(ex);
-	json_t *data = json_object_get(root, "data");
-
-	if (root == NULL || !json_is_array(data)) {
-		json_decref(root);
-		sbx_reply_json(r, 500, NULL, false);
-		return;
-	}
-	switch (id->kind) {
-	case SBX_ID_EMPTY: json_array_clear(data); break;
-	case SBX_ID_BIG:
-		if (sbx_big_fill(data, (size_t)id->n, bosonline_retime) != 0) {
-			json_decref(root);
-			root = NULL;
-		}
-		break;
-	default: /* WRONGTYPE: the history (data) is a string */
-		json_object_set_new(root, "data", json_string("Paket telah diterima"));
-		break;
-	}
-	sbx_reply_json(r, 200, root, id->kind == SBX_ID_BIG);
+	(void)id;
+	json_object_set_new(root, "data", json_string("Paket telah diterima"));
+	return 0;
 }
 
 static void
@@ -80,15 +49,15 @@ bosonline_tracking(const sbx_call *c, sbx_reply *r)
 	const sbx_blob *ex = sbx_blob_get(BOSONLINE_TRACKING);
 	char awb[SBX_ID_MAX + 2];
 	size_t n = 0;
+	json_t *root;
 	int found;
 	sbx_id id;
 
 	if (!sbx_method_is(c, "GET")) {
-		sbx_reply_error(r, SBX_STYLE_MESSAGE, 405, NULL);
-		sbx_reply_header(r, "Allow", "GET, HEAD");
+		sbx_reply_405(r, SBX_STYLE_MESSAGE, NULL, "GET, HEAD");
 		return;
 	}
-	if (!bosonline_auth(c, r))
+	if (!sbx_auth_bearer(c, r))
 		return;
 	found = c->query ? sbx_form_get(c->query, "awb", awb, sizeof(awb), &n) : 0;
 	if (found == 0 || (found == 1 && n == 0)) {
@@ -101,10 +70,13 @@ bosonline_tracking(const sbx_call *c, sbx_reply *r)
 	}
 	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, r))
 		return;
-	if (id.kind == SBX_ID_EMPTY || id.kind == SBX_ID_BIG || id.kind == SBX_ID_WRONGTYPE)
-		tracking_variant(ex, &id, r);
-	else
+	if (sbx_id_reshapes(&id)) {
+		root = sbx_blob_json(ex);
+		sbx_reply_reshaped(r, root, json_object_get(root, "data"), &id, bosonline_retime,
+		                   tracking_wrongtype);
+	} else {
 		sbx_reply_blob(r, 200, ex);
+	}
 }
 
 /* ================================================================== create order */
@@ -154,11 +126,10 @@ bosonline_create(const sbx_call *c, sbx_reply *r)
 	sbx_id id;
 
 	if (!sbx_method_is(c, "POST")) {
-		sbx_reply_error(r, SBX_STYLE_MESSAGE, 405, NULL);
-		sbx_reply_header(r, "Allow", "POST");
+		sbx_reply_405(r, SBX_STYLE_MESSAGE, NULL, "POST");
 		return;
 	}
-	if (!bosonline_auth(c, r))
+	if (!sbx_auth_bearer(c, r))
 		return;
 	if (!sbx_id_parse(c->seg[1], &id)) {
 		sbx_reply_error(r, SBX_STYLE_MESSAGE, 400, "Invalid input: invalid form id");

@@ -147,8 +147,7 @@ fuuffy_token(const sbx_call *c, sbx_reply *r)
 
 	id_s[0] = secret[0] = grant[0] = '\0';
 	if (!sbx_method_is(c, "POST")) {
-		sbx_reply_error(r, SBX_STYLE_FUUFFY, 405, NULL);
-		sbx_reply_header(r, "Allow", "POST");
+		sbx_reply_405(r, SBX_STYLE_FUUFFY, NULL, "POST");
 		return;
 	}
 	if (strncasecmp(ct, "application/json", 16) == 0) {
@@ -291,40 +290,35 @@ stringify_member(json_t *obj, const char *key)
 	return rv;
 }
 
-/* Everything but the plain example: reshaped with jansson. field/value: what to echo. */
+/* ALLCODES, JSONSTRING, JSONSTRING-LIST and WRONGTYPE. */
+static int
+fuuffy_edit(json_t *root, const sbx_id *id)
+{
+	json_t *data = json_object_get(root, "data");
+	int rv;
+
+	if (strcmp(id->text, "ALLCODES") == 0)
+		return json_object_set_new(data, "tracking_msg_list", fuuffy_allcodes());
+	if (strcmp(id->text, "JSONSTRING") == 0) {
+		rv = stringify_member(data, "tracking_msg_list");
+		return rv ? rv : stringify_member(root, "data");
+	}
+	if (strcmp(id->text, "JSONSTRING-LIST") == 0)
+		return stringify_member(data, "tracking_msg_list");
+	/* WRONGTYPE: the list is a number (a string would be a valid json-string) */
+	return json_object_set_new(data, "tracking_msg_list", json_integer(42));
+}
+
+/* Everything but the plain example: reshaped with jansson, field set to the id asked for. */
 static void
 fuuffy_variant(const sbx_blob *ex, const sbx_id *id, const char *field, sbx_reply *r)
 {
 	json_t *root = sbx_blob_json(ex);
 	json_t *data = json_object_get(root, "data");
 	json_t *list = json_object_get(data, "tracking_msg_list");
-	int rv = 0;
 
-	if (root == NULL || !json_is_array(list)) {
-		json_decref(root);
-		sbx_reply_json(r, 500, NULL, false);
-		return;
-	}
 	json_object_set_new(data, field, json_string(id->text));
-	if (strcmp(id->text, "ALLCODES") == 0) {
-		rv = json_object_set_new(data, "tracking_msg_list", fuuffy_allcodes());
-	} else if (strcmp(id->text, "JSONSTRING") == 0) {
-		rv = stringify_member(data, "tracking_msg_list");
-		rv = rv ? rv : stringify_member(root, "data");
-	} else if (strcmp(id->text, "JSONSTRING-LIST") == 0) {
-		rv = stringify_member(data, "tracking_msg_list");
-	} else if (id->kind == SBX_ID_EMPTY) {
-		json_array_clear(list);
-	} else if (id->kind == SBX_ID_BIG) {
-		rv = sbx_big_fill(list, (size_t)id->n, fuuffy_retime);
-	} else { /* WRONGTYPE: the list is a number (a string would be a valid json-string) */
-		rv = json_object_set_new(data, "tracking_msg_list", json_integer(42));
-	}
-	if (rv != 0) {
-		json_decref(root);
-		root = NULL;
-	}
-	sbx_reply_json(r, 200, root, id->kind == SBX_ID_BIG);
+	sbx_reply_reshaped(r, root, list, id, fuuffy_retime, fuuffy_edit);
 }
 
 static bool
@@ -347,8 +341,7 @@ fuuffy_tracking(const sbx_call *c, sbx_reply *r)
 	int found;
 
 	if (!sbx_method_is(c, "GET")) {
-		sbx_reply_error(r, SBX_STYLE_FUUFFY, 405, NULL);
-		sbx_reply_header(r, "Allow", "GET, HEAD");
+		sbx_reply_405(r, SBX_STYLE_FUUFFY, NULL, "GET, HEAD");
 		return;
 	}
 	if (!fuuffy_auth(c)) {
@@ -398,8 +391,7 @@ fuuffy_tracking(const sbx_call *c, sbx_reply *r)
 	if (!is_special(id.text) && sbx_reserved(&id, SBX_STYLE_FUUFFY, ex, r))
 		return;
 	sbx_reply_ratelimit(r, 99);
-	if (is_special(id.text) || id.kind == SBX_ID_EMPTY || id.kind == SBX_ID_BIG ||
-	    id.kind == SBX_ID_WRONGTYPE) {
+	if (is_special(id.text) || sbx_id_reshapes(&id)) {
 		fuuffy_variant(ex, &id, field, r);
 		return;
 	}

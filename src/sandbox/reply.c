@@ -93,7 +93,7 @@ sbx_fmt_time(char *buf, size_t cap, int64_t t, int off_s, const char *fmt)
 /* ================================================================== replies */
 
 /* Served when building a reply runs out of memory: static, so it cannot fail. */
-static const char oom_body[] = "{\"error\": \"sandbox out of memory\", \"status\": 500}\n";
+static const char oom_body[] = SBX_OOM_BODY;
 
 void
 sbx_reply_init(sbx_reply *r)
@@ -210,6 +210,13 @@ sbx_reply_ratelimit(sbx_reply *r, unsigned remaining)
 	sbx_reply_header(r, "X-RateLimit-Reset", "%lld", (long long)(now + (remaining ? 60 : 2)));
 	if (remaining == 0)
 		sbx_reply_header(r, "Retry-After", "2");
+}
+
+void
+sbx_reply_405(sbx_reply *r, sbx_style st, const char *msg, const char *allow)
+{
+	sbx_reply_error(r, st, 405, msg);
+	sbx_reply_header(r, "Allow", "%s", allow);
 }
 
 /* ================================================================== error bodies */
@@ -423,6 +430,12 @@ sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, sbx_reply 
 	return false;
 }
 
+bool
+sbx_id_reshapes(const sbx_id *id)
+{
+	return id->kind == SBX_ID_EMPTY || id->kind == SBX_ID_BIG || id->kind == SBX_ID_WRONGTYPE;
+}
+
 /* ================================================================== JSON helpers */
 
 json_t *
@@ -573,6 +586,29 @@ sbx_big_fill(json_t *arr, size_t n, sbx_retime_fn fn)
 	return rv;
 }
 
+void
+sbx_reply_reshaped(sbx_reply *r, json_t *root, json_t *hist, const sbx_id *id, sbx_retime_fn retime,
+                   sbx_reshape_fn edit)
+{
+	int rv;
+
+	if (root == NULL || !json_is_array(hist)) {
+		json_decref(root);
+		sbx_reply_json(r, 500, NULL, false);
+		return;
+	}
+	switch (id->kind) {
+	case SBX_ID_EMPTY: rv = json_array_clear(hist); break;
+	case SBX_ID_BIG: rv = sbx_big_fill(hist, (size_t)id->n, retime); break;
+	default: rv = edit(root, id); break;
+	}
+	if (rv != 0) {
+		json_decref(root);
+		root = NULL;
+	}
+	sbx_reply_json(r, 200, root, id->kind == SBX_ID_BIG);
+}
+
 /* ================================================================== request parsing */
 
 const char *
@@ -584,6 +620,17 @@ sbx_bearer(const char *authz)
 	while (*authz == ' ')
 		authz++;
 	return authz;
+}
+
+bool
+sbx_auth_bearer(const sbx_call *c, sbx_reply *r)
+{
+	const char *tok = sbx_bearer(c->authorization);
+
+	if (tok != NULL && strcmp(tok, c->conf->token) == 0)
+		return true;
+	sbx_reply_error(r, SBX_STYLE_MESSAGE, 401, "Unauthorized");
+	return false;
 }
 
 long

@@ -117,6 +117,12 @@ void sbx_reply_header(sbx_reply *r, const char *name, const char *fmt, ...)
 /* Adds X-RateLimit-Limit/-Remaining/-Reset (and Retry-After: 2 when remaining is 0). */
 void sbx_reply_ratelimit(sbx_reply *r, unsigned remaining);
 
+/* Answers 405 with an error body in the style's shape (msg as for sbx_reply_error) and Allow. */
+void sbx_reply_405(sbx_reply *r, sbx_style st, const char *msg, const char *allow);
+
+/* The 500 body served when a reply cannot be built (server.c serves it too, before routing). */
+#define SBX_OOM_BODY "{\"error\": \"sandbox out of memory\", \"status\": 500}\n"
+
 /* A Fuuffy error envelope {"error": {code, code_reason, message}}. New reference or NULL. */
 json_t *sbx_fuuffy_error(unsigned status, const char *msg);
 
@@ -156,6 +162,9 @@ bool sbx_id_parse(sbx_str s, sbx_id *id);
  */
 bool sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, sbx_reply *r);
 
+/* True for the ids a provider answers with its example reshaped: EMPTY, BIG-<n>, WRONGTYPE. */
+bool sbx_id_reshapes(const sbx_id *id);
+
 /* ------------------------------------------------------------------ JSON helpers */
 
 /* The blob parsed. New reference, or NULL (never for the checked embedded blobs). */
@@ -183,6 +192,18 @@ typedef void (*sbx_retime_fn)(json_t *ev, size_t i, size_t n);
  */
 int sbx_big_fill(json_t *arr, size_t n, sbx_retime_fn fn);
 
+/* A provider's own edit of its parsed example for id (WRONGTYPE, or an id of its own). 0 or -1. */
+typedef int (*sbx_reshape_fn)(json_t *root, const sbx_id *id);
+
+/*
+ * Answers 200 with root (stolen) reshaped for id: EMPTY clears hist, BIG-<n> refills it with
+ * sbx_big_fill(retime), any other id is left to edit. hist is the example's history array,
+ * borrowed from root. root NULL or hist not an array: 500. BIG-<n> is compact, the rest pretty;
+ * no memory (or edit failing): 500.
+ */
+void sbx_reply_reshaped(sbx_reply *r, json_t *root, json_t *hist, const sbx_id *id,
+                        sbx_retime_fn retime, sbx_reshape_fn edit);
+
 /* Formats epoch t shifted by off_s seconds with strftime fmt into buf. */
 void sbx_fmt_time(char *buf, size_t cap, int64_t t, int off_s, const char *fmt);
 
@@ -196,6 +217,12 @@ int64_t sbx_now_s(void);
  * Authorization value, or NULL. Borrowed from authz.
  */
 const char *sbx_bearer(const char *authz);
+
+/*
+ * BosCOD and bosOnline auth: true when the bearer credential is the configured token, else
+ * answers 401 {"message": "Unauthorized"} and returns false.
+ */
+bool sbx_auth_bearer(const sbx_call *c, sbx_reply *r);
 
 /*
  * Percent-decodes n bytes of s into out (cap bytes, always NUL-terminated when cap > 0). plus:

@@ -97,6 +97,13 @@ now_ms(void)
 
 /* ================================================================== the record */
 
+/* A JSON string of s (invalid UTF-8 replaced), or null when s is NULL. */
+static json_t *
+json_opt(const char *s)
+{
+	return sbx_json_bytes(s, s ? strlen(s) : 0);
+}
+
 /* Collects request headers into a JSON array of [name, value] pairs. */
 typedef struct hdr_acc {
 	json_t *arr; /* the array (borrowed) */
@@ -111,16 +118,8 @@ hdr_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
 	(void)kind;
 	if (acc->n++ >= LOG_HDRS_MAX)
 		return MHD_NO;
-	json_array_append_new(acc->arr,
-	                      json_pack("[o, o]", sbx_json_bytes(key, strlen(key)),
-	                                sbx_json_bytes(value, value ? strlen(value) : 0)));
+	json_array_append_new(acc->arr, json_pack("[o, o]", json_opt(key), json_opt(value)));
 	return MHD_YES;
-}
-
-static json_t *
-json_opt(const char *s)
-{
-	return s ? sbx_json_bytes(s, strlen(s)) : json_null();
 }
 
 /* Appends one entry to the record (see docs/sandbox.md for the fields). */
@@ -169,8 +168,7 @@ hooks(sbx_server *s, const sbx_call *c, sbx_reply *r, bool *hook)
 	}
 	if (sbx_seg_is(c, 0, "reset")) {
 		if (!sbx_method_is(c, "POST")) {
-			sbx_reply_error(r, SBX_STYLE_SANDBOX, 405, "use POST");
-			sbx_reply_header(r, "Allow", "POST");
+			sbx_reply_405(r, SBX_STYLE_SANDBOX, "use POST", "POST");
 			return;
 		}
 		sbx_reply_json(r, 200,
@@ -179,8 +177,7 @@ hooks(sbx_server *s, const sbx_call *c, sbx_reply *r, bool *hook)
 		return;
 	}
 	if (!sbx_method_is(c, "GET")) {
-		sbx_reply_error(r, SBX_STYLE_SANDBOX, 405, "use GET");
-		sbx_reply_header(r, "Allow", "GET, HEAD");
+		sbx_reply_405(r, SBX_STYLE_SANDBOX, "use GET", "GET, HEAD");
 		return;
 	}
 	if (sbx_seg_is(c, 0, "health")) {
@@ -413,7 +410,7 @@ static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	static char oom[] = "{\"error\": \"sandbox out of memory\", \"status\": 500}\n";
+	static char oom[] = SBX_OOM_BODY;
 	sbx_server *s = cls;
 	rq *q = *con_cls;
 	struct MHD_Response *resp;

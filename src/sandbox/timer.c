@@ -229,14 +229,3 @@ sbx_timer_free(sbx_timer *t)
 	free(t->heap);
 	free(t);
 }
-
-size_t
-sbx_timer_pending(sbx_timer *t)
-{
-	size_t n;
-
-	pthread_mutex_lock(&t->mu);
-	n = t->n;
-	pthread_mutex_unlock(&t->mu);
-	return n;
-}

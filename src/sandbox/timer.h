@@ -9,7 +9,6 @@
 #ifndef SBX_TIMER_H
 #define SBX_TIMER_H
 
-#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sbx_timer sbx_timer;
@@ -35,8 +34,5 @@ void sbx_timer_stop(sbx_timer *t);
 
 /* Stops (if needed) and frees. NULL is a no-op. */
 void sbx_timer_free(sbx_timer *t);
-
-/* Entries waiting right now. Thread-safe. */
-size_t sbx_timer_pending(sbx_timer *t);
 
 #endif /* SBX_TIMER_H */
