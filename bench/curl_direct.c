@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include <curl/curl.h>
 
 #include "hist.h"
+#include "procstat.h"
 
 /* One transfer slot. */
 struct slot {
@@ -56,15 +56,6 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	memcpy(s->body + s->len, p, k);
 	s->len += k;
 	return k;
-}
-
-static double
-self_cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
 }
 
 int
@@ -135,7 +126,7 @@ main(int argc, char **argv)
 	bh_hist *h = bh_new();
 	uint64_t ok = 0, ok_window = 0, errors = 0, bytes = 0, done = 0, started = 0;
 	uint64_t http_other = 0, curl_fail = 0;
-	double cpu0 = self_cpu_s();
+	double cpu0 = ps_self_cpu_s();
 	uint64_t t_start = bh_now_ns();
 	uint64_t t_window = requests ? t_start : t_start + (uint64_t)(warmup * 1e9);
 	uint64_t t_end = requests ? UINT64_MAX : t_window + (uint64_t)(duration * 1e9);
@@ -213,7 +204,7 @@ main(int argc, char **argv)
 		}
 		curl_multi_cleanup(m);
 	}
-	double cpu1 = self_cpu_s();
+	double cpu1 = ps_self_cpu_s();
 	double wall_s = (double)(t_last - t_start) / 1e9;
 	double window_s = requests ? wall_s : duration;
 	double tput = window_s > 0 ? (double)ok_window / window_s : 0;

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,23 +124,14 @@ struct lg {
 	atomic_bool reason_set[MAX_CODES];          /* reasons[i] is written */
 };
 
-static const char *const code_names[MAX_CODES] = {"OK",
-                                                  "CANCELLED",
-                                                  "UNKNOWN",
-                                                  "INVALID_ARGUMENT",
-                                                  "DEADLINE_EXCEEDED",
-                                                  "NOT_FOUND",
-                                                  "ALREADY_EXISTS",
-                                                  "PERMISSION_DENIED",
-                                                  "RESOURCE_EXHAUSTED",
-                                                  "FAILED_PRECONDITION",
-                                                  "ABORTED",
-                                                  "OUT_OF_RANGE",
-                                                  "UNIMPLEMENTED",
-                                                  "INTERNAL",
-                                                  "UNAVAILABLE",
-                                                  "DATA_LOSS",
-                                                  "UNAUTHENTICATED"};
+/* The name of status code c, from the contract's enum. */
+static const char *
+code_name(int c)
+{
+	const ProtobufCEnumValue *v =
+	        protobuf_c_enum_descriptor_get_value(&shipgate__v1__code__descriptor, c);
+	return v != NULL ? v->name : "?";
+}
 
 static void client_cb(void *arg);
 
@@ -564,7 +554,7 @@ dump_one(struct lg *lg, const char *reply_path, const char *payload_path)
 	int rc = 0;
 	if (code != 0) {
 		fprintf(stderr, "loadgen: dump: status %s (%s)\n",
-		        code > 0 ? code_names[code] : "not an RpcReply",
+		        code > 0 ? code_name(code) : "not an RpcReply",
 		        code > 0 ? lg->reasons[code] : "");
 		rc = 1;
 	} else if (reply_path != NULL && write_file(reply_path, body, len) != 0) {
@@ -579,15 +569,6 @@ dump_one(struct lg *lg, const char *reply_path, const char *payload_path)
 	nng_msg_free(m);
 	nng_close(s);
 	return rc;
-}
-
-static double
-self_cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ------------------------------------------------------------------ main */
@@ -784,7 +765,7 @@ main(int argc, char **argv)
 	ps_sampler ps;
 	if (ps_start(&ps, lg->pid, 10) != 0)
 		fprintf(stderr, "loadgen: cannot read /proc/%d\n", lg->pid);
-	double cpu0 = self_cpu_s();
+	double cpu0 = ps_self_cpu_s();
 	lg->t_start = bh_now_ns();
 	if (lg->requests > 0) {
 		lg->t_window = lg->t_start;
@@ -875,7 +856,7 @@ main(int argc, char **argv)
 		pthread_cond_wait(&lg->cv, &lg->mtx);
 	pthread_mutex_unlock(&lg->mtx);
 	uint64_t t_done = bh_now_ns();
-	double cpu1 = self_cpu_s();
+	double cpu1 = ps_self_cpu_s();
 	if (lg->pid > 0)
 		nng_msleep(100); /* let the server settle before the "after" reading */
 	ps_stop(&ps);
@@ -908,7 +889,7 @@ main(int argc, char **argv)
 	bh_print(lg->hist, "  latency", stderr);
 	for (int i = 1; i < MAX_CODES; i++)
 		if (atomic_load(&lg->codes[i]))
-			fprintf(stderr, "  status %s: %" PRIuFAST64 " (%s)\n", code_names[i],
+			fprintf(stderr, "  status %s: %" PRIuFAST64 " (%s)\n", code_name(i),
 			        atomic_load(&lg->codes[i]), lg->reasons[i]);
 	for (int i = 0; i < MAX_NNG_ERR; i++)
 		if (atomic_load(&lg->nng_errs[i]))
@@ -952,14 +933,14 @@ main(int argc, char **argv)
 		for (int i = 0; i < MAX_CODES; i++)
 			if (atomic_load(&lg->codes[i])) {
 				fprintf(f, "%s\"%s\": %" PRIuFAST64, first ? "" : ", ",
-				        code_names[i], atomic_load(&lg->codes[i]));
+				        code_name(i), atomic_load(&lg->codes[i]));
 				first = false;
 			}
 		fprintf(f, "}, \"reasons\": {");
 		first = true;
 		for (int i = 1; i < MAX_CODES; i++)
 			if (atomic_load(&lg->reason_set[i])) {
-				fprintf(f, "%s\"%s\": \"%s\"", first ? "" : ", ", code_names[i],
+				fprintf(f, "%s\"%s\": \"%s\"", first ? "" : ", ", code_name(i),
 				        lg->reasons[i]);
 				first = false;
 			}

@@ -52,6 +52,9 @@ void ps_stop(ps_sampler *p);
 /* Writes "\"proc\": {...}" (a JSON member, no trailing comma); cpu_s is after - before. */
 void ps_json(const ps_sampler *p, FILE *f);
 
+/* CPU seconds (user + system) this process has used so far. */
+double ps_self_cpu_s(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -190,12 +190,6 @@ def table(header, rows):
     return "\n".join(out)
 
 
-def ratio(a, b):
-    if a is None or b is None or not b:
-        return None
-    return a / b
-
-
 def verdict(ok):
     return "**met**" if ok else ("**not met**" if ok is not None else "n/a")
 

@@ -17,8 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include <sys/resource.h>
-
 #include <grpcpp/grpcpp.h>
 
 #include "bench.grpc.pb.h"
@@ -116,15 +114,6 @@ drive(Run *r, grpc::CompletionQueue *cq, std::vector<Slot *> slots)
 		;
 }
 
-double
-self_cpu_s()
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
 } // namespace
 
 int
@@ -205,7 +194,7 @@ main(int argc, char **argv)
 
 	ps_sampler ps;
 	ps_start(&ps, pid, 10);
-	double cpu0 = self_cpu_s();
+	double cpu0 = ps_self_cpu_s();
 	uint64_t t_start = bh_now_ns();
 	r.t_window = r.requests ? t_start : t_start + (uint64_t)(warmup * 1e9);
 	r.t_end = r.requests ? UINT64_MAX : r.t_window + (uint64_t)(duration * 1e9);
@@ -214,7 +203,7 @@ main(int argc, char **argv)
 		ts.emplace_back(drive, &r, cqs[i].get(), per_cq[i]);
 	for (auto &t : ts)
 		t.join();
-	double cpu1 = self_cpu_s();
+	double cpu1 = ps_self_cpu_s();
 	if (pid > 0)
 		std::this_thread::sleep_for(std::chrono::milliseconds(100));
 	ps_stop(&ps);
