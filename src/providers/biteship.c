@@ -200,35 +200,22 @@ static sg_err
 answer_error(const sg_http_resp *resp, json_t *root, sg_arena *a, sg_status *st)
 {
 	bool refused = sg_http_is_success(resp->status);
-	const char *msg, *text;
-	json_t *own = NULL, *e;
+	json_t *own = root == NULL ? sg_error_parse(resp->body, resp->body_len) : NULL, *e;
+	const char *text;
 	sg_err err;
 
-	if (!refused) {
-		err = sg_http_error(SG_BITESHIP_NAME, resp, a, st);
-	} else {
-		sg_http_error_detail(SG_BITESHIP_NAME, resp, a, st);
-		err = code_class(json_object_get(root, "code"));
-	}
-	if (root == NULL && resp->body != NULL && resp->body_len > 0)
-		root = own = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
+	if (root == NULL)
+		root = own;
+	sg_http_error_detail(SG_BITESHIP_NAME, resp, root, a, st);
+	err = refused ? code_class(json_object_get(root, "code"))
+	              : sg_http_error_class(resp->status);
 	e = json_object_get(root, "error");
 	if (json_is_string(e) &&
 	    (text = sg_error_text(a, json_string_value(e), json_string_length(e))) != NULL)
 		st->provider_message = text;
 	json_decref(own);
-
-	msg = st->provider_message;
-	if (refused && msg != NULL)
-		return sg_status_set(st, a, err, "biteship answered HTTP %d with success false: %s",
-		                     resp->status, msg);
-	if (refused)
-		return sg_status_set(st, a, err, "biteship answered HTTP %d with success false",
-		                     resp->status);
-	if (msg != NULL)
-		return sg_status_set(st, a, err, "biteship answered HTTP %d: %s", resp->status,
-		                     msg);
-	return sg_status_set(st, a, err, "biteship answered HTTP %d", resp->status);
+	return sg_http_error_say(SG_BITESHIP_NAME, resp, err, refused ? " with success false" : "",
+	                         "", a, st);
 }
 
 /* ================================================================== the document */

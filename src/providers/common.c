@@ -530,16 +530,29 @@ err_msg(sg_arena *a, json_t *v)
 	return NULL;
 }
 
+json_t *
+sg_error_parse(const char *body, size_t len)
+{
+	if (body == NULL || len == 0)
+		return NULL;
+	return json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+}
+
 void
 sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, const char **msg)
 {
-	json_error_t je;
-	json_t *root, *eo;
+	json_t *root = sg_error_parse(body, len);
+
+	sg_error_json(root, a, code, msg);
+	json_decref(root);
+}
+
+void
+sg_error_json(json_t *root, sg_arena *a, const char **code, const char **msg)
+{
+	json_t *eo;
 
 	*code = *msg = NULL;
-	if (body == NULL || len == 0)
-		return;
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (root == NULL)
 		return; /* not JSON: the HTTP status alone tells what happened */
 	if (json_is_string(root)) {
@@ -562,15 +575,15 @@ sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, cons
 		if (*code == NULL && eo != NULL)
 			*code = sg_error_code(a, json_object_get(eo, "error_code"));
 	}
-	json_decref(root);
 }
 
 void
-sg_http_error_detail(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st)
+sg_http_error_detail(const char *provider, const sg_http_resp *resp, json_t *root, sg_arena *a,
+                     sg_status *st)
 {
 	const char *code, *msg;
 
-	sg_error_body(resp->body, resp->body_len, a, &code, &msg);
+	sg_error_json(root, a, &code, &msg);
 	st->http_status = resp->status;
 	st->provider = provider;
 	st->provider_code = code;
@@ -579,19 +592,30 @@ sg_http_error_detail(const char *provider, const sg_http_resp *resp, sg_arena *a
 }
 
 sg_err
+sg_http_error_class(int status)
+{
+	sg_err err = sg_err_from_http(status);
+	return err != SG_OK ? err : SG_EUP_HTTP; /* 1xx/3xx (or a 2xx the caller does not accept) */
+}
+
+sg_err
+sg_http_error_say(const char *provider, const sg_http_resp *resp, sg_err err, const char *mid,
+                  const char *tail, sg_arena *a, sg_status *st)
+{
+	const char *msg = st->provider_message;
+
+	return sg_status_set(st, a, err, "%s answered HTTP %d%s%s%s%s", provider, resp->status, mid,
+	                     msg != NULL ? ": " : "", msg != NULL ? msg : "", tail);
+}
+
+sg_err
 sg_http_error(const char *provider, const sg_http_resp *resp, sg_arena *a, sg_status *st)
 {
-	sg_err err = sg_err_from_http(resp->status);
-	const char *msg;
+	json_t *root = sg_error_parse(resp->body, resp->body_len);
 
-	if (err == SG_OK)
-		err = SG_EUP_HTTP; /* 1xx/3xx (or a 2xx the caller does not accept) */
-	sg_http_error_detail(provider, resp, a, st);
-	msg = st->provider_message;
-	if (msg != NULL)
-		return sg_status_set(st, a, err, "%s answered HTTP %d: %s", provider, resp->status,
-		                     msg);
-	return sg_status_set(st, a, err, "%s answered HTTP %d", provider, resp->status);
+	sg_http_error_detail(provider, resp, root, a, st);
+	json_decref(root);
+	return sg_http_error_say(provider, resp, sg_http_error_class(resp->status), "", "", a, st);
 }
 
 sg_err

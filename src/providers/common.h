@@ -153,6 +153,13 @@ int64_t sg_retry_after_ms(const sg_http_resp *resp);
  */
 void sg_error_body(const char *body, size_t len, sg_arena *a, const char **code, const char **msg);
 
+/* The body as sg_error_body() parses it (any JSON value, duplicate members refused): a NEW
+ * reference, or NULL when there is none or it is not JSON. */
+json_t *sg_error_parse(const char *body, size_t len);
+
+/* sg_error_body() on a body already parsed (root borrowed: NULL or any JSON value). */
+void sg_error_json(json_t *root, sg_arena *a, const char **code, const char **msg);
+
 /* A provider's text as sg_error_body() keeps it: an arena copy of s[0..n), cut to 1 KiB at a
  * UTF-8 boundary. NULL when the arena is full. */
 const char *sg_error_text(sg_arena *a, const char *s, size_t n);
@@ -164,11 +171,21 @@ const char *sg_error_code(sg_arena *a, json_t *v);
 /*
  * The detail of an error answer, as sg_http_error() records it, without the error itself:
  * http_status, provider (borrowed static name), provider_code and provider_message from
- * sg_error_body(), and retry_after_ms from Retry-After. For a provider that classes an answer
- * itself (a 2xx whose body says the call failed).
+ * sg_error_json() on root (the body as sg_error_parse() gives it, borrowed, may be NULL), and
+ * retry_after_ms from Retry-After. For a provider that reads more of the body itself or classes
+ * an answer itself (a 2xx whose body says the call failed).
  */
-void sg_http_error_detail(const char *provider, const sg_http_resp *resp, sg_arena *a,
+void sg_http_error_detail(const char *provider, const sg_http_resp *resp, json_t *root, sg_arena *a,
                           sg_status *st);
+
+/* The error an HTTP status means: sg_err_from_http(), SG_EUP_HTTP for 1xx/3xx (or a 2xx the
+ * caller does not accept). */
+sg_err sg_http_error_class(int status);
+
+/* Sets err on st with the message "<provider> answered HTTP <status><mid>[: <provider
+ * message>]<tail>" (mid and tail: "" or text). Returns err. */
+sg_err sg_http_error_say(const char *provider, const sg_http_resp *resp, sg_err err,
+                         const char *mid, const char *tail, sg_arena *a, sg_status *st);
 
 /*
  * Maps a non-2xx answer to st: err from sg_err_from_http() (SG_EUP_HTTP for 1xx/3xx),

@@ -231,12 +231,11 @@ trace_violations(json_t *trace, sg_arena *a, sg_status *st)
 sg_err
 sg_fuuffy_http_error(const sg_http_resp *resp, sg_arena *a, sg_status *st)
 {
-	sg_err err = sg_http_error(SG_FUUFFY_NAME, resp, a, st);
-	json_t *root = NULL, *own = NULL, *e = NULL;
-	const char *msg, *rl = "";
+	sg_err err = sg_http_error_class(resp->status);
+	json_t *root = sg_error_parse(resp->body, resp->body_len), *own = NULL, *e;
+	const char *rl = "";
 
-	if (resp->body != NULL && resp->body_len > 0)
-		root = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
+	sg_http_error_detail(SG_FUUFFY_NAME, resp, root, a, st);
 	e = json_object_get(root, "error");
 	/* 403 and 404 are documented with `error` as a json-string */
 	if (json_is_string(e) && json_string_length(e) <= SG_FUUFFY_JSONSTR_MAX)
@@ -266,9 +265,7 @@ sg_fuuffy_http_error(const sg_http_resp *resp, sg_arena *a, sg_status *st)
 	/* the contract has no place for the rate-limit headers: the message names them */
 	if (resp->status == 429 && (rl = ratelimit_text(resp, a)) == NULL)
 		rl = "";
-	msg = st->provider_message;
-	return sg_status_set(st, a, err, "%s answered HTTP %d%s%s%s", SG_FUUFFY_NAME, resp->status,
-	                     msg != NULL ? ": " : "", msg != NULL ? msg : "", rl);
+	return sg_http_error_say(SG_FUUFFY_NAME, resp, err, "", rl, a, st);
 }
 
 /* ================================================================== Track: build */
