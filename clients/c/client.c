@@ -72,9 +72,11 @@ struct sgc_call {
 	bool *ctx_open;               /* ctx[i] was opened */
 	sgc_state state;              /* see the diagram above */
 	/* ---- the request ---- */
-	Shipgate__V1__RpcRequest env; /* the envelope; its strings and payload are owned */
-	Shipgate__V1__RpcRequest__MetadataEntry *md;   /* env.n_metadata entries; owned */
-	Shipgate__V1__RpcRequest__MetadataEntry **mdp; /* pointers to md[i], as env wants */
+	Shipgate__V1__RpcRequest env; /* the envelope; strings owned, payload if payload_owned */
+	/* env.n_metadata entries, followed in the same block by env.metadata; owned */
+	Shipgate__V1__RpcRequest__MetadataEntry *md;
+	bool payload_owned;  /* env.payload.data is malloc'd and ours; else it is borrowed from a
+	                        caller waiting for the outcome (shipgate_call_raw) */
 	bool idempotent;     /* may be retried after the request went out */
 	int64_t deadline;    /* end of the budget, nng_clock() milliseconds */
 	int attempts;        /* attempts started */
@@ -84,7 +86,8 @@ struct sgc_call {
 	bool cancelled;      /* cancel_all or free asked the call to end */
 	bool conn_lost;      /* its wait was cancelled because the pipe went away */
 	/* ---- the outcome ---- */
-	shipgate_status st;            /* status so far (of the last attempt) */
+	shipgate_status st;            /* status so far (of the last attempt); its attempts and
+	                                  request_id are set at hand-over (status_finish) */
 	Shipgate__V1__RpcReply *reply; /* the OK reply, holding the payload; malloc'd */
 	const ProtobufCMessageDescriptor *reply_desc; /* type of the payload; NULL: raw bytes */
 	ProtobufCAllocator *allocator;                /* unpacks the payload; NULL: malloc */
@@ -205,7 +208,8 @@ endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
 	if ((rv = nng_req0_open(&ep->sock)) != 0)
 		return rv == NNG_ENOMEM ? SHIPGATE_ENOMEM : SHIPGATE_ENNG;
 	ep->open = true;
-	/* all before dialing: contexts copy the resend time, dialers the size limit */
+	/* all before dialing: contexts copy the resend time (when opened, which is later, per
+	 * call), dialers the size limit */
 	if (nng_socket_set_ms(ep->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
 	    nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_reply) != 0 ||
 	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, SGC_RECONNECT_MIN_MS) != 0 ||
@@ -439,19 +443,19 @@ call_put(struct sgc_call *call)
 	free(call->env.method);
 	free(call->env.request_id);
 	free(call->env.idempotency_key);
-	free(call->env.payload.data);
+	if (call->payload_owned)
+		free(call->env.payload.data);
 	for (size_t i = 0; i < call->env.n_metadata; i++) {
 		free(call->md[i].key);
 		free(call->md[i].value);
 	}
 	free(call->md);
-	free(call->mdp);
 	if (call->reply != NULL)
 		shipgate__v1__rpc_reply__free_unpacked(call->reply, NULL);
 	shipgate_status_fini(&call->st);
 	memset(&call->env, 0, sizeof(call->env));
+	call->payload_owned = false;
 	call->md = NULL;
-	call->mdp = NULL;
 	call->reply = NULL;
 	call->out = NULL;
 	call->state = SGC_IDLE;
@@ -512,13 +516,13 @@ start_attempt(struct sgc_call *call)
 	call->ep = pick_endpoint(c);
 	ep = &c->eps[call->ep];
 	if (!call->ctx_open[call->ep]) {
+		/* the context takes the socket's resend time (off), set in endpoint_open */
 		if ((rv = nng_ctx_open(&call->ctx[call->ep], ep->sock)) != 0) {
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
 			               "TRANSPORT_ERROR", false, "%s: cannot open a context: %s",
 			               ep->url, nng_strerror(rv));
 			return true;
 		}
-		nng_ctx_set_ms(call->ctx[call->ep], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 		call->ctx_open[call->ep] = true;
 	}
 
@@ -538,7 +542,6 @@ start_attempt(struct sgc_call *call)
 	shipgate__v1__rpc_request__pack(&call->env, nng_msg_body(m));
 
 	call->attempts++;
-	call->st.attempts = call->attempts;
 	call->conn_lost = false;
 	send_wait = budget < c->connect_timeout_ms ? budget : c->connect_timeout_ms;
 	nng_aio_set_timeout(call->aio, (nng_duration)send_wait);
@@ -711,6 +714,17 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 	return maybe_retry(call, false);
 }
 
+/* Completes the status with what belongs to the whole call rather than to one attempt: the
+ * attempts made and the request id (moved from the envelope, which is not sent again). Runs
+ * once, when the status is handed to the caller, after which nothing sets it again. */
+static void
+status_finish(struct sgc_call *call)
+{
+	call->st.attempts = call->attempts;
+	call->st.request_id = call->env.request_id;
+	call->env.request_id = NULL;
+}
+
 /* Hands the outcome over: to the waiting thread, or to the user's callback (then releases the
  * call). Runs on an nng thread, without the lock. */
 static void
@@ -736,6 +750,7 @@ deliver(struct sgc_call *call)
 		nng_mtx_unlock(c->mtx); /* the waiting thread owns the call from here */
 		return;
 	}
+	status_finish(call);
 	call->cb(call->arg, &call->st, out);
 	nng_mtx_lock(c->mtx);
 	call_put(call);
@@ -766,13 +781,8 @@ call_cb(void *arg)
 	case SGC_RECV:
 		if (rv == 0) {
 			/* the reply's status (or why it is unusable) replaces the last attempt's */
-			int attempts = call->st.attempts;
-			char *rid = call->st.request_id;
-			call->st.request_id = NULL;
 			shipgate_status_fini(&call->st);
 			call->st = got;
-			call->st.attempts = attempts;
-			call->st.request_id = rid;
 		}
 		over = on_reply(call, rv, rep);
 		break;
@@ -802,13 +812,14 @@ valid_key(const char *k)
 }
 
 /*
- * Fills the call's envelope from the arguments; takes ownership of payload (malloc'd, may be
- * NULL when len is 0). Returns 0, or -1 with call->st set (payload then freed or owned by the
- * call). req_desc is the request's type when known (typed calls), for checking.
+ * Fills the call's envelope from the arguments. payload (may be NULL when len is 0) goes into
+ * the envelope: when owned, it is malloc'd and the call frees it (even when setup fails); else
+ * it is borrowed from a caller that waits for the outcome. Returns 0, or -1 with call->st set.
+ * req_desc is the request's type when known (typed calls), for checking.
  */
 static int
 call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDescriptor *req_desc,
-           void *payload, size_t len, const ProtobufCMessageDescriptor *reply_desc,
+           void *payload, size_t len, bool owned, const ProtobufCMessageDescriptor *reply_desc,
            const shipgate_call_opts *opts)
 {
 	static const shipgate_call_opts none = {0};
@@ -822,6 +833,7 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 	shipgate__v1__rpc_request__init(&call->env);
 	call->env.payload.data = payload;
 	call->env.payload.len = len;
+	call->payload_owned = owned;
 	call->reply_desc = reply_desc;
 	call->allocator = opts->allocator;
 	call->attempts = 0;
@@ -843,8 +855,6 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 		call->env.request_id = sgc_strdup(rid);
 	}
 	if (call->env.request_id == NULL)
-		goto nomem;
-	if ((call->st.request_id = sgc_strdup(call->env.request_id)) == NULL)
 		goto nomem;
 
 	if (method == NULL || method[0] == '\0') {
@@ -875,7 +885,7 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 	}
 	if (call->env.method == NULL)
 		goto nomem;
-	call->idempotent = shipgate_method_idempotent(call->env.method);
+	call->idempotent = md != NULL && sgc_method_idempotent(md);
 
 	if (opts->idempotency_key != NULL && opts->idempotency_key[0] != '\0') {
 		if ((call->env.idempotency_key = sgc_strdup(opts->idempotency_key)) == NULL)
@@ -890,11 +900,16 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 			               "n_metadata without metadata");
 			return -1;
 		}
-		call->md = calloc(opts->n_metadata, sizeof(*call->md));
-		call->mdp = calloc(opts->n_metadata, sizeof(*call->mdp));
-		if (call->md == NULL || call->mdp == NULL)
+		/* the entries, then the pointers to them that env wants, in one block: the
+		 * pointers start at a multiple of the entries' size, so they are aligned */
+		_Static_assert(_Alignof(Shipgate__V1__RpcRequest__MetadataEntry) >=
+		                       _Alignof(Shipgate__V1__RpcRequest__MetadataEntry *),
+		               "metadata pointers follow the entries");
+		call->md =
+		        calloc(opts->n_metadata, sizeof(*call->md) + sizeof(*call->env.metadata));
+		if (call->md == NULL)
 			goto nomem;
-		call->env.metadata = call->mdp;
+		call->env.metadata = (void *)(call->md + opts->n_metadata);
 		for (size_t i = 0; i < opts->n_metadata; i++) {
 			const shipgate_metadata *e = &opts->metadata[i];
 			if (!valid_key(e->key)) {
@@ -908,7 +923,7 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 			shipgate__v1__rpc_request__metadata_entry__init(&call->md[i]);
 			call->md[i].key = sgc_strdup(e->key);
 			call->md[i].value = sgc_strdup(e->value != NULL ? e->value : "");
-			call->mdp[i] = &call->md[i];
+			call->env.metadata[i] = &call->md[i];
 			call->env.n_metadata = i + 1;
 			if (call->md[i].key == NULL || call->md[i].value == NULL)
 				goto nomem;
@@ -950,8 +965,10 @@ pack_request(const ProtobufCMessage *req, void **buf, size_t *len)
 }
 
 /*
- * The synchronous core: starts the call and waits. On OK gives either the decoded message
- * (reply_desc set) or a copy of the payload bytes (raw_out set).
+ * The synchronous core: starts the call and waits. payload is malloc'd and freed here, except
+ * with raw: then it is the caller's, borrowed (this waits for the outcome, so it outlives
+ * every attempt). On OK gives either the decoded message (reply_desc set) or the payload
+ * bytes (raw, raw_out set).
  */
 static int
 call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescriptor *req_desc,
@@ -970,7 +987,8 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 	if (raw_len != NULL)
 		*raw_len = 0;
 	if (c == NULL || (call = call_get(c)) == NULL) {
-		free(payload);
+		if (!raw)
+			free(payload);
 		if (st != NULL) {
 			shipgate_status_fini(st);
 			if (c == NULL)
@@ -984,7 +1002,7 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 		                 : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED;
 	}
 	call->sync = true;
-	failed = call_setup(call, method, req_desc, payload, len, reply_desc, opts) != 0;
+	failed = call_setup(call, method, req_desc, payload, len, !raw, reply_desc, opts) != 0;
 	if (!failed && pack_failed) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
 		               "CLIENT_OUT_OF_MEMORY", false, "out of memory encoding the request");
@@ -1002,22 +1020,26 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 		nng_cv_wait(c->cv);
 	if (call->st.code == SHIPGATE__V1__CODE__OK && raw && raw_out != NULL &&
 	    call->reply != NULL) {
-		size_t n = call->reply->payload.len;
-		if ((*raw_out = malloc(n > 0 ? n : 1)) == NULL) {
+		ProtobufCBinaryData *p = &call->reply->payload;
+		if (p->len > 0) {
+			/* decode_reply unpacked with the NULL allocator, so the bytes are malloc'd:
+			 * hand them over (free_unpacked skips a NULL payload) */
+			*raw_out = p->data;
+			if (raw_len != NULL)
+				*raw_len = p->len;
+			p->data = NULL;
+			p->len = 0;
+		} else if ((*raw_out = malloc(1)) == NULL) { /* non-NULL even when empty */
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
 			               "CLIENT_OUT_OF_MEMORY", false,
 			               "out of memory copying the reply");
-		} else {
-			if (n > 0)
-				memcpy(*raw_out, call->reply->payload.data, n);
-			if (raw_len != NULL)
-				*raw_len = n;
 		}
 	}
 	if (reply != NULL)
 		*reply = call->out;
 	else if (call->out != NULL)
 		protobuf_c_message_free_unpacked(call->out, call->allocator);
+	status_finish(call);
 	code = call->st.code;
 	if (st != NULL) {
 		shipgate_status_fini(st);
@@ -1060,27 +1082,20 @@ shipgate_call_raw(shipgate_client *c, const char *method, const void *payload, s
                   const shipgate_call_opts *opts, void **reply, size_t *reply_len,
                   shipgate_status *st)
 {
-	void *copy = NULL;
-
-	if (len > 0 && payload != NULL && (copy = malloc(len)) != NULL)
-		memcpy(copy, payload, len);
-	if (len > 0 && (payload == NULL || copy == NULL)) {
+	if (len > 0 && payload == NULL) {
 		if (reply != NULL)
 			*reply = NULL;
 		if (st != NULL) {
 			shipgate_status_fini(st);
-			sgc_status_set(st,
-			               payload == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
-			                               : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-			               payload == NULL ? "CLIENT_INVALID_ARGUMENT"
-			                               : "CLIENT_OUT_OF_MEMORY",
-			               false, "cannot take the payload");
+			sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
+			               "CLIENT_INVALID_ARGUMENT", false, "cannot take the payload");
 		}
-		return payload == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
-		                       : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED;
+		return SHIPGATE__V1__CODE__INVALID_ARGUMENT;
 	}
-	return call_wait(c, method, NULL, copy, len, false, true, NULL, opts, NULL, reply,
-	                 reply_len, st);
+	/* borrowed, not copied: call_wait returns only when no attempt can read it any more.
+	 * ProtobufCBinaryData has no const, but packing the envelope only reads the bytes. */
+	return call_wait(c, method, NULL, len > 0 ? (void *)payload : NULL, len, false, true, NULL,
+	                 opts, NULL, reply, reply_len, st);
 }
 
 void
@@ -1110,7 +1125,7 @@ shipgate_call_async(shipgate_client *c, const char *method, const ProtobufCMessa
 	call->sync = false;
 	call->cb = cb;
 	call->arg = arg;
-	failed = call_setup(call, method, req != NULL ? req->descriptor : NULL, buf, len,
+	failed = call_setup(call, method, req != NULL ? req->descriptor : NULL, buf, len, true,
 	                    reply_desc, opts) != 0;
 	if (!failed && (req == NULL || reply_desc == NULL)) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,

@@ -48,10 +48,11 @@ sgc_strdup(const char *s)
 	return c;
 }
 
-/* Releases the detail strings, keeping attempts and request_id. */
-static void
-status_clear_detail(shipgate_status *st)
+void
+shipgate_status_fini(shipgate_status *st)
 {
+	if (st == NULL)
+		return;
 	free(st->message);
 	free(st->reason);
 	free(st->provider);
@@ -62,23 +63,6 @@ status_clear_detail(shipgate_status *st)
 		free(st->violations[i].description);
 	}
 	free(st->violations);
-	st->code = 0;
-	st->message = st->reason = NULL;
-	st->retryable = false;
-	st->upstream_http_status = 0;
-	st->provider = st->provider_code = st->provider_message = NULL;
-	st->n_violations = 0;
-	st->violations = NULL;
-	st->retry_after_ms = 0;
-	st->local = false;
-}
-
-void
-shipgate_status_fini(shipgate_status *st)
-{
-	if (st == NULL)
-		return;
-	status_clear_detail(st);
 	free(st->request_id);
 	memset(st, 0, sizeof(*st));
 }
@@ -93,7 +77,7 @@ sgc_status_set(shipgate_status *st, int code, const char *reason, bool retryable
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	status_clear_detail(st);
+	shipgate_status_fini(st);
 	st->code = code;
 	st->reason = sgc_strdup(reason);
 	st->message = sgc_strdup(msg);
@@ -120,7 +104,7 @@ sgc_status_from_wire(shipgate_status *st, const Shipgate__V1__Status *wire)
 	const Shipgate__V1__ErrorDetail *d = wire->detail;
 	bool oom = false;
 
-	status_clear_detail(st);
+	shipgate_status_fini(st);
 	st->code = (int)wire->code;
 	st->message = dup_opt(wire->message, &oom);
 	if (d != NULL) {
@@ -243,12 +227,18 @@ shipgate_method_lookup(const char *name, char *buf, size_t size)
 }
 
 bool
+sgc_method_idempotent(const ProtobufCMethodDescriptor *m)
+{
+	for (size_t i = 0; i < sizeof(idempotent_methods) / sizeof(char *); i++)
+		if (strcmp(m->name, idempotent_methods[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
 shipgate_method_idempotent(const char *name)
 {
 	const ProtobufCMethodDescriptor *m = shipgate_method_lookup(name, NULL, 0);
 
-	for (size_t i = 0; m != NULL && i < sizeof(idempotent_methods) / sizeof(char *); i++)
-		if (strcmp(m->name, idempotent_methods[i]) == 0)
-			return true;
-	return false;
+	return m != NULL && sgc_method_idempotent(m);
 }
