@@ -661,8 +661,10 @@ sg_jpath_str(sg_arena *a, const sg_jpath *at, const char *key)
 	return sg_arena_strdup(a, buf); /* snprintf kept it terminated, even when cut */
 }
 
-const char *
-sg_json_type_name(const json_t *v)
+/* The name of v's JSON type, as the messages here give it ("object", "integer", "number",
+ * "boolean", ...). Static text. v must not be NULL. */
+static const char *
+json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "object";
@@ -697,7 +699,7 @@ sg_json_wrong_type(sg_jctx *c, const sg_jpath *at, const char *key, const char *
 	if ((path = sg_jpath_str(c->a, at, key)) == NULL)
 		return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, NULL);
 	return sg_status_set(c->st, c->a, SG_EUP_MALFORMED, "%s: expected %s, got %s", path, want,
-	                     sg_json_type_name(got));
+	                     json_type_name(got));
 }
 
 /* Copies jansson's error text, with anything but printable ASCII replaced by '?'. */

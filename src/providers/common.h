@@ -286,10 +286,6 @@ sg_err sg_json_opt_intstr(sg_jctx *c, json_t *obj, const sg_jpath *at, const cha
  * "<path>: expected object, got <type>" otherwise. v may be NULL (reported as missing). */
 sg_err sg_json_expect_obj(sg_jctx *c, json_t *v, const sg_jpath *at);
 
-/* The name of v's JSON type, as the messages here give it ("object", "integer", "number",
- * "boolean", ...). Static text. v must not be NULL. */
-const char *sg_json_type_name(const json_t *v);
-
 /*
  * What the getters above record for a member (at/key; key NULL: at itself) of the wrong type:
  * SG_EUP_MALFORMED "<path>: expected <want>, got <type of got>", or "<path>: missing" when got
