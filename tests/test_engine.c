@@ -40,6 +40,8 @@ struct route {
 	bool chunked;        /* Transfer-Encoding: chunked instead of Content-Length */
 	bool drop;           /* close the connection without replying */
 	bool early;          /* send a 103 Early Hints interim response first */
+	bool drop_reused;    /* answer it as a connection's first request; on a reused
+	                        connection, read it and close without replying */
 };
 
 static const struct route routes[] = {
@@ -64,6 +66,7 @@ static const struct route routes[] = {
         {.path = "/exact-chunked", .status = 200, .fill = 1024, .chunked = true},
         {.path = "/big-headers", .status = 200, .hdr_fill = 2048, .body = "h"},
         {.path = "/early", .status = 200, .headers = "X-Final: 1\r\n", .body = "e", .early = true},
+        {.path = "/drop-reused", .status = 201, .body = "made", .drop_reused = true},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -88,6 +91,7 @@ struct conn {
 	size_t in_len;               /* bytes in in */
 	const struct route *pending; /* parsed request waiting for its reply, or NULL */
 	int64_t reply_at;            /* when to send pending's reply */
+	int nreq;                    /* requests parsed on this connection */
 	bool dead;                   /* to be closed at the end of the round */
 };
 
@@ -273,6 +277,11 @@ srv_parse(struct conn *c)
 		static const struct route nf = {.path = "", .status = 404, .body = "no route"};
 		r = &nf;
 	}
+	if (r->drop_reused && c->nreq > 0) {
+		static const struct route gone = {.path = "", .drop = true};
+		r = &gone;
+	}
+	c->nreq++;
 	c->pending = r;
 	c->reply_at = sg_now_ms() + r->delay_ms;
 	return true;
@@ -770,6 +779,52 @@ test_post(sg_engine *e)
 	pthread_mutex_unlock(&srv.mtx);
 }
 
+/*
+ * A provider that drops a reused keep-alive connection after reading the request. libcurl
+ * re-sends a request on a new connection when a reused one turns out dead, whatever the method;
+ * for a POST that can be a second order. A GET may be re-sent (it is idempotent); a POST must
+ * not: its bytes may have reached the provider, so the outcome is unknown (SG_EUP_BROKEN) and
+ * the provider sees it once.
+ */
+static void
+test_no_resend_post(void)
+{
+	sg_engine *e = NULL;
+	char url[300];
+	sg_http_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
+
+	url_of(url, sizeof(url), "/drop-reused");
+	for (int round = 0; round < 5; round++) {
+		CHECK_INT(sg_engine_new(&e, NULL), SG_OK);
+		if (e == NULL)
+			return;
+		/* the GET opens a keep-alive connection; the POST reuses it, and is dropped */
+		CHECK_INT(get(e, "/ok", 0, &R), SG_OK);
+		CHECK_INT(R.status, 200);
+		int before = srv_hits("/drop-reused");
+		CHECK_INT(run(e, &req, sg_now_ms() + 10000, &R), SG_OK);
+		CHECK_INT(R.err, SG_EUP_BROKEN);
+		CHECK_INT(srv_hits("/drop-reused") - before, 1);
+		/* a POST on a connection of its own is answered as usual */
+		CHECK_INT(run(e, &req, sg_now_ms() + 10000, &R), SG_OK);
+		CHECK_INT(R.err, SG_OK);
+		CHECK_INT(R.status, 201);
+		sg_engine_free(e);
+	}
+
+	/* the same drop under a GET: re-sent on a new connection, and answered */
+	CHECK_INT(sg_engine_new(&e, NULL), SG_OK);
+	if (e == NULL)
+		return;
+	CHECK_INT(get(e, "/ok", 0, &R), SG_OK);
+	int before = srv_hits("/drop-reused");
+	CHECK_INT(get(e, "/drop-reused", 0, &R), SG_OK);
+	CHECK_INT(R.err, SG_OK);
+	CHECK_INT(R.status, 201);
+	CHECK_INT(srv_hits("/drop-reused") - before, 2);
+	sg_engine_free(e);
+}
+
 static void
 test_path_as_is(sg_engine *e)
 {
@@ -1193,6 +1248,7 @@ main(void)
 		sg_engine_free(e);
 	}
 	test_keepalive();
+	test_no_resend_post();
 	test_toobig();
 	test_small_recv_buffer();
 	test_admission();

@@ -115,6 +115,8 @@ struct xfer {
 	size_t hkeylen;    /* its length */
 	struct host *host; /* engine thread: the host it counts against */
 	bool fresh;        /* engine thread: started with CURLOPT_FRESH_CONNECT */
+	bool sent;         /* a request that is not idempotent has been sent once (see
+	                      xfer_prereq_cb) */
 	sg_err err;        /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
 	struct buf body;   /* response body (final response) */
 	struct buf hdrs;   /* header block of the final response, "Name: value\r\n" lines */
@@ -424,6 +426,48 @@ req_check(const sg_http_req *req, size_t *hkeylen)
 }
 
 /* curl_easy_setopt that jumps to `fail` on error (the only goto hidden in a macro here). */
+/*
+ * True for the methods RFC 9110 section 9.2.2 calls idempotent: a second copy of the request
+ * has the same effect as one. libcurl may re-send those on a new connection when a reused one
+ * turns out dead; everything else (POST, PATCH, unknown verbs) goes out at most once.
+ */
+static bool
+method_idempotent(const char *m)
+{
+	static const char *const idem[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+
+	for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++) {
+		if (strcmp(m, idem[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: runs each time libcurl is about to send the request on a connection.
+ * When a reused keep-alive connection dies under a request before any answer, libcurl 7.88
+ * re-sends the request on a new connection, whatever the method. For a request that is not
+ * idempotent the first copy may already have reached the provider (a CreateOrder POST may have
+ * created an order), so the second send is refused here: the transfer fails with SG_EUP_BROKEN
+ * ("sent, no answer"), which callers treat as an unknown outcome. Keeping reuse on (instead of
+ * CURLOPT_FRESH_CONNECT for every POST) keeps the POST off a new TCP and TLS handshake.
+ * Engine thread.
+ */
+static int
+xfer_prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+               int conn_local_port)
+{
+	struct xfer *x = clientp;
+
+	if (x->sent) {
+		x->err = SG_EUP_BROKEN;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	x->sent = true;
+	return CURL_PREREQFUNC_OK;
+}
+
 #define XSET(h, opt, val)                                                                          \
 	do {                                                                                       \
 		if ((cc = curl_easy_setopt((h), (opt), (val))) != CURLE_OK) {                      \
@@ -503,6 +547,11 @@ xfer_setup(struct xfer *x, const sg_http_req *req)
 	XSET(h, CURLOPT_HEADERFUNCTION, xfer_header_cb);
 	XSET(h, CURLOPT_HEADERDATA, x);
 	XSET(h, CURLOPT_PRIVATE, x);
+	x->sent = false;
+	if (!method_idempotent(req->method)) {
+		XSET(h, CURLOPT_PREREQFUNCTION, xfer_prereq_cb);
+		XSET(h, CURLOPT_PREREQDATA, x);
+	}
 	return SG_OK;
 
 fail:
