@@ -45,6 +45,11 @@ test_keys(void)
 	CHECK_INT(c.recv_max_bytes, 262144);
 	set_ok(&c, "default_deadline_ms", "1500");
 	CHECK_INT(c.default_deadline_ms, 1500);
+	CHECK_INT(c.max_deadline_ms, 300000);
+	set_ok(&c, "max_deadline_ms", "60000");
+	CHECK_INT(c.max_deadline_ms, 60000);
+	set_bad(&c, "max_deadline_ms", "0", "max_deadline_ms");
+	set_bad(&c, "max_deadline_ms", "9223372036854775807", "max_deadline_ms");
 	set_ok(&c, "drain_timeout_ms", "0");
 	CHECK_INT(c.drain_timeout_ms, 0);
 	set_ok(&c, "arena_cap_bytes", "1048576");
@@ -119,6 +124,16 @@ test_keys(void)
 	set_bad(&c, "fuuffy.utc_offset", "+25:00", "utc_offset");
 
 	char err[256];
+	/* the default deadline and each provider's timeout fit under the cap */
+	set_ok(&c, "max_deadline_ms", "1000");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "default_deadline_ms") != NULL);
+	set_ok(&c, "default_deadline_ms", "1000");
+	set_ok(&c, "boscod.timeout_ms", "5000");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "boscod.timeout_ms") != NULL);
+	set_ok(&c, "max_deadline_ms", "300000");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
 	set_ok(&c, "max_request_bytes", "1048576");
 	set_ok(&c, "recv_max_bytes", "1024");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);

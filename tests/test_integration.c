@@ -198,6 +198,52 @@ test_deadlines(nng_socket s)
 		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
 }
 
+/*
+ * A deadline is cut to max_deadline_ms. The largest deadline_ms a caller can send must neither
+ * overflow the gateway's deadline arithmetic (undefined behaviour; the sanitizer build stops)
+ * nor hold a call longer than the cap: with a 1 s cap, a provider that answers after 3 s times
+ * out instead of being waited for.
+ */
+static void
+test_deadline_cap(nng_socket s)
+{
+	static const int64_t huge[] = {INT64_MAX, INT64_MAX - 1, (int64_t)1 << 62};
+	Shipgate__V1__HealthRequest hreq = SHIPGATE__V1__HEALTH_REQUEST__INIT;
+	Shipgate__V1__RpcReply *r;
+
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		r = track(s, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "BOS123", huge[i]);
+		check_status(r, 0, "", 0);
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+		r = hs_call(s, "Health", &hreq.base, huge[i], NULL);
+		check_status(r, 0, "", 0);
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	}
+
+	hs_proc gw;
+	char url[256];
+	nng_socket c;
+	const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	const char *const extra[] = {"--set", "max_deadline_ms=1000", "--set",
+	                             "default_deadline_ms=1000", NULL};
+	if (hs_gateway_start(&gw, gw_bin, sandbox, listen, extra) != 0) {
+		CHECK(0);
+		return;
+	}
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&c, url), 0);
+	r = track(c, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "SLOW-3000", INT64_MAX);
+	check_status(r, 4, "UPSTREAM_TIMEOUT", 0);
+	if (r != NULL)
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	r = track(c, SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD, "SLOW-3000", 0);
+	check_status(r, 4, "UPSTREAM_TIMEOUT", 0);
+	if (r != NULL)
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	nng_close(c);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+}
+
 /* Requests the gateway must refuse on its own. */
 static void
 test_bad_requests(nng_socket s)
@@ -606,6 +652,7 @@ main(int argc, char **argv)
 	test_upstream_errors(tcp);
 	test_upstream_errors(ipcs);
 	test_deadlines(tcp);
+	test_deadline_cap(tcp);
 	test_bad_requests(tcp);
 	test_hostile_ids(tcp);
 	test_oversize(tcp_url);

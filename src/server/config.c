@@ -47,6 +47,7 @@ sg_config_defaults(sg_config *cfg)
 	cfg->max_request_bytes = (size_t)1 << 20;
 	cfg->recv_max_bytes = (size_t)4 << 20;
 	cfg->default_deadline_ms = 30000;
+	cfg->max_deadline_ms = 300000;
 	cfg->drain_timeout_ms = 10000;
 	cfg->arena_cap = (size_t)64 << 20;
 	cfg->verbose = 1;
@@ -232,6 +233,7 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 	        {"max_request_bytes", 1024, (int64_t)1 << 30, &cfg->max_request_bytes, 'z'},
 	        {"recv_max_bytes", 1024, (int64_t)1 << 30, &cfg->recv_max_bytes, 'z'},
 	        {"default_deadline_ms", 1, 3600000, &cfg->default_deadline_ms, 'q'},
+	        {"max_deadline_ms", 1, 3600000, &cfg->max_deadline_ms, 'q'},
 	        {"drain_timeout_ms", 0, 3600000, &cfg->drain_timeout_ms, 'q'},
 	        {"arena_cap_bytes", 65536, (int64_t)1 << 32, &cfg->arena_cap, 'z'},
 	        {"verbose", 0, 2, &cfg->verbose, 'i'},
@@ -331,9 +333,15 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "no listen URL");
 	if (cfg->recv_max_bytes < cfg->max_request_bytes)
 		return cfg_error(err, errlen, "recv_max_bytes must be >= max_request_bytes");
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++)
+	if (cfg->default_deadline_ms > cfg->max_deadline_ms)
+		return cfg_error(err, errlen, "default_deadline_ms must be <= max_deadline_ms");
+	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
 		if (cfg->providers[i].timeout_ms == 0)
 			cfg->providers[i].timeout_ms = cfg->default_deadline_ms;
+		if (cfg->providers[i].timeout_ms > cfg->max_deadline_ms)
+			return cfg_error(err, errlen, "%s.timeout_ms must be <= max_deadline_ms",
+			                 cfg->providers[i].name);
+	}
 	return 0;
 }
 

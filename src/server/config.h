@@ -26,6 +26,7 @@ typedef struct sg_config {
 	size_t max_request_bytes;                 /* larger requests get RESOURCE_EXHAUSTED */
 	size_t recv_max_bytes;       /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
 	int64_t default_deadline_ms; /* when a request carries deadline_ms = 0 */
+	int64_t max_deadline_ms;     /* longer deadlines are cut to this */
 	int64_t drain_timeout_ms;    /* how long a graceful stop waits for in-flight calls */
 	size_t arena_cap;            /* per-call memory cap */
 	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */

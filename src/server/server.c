@@ -1255,8 +1255,10 @@ work_dispatch(struct work *w)
 		work_fail(w, SG_EDEADLINE, "deadline expired before the call started");
 		return;
 	}
-	w->deadline_ms = w->start_ms +
-	                 (w->env->deadline_ms ? w->env->deadline_ms : cfg->default_deadline_ms);
+	/* capped before the addition: a caller's deadline near INT64_MAX must not overflow */
+	int64_t budget = w->env->deadline_ms ? w->env->deadline_ms : cfg->default_deadline_ms;
+	w->deadline_ms =
+	        w->start_ms + (budget < cfg->max_deadline_ms ? budget : cfg->max_deadline_ms);
 	switch (kind) {
 	case M_HEALTH: work_health(w); return;
 	case M_TRACK:
