@@ -1,5 +1,5 @@
 /*
- * test_core.c - src/core: the arena, the error table and sg_status.
+ * test_core.c - src/core: the arena, the error table, sg_status, the deadline heap and UTF-8.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "core/dheap.h"
 #include "core/err.h"
 #include "core/status.h"
+#include "core/utf8.h"
 #include "testutil.h"
 
 /* ================================================================== arena */
@@ -291,6 +292,63 @@ test_dheap(void)
 	CHECK(h.v == NULL && h.cap == 0);
 }
 
+/* ================================================================== utf8 */
+
+static void
+test_utf8(void)
+{
+	/* valid: ASCII, 2, 3 and 4 byte forms, the edges */
+	static const char *const good[] = {"", "abc", "caf\xC3\xA9", "\xE2\x82\xAC",
+	                                   "\xF0\x9F\x93\xA6", "\xF4\x8F\xBF\xBF", "\x7F"};
+	/* invalid: stray continuation, overlong, surrogate, past U+10FFFF, cut short, 0xFF */
+	static const char *const bad[] = {"\x80",         "\xC0\xAF",         "\xE0\x80\xAF",
+	                                  "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
+	                                  "ok\xFF",       "\xC3"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(sg_utf8_valid(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!sg_utf8_valid(bad[i], strlen(bad[i])));
+
+	/* a cut lands on a character boundary, never inside one */
+	const char *euro3 = "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"; /* 9 bytes */
+	CHECK_INT(sg_utf8_prefix(euro3, 9), 9);
+	CHECK_INT(sg_utf8_prefix(euro3, 8), 6);
+	CHECK_INT(sg_utf8_prefix(euro3, 4), 3);
+	CHECK_INT(sg_utf8_prefix(euro3, 2), 0);
+	CHECK_INT(sg_utf8_prefix("abc", 200), 3);
+	CHECK_INT(sg_utf8_prefix("ab\xFF" "cd", 3), 3); /* an invalid byte counts as one */
+	char big[400];
+	for (int i = 0; i < 133; i++)
+		memcpy(big + 3 * i, "\xE2\x82\xAC", 3);
+	big[399] = '\0';
+	int n = sg_utf8_prefix(big, 200);
+	CHECK_INT(n, 198);
+	CHECK(sg_utf8_valid(big, (size_t)n));
+
+	/* clean: valid text is returned as is; bad bytes become U+FFFD */
+	sg_arena a;
+	sg_arena_init(&a, 256, 4096);
+	const char *ok = "caf\xC3\xA9";
+	CHECK(sg_utf8_clean(&a, ok) == ok);
+	CHECK(sg_utf8_clean(&a, NULL) == NULL);
+	CHECK_STR(sg_utf8_clean(&a, "a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+	CHECK_STR(sg_utf8_clean(&a, "\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+	CHECK_STR(sg_utf8_clean(&a, "x\xC3"), "x\xEF\xBF\xBD");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *c = sg_utf8_clean(&a, bad[i]);
+		CHECK(c != NULL && sg_utf8_valid(c, strlen(c)));
+	}
+	sg_arena_fini(&a);
+	/* a full arena still gives valid text */
+	sg_arena_init(&a, 64, 64);
+	char junk[200];
+	memset(junk, 0xFF, sizeof(junk) - 1);
+	junk[sizeof(junk) - 1] = '\0';
+	const char *c = sg_utf8_clean(&a, junk);
+	CHECK(c != NULL && sg_utf8_valid(c, strlen(c)));
+	sg_arena_fini(&a);
+}
+
 int
 main(void)
 {
@@ -303,5 +361,6 @@ main(void)
 	test_err_from_http();
 	test_status();
 	test_dheap();
+	test_utf8();
 	TEST_MAIN_END();
 }

@@ -367,6 +367,300 @@ test_create_order(nng_socket s)
 	json_decref(rec);
 }
 
+/* ------------------------------------------------------------------ envelope strings */
+
+/* A protobuf field: tag, then (for wire type 2) length and bytes. Appends to b at *n. */
+static void
+put_field(uint8_t *b, size_t *n, unsigned field, const void *data, size_t len)
+{
+	uint64_t v = (uint64_t)field << 3 | 2;
+	do {
+		b[(*n)++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
+	v = len;
+	do {
+		b[(*n)++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
+	memcpy(b + *n, data, len);
+	*n += len;
+}
+
+/* Independent of the gateway's own check: decodes each code point (RFC 3629 ranges). */
+static bool
+strict_utf8(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k;
+		if (s[i] == 0)
+			return false; /* a NUL is valid UTF-8 but no string of ours carries one */
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xE0) == 0xC0)
+			k = 2, cp = s[i] & 0x1F;
+		else if ((s[i] & 0xF0) == 0xE0)
+			k = 3, cp = s[i] & 0x0F;
+		else if ((s[i] & 0xF8) == 0xF0)
+			k = 4, cp = s[i] & 0x07;
+		else
+			return false;
+		if (i + k > n)
+			return false;
+		for (size_t j = 1; j < k; j++) {
+			if ((s[i + j] & 0xC0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3F);
+		}
+		static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+		if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/*
+ * True when every string in the encoded message d (and in the messages it nests, and in
+ * RpcReply.payload decoded as `payload`) is valid UTF-8 without NUL: what a strict proto3
+ * decoder requires.
+ */
+static bool
+strict_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+               const ProtobufCMessageDescriptor *payload)
+{
+	while (p < end) {
+		uint64_t tag = 0, n = 0;
+		for (int sh = 0; p < end; sh += 7) {
+			tag |= (uint64_t)(*p & 0x7f) << sh;
+			if ((*p++ & 0x80) == 0)
+				break;
+		}
+		switch (tag & 7) {
+		case 0:
+			while (p < end && (*p++ & 0x80) != 0) {
+			}
+			continue;
+		case 1: p += 8; continue;
+		case 5: p += 4; continue;
+		case 2: break;
+		default: return false;
+		}
+		for (int sh = 0; p < end; sh += 7) {
+			n |= (uint64_t)(*p & 0x7f) << sh;
+			if ((*p++ & 0x80) == 0)
+				break;
+		}
+		if (n > (uint64_t)(end - p))
+			return false;
+		const ProtobufCFieldDescriptor *f =
+		        protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && !strict_utf8(p, (size_t)n))
+			return false;
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+		    !strict_message(f->descriptor, p, p + n, NULL))
+			return false;
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_BYTES && payload != NULL &&
+		    !strict_message(payload, p, p + n, NULL))
+			return false;
+		p += n;
+	}
+	return p == end;
+}
+
+/* Sends raw envelope bytes; returns the decoded reply (NULL if none), and whether its raw bytes
+ * passed the strict check (payload checked as `out` when given). */
+static Shipgate__V1__RpcReply *
+raw_call(nng_socket s, const uint8_t *env, size_t len, const ProtobufCMessageDescriptor *out,
+         bool *strict)
+{
+	void *rb = NULL;
+	size_t rlen = 0;
+	*strict = false;
+	if (hs_roundtrip_raw(s, env, len, &rb, &rlen) != 0)
+		return NULL;
+	*strict = strict_message(&shipgate__v1__rpc_reply__descriptor, rb,
+	                         (const uint8_t *)rb + rlen, out);
+	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, rlen, rb);
+	free(rb);
+	return r;
+}
+
+/*
+ * Envelope strings are checked like payload strings: a NUL or bad UTF-8 in the method, the
+ * request_id, the idempotency key or the metadata is INVALID_ARGUMENT, before anything else
+ * (protobuf-c would cut at the NUL: "k\0AAA" and "k\0BBB" were one key, and a Health\0junk
+ * method was served as Health). Every reply string is valid UTF-8, also under mutated input.
+ */
+static void
+test_envelope_strings(nng_socket s)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error perr;
+	uint8_t payload[2048], env[4096];
+	size_t plen, n;
+	bool strict;
+	Shipgate__V1__RpcReply *r;
+	static const char create[] = "/shipgate.v1.Shipgate/CreateOrder";
+
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &perr),
+	        0);
+	if (req == NULL)
+		return;
+	plen = protobuf_c_message_pack(req, payload);
+	protobuf_c_message_free_unpacked(req, NULL);
+
+	/* two keys that differ after a NUL: each refused, neither stored, nothing sent */
+	sandbox_reset();
+	static const char *const keys[] = {"k\0AAA", "k\0BBB"};
+	for (int i = 0; i < 2; i++) {
+		n = 0;
+		put_field(env, &n, 1, create, strlen(create));
+		put_field(env, &n, 2, "rid-nul", 7);
+		put_field(env, &n, 5, keys[i], 5);
+		put_field(env, &n, 6, payload, plen);
+		r = raw_call(s, env, n, NULL, &strict);
+		CHECK(strict);
+		CHECK_INT(hs_code(r), 3);
+		CHECK_STR(hs_reason(r), "INVALID_FIELD");
+		CHECK(r && r->status && r->status->detail &&
+		      r->status->detail->n_field_violations == 1 &&
+		      strcmp(r->status->detail->field_violations[0]->field, "idempotency_key") ==
+		              0);
+		CHECK_STR(r ? r->request_id : NULL, ""); /* not echoed: the envelope was refused */
+		free_reply(r);
+	}
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 0);
+	json_decref(rec);
+
+	/* a NUL in the method is not a shorter method */
+	static const char health_junk[] = "/shipgate.v1.Shipgate/Health\0junk";
+	n = 0;
+	put_field(env, &n, 1, health_junk, sizeof(health_junk) - 1);
+	r = raw_call(s, env, n, NULL, &strict);
+	CHECK(strict);
+	CHECK_INT(hs_code(r), 3);
+	CHECK(r && r->status && r->status->detail && r->status->detail->n_field_violations == 1 &&
+	      strcmp(r->status->detail->field_violations[0]->field, "method") == 0);
+	free_reply(r);
+
+	/* a request_id that is not UTF-8 is refused, never echoed */
+	static const char *const rids[] = {"\xff\xfe", "ok\xc3", "\xed\xa0\x80", "\xc0\xaf"};
+	for (size_t i = 0; i < sizeof(rids) / sizeof(rids[0]); i++) {
+		static const char health[] = "/shipgate.v1.Shipgate/Health";
+		n = 0;
+		put_field(env, &n, 1, health, strlen(health));
+		put_field(env, &n, 2, rids[i], strlen(rids[i]));
+		r = raw_call(s, env, n, NULL, &strict);
+		CHECK(strict);
+		CHECK_INT(hs_code(r), 3);
+		CHECK_STR(r ? r->request_id : NULL, "");
+		free_reply(r);
+	}
+
+	/* metadata keys and values are strings too (map entries: key 1, value 2) */
+	static const char *const md[][2] = {{"trace\xff", "x"}, {"k", "v\0w"}};
+	for (size_t i = 0; i < 2; i++) {
+		static const char health[] = "/shipgate.v1.Shipgate/Health";
+		uint8_t entry[64];
+		size_t en = 0;
+		put_field(entry, &en, 1, md[i][0], strlen(md[i][0]));
+		put_field(entry, &en, 2, md[i][1], i == 1 ? 3 : strlen(md[i][1]));
+		n = 0;
+		put_field(env, &n, 1, health, strlen(health));
+		put_field(env, &n, 4, entry, en);
+		r = raw_call(s, env, n, NULL, &strict);
+		CHECK(strict);
+		CHECK_INT(hs_code(r), 3);
+		free_reply(r);
+	}
+
+	/* an unknown method of 150 three-byte characters: the message cuts it on a boundary */
+	char longm[512];
+	size_t ln = (size_t)snprintf(longm, sizeof(longm), "/shipgate.v1.Shipgate/");
+	for (int i = 0; i < 150; i++, ln += 3)
+		memcpy(longm + ln, "\xe2\x82\xac", 3);
+	n = 0;
+	put_field(env, &n, 1, longm, ln);
+	put_field(env, &n, 2, "rid-long", 8);
+	r = raw_call(s, env, n, NULL, &strict);
+	CHECK(strict);
+	CHECK_INT(hs_code(r), 12);
+	CHECK_STR(r ? r->request_id : NULL, "rid-long");
+	free_reply(r);
+
+	/* mutated envelopes: whatever comes back decodes under a strict proto3 decoder */
+	static const char track[] = "/shipgate.v1.Shipgate/Track";
+	uint8_t tpay[64];
+	size_t tn = 0;
+	tpay[tn++] = 0x08; /* provider = BOSCOD */
+	tpay[tn++] = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	put_field(tpay, &tn, 2, "BOS123", 6);
+	uint8_t seeds[3][4096];
+	size_t seedlen[3] = {0, 0, 0};
+	put_field(seeds[0], &seedlen[0], 1, track, strlen(track));
+	put_field(seeds[0], &seedlen[0], 2, "fuzz-\xe2\x82\xac-1", 10);
+	put_field(seeds[0], &seedlen[0], 6, tpay, tn);
+	put_field(seeds[1], &seedlen[1], 1, create, strlen(create));
+	put_field(seeds[1], &seedlen[1], 2, "fuzz-2", 6);
+	put_field(seeds[1], &seedlen[1], 5, "fuzz-key-\xc3\xa9", 11);
+	put_field(seeds[1], &seedlen[1], 6, payload, plen);
+	memcpy(seeds[2], env, n); /* the long unknown method */
+	seedlen[2] = n;
+	static const uint8_t hostile[] = {0x00, 0xff, 0xc3, 0xe2, 0x80, 0xed, 0xf4, 0x7f};
+	uint32_t rng = 12345;
+	int sent = 0, answered = 0, ok_strict = 0;
+	for (int round = 0; round < 1500; round++) {
+		int which = round % 3;
+		uint8_t buf[4200];
+		size_t bl = seedlen[which];
+		memcpy(buf, seeds[which], bl);
+		int edits = 1 + (int)((rng = rng * 1103515245u + 12345u) >> 16) % 3;
+		for (int e = 0; e < edits && bl > 1; e++) {
+			rng = rng * 1103515245u + 12345u;
+			size_t at = (rng >> 8) % bl;
+			uint8_t val = hostile[(rng >> 4) % sizeof(hostile)];
+			switch ((rng >> 28) % 3) {
+			case 0: buf[at] = val; break;
+			case 1:
+				memmove(buf + at + 1, buf + at, bl - at);
+				buf[at] = val;
+				bl++;
+				break;
+			default: buf[at] ^= (uint8_t)(1u << ((rng >> 12) % 8)); break;
+			}
+		}
+		/* what a strict client expects in the payload: the mutated method's output */
+		Shipgate__V1__RpcRequest *me = shipgate__v1__rpc_request__unpack(NULL, bl, buf);
+		const ProtobufCMessageDescriptor *out = NULL;
+		if (me != NULL) {
+			const char *mn = strrchr(me->method, '/');
+			const ProtobufCMethodDescriptor *md2 =
+			        mn ? protobuf_c_service_descriptor_get_method_by_name(
+			                     &shipgate__v1__shipgate__descriptor, mn + 1)
+			           : NULL;
+			out = md2 ? md2->output : NULL;
+			shipgate__v1__rpc_request__free_unpacked(me, NULL);
+		}
+		sent++;
+		r = raw_call(s, buf, bl, out, &strict);
+		answered += r != NULL;
+		ok_strict += r != NULL && strict;
+		free_reply(r);
+	}
+	fprintf(stderr, "  %d mutated envelopes: %d answered, %d strictly decodable\n", sent,
+	        answered, ok_strict);
+	CHECK_INT(answered, sent);
+	CHECK_INT(ok_strict, sent);
+}
+
 /* 100 callers, one key, all at once: one upstream POST, 100 identical answers. */
 static void
 test_create_order_concurrent(const char *url)
@@ -834,6 +1128,7 @@ main(int argc, char **argv)
 	test_biteship(s);
 	test_fuuffy(s);
 	test_create_order(s);
+	test_envelope_strings(s);
 	nng_close(s);
 	test_cli(url, argv[5]);
 	test_create_order_concurrent(url);

@@ -45,54 +45,6 @@ is_alnum(unsigned char c)
 
 static const char hexdig[] = "0123456789ABCDEF";
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is not one (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t
-utf8_seq(const unsigned char *s, size_t len)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned long cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
-bool
-sg_utf8_valid(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		size_t k = utf8_seq((const unsigned char *)s + i, len - i);
-		if (k == 0)
-			return false;
-		i += k;
-	}
-	return true;
-}
-
 /* ================================================================== identifiers and URLs */
 
 enum id_class {
@@ -225,7 +177,7 @@ sg_query_value(sg_arena *a, const char *field, const char *v, size_t len, size_t
 			return invalid_fmt(st, a, field, "contains a control byte",
 			                   "control byte 0x%02X at offset %zu is not allowed", c,
 			                   i);
-		size_t n = utf8_seq((const unsigned char *)v + i, len - i);
+		size_t n = sg_utf8_seq((const unsigned char *)v + i, len - i);
 		if (n == 0)
 			return invalid_fmt(st, a, field, "is not valid UTF-8",
 			                   "is not valid UTF-8 at offset %zu", i);
@@ -1279,7 +1231,7 @@ pb_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *en
 				if (memchr(p, '\0', (size_t)n) != NULL)
 					return pb_bad_string(&here, "contains a NUL byte", a, st);
 				for (size_t i = 0; i < n;) {
-					size_t k = utf8_seq(p + i, (size_t)n - i);
+					size_t k = sg_utf8_seq(p + i, (size_t)n - i);
 					if (k == 0)
 						return pb_bad_string(&here, "is not valid UTF-8", a,
 						                     st);

@@ -18,6 +18,7 @@
 
 #include "core/arena.h"
 #include "core/status.h"
+#include "core/utf8.h" /* sg_utf8_valid, used by every translation */
 #include "google/protobuf/wrappers.pb-c.h"
 #include "providers/provider.h"
 #include "shipgate/v1/shipgate.pb-c.h"
@@ -26,10 +27,6 @@
 
 /* Records SG_ENOMEM in st without allocating (the message is the static one). Returns it. */
 sg_err sg_nomem(sg_status *st);
-
-/* True when s[0..len) is valid UTF-8 (RFC 3629: no overlong forms, surrogates, or code points
- * past U+10FFFF). Pure. */
-bool sg_utf8_valid(const char *s, size_t len);
 
 /* ASCII-only case-insensitive compare (locale-independent). NULL sorts before everything. */
 int sg_ascii_casecmp(const char *x, const char *y);

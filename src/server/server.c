@@ -29,6 +29,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/utf8.h"
 #include "providers/common.h"
 #include "shipgate/v1/rpc.pb-c.h"
 #include "shipgate/v1/shipgate.pb-c.h"
@@ -275,16 +276,19 @@ work_pack_status(struct work *w, sg_flight_outcome *o)
 	Shipgate__V1__ErrorDetail det = SHIPGATE__V1__ERROR_DETAIL__INIT;
 	sg_status *st = &w->st;
 
+	/* Every string of a reply is valid UTF-8 (proto3's rule; strict decoders refuse the
+	 * message otherwise): provider texts may be anything, so each one is made valid. */
+#define TEXT(s) ((char *)sg_utf8_clean(a, (s) ? (s) : ""))
 	status.code = (Shipgate__V1__Code)sg_err_code(st->err);
 	if (st->err != SG_OK) {
-		status.message = (char *)(st->message ? st->message : sg_strerror(st->err));
+		status.message = TEXT(st->message ? st->message : sg_strerror(st->err));
 		status.detail = &det;
 		det.reason = (char *)sg_err_reason(st->err);
 		det.retryable = sg_err_retryable(st->err);
 		det.upstream_http_status = st->http_status;
-		det.provider = (char *)(st->provider ? st->provider : "");
-		det.provider_code = (char *)(st->provider_code ? st->provider_code : "");
-		det.provider_message = (char *)(st->provider_message ? st->provider_message : "");
+		det.provider = TEXT(st->provider);
+		det.provider_code = TEXT(st->provider_code);
+		det.provider_message = TEXT(st->provider_message);
 		det.retry_after_ms = st->retry_after_ms;
 		Shipgate__V1__FieldViolation *fv =
 		        st->nviolations ? sg_arena_calloc(a, st->nviolations, sizeof(*fv)) : NULL;
@@ -293,14 +297,15 @@ work_pack_status(struct work *w, sg_flight_outcome *o)
 		if (fv != NULL && fvp != NULL) {
 			for (size_t i = 0; i < st->nviolations; i++) {
 				shipgate__v1__field_violation__init(&fv[i]);
-				fv[i].field = (char *)st->violations[i].field;
-				fv[i].description = (char *)st->violations[i].description;
+				fv[i].field = TEXT(st->violations[i].field);
+				fv[i].description = TEXT(st->violations[i].description);
 				fvp[i] = &fv[i];
 			}
 			det.field_violations = fvp;
 			det.n_field_violations = st->nviolations;
 		}
 	}
+#undef TEXT
 	size_t n = shipgate__v1__status__get_packed_size(&status);
 	uint8_t *buf = sg_arena_alloc(a, n);
 	if (buf == NULL)
@@ -1219,6 +1224,14 @@ work_dispatch(struct work *w)
 		work_send(w);
 		return;
 	}
+	/* protobuf-c cuts strings at an embedded NUL and accepts bad UTF-8: refuse both, in the
+	 * envelope (method, request_id, idempotency_key, metadata) as in the payload below. Until
+	 * the envelope passes, the reply carries no request_id: it is not known to be text. */
+	if (sg_pb_check_strings(&shipgate__v1__rpc_request__descriptor, nng_msg_body(w->msg), len,
+	                        &w->arena, &w->st) != SG_OK) {
+		work_send(w);
+		return;
+	}
 	w->env = shipgate__v1__rpc_request__unpack(sg_arena_pb(&w->arena), len,
 	                                           nng_msg_body(w->msg));
 	if (w->env == NULL) {
@@ -1227,12 +1240,11 @@ work_dispatch(struct work *w)
 	}
 	if ((w->method = resolve_method(w->env->method)) == NULL) {
 		sg_status_set(&w->st, &w->arena, SG_ENOMETHOD,
-		              "unknown method \"%.200s\"; methods are named \"/%s/<Method>\"",
-		              w->env->method, service->name);
+		              "unknown method \"%.*s\"; methods are named \"/%s/<Method>\"",
+		              sg_utf8_prefix(w->env->method, 200), w->env->method, service->name);
 		work_send(w);
 		return;
 	}
-	/* protobuf-c cuts strings at an embedded NUL and accepts bad UTF-8: refuse both first. */
 	if (sg_pb_check_strings(w->method->input, w->env->payload.data, w->env->payload.len,
 	                        &w->arena, &w->st) != SG_OK) {
 		work_send(w);
