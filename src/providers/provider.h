@@ -16,29 +16,9 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "core/arena.h"
+#include "core/http.h"
 #include "core/status.h"
 #include "shipgate/v1/shipgate.pb-c.h"
-
-#define SG_HTTP_MAX_HEADERS 8
-
-/* One upstream HTTP request, fully formed. All strings borrowed (arena or config). */
-typedef struct sg_http_req {
-	const char *method;                       /* "GET", "POST" */
-	const char *url;                          /* absolute URL; every part validated/encoded */
-	const char *headers[SG_HTTP_MAX_HEADERS]; /* "Name: value" lines, no CR/LF inside */
-	size_t nheaders;                          /* entries used in headers[] */
-	const char *body;                         /* request body or NULL */
-	size_t body_len;                          /* bytes in body */
-} sg_http_req;
-
-/* One upstream HTTP answer. Borrowed for the duration of parse. */
-typedef struct sg_http_resp {
-	int status;          /* HTTP status code */
-	const char *body;    /* response body, not NUL-terminated */
-	size_t body_len;     /* bytes in body */
-	const char *headers; /* raw header block "Name: value\r\n...", or NULL */
-	size_t headers_len;  /* bytes in headers */
-} sg_http_resp;
 
 /* One provider's configuration. Read-only after start-up; shared by all threads. */
 typedef struct sg_pconf {

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "providers/provider.h"
+#include "core/http.h"
 
 typedef struct sg_engine sg_engine;
 
