@@ -33,6 +33,8 @@ typedef struct fake {
 	int fail_first;      /* answer UNAVAILABLE to the first N requests */
 	int64_t retry_after; /* ErrorDetail.retry_after_ms of those answers */
 	bool silent;         /* never answer */
+	bool drop;           /* close the connection the request came on, without answering */
+	bool deadline;       /* answer DEADLINE_EXCEEDED / DEADLINE_EXPIRED (the gateway's own) */
 	bool not_found;      /* answer NOT_FOUND with a full ErrorDetail */
 	bool garbage;        /* answer bytes that are not an RpcReply */
 	bool wrong_id;       /* answer with another request_id */
@@ -102,6 +104,11 @@ fake_answer(fake *f, const Shipgate__V1__RpcRequest *req)
 		d.reason = "UPSTREAM_UNAVAILABLE";
 		d.retryable = 1;
 		d.retry_after_ms = f->retry_after;
+	} else if (f->deadline) {
+		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED);
+		st.message = "deadline exceeded";
+		d.reason = "DEADLINE_EXPIRED";
+		d.retryable = 1;
 	} else if (f->not_found) {
 		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__NOT_FOUND);
 		st.message = "order not found";
@@ -189,6 +196,10 @@ fake_loop(void *arg)
 		if (nng_recvmsg(f->sock, &m, 0) != 0)
 			return; /* closed */
 		req = shipgate__v1__rpc_request__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_mtx_lock(f->mtx);
+		if (f->drop)
+			nng_pipe_close(nng_msg_get_pipe(m)); /* like a gateway killed mid-call */
+		nng_mtx_unlock(f->mtx);
 		nng_msg_free(m);
 		if (req == NULL)
 			continue;
@@ -200,7 +211,7 @@ fake_loop(void *arg)
 			f->deadlines[f->n] = req->deadline_ms;
 		}
 		f->n++;
-		if (!f->silent)
+		if (!f->silent && !f->drop)
 			out = fake_answer(f, req);
 		if (f->last != NULL)
 			shipgate__v1__rpc_request__free_unpacked(f->last, NULL);
@@ -710,7 +721,8 @@ test_deadlines(void)
 	CHECK(st.local);
 	CHECK_INT(st.attempts, 1); /* the budget is spent: no retry */
 	CHECK_INT(fake_count(f), 1);
-	CHECK(f->deadlines[0] > 250 && f->deadlines[0] <= 300);
+	/* the envelope carries the budget less the reply margin: min(50, 300 / 5) */
+	CHECK(f->deadlines[0] > 200 && f->deadlines[0] <= 250);
 
 	/* already expired: fails locally, sends nothing */
 	o.deadline_ms = -1;
@@ -739,10 +751,28 @@ test_deadlines(void)
 	CHECK(dt >= 400 && dt < 1500);
 	CHECK(st.attempts >= 3 && st.attempts <= 5);
 	CHECK_INT(fake_count(f), st.attempts);
-	CHECK(f->deadlines[0] <= 150 && f->deadlines[0] > 100);
-	/* CreateOrder without a key: one attempt only */
+	CHECK(f->deadlines[0] <= 120 && f->deadlines[0] > 80); /* 150 less min(50, 150 / 5) */
+	/* CreateOrder (with or without a key): one attempt only, and its outcome is unknown */
 	f->n = 0;
-	CHECK_INT(create_order(c2, &o, &st), SHIPGATE__V1__CODE__DEADLINE_EXCEEDED);
+	CHECK_INT(create_order(c2, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+	CHECK(st.local && !st.retryable);
+	CHECK_INT(st.attempts, 1);
+	CHECK_INT(fake_count(f), 1);
+	o.idempotency_key = "idem-timeout";
+	CHECK_INT(create_order(c2, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+	CHECK_INT(st.attempts, 1);
+	CHECK_INT(fake_count(f), 2);
+	o.idempotency_key = NULL;
+
+	/* the gateway's own DEADLINE_EXCEEDED is never retried, budget left or not */
+	f->silent = false;
+	f->deadline = true;
+	f->n = 0;
+	CHECK_INT(health(c2, &o, &st), SHIPGATE__V1__CODE__DEADLINE_EXCEEDED);
+	CHECK_STR(st.reason, "DEADLINE_EXPIRED");
+	CHECK(!st.local);
 	CHECK_INT(st.attempts, 1);
 	CHECK_INT(fake_count(f), 1);
 
@@ -750,6 +780,91 @@ test_deadlines(void)
 	shipgate_client_free(c2);
 	shipgate_client_free(c);
 	fake_stop(f);
+}
+
+/*
+ * A CreateOrder whose connection breaks, or whose gateway stays silent, after it went out is
+ * not retried, on this address or another: its outcome is UNKNOWN / OUTCOME_UNKNOWN. A read in
+ * the same situation moves on to the next gateway.
+ */
+static void
+test_create_order_outcome_unknown(void)
+{
+	fake *f1 = fake_start("inproc://gone"), *f2 = fake_start("inproc://other");
+	const char *urls[] = {f1->url, f2->url};
+	shipgate_client *c = client_for(urls, 2, 3);
+	shipgate_client_opts co = {0};
+	shipgate_client *c2 = NULL;
+	shipgate_status st = SHIPGATE_STATUS_INIT;
+	shipgate_call_opts o = {0};
+	Shipgate__V1__TrackResponse *rep = NULL;
+
+	/* the first gateway drops the connection the request came on (kill -9 mid-call) */
+	f1->drop = true;
+	wait_connected(c, 2);
+	o.idempotency_key = "idem-lost";
+	CHECK_INT(create_order(c, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+	CHECK(st.local && !st.retryable);
+	CHECK(st.message != NULL && strstr(st.message, "TRANSPORT_CONNECTION_LOST") != NULL);
+	CHECK_INT(st.attempts, 1);
+	CHECK_INT(fake_count(f1), 1);
+	CHECK_INT(fake_count(f2), 0);
+	/* without a key, the same; round robin goes on with the second gateway, which answers */
+	wait_connected(c, 2);
+	CHECK_INT(create_order(c, NULL, &st), 0);
+	CHECK_INT(fake_count(f2), 1);
+	CHECK_INT(create_order(c, NULL, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+	CHECK_INT(st.attempts, 1);
+	CHECK_INT(fake_count(f1), 2);
+	CHECK_INT(fake_count(f2), 1);
+
+	/* a read moves on to the other gateway */
+	f1->n = f2->n = 0;
+	wait_connected(c, 2);
+	CHECK_INT(track(c, "LOST-1", NULL, &rep, &st), 0); /* the second gateway's turn */
+	CHECK_INT(st.attempts, 1);
+	shipgate__v1__track_response__free_unpacked(rep, NULL);
+	CHECK_INT(track(c, "LOST-2", NULL, &rep, &st), 0); /* the first drops it: the second */
+	CHECK_INT(st.attempts, 2);
+	shipgate__v1__track_response__free_unpacked(rep, NULL);
+	rep = NULL;
+	CHECK_INT(fake_count(f1), 1);
+	CHECK_INT(fake_count(f2), 2);
+
+	/* a silent first gateway and an attempt timeout: the same for CreateOrder */
+	f1->drop = false;
+	f1->silent = true;
+	f1->n = f2->n = 0;
+	co.urls = urls;
+	co.n_urls = 2;
+	co.retry.max_attempts = 3;
+	co.retry.attempt_timeout_ms = 200;
+	CHECK_INT(shipgate_client_new(&c2, &co), SHIPGATE_OK);
+	wait_connected(c2, 2);
+	o.deadline_ms = 2000;
+	CHECK_INT(create_order(c2, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+	CHECK(st.message != NULL && strstr(st.message, "TRANSPORT_TIMEOUT") != NULL);
+	CHECK_INT(st.attempts, 1);
+	CHECK_INT(fake_count(f1), 1);
+	CHECK_INT(fake_count(f2), 0);
+	/* ... while Track is retried on the next gateway after the transport timeout */
+	CHECK_INT(track(c2, "SILENT-1", &o, &rep, &st), 0); /* the second gateway's turn */
+	CHECK_INT(st.attempts, 1);
+	shipgate__v1__track_response__free_unpacked(rep, NULL);
+	CHECK_INT(track(c2, "SILENT-2", &o, &rep, &st), 0); /* the first: silent */
+	CHECK_INT(st.attempts, 2);
+	shipgate__v1__track_response__free_unpacked(rep, NULL);
+	CHECK_INT(fake_count(f1), 2);
+	CHECK_INT(fake_count(f2), 2);
+
+	shipgate_status_fini(&st);
+	shipgate_client_free(c2);
+	shipgate_client_free(c);
+	fake_stop(f1);
+	fake_stop(f2);
 }
 
 /* Round robin over inproc, tcp and ipc gateways. */
@@ -1043,6 +1158,7 @@ main(void)
 	test_retries();
 	test_retry_not_connected();
 	test_deadlines();
+	test_create_order_outcome_unknown();
 	test_round_robin();
 	test_async();
 	test_max_reply();

@@ -28,14 +28,8 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
-#define SGC_DEFAULT_DEADLINE_MS 10000
-#define SGC_DEFAULT_MAX_REPLY   ((size_t)4 << 20)
-#define SGC_DEFAULT_CONNECT_MS  1000
-#define SGC_DEFAULT_ATTEMPTS    3
-#define SGC_DEFAULT_BACKOFF_MS  50
-#define SGC_DEFAULT_BACKOFF_CAP 1000
-#define SGC_RECONNECT_MIN_MS    100
-#define SGC_RECONNECT_MAX_MS    1000
+/* the defaults (SGC_DEFAULT_*), the reasons (SGC_REASON_*) and the retry rule
+ * (sgc_policy_decide) come from proto/shipgate/v1/client_policy.json, through sgc_policy.h */
 
 /* ------------------------------------------------------------------ types */
 
@@ -77,7 +71,7 @@ struct sgc_call {
 	Shipgate__V1__RpcRequest__MetadataEntry *md;
 	bool payload_owned;  /* env.payload.data is malloc'd and ours; else it is borrowed from a
 	                        caller waiting for the outcome (shipgate_call_raw) */
-	bool idempotent;     /* may be retried after the request went out */
+	sgc_call_kind kind;  /* idempotent, keyed or other: what the retry rule sees */
 	int64_t deadline;    /* end of the budget, nng_clock() milliseconds */
 	int attempts;        /* attempts started */
 	size_t ep;           /* endpoint of the current attempt */
@@ -212,8 +206,8 @@ endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
 	 * call), dialers the size limit */
 	if (nng_socket_set_ms(ep->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
 	    nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_reply) != 0 ||
-	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, SGC_RECONNECT_MIN_MS) != 0 ||
-	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMAXT, SGC_RECONNECT_MAX_MS) != 0 ||
+	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, SGC_DEFAULT_RECONNECT_MIN_MS) != 0 ||
+	    nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMAXT, SGC_DEFAULT_RECONNECT_MAX_MS) != 0 ||
 	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, ep) != 0 ||
 	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep) != 0 ||
 	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep) != 0)
@@ -259,16 +253,18 @@ shipgate_client_new(shipgate_client **cp, const shipgate_client_opts *opts)
 		return SHIPGATE_ENOMEM;
 	c->default_deadline_ms =
 	        o.default_deadline_ms ? o.default_deadline_ms : SGC_DEFAULT_DEADLINE_MS;
-	c->max_reply = o.max_reply_size ? o.max_reply_size : SGC_DEFAULT_MAX_REPLY;
+	c->max_reply = o.max_reply_size ? o.max_reply_size : (size_t)SGC_DEFAULT_MAX_REPLY_SIZE;
 	c->connect_timeout_ms =
-	        o.connect_timeout_ms ? o.connect_timeout_ms : SGC_DEFAULT_CONNECT_MS;
+	        o.connect_timeout_ms ? o.connect_timeout_ms : SGC_DEFAULT_CONNECT_TIMEOUT_MS;
 	c->retry = o.retry;
 	if (c->retry.max_attempts == 0)
-		c->retry.max_attempts = SGC_DEFAULT_ATTEMPTS;
+		c->retry.max_attempts = SGC_DEFAULT_MAX_ATTEMPTS;
 	if (c->retry.backoff_base_ms == 0)
-		c->retry.backoff_base_ms = SGC_DEFAULT_BACKOFF_MS;
+		c->retry.backoff_base_ms = SGC_DEFAULT_BACKOFF_BASE_MS;
 	if (c->retry.backoff_cap_ms == 0)
-		c->retry.backoff_cap_ms = SGC_DEFAULT_BACKOFF_CAP;
+		c->retry.backoff_cap_ms = SGC_DEFAULT_BACKOFF_CAP_MS;
+	if (c->retry.attempt_timeout_ms == 0)
+		c->retry.attempt_timeout_ms = SGC_DEFAULT_ATTEMPT_TIMEOUT_MS;
 	if (c->retry.backoff_cap_ms < c->retry.backoff_base_ms)
 		c->retry.backoff_cap_ms = c->retry.backoff_base_ms;
 
@@ -498,18 +494,18 @@ start_attempt(struct sgc_call *call)
 	int rv;
 
 	if (call->cancelled || c->closing) {
-		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED", false,
-		               "call cancelled by the client");
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED,
+		               SGC_REASON_CLIENT_CANCELLED, false, "call cancelled by the client");
 		return true;
 	}
 	if (remaining <= 0) {
 		if (call->attempts == 0)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
-			               "CLIENT_DEADLINE_EXPIRED", false,
+			               SGC_REASON_CLIENT_DEADLINE_EXPIRED, false,
 			               "deadline expired before the request was sent");
 		else if (call->st.reason == NULL) /* else the last attempt's failure stands */
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
-			               "TRANSPORT_TIMEOUT", false,
+			               SGC_REASON_TRANSPORT_TIMEOUT, false,
 			               "deadline expired after %d attempts", call->attempts);
 		return true;
 	}
@@ -519,8 +515,8 @@ start_attempt(struct sgc_call *call)
 		/* the context takes the socket's resend time (off), set in endpoint_open */
 		if ((rv = nng_ctx_open(&call->ctx[call->ep], ep->sock)) != 0) {
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
-			               "TRANSPORT_ERROR", false, "%s: cannot open a context: %s",
-			               ep->url, nng_strerror(rv));
+			               SGC_REASON_TRANSPORT_ERROR, false,
+			               "%s: cannot open a context: %s", ep->url, nng_strerror(rv));
 			return true;
 		}
 		call->ctx_open[call->ep] = true;
@@ -531,12 +527,15 @@ start_attempt(struct sgc_call *call)
 		budget = c->retry.attempt_timeout_ms;
 	if (budget > INT32_MAX)
 		budget = INT32_MAX;
-	call->env.deadline_ms = budget;
+	/* the gateway is told a little less than the attempt waits, so that its own answer (its
+	 * DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's timer */
+	call->env.deadline_ms = sgc_policy_sent_deadline(budget);
 	call->attempt_end = now + budget;
 	n = shipgate__v1__rpc_request__get_packed_size(&call->env);
 	if (nng_msg_alloc(&m, n) != 0) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-		               "CLIENT_OUT_OF_MEMORY", false, "out of memory encoding the request");
+		               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
+		               "out of memory encoding the request");
 		return true;
 	}
 	shipgate__v1__rpc_request__pack(&call->env, nng_msg_body(m));
@@ -552,30 +551,48 @@ start_attempt(struct sgc_call *call)
 }
 
 /*
- * After a failed attempt (status in call->st): sleeps and tries again when the rules allow
- * and the budget holds another attempt; returns true when the call is over. never_sent: the
- * request provably did not leave the client. Lock held.
+ * Reports a transport failure of a call that is not idempotent, after its request went out, as
+ * UNKNOWN / OUTCOME_UNKNOWN: the gateway may be working on it still. Lock held.
+ */
+static void
+outcome_unknown(struct sgc_call *call)
+{
+	char was[320];
+
+	snprintf(was, sizeof(was), "%s (%s)", call->st.message != NULL ? call->st.message : "",
+	         call->st.reason != NULL ? call->st.reason : "-");
+	sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNKNOWN, SGC_REASON_OUTCOME_UNKNOWN, false,
+	               "%s went out and no answer came back: %s; the gateway may have acted on "
+	               "it, so it is not retried (check with the provider before trying again)",
+	               call->env.method, was);
+}
+
+/*
+ * After a failed attempt (status in call->st): applies the policy's retry rule
+ * (sgc_policy_decide), then sleeps and tries again when it says so and attempts and budget are
+ * left; returns true when the call is over. never_sent: the request provably did not leave the
+ * client. Lock held.
  */
 static bool
 maybe_retry(struct sgc_call *call, bool never_sent)
 {
 	shipgate_client *c = call->c;
 	const shipgate_status *st = &call->st;
-	bool transport_timeout;
 	int64_t delay;
 
 	if (call->cancelled || c->closing) {
 		if (st->code != SHIPGATE__V1__CODE__CANCELLED)
-			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED",
-			               false, "call cancelled by the client");
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED,
+			               SGC_REASON_CLIENT_CANCELLED, false,
+			               "call cancelled by the client");
 		return true;
 	}
-	if (st->code == SHIPGATE__V1__CODE__CANCELLED || call->attempts >= c->retry.max_attempts)
-		return true;
-	transport_timeout = st->local && st->code == SHIPGATE__V1__CODE__DEADLINE_EXCEEDED &&
-	                    st->reason != NULL && strcmp(st->reason, "TRANSPORT_TIMEOUT") == 0;
-	if (!never_sent && !(call->idempotent &&
-	                     (st->code == SHIPGATE__V1__CODE__UNAVAILABLE || transport_timeout)))
+	switch (sgc_policy_decide(call->kind, !never_sent, st->local, st->code, st->reason)) {
+	case SGC_RETRY: break;
+	case SGC_OUTCOME_UNKNOWN: outcome_unknown(call); return true;
+	default: return true;
+	}
+	if (call->attempts >= c->retry.max_attempts)
 		return true;
 	delay = backoff_ms(&c->retry, call->attempts);
 	if (st->retry_after_ms > delay)
@@ -614,22 +631,23 @@ on_sent(struct sgc_call *call, int rv)
 	case NNG_ETIMEDOUT:
 		if (call->deadline - now <= 0)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
-			               "TRANSPORT_NOT_CONNECTED", false,
+			               SGC_REASON_TRANSPORT_NOT_CONNECTED, false,
 			               "no connection to %s within the deadline", ep->url);
 		else
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
-			               "TRANSPORT_NOT_CONNECTED", true,
+			               SGC_REASON_TRANSPORT_NOT_CONNECTED, true,
 			               "no connection to %s within %" PRId64 " ms", ep->url,
 			               c->connect_timeout_ms);
 		break;
 	case NNG_ECANCELED:
 	case NNG_ECLOSED:
-		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED", false,
-		               "call cancelled by the client");
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED,
+		               SGC_REASON_CLIENT_CANCELLED, false, "call cancelled by the client");
 		break;
 	default:
-		sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE, "TRANSPORT_ERROR", true,
-		               "sending to %s: %s", ep->url, nng_strerror(rv));
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
+		               SGC_REASON_TRANSPORT_ERROR, true, "sending to %s: %s", ep->url,
+		               nng_strerror(rv));
 	}
 	return maybe_retry(call, true);
 }
@@ -650,7 +668,7 @@ decode_reply(struct sgc_call *call, nng_msg *msg, shipgate_status *st)
 	if (len > c->max_reply) {
 		nng_msg_free(msg);
 		sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-		               "TRANSPORT_REPLY_TOO_LARGE", false,
+		               SGC_REASON_TRANSPORT_REPLY_TOO_LARGE, false,
 		               "reply of %zu bytes from %s exceeds max_reply_size %zu", len, url,
 		               c->max_reply);
 		return NULL;
@@ -658,11 +676,11 @@ decode_reply(struct sgc_call *call, nng_msg *msg, shipgate_status *st)
 	rep = shipgate__v1__rpc_reply__unpack(NULL, len, nng_msg_body(msg));
 	nng_msg_free(msg);
 	if (rep == NULL || rep->status == NULL) {
-		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY", false,
+		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, SGC_REASON_CLIENT_BAD_REPLY, false,
 		               "reply from %s is not a shipgate.v1.RpcReply with a status", url);
 	} else if (rep->request_id[0] != '\0' &&
 	           strcmp(rep->request_id, call->env.request_id) != 0) {
-		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY", false,
+		sgc_status_set(st, SHIPGATE__V1__CODE__INTERNAL, SGC_REASON_CLIENT_BAD_REPLY, false,
 		               "reply from %s answers request %.64s, not %s", url, rep->request_id,
 		               call->env.request_id);
 	} else if (sgc_status_from_wire(st, rep->status) == 0) {
@@ -684,24 +702,25 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 	if (rv != 0) {
 		if (rv == NNG_ETIMEDOUT)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
-			               "TRANSPORT_TIMEOUT", false,
+			               SGC_REASON_TRANSPORT_TIMEOUT, false,
 			               "no reply from %s within %" PRId64 " ms", url,
 			               (int64_t)call->env.deadline_ms);
 		else if ((rv == NNG_ECANCELED && call->conn_lost && !call->cancelled) ||
 		         rv == NNG_ECONNRESET)
 			sgc_status_set(
 			        &call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
-			        "TRANSPORT_CONNECTION_LOST", true,
+			        SGC_REASON_TRANSPORT_CONNECTION_LOST, true,
 			        "connection to %s lost while waiting for the reply (peer closed "
 			        "it, or the reply exceeded max_reply_size)",
 			        url);
 		else if (rv == NNG_ECANCELED || rv == NNG_ECLOSED)
-			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED, "CLIENT_CANCELLED",
-			               false, "call cancelled by the client");
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__CANCELLED,
+			               SGC_REASON_CLIENT_CANCELLED, false,
+			               "call cancelled by the client");
 		else
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
-			               "TRANSPORT_ERROR", true, "receiving from %s: %s", url,
-			               nng_strerror(rv));
+			               SGC_REASON_TRANSPORT_ERROR, true, "receiving from %s: %s",
+			               url, nng_strerror(rv));
 		return maybe_retry(call, false);
 	}
 	if (rep == NULL)
@@ -739,8 +758,9 @@ deliver(struct sgc_call *call)
 		                                call->reply->payload.len,
 		                                call->reply->payload.data);
 		if (out == NULL)
-			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INTERNAL, "CLIENT_BAD_REPLY",
-			               false, "reply payload is not a %s", call->reply_desc->name);
+			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INTERNAL,
+			               SGC_REASON_CLIENT_BAD_REPLY, false,
+			               "reply payload is not a %s", call->reply_desc->name);
 	}
 	if (call->sync) {
 		nng_mtx_lock(c->mtx);
@@ -859,14 +879,14 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 
 	if (method == NULL || method[0] == '\0') {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-		               "CLIENT_INVALID_ARGUMENT", false, "no method given");
+		               SGC_REASON_CLIENT_INVALID_ARGUMENT, false, "no method given");
 		return -1;
 	}
 	if ((md = shipgate_method_lookup(method, full, sizeof(full))) != NULL) {
 		if ((req_desc != NULL && req_desc != md->input) ||
 		    (reply_desc != NULL && reply_desc != md->output)) {
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-			               "CLIENT_INVALID_ARGUMENT", false,
+			               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
 			               "%s takes %s and returns %s, not %s / %s", full,
 			               md->input->name, md->output->name,
 			               req_desc != NULL ? req_desc->name : "-",
@@ -879,24 +899,25 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 		call->env.method = sgc_strdup(method); /* a method this client does not know */
 	} else {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-		               "CLIENT_INVALID_ARGUMENT", false, "unknown method \"%.100s\"",
-		               method);
+		               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
+		               "unknown method \"%.100s\"", method);
 		return -1;
 	}
 	if (call->env.method == NULL)
 		goto nomem;
-	call->idempotent = md != NULL && sgc_method_idempotent(md);
+	call->kind = md != NULL && sgc_method_idempotent(md) ? SGC_KIND_IDEMPOTENT : SGC_KIND_OTHER;
 
 	if (opts->idempotency_key != NULL && opts->idempotency_key[0] != '\0') {
 		if ((call->env.idempotency_key = sgc_strdup(opts->idempotency_key)) == NULL)
 			goto nomem;
-		call->idempotent = true; /* the gateway deduplicates by the key */
+		if (call->kind == SGC_KIND_OTHER)
+			call->kind = SGC_KIND_KEYED; /* the gateway deduplicates by the key */
 	}
 
 	if (opts->n_metadata > 0) {
 		if (opts->metadata == NULL) {
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-			               "CLIENT_INVALID_ARGUMENT", false,
+			               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
 			               "n_metadata without metadata");
 			return -1;
 		}
@@ -915,7 +936,7 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 			if (!valid_key(e->key)) {
 				sgc_status_set(
 				        &call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-				        "CLIENT_INVALID_ARGUMENT", false,
+				        SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
 				        "metadata key \"%.60s\" is not lower-case [a-z0-9._-]",
 				        e->key != NULL ? e->key : "(null)");
 				return -1;
@@ -931,8 +952,8 @@ call_setup(struct sgc_call *call, const char *method, const ProtobufCMessageDesc
 	}
 	return 0;
 nomem:
-	sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED, "CLIENT_OUT_OF_MEMORY",
-	               false, "out of memory preparing the call");
+	sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+	               SGC_REASON_CLIENT_OUT_OF_MEMORY, false, "out of memory preparing the call");
 	return -1;
 }
 
@@ -993,10 +1014,12 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 			shipgate_status_fini(st);
 			if (c == NULL)
 				sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-				               "CLIENT_INVALID_ARGUMENT", false, "no client");
+				               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
+				               "no client");
 			else
 				sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-				               "CLIENT_OUT_OF_MEMORY", false, "out of memory");
+				               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
+				               "out of memory");
 		}
 		return c == NULL ? SHIPGATE__V1__CODE__INVALID_ARGUMENT
 		                 : SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED;
@@ -1005,12 +1028,13 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 	failed = call_setup(call, method, req_desc, payload, len, !raw, reply_desc, opts) != 0;
 	if (!failed && pack_failed) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-		               "CLIENT_OUT_OF_MEMORY", false, "out of memory encoding the request");
+		               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
+		               "out of memory encoding the request");
 		failed = true;
 	}
 	if (!failed && !raw && reply_desc == NULL) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-		               "CLIENT_INVALID_ARGUMENT", false, "no reply type given");
+		               SGC_REASON_CLIENT_INVALID_ARGUMENT, false, "no reply type given");
 		failed = true;
 	}
 	call_submit(call, failed);
@@ -1031,7 +1055,7 @@ call_wait(shipgate_client *c, const char *method, const ProtobufCMessageDescript
 			p->len = 0;
 		} else if ((*raw_out = malloc(1)) == NULL) { /* non-NULL even when empty */
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-			               "CLIENT_OUT_OF_MEMORY", false,
+			               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
 			               "out of memory copying the reply");
 		}
 	}
@@ -1068,7 +1092,8 @@ shipgate_call(shipgate_client *c, const char *method, const ProtobufCMessage *re
 		if (st != NULL) {
 			shipgate_status_fini(st);
 			sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-			               "CLIENT_INVALID_ARGUMENT", false, "no request message");
+			               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
+			               "no request message");
 		}
 		return SHIPGATE__V1__CODE__INVALID_ARGUMENT;
 	}
@@ -1088,7 +1113,8 @@ shipgate_call_raw(shipgate_client *c, const char *method, const void *payload, s
 		if (st != NULL) {
 			shipgate_status_fini(st);
 			sgc_status_set(st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-			               "CLIENT_INVALID_ARGUMENT", false, "cannot take the payload");
+			               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
+			               "cannot take the payload");
 		}
 		return SHIPGATE__V1__CODE__INVALID_ARGUMENT;
 	}
@@ -1129,7 +1155,7 @@ shipgate_call_async(shipgate_client *c, const char *method, const ProtobufCMessa
 	                    reply_desc, opts) != 0;
 	if (!failed && (req == NULL || reply_desc == NULL)) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__INVALID_ARGUMENT,
-		               "CLIENT_INVALID_ARGUMENT", false,
+		               SGC_REASON_CLIENT_INVALID_ARGUMENT, false,
 		               req == NULL ? "no request message" : "no reply type given");
 		failed = true;
 	}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "sgc_policy.h" /* generated from proto/shipgate/v1/client_policy.json */
 #include "shipgate/client.h"
 
 /*

@@ -135,8 +135,9 @@ sgc_status_from_wire(shipgate_status *st, const Shipgate__V1__Status *wire)
 		}
 	}
 	if (oom) {
-		sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED, "CLIENT_OUT_OF_MEMORY",
-		               false, "out of memory while reading the gateway's status");
+		sgc_status_set(st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+		               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
+		               "out of memory while reading the gateway's status");
 		return -1;
 	}
 	return 0;
@@ -197,9 +198,6 @@ shipgate_service(void)
 	return &shipgate__v1__shipgate__descriptor;
 }
 
-/* Methods that may run twice with no effect beyond the first (reads). */
-static const char *const idempotent_methods[] = {"Track", "GetOrder", "Health"};
-
 const ProtobufCMethodDescriptor *
 shipgate_method_lookup(const char *name, char *buf, size_t size)
 {
@@ -229,8 +227,8 @@ shipgate_method_lookup(const char *name, char *buf, size_t size)
 bool
 sgc_method_idempotent(const ProtobufCMethodDescriptor *m)
 {
-	for (size_t i = 0; i < sizeof(idempotent_methods) / sizeof(char *); i++)
-		if (strcmp(m->name, idempotent_methods[i]) == 0)
+	for (size_t i = 0; i < sgc_n_idempotent_methods; i++) /* from client_policy.json */
+		if (strcmp(m->name, sgc_idempotent_methods[i]) == 0)
 			return true;
 	return false;
 }

@@ -47,7 +47,10 @@ static const char usage_text[] =
         "                     used round-robin. Default: $SHIPGATE_ADDR (comma-separated URLs),\n"
         "                     else tcp://127.0.0.1:7400\n"
         "  -d MS              deadline of the call in milliseconds, retries included (10000)\n"
-        "  -k KEY             idempotency key (CreateOrder needs one; it also allows retries)\n"
+        "  -k KEY             idempotency key (CreateOrder needs one). A CreateOrder is retried\n"
+        "                     only when nothing was sent or the gateway answered UNAVAILABLE;\n"
+        "                     once sent, a broken connection or a timeout ends it with\n"
+        "                     UNKNOWN / OUTCOME_UNKNOWN (exit 12), on any number of -a\n"
         "  -H KEY=VALUE       request metadata (key lower-cased); repeatable\n"
         "  -i ID              request id (default: random)\n"
         "  -r N               attempts at most, the first included (default 3; 1: no retries)\n"
@@ -69,7 +72,8 @@ static const char usage_text[] =
         "  2        local error: invalid JSON, unknown method or type, unreadable input,\n"
         "           client setup failed\n"
         "  10+code  the call failed with that gRPC status code, e.g. 14 DEADLINE_EXCEEDED,\n"
-        "           15 NOT_FOUND, 13 INVALID_ARGUMENT, 24 UNAVAILABLE, 26 UNAUTHENTICATED\n";
+        "           15 NOT_FOUND, 13 INVALID_ARGUMENT, 24 UNAVAILABLE, 26 UNAUTHENTICATED,\n"
+        "           12 UNKNOWN (OUTCOME_UNKNOWN: check with the provider before trying again)\n";
 
 /* ------------------------------------------------------------------ options */
 

@@ -9,22 +9,31 @@
  *   One socket per URL (rather than one socket dialing all) makes the spread deterministic and
  *   lets the client know which connection a request went out on (see "resends" below).
  * - Deadlines. Each call has a budget (shipgate_call_opts.deadline_ms, else the client default)
- *   covering every attempt and backoff. The envelope's deadline_ms is the budget left when an
- *   attempt is encoded, and the client waits for the reply no longer than that. A call whose
- *   budget is already spent fails with DEADLINE_EXCEEDED without sending anything.
- * - Retries, explicit and bounded. nng's own REQ resend is switched off
- *   (NNG_OPT_REQ_RESENDTIME = NNG_DURATION_INFINITE), because nng 1.5.2 otherwise resends after
- *   60 s and duplicates calls. The client retries, with exponential backoff and jitter, within
- *   the deadline and up to shipgate_retry_policy.max_attempts:
- *     - idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (from the gateway or the
- *       transport) and after a transport DEADLINE_EXCEEDED that left budget (only possible with
- *       attempt_timeout_ms);
- *     - CreateOrder (and methods unknown to this client) only when the call carries an
- *       idempotency key, which is sent unchanged in every attempt;
+ *   covering every attempt and backoff. An attempt waits for its reply no longer than the
+ *   budget left when it is encoded (or attempt_timeout_ms), and its envelope's deadline_ms is
+ *   that wait less a small margin for the reply's way back (min(50 ms, a fifth)), so that a
+ *   gateway keeping its deadline answers first. A call whose budget is already spent fails with
+ *   DEADLINE_EXCEEDED without sending anything.
+ * - Retries, explicit and bounded, by the rule in proto/shipgate/v1/client_policy.json (the
+ *   Python, Go and Node clients generate theirs from the same file). nng's own REQ resend is
+ *   switched off (NNG_OPT_REQ_RESENDTIME = NNG_DURATION_INFINITE), because nng 1.5.2 otherwise
+ *   resends after 60 s and duplicates calls. The client retries, with exponential backoff and
+ *   jitter, within the deadline and up to shipgate_retry_policy.max_attempts:
  *     - any method when the attempt provably never left the client (no connection to send on:
- *       reason TRANSPORT_NOT_CONNECTED).
- *   The gateway's ErrorDetail.retry_after_ms, when given, lengthens the backoff.
- * - Lost connections. When the connection a request went out on drops, the call fails with
+ *       reason TRANSPORT_NOT_CONNECTED);
+ *     - idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (from the gateway or the
+ *       transport) and after the client's own TRANSPORT_TIMEOUT that left budget (only possible
+ *       with attempt_timeout_ms);
+ *     - CreateOrder (and methods unknown to this client) with an idempotency key, sent unchanged
+ *       in every attempt, after the gateway's UNAVAILABLE only (it answered, so it is done with
+ *       the call).
+ *   A DEADLINE_EXCEEDED from the gateway is never retried: it kept the budget it was given and
+ *   spent it. A CreateOrder (or unknown method) whose request went out and whose connection
+ *   then broke, or whose gateway did not answer in time, is not retried at all, on this URL or
+ *   another: the gateway may still be working on it (its idempotency table is its own), so the
+ *   call ends with UNKNOWN / OUTCOME_UNKNOWN. The gateway's ErrorDetail.retry_after_ms, when
+ *   given, lengthens the backoff.
+ * - Lost connections. When the connection a request went out on drops, the attempt fails with
  *   UNAVAILABLE / TRANSPORT_CONNECTION_LOST and the retry rules above decide what happens
  *   next; the request is never silently re-sent by nng. (nng 1.5.2 with resend off reports
  *   NNG_ECONNRESET; for nng builds that instead keep the request for the next connection, the
@@ -43,6 +52,10 @@
  *                             the connection)
  *   TRANSPORT_TIMEOUT         DEADLINE_EXCEEDED: no reply within the deadline (or the attempt
  *                             timeout)
+ *   OUTCOME_UNKNOWN           UNKNOWN: a CreateOrder (or unknown method) went out, then its
+ *                             connection broke or no reply came in time; not retried (check
+ *                             with the provider before trying again). The gateway uses the
+ *                             same code and reason when it cannot know a CreateOrder's outcome.
  *   TRANSPORT_ERROR           UNAVAILABLE: any other nng send/receive failure
  *   TRANSPORT_REPLY_TOO_LARGE RESOURCE_EXHAUSTED: reply over max_reply_size
  *   CLIENT_DEADLINE_EXPIRED   DEADLINE_EXCEEDED: the budget was spent before anything was sent
@@ -227,8 +240,7 @@ typedef struct shipgate_call_opts {
  *
  * method: "/shipgate.v1.Shipgate/Track", "shipgate.v1.Shipgate.Track" or "Track" for the
  * methods of this contract (req and reply_desc must then be its input and output types), or any
- * other "/package.Service/Method" name, passed through as is (and not retried without an
- * idempotency key).
+ * other "/package.Service/Method" name, passed through as is (and retried like CreateOrder).
  *
  * Returns the status code (0 = OK). On OK, *reply is a new message of type reply_desc owned by
  * the caller: free it with protobuf_c_message_free_unpacked(*reply, opts->allocator) (or reset
@@ -284,7 +296,8 @@ SHIPGATE_API int shipgate_call_async(shipgate_client *c, const char *method,
  * code; on OK *reply is owned by the caller, freed with the generated free function, e.g.
  * shipgate__v1__track_response__free_unpacked(*reply, opts->allocator). Same threads as
  * shipgate_call. Track, GetOrder and Health are idempotent; CreateOrder needs an idempotency
- * key (the gateway requires one, and it enables retries).
+ * key (the gateway requires one; with it, a CreateOrder the gateway answered UNAVAILABLE is
+ * retried, and one whose outcome is unknown is not: see the retry rules above).
  */
 SHIPGATE_API int shipgate_track(shipgate_client *c, const Shipgate__V1__TrackRequest *req,
                                 const shipgate_call_opts *opts, Shipgate__V1__TrackResponse **reply,
@@ -315,7 +328,8 @@ SHIPGATE_API const ProtobufCServiceDescriptor *shipgate_service(void);
 SHIPGATE_API const ProtobufCMethodDescriptor *shipgate_method_lookup(const char *name, char *buf,
                                                                      size_t size);
 
-/* True when the method (any accepted spelling) is idempotent and so retried freely. */
+/* True when the method (any accepted spelling) is idempotent (client_policy.json) and so
+ * retried after its request went out. */
 SHIPGATE_API bool shipgate_method_idempotent(const char *name);
 
 #ifdef __cplusplus
