@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python client's tests, the one entry point CTest calls:
 #   creates (or reuses) a venv under $SHIPGATE_BUILD_DIR/py-venv, installs the package with its
-#   test extras (editable), generates the message code, runs pytest. Exit code: pytest's.
+#   test extras (editable), checks that the committed message code matches proto/, runs pytest.
+#   Exit code: pytest's.
 #
 # Environment: SHIPGATE_BUILD_DIR (default <repo>/build), SHIPGATED and SHIPGATE_SANDBOX (default
 # the build's bin/), PYTHON (default python3, >= 3.10, with venv), PYTEST_ARGS (extra arguments).
@@ -46,7 +47,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] ||
   echo "$want" > "$stamp"
 fi
 
-PYTHON=$vpy "$here/generate.sh"
+# the committed message code must match proto/ (run generate.sh to refresh it)
+PYTHON=$vpy "$here/generate.sh" --check
 
 cd "$here"
 set +e

@@ -16,12 +16,12 @@ from __future__ import annotations
 try:
     from ._gen.shipgate.v1 import rpc_pb2 as rpc_pb
     from ._gen.shipgate.v1 import shipgate_pb2 as pb
-except ImportError as _e:  # pragma: no cover - a source tree without generate.sh
+except ImportError as _e:  # pragma: no cover - shipgate/_gen (committed) was removed
     if "_gen" not in str(_e):
         raise
     raise ImportError(
-        "shipgate's message code is missing: run clients/python/generate.sh "
-        "(it needs the pinned grpcio-tools: pip install 'shipgate[gen]')"
+        "shipgate's message code (shipgate/_gen) is missing: run clients/python/generate.sh "
+        "in the shipgate repository and reinstall"
     ) from _e
 
 from ._core import DEFAULT_ADDRESS, Options
