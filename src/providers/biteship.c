@@ -1,12 +1,12 @@
 /*
  * biteship.c - Biteship Retrieve Order (GET /v1/orders/{id}) to GetOrder and Track.
  *
- * The reply (see /work/shared/api/biteship-retrieve-order.txt and docs/providers.md):
+ * The reply (docs/providers.md, "Biteship: reply shape"):
  *   {"success": true, "id", "short_id", "shipper": {..}, "origin": {..}, "destination": {..},
  *    "delivery": {..}, "voucher": {..}, "courier": {.., "history": [{"service_type", "status",
  *    "note", "updated_at"}, ..]}, "items": [..], "extra", "metadata", "tags", "tax_lines",
  *    "price", "status", ...}
- * "Please assume all field Nullable": every member may be null or missing, and then stays
+ * Every member may be null or missing (docs/providers.md, "Biteship: nullable members"), and stays
  * absent in the reply (a NULL wrapper or message), never a zero. A member of the wrong type is
  * SG_EUP_MALFORMED naming its JSON path. Errors are {"success": false, "error", "code"}, with
  * any HTTP status including 200.
@@ -27,9 +27,9 @@ typedef Shipgate__V1__TrackingStatus tstatus;
 /* ================================================================== status mapping */
 
 /*
- * Biteship's order statuses (NOTES.md; descriptions from Biteship's Order and Tracking Status
- * pages). Keys are normalised by status_key(): lower case, with '_', '-' and blanks dropped, so
- * snake_case, camelCase and display forms all match. docs/providers.md gives the reasons.
+ * Biteship's order statuses (docs/providers.md, "Biteship: order statuses"). Keys are normalised by
+ * status_key(): lower case, with '_', '-' and blanks dropped, so snake_case, camelCase and display
+ * forms all match. docs/providers.md gives the reasons.
  */
 struct status_map {
 	const char *key;        /* normalised status */

@@ -13,7 +13,7 @@
 #define SG_BITESHIP_NAME "biteship"
 
 /* The zone of a zone-less Biteship time when none is configured: Asia/Jakarta (WIB, UTC+7),
- * inferred from the document's "+07:00" times (NOTES.md). */
+ * inferred from the document's "+07:00" times (docs/providers.md, "Biteship: timestamps"). */
 #define SG_BITESHIP_DEFAULT_OFFSET_S (7 * 3600)
 
 /*

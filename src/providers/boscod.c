@@ -1,7 +1,7 @@
 /*
  * boscod.c - BosCOD order tracking (GET /v1/order/tracking/{order_no}) to Track.
  *
- * The reply (see /work/shared/api/boscod-order-tracking.txt and docs/providers.md):
+ * The reply (docs/providers.md, "BosCOD: reply shape"):
  *   {"last_status": "2", "last_update": 1733106237,
  *    "history": [{"note", "description", "branch", "update_on", "status", "pod_photo"}, ...]}
  * with history newest first, times in epoch seconds, and `status` set on only a few entries.
@@ -19,7 +19,8 @@ typedef Shipgate__V1__TrackingStatus tstatus;
 
 /* ================================================================== status mapping */
 
-/* A BosCOD status code. Inferred from the documented example (NOTES.md). */
+/* A BosCOD status code, inferred from the documented example: docs/providers.md,
+ * "BosCOD: status codes". */
 struct code_map {
 	const char *code;       /* `status` / `last_status` value */
 	tstatus status;         /* canonical status */

@@ -2,7 +2,7 @@
  * bosonline.c - bosOnline (BosCOD's online-store API): store tracking to Track, and checkout's
  * "Request Create Order" to CreateOrder.
  *
- * Tracking (see /work/shared/api/bosonline-store-order-tracking.txt and docs/providers.md):
+ * Tracking (docs/providers.md, "bosOnline: tracking reply shape"):
  *   GET /store/order/tracking?awb=<awb>
  *   {"data": [{"note", "description", "branch", "tm", "tm_order", "tm_recon", "reconciled",
  *              "time", "date"}, ...]}
@@ -10,7 +10,7 @@
  * without a year. There is no status code: the status is read from the Indonesian `note`, and
  * one note ("Paket telah diterima") means "delivered" only when it is the newest.
  *
- * Create order (bosonline-request-create-order.txt):
+ * Create order (docs/providers.md, "bosOnline: create order request"):
  *   POST /order/{form_id} with the document's JSON body; the 200 reply holds payment
  *   instructions and, by the document's description, the AWB ("resi").
  */
@@ -54,14 +54,15 @@ struct note_rule {
 };
 
 /* The bare "Paket telah diterima": DELIVERED as the newest event, else "received" in transit
- * (NOTES.md: the meaning depends on where it sits). Handled before the table. */
+ * (the meaning depends on where it sits: docs/providers.md, "bosOnline: tracking notes").
+ * Handled before the table. */
 static const struct note_rule received_rule = {WHOLE, "paket telah diterima", TS(DELIVERED),
                                                "delivered"};
 
 /* First match wins, so whole notes come before the heads they start with, and heads (whose
  * tail is a place name that may hold any word) before the keywords. */
 static const struct note_rule note_rules[] = {
-        /* the documented example (NOTES.md) */
+        /* the documented example (docs/providers.md, "bosOnline: tracking notes") */
         {WHOLE, "paket akan dikirim ke alamat penerima", TS(OUT_FOR_DELIVERY), "out_for_delivery"},
         /* inferred: the same step in other wordings, and the return leg ("to the sender") */
         {WHOLE, "paket akan dikirimkan ke alamat penerima", TS(OUT_FOR_DELIVERY),

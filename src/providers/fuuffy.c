@@ -2,14 +2,15 @@
  * fuuffy.c - Fuuffy tracking (GET /v1/tracking/get/{order_id}, or ?tracking_number=) to Track,
  * and the OAuth2 client-credentials token (POST /v1/auth/token) as the auth op.
  *
- * The reply (see /work/shared/api/fuuffy-tracking-get.txt and docs/providers.md):
+ * The reply (docs/providers.md, "Fuuffy: reply shape"):
  *   {"data": {"tracking_number", "order_id", "order_status", "export_country",
  *             "destination_country", "shipping_provider", "courier_name",
  *             "tracking_msg_list": [{"code", "location", "date", "message"}, ...],
  *             "message": "OK"}}
  * where `data` and `tracking_msg_list` are typed "json-string": the JSON itself, or a string that
  * holds it. Event dates are zone-less local times (UTC+8 unless configured) and event codes are
- * SF Express operation codes (both inferred, NOTES.md). Errors come in the envelope
+ * SF Express operation codes (both inferred: docs/providers.md, "Fuuffy: timestamps" and
+ * "Fuuffy: event codes"). Errors come in the envelope
  * {"error": {"code", "code_reason", "message", "error_code"?, "error_trace"?}}.
  */
 #include "providers/fuuffy.h"
@@ -25,7 +26,8 @@ typedef Shipgate__V1__TrackingStatus tstatus;
 
 /* ================================================================== status mapping */
 
-/* An SF operation code (inferred from public client code, NOTES.md). */
+/* An SF operation code, inferred from public client code: docs/providers.md,
+ * "Fuuffy: event codes". */
 struct code_map {
 	const char *code;       /* event `code` */
 	tstatus status;         /* canonical status */

@@ -17,10 +17,12 @@
 /* The provider's name, as in config and ErrorDetail.provider. Static storage. */
 #define SG_FUUFFY_NAME "fuuffy"
 
-/* Zone of the zone-less event dates when the config sets none: UTC+8 (inferred, NOTES.md). */
+/* Zone of the zone-less event dates when the config sets none: UTC+8 (inferred: docs/providers.md,
+ * "Fuuffy: timestamps"). */
 #define SG_FUUFFY_DEFAULT_OFFSET_S (8 * 3600)
 
-/* Token lifetime assumed when the token answer carries no expires_in (NOTES.md: 3600 s). */
+/* Token lifetime assumed when the token answer carries no expires_in: the documented 3600 s
+ * (docs/providers.md, "Fuuffy: token"). */
 #define SG_FUUFFY_DEFAULT_TOKEN_TTL_S 3600
 
 /* Largest json-string (a string holding JSON) that is decoded, in bytes. */
@@ -70,7 +72,9 @@ sg_err sg_fuuffy_auth_build(const sg_pconf *pc, sg_arena *a, sg_http_req *out, s
  * *token (arena copy; visible ASCII only, as it goes into a header) and *expires_in_s (> 0;
  * SG_FUUFFY_DEFAULT_TOKEN_TTL_S when absent; an integer or a decimal string). Another
  * token_type, an empty token or a lifetime <= 0 -> SG_EUP_MALFORMED. Non-2xx -> the error
- * envelope's detail. On failure *token is NULL and *expires_in_s 0.
+ * envelope's detail. On failure *token is NULL and *expires_in_s 0. The members are read at the
+ * top level, as the sandbox sends them; Fuuffy's Authentication page wraps them in "data"
+ * (docs/providers.md, "Fuuffy: token").
  */
 sg_err sg_fuuffy_auth_parse(const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a,
                             const char **token, int64_t *expires_in_s, sg_status *st);

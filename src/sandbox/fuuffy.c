@@ -215,6 +215,8 @@ fuuffy_token(const sbx_call *c, sbx_reply *r)
 		return;
 	}
 	token_make(c->conf, ttl, tok, sizeof(tok));
+	/* members at the top level; Fuuffy's Authentication page wraps them in "data"
+	 * (docs/providers.md, "Fuuffy: token") */
 	if (id.kind == SBX_ID_WRONGTYPE)
 		sbx_reply_json(r, 200,
 		               json_pack("{s:i, s:s, s:s}", "access_token", 12345, "token_type",
@@ -240,7 +242,8 @@ fuuffy_retime(json_t *ev, size_t i, size_t n)
 	json_object_set_new(ev, "date", json_string(buf));
 }
 
-/* ALLCODES: one event per documented SF operation code, and one unknown code. */
+/* ALLCODES: one event per SF operation code the gateway maps (docs/providers.md,
+ * "Fuuffy: event codes"), and one unknown code. */
 static json_t *
 fuuffy_allcodes(void)
 {
