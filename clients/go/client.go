@@ -10,19 +10,28 @@
 //     One socket per address (rather than one socket dialing all) makes the spread
 //     deterministic and tells which connection a request went out on.
 //   - Deadlines. The budget of a call is its context's deadline, else Options.DefaultDeadline;
-//     it covers every attempt and backoff. The envelope's deadline_ms is the budget left when
-//     an attempt is encoded, and the client waits no longer than that. A call whose budget is
+//     it covers every attempt and backoff. An attempt waits no longer than the budget left
+//     when it is encoded (or Options.AttemptTimeout), and its envelope's deadline_ms is that
+//     wait less a margin for the reply's way back (min(50ms, a fifth)), so that a gateway
+//     keeping its deadline answers first. A call whose budget is
 //     already spent fails with DEADLINE_EXCEEDED / CLIENT_DEADLINE_EXPIRED without sending.
 //     Cancelling the context cancels the call (CANCELLED / CLIENT_CANCELLED).
-//   - Retries, explicit and bounded. The socket's own resend is off (OptionRetryTime = 0): a
-//     resend would deliver one request several times. The client retries, with exponential
-//     backoff and jitter, within the budget and up to Options.MaxAttempts:
-//     idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (from the gateway or the
-//     transport) and after DEADLINE_EXCEEDED that left budget (only possible with
-//     Options.AttemptTimeout); CreateOrder (and methods unknown to this client) only when the
-//     call carries an idempotency key, sent unchanged in every attempt; any method when the
-//     attempt provably never left the client (TRANSPORT_NOT_CONNECTED). The gateway's
-//     retry_after_ms, when given, lengthens the backoff.
+//   - Retries, explicit and bounded, by the rule in proto/shipgate/v1/client_policy.json
+//     (generated into policy_gen.go; the C, Python and Node clients generate theirs from the
+//     same file). The socket's own resend is off (OptionRetryTime = 0): a resend would
+//     deliver one request several times. The client retries, with exponential backoff and
+//     jitter, within the budget and up to Options.MaxAttempts: any method when the attempt
+//     provably never left the client (TRANSPORT_NOT_CONNECTED); idempotent methods (Track,
+//     GetOrder, Health) after UNAVAILABLE (from the gateway or the transport) and after the
+//     client's own TRANSPORT_TIMEOUT that left budget (only possible with
+//     Options.AttemptTimeout); CreateOrder (and methods unknown to this client) with an
+//     idempotency key, sent unchanged in every attempt, after the gateway's UNAVAILABLE only.
+//     A DEADLINE_EXCEEDED from the gateway is never retried: it kept the budget it was given
+//     and spent it. A CreateOrder (or unknown method) whose request went out and whose
+//     connection then broke, or whose gateway did not answer in time, is not retried at all,
+//     on this address or another: it ends with UNKNOWN / OUTCOME_UNKNOWN, since the gateway
+//     may still be working on it. The gateway's retry_after_ms, when given, lengthens the
+//     backoff.
 //   - Concurrency. Every attempt has its own socket context (OpenContext), so any number of
 //     calls may run at once on one Client, from any goroutines.
 //   - Capped replies. OptionMaxRecvSize is set on every socket before it dials, and the client
@@ -64,19 +73,19 @@ const (
 	MethodHealth      = "/shipgate.v1.Shipgate/Health"
 )
 
-// Defaults of Options (the C client's).
+// Defaults of Options, from proto/shipgate/v1/client_policy.json (policy_gen.go).
 const (
-	DefaultDeadline       = 10 * time.Second
-	DefaultMaxReplySize   = 4 << 20
-	DefaultMaxAttempts    = 3
-	DefaultBackoffBase    = 50 * time.Millisecond
-	DefaultBackoffCap     = time.Second
-	DefaultConnectTimeout = time.Second
+	DefaultDeadline       = policyDeadlineMs * time.Millisecond
+	DefaultMaxReplySize   = policyMaxReplySize
+	DefaultMaxAttempts    = policyMaxAttempts
+	DefaultBackoffBase    = policyBackoffBaseMs * time.Millisecond
+	DefaultBackoffCap     = policyBackoffCapMs * time.Millisecond
+	DefaultConnectTimeout = policyConnectTimeoutMs * time.Millisecond
 )
 
 const (
-	reconnectMin = 100 * time.Millisecond
-	reconnectMax = time.Second
+	reconnectMin = policyReconnectMinMs * time.Millisecond
+	reconnectMax = policyReconnectMaxMs * time.Millisecond
 	// OptionMaxRecvSize counts the SP header (4 bytes of request id) too; the client checks
 	// the body against MaxReplySize itself.
 	replyHeaderSlack = 64
@@ -116,7 +125,8 @@ type callOptions struct {
 }
 
 // WithIdempotencyKey sends key as RpcRequest.idempotency_key in every attempt. CreateOrder
-// requires one (1–255 printable ASCII); with a key, any method is retried like an idempotent one.
+// requires one (1–255 printable ASCII); with a key, a CreateOrder (or unknown method) that the
+// gateway answered UNAVAILABLE is retried.
 func WithIdempotencyKey(key string) CallOption {
 	return func(o *callOptions) { o.idempotencyKey = key }
 }
@@ -243,6 +253,9 @@ func New(o Options) (*Client, error) {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = policyAttemptTimeoutMs * time.Millisecond
+	}
 	c := &Client{
 		opts: o,
 		done: make(chan struct{}),
@@ -360,12 +373,20 @@ type methodInfo struct {
 	idempotent bool
 }
 
-var methods = map[string]methodInfo{
-	"Track":       {MethodTrack, "shipgate.v1.TrackRequest", "shipgate.v1.TrackResponse", true},
-	"GetOrder":    {MethodGetOrder, "shipgate.v1.GetOrderRequest", "shipgate.v1.GetOrderResponse", true},
-	"CreateOrder": {MethodCreateOrder, "shipgate.v1.CreateOrderRequest", "shipgate.v1.CreateOrderResponse", false},
-	"Health":      {MethodHealth, "shipgate.v1.HealthRequest", "shipgate.v1.HealthResponse", true},
-}
+var methods = func() map[string]methodInfo {
+	m := map[string]methodInfo{
+		"Track":       {MethodTrack, "shipgate.v1.TrackRequest", "shipgate.v1.TrackResponse", false},
+		"GetOrder":    {MethodGetOrder, "shipgate.v1.GetOrderRequest", "shipgate.v1.GetOrderResponse", false},
+		"CreateOrder": {MethodCreateOrder, "shipgate.v1.CreateOrderRequest", "shipgate.v1.CreateOrderResponse", false},
+		"Health":      {MethodHealth, "shipgate.v1.HealthRequest", "shipgate.v1.HealthResponse", false},
+	}
+	for _, name := range policyIdempotentMethods { // client_policy.json
+		mi := m[name]
+		mi.idempotent = true
+		m[name] = mi
+	}
+	return m
+}()
 
 // lookupMethod resolves "Track", "shipgate.v1.Shipgate.Track" or "/shipgate.v1.Shipgate/Track".
 func lookupMethod(name string) (methodInfo, bool) {
@@ -429,8 +450,10 @@ func (c *Client) GetOrder(ctx context.Context, r *shipgatev1.GetOrderRequest, op
 
 // CreateOrder creates an order. It requires WithIdempotencyKey: without one it fails with
 // INVALID_ARGUMENT / CLIENT_INVALID_ARGUMENT and sends nothing. The key is sent unchanged in
-// every attempt, so retries never create a second order (the gateway answers them from the
-// first call, with replayed = true).
+// every attempt; a retry happens only when nothing was sent or the gateway answered
+// UNAVAILABLE. Once the request went out, a broken connection or a timeout ends the call with
+// UNKNOWN / OUTCOME_UNKNOWN (Local): the gateway may have created the order, so check with the
+// provider before trying again.
 func (c *Client) CreateOrder(ctx context.Context, r *shipgatev1.CreateOrderRequest, opts ...CallOption) (*shipgatev1.CreateOrderResponse, error) {
 	var co callOptions
 	for _, o := range opts {
@@ -467,8 +490,7 @@ func (c *Client) Health(ctx context.Context, r *shipgatev1.HealthRequest, opts .
 //
 // method is "/shipgate.v1.Shipgate/Track", "shipgate.v1.Shipgate.Track" or "Track" for the
 // methods of the contract (r and resp must then be its request and response types), or any
-// other "/package.Service/Method" name, passed through as is (and retried only with an
-// idempotency key). Call does not insist on an idempotency key for CreateOrder: the gateway
+// other "/package.Service/Method" name, passed through as is (and retried like CreateOrder). Call does not insist on an idempotency key for CreateOrder: the gateway
 // refuses the call (INVALID_ARGUMENT / IDEMPOTENCY_KEY_INVALID).
 //
 // It returns nil on OK, else an *Error.
@@ -493,15 +515,15 @@ func (c *Client) Call(ctx context.Context, method string, r, resp proto.Message,
 // ------------------------------------------------------------------ one call
 
 type call struct {
-	c          *Client
-	ctx        context.Context
-	co         callOptions
-	env        *shipgatev1.RpcRequest
-	idempotent bool
-	deadline   time.Time
-	attempts   int
-	addr       string
-	last       *Error // the failure of the previous attempt
+	c        *Client
+	ctx      context.Context
+	co       callOptions
+	env      *shipgatev1.RpcRequest
+	kind     callKind // idempotent, keyed or other: what the retry rule sees
+	deadline time.Time
+	attempts int
+	addr     string
+	last     *Error // the failure of the previous attempt
 }
 
 func invalid(format string, args ...interface{}) *Error {
@@ -536,15 +558,22 @@ func (st *call) run(method string, r, resp proto.Message) *Error {
 			return invalid("%s takes %s and returns %s, not %s / %s", m.full, m.input, m.output, in, out)
 		}
 		st.env.Method = m.full
-		st.idempotent = m.idempotent
+		if m.idempotent {
+			st.kind = kindIdempotent
+		} else {
+			st.kind = kindOther
+		}
 	} else if i := strings.Index(method[1:], "/"); method[0] == '/' && i > 0 && !strings.HasSuffix(method, "/") {
 		st.env.Method = method // a method this client does not know
+		st.kind = kindOther
 	} else {
 		return invalid("unknown method %q", method)
 	}
 	if st.co.idempotencyKey != "" {
 		st.env.IdempotencyKey = st.co.idempotencyKey
-		st.idempotent = true // the gateway deduplicates by the key
+		if st.kind == kindOther {
+			st.kind = kindKeyed // the gateway deduplicates by the key
+		}
 	}
 	for k, v := range st.co.metadata {
 		if !validKey(k) {
@@ -597,17 +626,24 @@ func (st *call) cancelled() *Error {
 	return nil
 }
 
-// retry decides, after a failed attempt, whether to try again; when so it sleeps the backoff
-// first and returns true. neverSent: the request provably did not leave the client.
+// retry decides, after a failed attempt, whether to try again, by the policy's rule
+// (policyDecide); when so it sleeps the backoff first and returns true. neverSent: the request
+// provably did not leave the client. A failure whose outcome is unknown replaces *e.
 func (st *call) retry(e *Error, neverSent bool, maxAttempts int) bool {
 	c := st.c
-	if e.Code == Cancelled || st.attempts >= maxAttempts {
+	switch policyDecide(st.kind, !neverSent, e.Local, e.Code, e.Reason) {
+	case decideRetry:
+	case decideOutcomeUnknown:
+		*e = *localError(Unknown, ReasonOutcomeUnknown, false, e.cause,
+			"%s went out and no answer came back: %s (%s); the gateway may have acted on it, "+
+				"so it is not retried (check with the provider before trying again)",
+			st.env.Method, e.Message, e.Reason)
+		return false
+	default:
 		return false
 	}
-	if !neverSent {
-		if !st.idempotent || (e.Code != Unavailable && e.Code != DeadlineExceeded) {
-			return false
-		}
+	if st.attempts >= maxAttempts {
+		return false
 	}
 	delay := c.backoff(st.attempts)
 	if e.RetryAfter > delay {
@@ -656,9 +692,11 @@ func (st *call) attempt() ([]byte, *Error, bool) {
 			e = localError(DeadlineExceeded, ReasonTransportTimeout, false, st.ctx.Err(),
 				"deadline expired after %d attempts", st.attempts)
 		}
-		return nil, e, false
+		return nil, e, true // this attempt sent nothing
 	}
-	st.env.DeadlineMs = budget.Milliseconds()
+	// the gateway is told a little less than the attempt waits, so that its own answer (its
+	// DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's timer
+	st.env.DeadlineMs = policySentDeadlineMs(budget.Milliseconds())
 	data, err := proto.Marshal(st.env)
 	if err != nil {
 		return nil, invalid("encoding the envelope: %v", err), true
@@ -733,7 +771,7 @@ func (st *call) attempt() ([]byte, *Error, bool) {
 		switch {
 		case err == mangos.ErrRecvTimeout || (err == mangos.ErrClosed && st.ctx.Err() != nil):
 			return nil, localError(DeadlineExceeded, ReasonTransportTimeout, false, err,
-				"no reply from %s within %d ms", ep.addr, st.env.DeadlineMs), false
+				"no reply from %s within %d ms", ep.addr, budget.Milliseconds()), false
 		case err == mangos.ErrCanceled || err == mangos.ErrProtoState:
 			// resend off: mangos drops the request when its connection goes away
 			return nil, localError(Unavailable, ReasonTransportConnectionLost, true, err,

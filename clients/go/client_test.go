@@ -801,3 +801,87 @@ func TestIPC(t *testing.T) {
 		t.Fatalf("%v %v", resp, err)
 	}
 }
+
+// ------------------------------------------------------------------ the retry rule (client_policy.json)
+
+func TestGatewayDeadlineNotRetried(t *testing.T) {
+	s := newServer(t, 2, func(n int, env *pb.RpcRequest) []byte {
+		if n == 0 {
+			return fail(env, pb.Code_DEADLINE_EXCEEDED, &pb.ErrorDetail{Reason: "DEADLINE_EXPIRED", Retryable: true})
+		}
+		return healthy(n, env)
+	})
+	// budget left after the first attempt: still not retried, the gateway spent what it was given
+	c := newClient(t, shipgate.Options{Addresses: []string{s.addr}, AttemptTimeout: 500 * time.Millisecond}, 1)
+	_, err := c.Health(timeout(t, 3*time.Second), nil)
+	if e := wantErr(t, err, shipgate.DeadlineExceeded, "DEADLINE_EXPIRED"); e.Local || e.Attempts != 1 || s.count() != 1 {
+		t.Fatalf("local %v, attempts %d, requests %d", e.Local, e.Attempts, s.count())
+	}
+	// the envelope carries the attempt's wait less the reply margin: min(50ms, a fifth)
+	if d := s.requests()[0].env.DeadlineMs; d > 450 || d < 400 {
+		t.Fatalf("deadline_ms %d for a 500ms attempt", d)
+	}
+}
+
+func TestCreateOrderOutcomeUnknownWhenTheGatewayDies(t *testing.T) {
+	var s1 *server
+	s1 = newServer(t, 1, func(int, *pb.RpcRequest) []byte {
+		_ = s1.sock.Close() // killed while it holds the call
+		return nil
+	})
+	s2 := newServer(t, 1, func(_ int, env *pb.RpcRequest) []byte {
+		if env.Method == shipgate.MethodCreateOrder {
+			return ok(env, &pb.CreateOrderResponse{Message: "second order"})
+		}
+		return ok(env, &pb.TrackResponse{})
+	})
+	c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}}, 2)
+	_, err := c.CreateOrder(timeout(t, 3*time.Second), &pb.CreateOrderRequest{FormId: "f"},
+		shipgate.WithIdempotencyKey("order-lost"))
+	e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown)
+	if !e.Local || e.Retryable || e.Attempts != 1 || !strings.Contains(e.Message, shipgate.ReasonTransportConnectionLost) {
+		t.Fatalf("%+v", e)
+	}
+	if s1.count() != 1 || s2.count() != 0 {
+		t.Fatalf("requests: %d to the first gateway, %d to the second", s1.count(), s2.count())
+	}
+	// a read is retried on the live gateway
+	if _, err := c.Track(timeout(t, 3*time.Second), track); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCreateOrderOutcomeUnknownOnTransportTimeout(t *testing.T) {
+	s1 := newServer(t, 4, silent)
+	s2 := newServer(t, 4, func(_ int, env *pb.RpcRequest) []byte {
+		if env.Method == shipgate.MethodCreateOrder {
+			return ok(env, &pb.CreateOrderResponse{Message: "second order"})
+		}
+		return healthy(0, env)
+	})
+	c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}, AttemptTimeout: 200 * time.Millisecond}, 2)
+	var info shipgate.CallInfo
+	_, err := c.CreateOrder(timeout(t, 3*time.Second), &pb.CreateOrderRequest{FormId: "f"},
+		shipgate.WithIdempotencyKey("order-silent"), shipgate.WithCallInfo(&info))
+	e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown)
+	if e.Attempts != 1 || info.Address != s1.addr || s1.count() != 1 || s2.count() != 0 {
+		t.Fatalf("%+v, info %+v, requests %d / %d", e, info, s1.count(), s2.count())
+	}
+	// without a key, the same
+	_, err = c.Health(timeout(t, 3*time.Second), nil) // the second gateway's turn
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Call(timeout(t, 3*time.Second), shipgate.MethodCreateOrder, &pb.CreateOrderRequest{}, &pb.CreateOrderResponse{})
+	if e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown); e.Attempts != 1 {
+		t.Fatalf("%+v", e)
+	}
+	// a read after its own transport timeout goes on to the next gateway
+	_, _ = c.Health(timeout(t, 3*time.Second), nil) // the second gateway's turn
+	if _, err := c.Health(timeout(t, 3*time.Second), nil, shipgate.WithCallInfo(&info)); err != nil || info.Attempts != 2 || info.Address != s2.addr {
+		t.Fatalf("err %v, info %+v", err, info)
+	}
+	if s2.count() != 3 {
+		t.Fatalf("%d requests to the second gateway", s2.count())
+	}
+}

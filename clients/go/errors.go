@@ -50,30 +50,9 @@ func ParseCode(name string) (Code, bool) {
 	return Code(v), ok
 }
 
-// Reasons of the failures the client makes itself (Error.Local is true for these). They are
-// the C client's (include/shipgate/client.h).
-const (
-	// UNAVAILABLE (DEADLINE_EXCEEDED when it used up the budget): no connection to the gateway
-	// within Options.ConnectTimeout. The request was never sent.
-	ReasonTransportNotConnected = "TRANSPORT_NOT_CONNECTED"
-	// UNAVAILABLE: the connection dropped while waiting for the reply (with tcp/ipc, also what a
-	// reply far over MaxReplySize looks like: the transport drops the connection).
-	ReasonTransportConnectionLost = "TRANSPORT_CONNECTION_LOST"
-	// DEADLINE_EXCEEDED: no reply within the deadline (or Options.AttemptTimeout).
-	ReasonTransportTimeout = "TRANSPORT_TIMEOUT"
-	// UNAVAILABLE: any other send/receive failure of the socket.
-	ReasonTransportError = "TRANSPORT_ERROR"
-	// RESOURCE_EXHAUSTED: a reply over Options.MaxReplySize.
-	ReasonTransportReplyTooLarge = "TRANSPORT_REPLY_TOO_LARGE"
-	// DEADLINE_EXCEEDED: the budget was spent before anything was sent.
-	ReasonClientDeadlineExpired = "CLIENT_DEADLINE_EXPIRED"
-	// INTERNAL: the reply (envelope or payload) does not decode.
-	ReasonClientBadReply = "CLIENT_BAD_REPLY"
-	// INVALID_ARGUMENT: a bad method, message type or option; nothing was sent.
-	ReasonClientInvalidArgument = "CLIENT_INVALID_ARGUMENT"
-	// CANCELLED: the context was cancelled, or the client closed.
-	ReasonClientCancelled = "CLIENT_CANCELLED"
-)
+// The reasons of the failures the client makes itself (Error.Local is true for these), the
+// Reason* constants, are generated from proto/shipgate/v1/client_policy.json into
+// policy_gen.go, like every client's.
 
 // Violation is one entry of ErrorDetail.field_violations.
 type Violation struct {

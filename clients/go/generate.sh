@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Generates the Go messages of the contract (proto/shipgate/v1/*.proto) into shipgatev1/.
+# Generates the Go messages of the contract (proto/shipgate/v1/*.proto) into shipgatev1/, and the
+# client policy (proto/shipgate/v1/client_policy.json, by clients/gen_policy.py) into
+# policy_gen.go.
 #
-#   ./generate.sh           regenerate shipgatev1/*.pb.go in place
+#   ./generate.sh           regenerate shipgatev1/*.pb.go and policy_gen.go in place
 #   ./generate.sh --check   regenerate into a temporary directory and fail (exit 1) when the
 #                           committed files differ: stale generated code must not slip through
 #
@@ -14,7 +16,8 @@
 # ("//	protoc        v3.21.12"), so a machine with another protoc release still checks the code.
 #
 # Environment: GO (default: go), PROTOC (default: protoc), PROTOC_INCLUDE (an extra -I holding
-# google/protobuf/wrappers.proto when protoc does not find it by itself).
+# google/protobuf/wrappers.proto when protoc does not find it by itself), PYTHON3 (default:
+# python3, for gen_policy.py).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -65,7 +68,9 @@ mkdir -p "$tmp/out"
 	"${files[@]}")
 
 gen="$tmp/out/$pkg"
+"${PYTHON3:-python3}" "$root/clients/gen_policy.py" go "$tmp/policy_gen.go"
 if ! $check; then
+	cp "$tmp/policy_gen.go" "$here/policy_gen.go"
 	mkdir -p "$here/$pkg"
 	rm -f "$here/$pkg"/*.pb.go
 	cp "$gen"/*.pb.go "$here/$pkg/"
@@ -90,7 +95,12 @@ for f in $want; do
 		status=1
 	fi
 done
+if ! diff -u "$here/policy_gen.go" "$tmp/policy_gen.go" >"$tmp/diff" 2>&1; then
+	echo "generate.sh --check: policy_gen.go is stale; run clients/go/generate.sh" >&2
+	head -n 40 "$tmp/diff" >&2
+	status=1
+fi
 if [ "$status" -eq 0 ]; then
-	echo "generate.sh --check: $pkg/ is up to date with proto/"
+	echo "generate.sh --check: $pkg/ and policy_gen.go are up to date with proto/"
 fi
 exit "$status"
