@@ -15,18 +15,22 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from . import _methods
+from ._gen import policy
 from ._gen.shipgate.v1 import rpc_pb2
 from .errors import Code, ShipgateError, error_for
 
+# the defaults, the idempotent methods, the local reasons and the retry rule come from
+# proto/shipgate/v1/client_policy.json, generated into _gen/policy.py
 DEFAULT_ADDRESS = "tcp://127.0.0.1:7400"
-DEFAULT_DEADLINE_MS = 10000
-DEFAULT_MAX_REPLY_SIZE = 4 << 20
-DEFAULT_CONNECT_TIMEOUT_MS = 1000
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_BACKOFF_BASE_MS = 50
-DEFAULT_BACKOFF_CAP_MS = 1000
-RECONNECT_MIN_MS = 100
-RECONNECT_MAX_MS = 1000
+DEFAULT_DEADLINE_MS = policy.DEFAULT_DEADLINE_MS
+DEFAULT_MAX_REPLY_SIZE = policy.DEFAULT_MAX_REPLY_SIZE
+DEFAULT_CONNECT_TIMEOUT_MS = policy.DEFAULT_CONNECT_TIMEOUT_MS
+DEFAULT_MAX_ATTEMPTS = policy.DEFAULT_MAX_ATTEMPTS
+DEFAULT_BACKOFF_BASE_MS = policy.DEFAULT_BACKOFF_BASE_MS
+DEFAULT_BACKOFF_CAP_MS = policy.DEFAULT_BACKOFF_CAP_MS
+DEFAULT_ATTEMPT_TIMEOUT_MS = policy.DEFAULT_ATTEMPT_TIMEOUT_MS
+RECONNECT_MIN_MS = policy.DEFAULT_RECONNECT_MIN_MS
+RECONNECT_MAX_MS = policy.DEFAULT_RECONNECT_MAX_MS
 INT32_MAX = 2**31 - 1
 
 MetadataArg = Union[None, Mapping[str, str], Iterable[Tuple[str, str]]]
@@ -44,7 +48,7 @@ def local_error(code: Code, reason: str, message: str, retryable: bool = False) 
 
 
 def invalid(message: str) -> ShipgateError:
-    return local_error(Code.INVALID_ARGUMENT, "CLIENT_INVALID_ARGUMENT", message)
+    return local_error(Code.INVALID_ARGUMENT, policy.REASON_CLIENT_INVALID_ARGUMENT, message)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class Options:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff_base_ms: int = DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = DEFAULT_BACKOFF_CAP_MS,
-        attempt_timeout_ms: int = 0,
+        attempt_timeout_ms: int = DEFAULT_ATTEMPT_TIMEOUT_MS,
     ) -> "Options":
         if addresses is None:
             addrs: Tuple[str, ...] = (DEFAULT_ADDRESS,)
@@ -123,7 +127,7 @@ class PreparedCall:
     method: str  # full gRPC-form name
     envelope: Any  # rpc_pb2.RpcRequest without deadline_ms
     response_type: Optional[Type[Message]]  # None: return the payload bytes
-    idempotent: bool  # may be retried after the request went out
+    kind: str  # policy.IDEMPOTENT, KEYED or OTHER: what the retry rule sees
     deadline: float  # end of the budget, now_ms() clock
     request_id: str
 
@@ -214,11 +218,11 @@ def _prepare(opts, method, request, response_type, deadline, metadata, idempoten
                 f"not {response_type.DESCRIPTOR.full_name}"
             )
         payload = _encode_request(request, m.request_type)
-        idempotent = m.idempotent
+        kind = policy.IDEMPOTENT if m.idempotent else policy.OTHER
     elif _methods.is_foreign(method):
         full = method  # a method this client does not know: passed through
         payload = _encode_request(request, None)
-        idempotent = False
+        kind = policy.OTHER
     else:
         raise invalid(f"unknown method {method[:100]!r}")
 
@@ -227,14 +231,15 @@ def _prepare(opts, method, request, response_type, deadline, metadata, idempoten
         if not isinstance(idempotency_key, str):
             raise invalid("idempotency_key must be a str")
         env.idempotency_key = idempotency_key
-        idempotent = True  # the gateway deduplicates by the key
+        if kind == policy.OTHER:
+            kind = policy.KEYED  # the gateway deduplicates by the key
     for k, v in _metadata_pairs(metadata):
         env.metadata[k] = v
     return PreparedCall(
         method=full,
         envelope=env,
         response_type=response_type,
-        idempotent=idempotent,
+        kind=kind,
         deadline=deadline,
         request_id=request_id,
     )
@@ -251,7 +256,7 @@ def decode_reply(call: PreparedCall, data: bytes, url: str, max_reply_size: int)
     if len(data) > max_reply_size:
         return None, local_error(
             Code.RESOURCE_EXHAUSTED,
-            "TRANSPORT_REPLY_TOO_LARGE",
+            policy.REASON_TRANSPORT_REPLY_TOO_LARGE,
             f"reply of {len(data)} bytes from {url} exceeds max_reply_size {max_reply_size}",
         )
     rep = rpc_pb2.RpcReply()
@@ -262,13 +267,13 @@ def decode_reply(call: PreparedCall, data: bytes, url: str, max_reply_size: int)
     if rep is None or not rep.HasField("status"):
         return None, local_error(
             Code.INTERNAL,
-            "CLIENT_BAD_REPLY",
+            policy.REASON_CLIENT_BAD_REPLY,
             f"reply from {url} is not a shipgate.v1.RpcReply with a status",
         )
     if rep.request_id and rep.request_id != call.request_id:
         return None, local_error(
             Code.INTERNAL,
-            "CLIENT_BAD_REPLY",
+            policy.REASON_CLIENT_BAD_REPLY,
             f"reply from {url} answers request {rep.request_id[:64]}, not {call.request_id}",
         )
     return rep, None
@@ -284,26 +289,35 @@ def decode_payload(call: PreparedCall, rep: Any):
     except (DecodeError, ValueError, RuntimeError):
         raise local_error(
             Code.INTERNAL,
-            "CLIENT_BAD_REPLY",
+            policy.REASON_CLIENT_BAD_REPLY,
             f"reply payload is not a {call.response_type.DESCRIPTOR.full_name}",
         ) from None
     return out
 
 
-def should_retry(opts: Options, call: PreparedCall, err: ShipgateError, never_sent: bool) -> bool:
-    """Whether the rules allow another attempt after err (the budget is checked apart).
+def sent_deadline_ms(budget_ms: int) -> int:
+    """The envelope's deadline_ms for an attempt that waits budget_ms: a little less
+    (policy.DEFAULT_REPLY_MARGIN_MS), so that a gateway keeping its deadline answers first."""
+    return policy.sent_deadline_ms(budget_ms)
 
-    - never when cancelled or after max_attempts;
-    - any method when the request provably never left (TRANSPORT_NOT_CONNECTED);
-    - idempotent calls (Track, GetOrder, Health, or any call with an idempotency key) after
-      UNAVAILABLE, from the gateway or the transport, and after a transport timeout
-      (TRANSPORT_TIMEOUT) that left budget.
-    """
-    if err.code == Code.CANCELLED or err.attempts >= opts.max_attempts:
-        return False
-    if never_sent:
-        return True
-    transport_timeout = (
-        err.local and err.code == Code.DEADLINE_EXCEEDED and err.reason == "TRANSPORT_TIMEOUT"
+
+def decide(call: PreparedCall, err: ShipgateError, never_sent: bool) -> str:
+    """The policy's retry rule for a failed attempt: policy.RETRY, STOP or OUTCOME_UNKNOWN
+    (attempts and budget are checked apart). In short: any method is retried when the request
+    provably never left; idempotent methods after UNAVAILABLE and after the client's own
+    TRANSPORT_TIMEOUT; keyed calls (CreateOrder) after the gateway's UNAVAILABLE only; a
+    DEADLINE_EXCEEDED from the gateway never; a call that is not idempotent whose request went
+    out and whose connection broke or timed out ends with UNKNOWN / OUTCOME_UNKNOWN."""
+    return policy.decide(call.kind, not never_sent, err.local, int(err.code), err.reason)
+
+
+def outcome_unknown(call: PreparedCall, err: ShipgateError) -> ShipgateError:
+    """The UNKNOWN / OUTCOME_UNKNOWN error that replaces a transport failure after a call that
+    is not idempotent went out."""
+    return local_error(
+        Code.UNKNOWN,
+        policy.REASON_OUTCOME_UNKNOWN,
+        f"{call.method} went out and no answer came back: {err.message} ({err.reason}); the "
+        "gateway may have acted on it, so it is not retried (check with the provider before "
+        "trying again)",
     )
-    return call.idempotent and (err.code == Code.UNAVAILABLE or transport_timeout)

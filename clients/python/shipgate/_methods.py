@@ -8,12 +8,14 @@ from typing import Dict, Optional, Type
 
 from google.protobuf.message import Message
 
+from ._gen import policy
 from ._gen.shipgate.v1 import shipgate_pb2
 
 SERVICE = "shipgate.v1.Shipgate"
 
-#: methods retried freely: they change nothing upstream
-IDEMPOTENT = frozenset({"Track", "GetOrder", "Health"})
+#: methods retried after the request went out: they change nothing upstream
+#: (proto/shipgate/v1/client_policy.json)
+IDEMPOTENT = policy.IDEMPOTENT_METHODS
 
 
 @dataclass(frozen=True)

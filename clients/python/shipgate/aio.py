@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from . import _core
 from ._core import MetadataArg, Options, PreparedCall, RequestArg, local_error, now_ms
+from ._gen import policy
 from ._gen.shipgate.v1 import shipgate_pb2 as pb
 from ._methods import CREATE_ORDER, GET_ORDER, HEALTH, TRACK
 from .errors import Code, ShipgateError
@@ -32,7 +33,7 @@ _NO_RESEND = -1  # NNG_DURATION_INFINITE: nng never resends a request by itself
 
 
 def _cancelled() -> ShipgateError:
-    return local_error(Code.CANCELLED, "CLIENT_CANCELLED", "call cancelled: the client is closed")
+    return local_error(Code.CANCELLED, policy.REASON_CLIENT_CANCELLED, "call cancelled: the client is closed")
 
 
 def _wake(fut: "asyncio.Future[None]") -> None:
@@ -144,7 +145,7 @@ class AsyncClient:
         max_attempts: int = _core.DEFAULT_MAX_ATTEMPTS,
         backoff_base_ms: int = _core.DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = _core.DEFAULT_BACKOFF_CAP_MS,
-        attempt_timeout_ms: int = 0,
+        attempt_timeout_ms: int = _core.DEFAULT_ATTEMPT_TIMEOUT_MS,
     ) -> None:
         self._opts = Options.make(
             addresses,
@@ -248,8 +249,14 @@ class AsyncClient:
 
         deadline_ms: budget of the whole call, retries included (None or 0: the client's
         default; < 0: already expired, fails without sending). metadata: lower-case keys to
-        str values. idempotency_key: sent unchanged in every attempt; makes the call
-        retryable. request_id: echoed by the gateway; default 16 random hex digits.
+        str values. idempotency_key: sent unchanged in every attempt; with it a call that is
+        not idempotent is retried after the gateway's UNAVAILABLE. request_id: echoed by the
+        gateway; default 16 random hex digits.
+
+        Retries follow proto/shipgate/v1/client_policy.json: a DEADLINE_EXCEEDED from the
+        gateway is never retried, and a call that is not idempotent (CreateOrder) whose request
+        went out and whose connection then broke or timed out raises Unknown /
+        OUTCOME_UNKNOWN, on any number of addresses.
         """
         call = _core.prepare(
             self._opts,
@@ -313,7 +320,10 @@ class AsyncClient:
     ) -> pb.CreateOrderResponse:
         """CreateOrder (bosOnline checkout). ``idempotency_key`` is required: the same key
         again is answered from the first call (``replayed``) and never creates a second
-        order; it is sent unchanged in every attempt, so the call is retried safely."""
+        order on that gateway; it is sent unchanged in every attempt. The call is retried only
+        when nothing was sent or the gateway answered UNAVAILABLE; once the request went out, a
+        broken connection or a timeout raises :class:`shipgate.Unknown` with reason
+        OUTCOME_UNKNOWN (check with the provider before trying again)."""
         if not isinstance(idempotency_key, str) or not idempotency_key:
             e = _core.invalid("create_order needs an idempotency_key")
             raise e
@@ -382,12 +392,12 @@ class AsyncClient:
             if remaining <= 0:
                 if attempts == 0:
                     err = local_error(
-                        Code.DEADLINE_EXCEEDED, "CLIENT_DEADLINE_EXPIRED",
+                        Code.DEADLINE_EXCEEDED, policy.REASON_CLIENT_DEADLINE_EXPIRED,
                         "deadline expired before the request was sent",
                     )
                 else:
                     err = local_error(
-                        Code.DEADLINE_EXCEEDED, "TRANSPORT_TIMEOUT",
+                        Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_TIMEOUT,
                         f"deadline expired after {attempts} attempts",
                     )
                 break
@@ -395,7 +405,8 @@ class AsyncClient:
             budget = remaining
             if 0 < opts.attempt_timeout_ms < budget:
                 budget = opts.attempt_timeout_ms
-            call.envelope.deadline_ms = budget  # the budget left when the attempt goes out
+            # the budget left when the attempt goes out, less the reply margin
+            call.envelope.deadline_ms = _core.sent_deadline_ms(budget)
             data = call.envelope.SerializeToString()
             attempts += 1
             rep, err, never_sent = await self._attempt(call, ep, data, budget)
@@ -411,7 +422,12 @@ class AsyncClient:
             if self._closed and err.code != Code.CANCELLED:
                 err = _cancelled()
                 break
-            if not _core.should_retry(opts, call, err, never_sent):
+            decision = _core.decide(call, err, never_sent)
+            if decision == policy.OUTCOME_UNKNOWN:
+                err = _core.outcome_unknown(call, err)
+                err.attempts, err.request_id = attempts, call.request_id
+                raise err
+            if decision != policy.RETRY or attempts >= opts.max_attempts:
                 raise err
             delay = opts.backoff_ms(attempts)
             if err.retry_after_ms > delay:
@@ -436,7 +452,7 @@ class AsyncClient:
             return None, _cancelled(), True
         except pynng.NNGException as e:
             return None, local_error(
-                Code.UNAVAILABLE, "TRANSPORT_ERROR", f"{ep.url}: cannot open a context: {e}", True
+                Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"{ep.url}: cannot open a context: {e}", True
             ), True
         try:
             # Wait for a connection here rather than inside nng: a send that nng gives up on
@@ -456,17 +472,17 @@ class AsyncClient:
                     return None, _cancelled(), True
                 except pynng.NNGException as e:
                     return None, local_error(
-                        Code.UNAVAILABLE, "TRANSPORT_ERROR", f"sending to {ep.url}: {e}", True
+                        Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"sending to {ep.url}: {e}", True
                     ), True
             if not sent:
                 if _core.remaining_ms(call) <= 0:  # not even a millisecond left
                     err = local_error(
-                        Code.DEADLINE_EXCEEDED, "TRANSPORT_NOT_CONNECTED",
+                        Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_NOT_CONNECTED,
                         f"no connection to {ep.url} within the deadline",
                     )
                 else:
                     err = local_error(
-                        Code.UNAVAILABLE, "TRANSPORT_NOT_CONNECTED",
+                        Code.UNAVAILABLE, policy.REASON_TRANSPORT_NOT_CONNECTED,
                         f"no connection to {ep.url} within {opts.connect_timeout_ms} ms", True,
                     )
                 return None, err, True
@@ -475,12 +491,12 @@ class AsyncClient:
                 reply = await asyncio.wait_for(ctx.arecv(), wait / 1000.0)
             except asyncio.TimeoutError:
                 return None, local_error(
-                    Code.DEADLINE_EXCEEDED, "TRANSPORT_TIMEOUT",
+                    Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_TIMEOUT,
                     f"no reply from {ep.url} within {budget} ms",
                 ), False
             except pynng.ConnectionReset:
                 return None, local_error(
-                    Code.UNAVAILABLE, "TRANSPORT_CONNECTION_LOST",
+                    Code.UNAVAILABLE, policy.REASON_TRANSPORT_CONNECTION_LOST,
                     f"connection to {ep.url} lost while waiting for the reply (peer closed it, "
                     "or the reply exceeded max_reply_size)", True,
                 ), False
@@ -488,7 +504,7 @@ class AsyncClient:
                 return None, _cancelled(), False
             except pynng.NNGException as e:
                 return None, local_error(
-                    Code.UNAVAILABLE, "TRANSPORT_ERROR", f"receiving from {ep.url}: {e}", True
+                    Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"receiving from {ep.url}: {e}", True
                 ), False
             rep, err = _core.decode_reply(call, reply, ep.url, opts.max_reply_size)
             return rep, err, False

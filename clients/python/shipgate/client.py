@@ -77,7 +77,7 @@ class Client:
         max_attempts: int = _core.DEFAULT_MAX_ATTEMPTS,
         backoff_base_ms: int = _core.DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = _core.DEFAULT_BACKOFF_CAP_MS,
-        attempt_timeout_ms: int = 0,
+        attempt_timeout_ms: int = _core.DEFAULT_ATTEMPT_TIMEOUT_MS,
     ) -> None:
         self._async = AsyncClient(
             addresses,

@@ -3,7 +3,8 @@
 Every failed call raises a :class:`ShipgateError`, or rather the subclass named after its code
 (:class:`NotFound`, :class:`Unavailable`, ...), so callers may catch either. The exception
 carries the gateway's ``Status``/``ErrorDetail`` (rpc.proto), or a status the client made
-itself (``local`` is then true) with one of these reasons, as in the C client:
+itself (``local`` is then true) with one of these reasons, from
+proto/shipgate/v1/client_policy.json (``shipgate._gen.policy.REASON_*``), as in every client:
 
 ====================================  ==========================================================
 ``TRANSPORT_NOT_CONNECTED``           UNAVAILABLE (DEADLINE_EXCEEDED when it used up the
@@ -14,6 +15,9 @@ itself (``local`` is then true) with one of these reasons, as in the C client:
                                       attempt timeout)
 ``TRANSPORT_ERROR``                   UNAVAILABLE: any other nng send/receive failure
 ``TRANSPORT_REPLY_TOO_LARGE``         RESOURCE_EXHAUSTED: reply over ``max_reply_size``
+``OUTCOME_UNKNOWN``                   UNKNOWN: a CreateOrder (or unknown method) went out, then its
+                                      connection broke or no reply came in time; not retried
+                                      (check with the provider before trying again)
 ``CLIENT_DEADLINE_EXPIRED``           DEADLINE_EXCEEDED: the budget was spent before anything
                                       was sent
 ``CLIENT_BAD_REPLY``                  INTERNAL: the reply (envelope or payload) does not decode

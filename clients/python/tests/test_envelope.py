@@ -8,6 +8,7 @@ import pytest
 import shipgate
 from shipgate import Code, rpc_pb
 from shipgate._core import Options, prepare
+from shipgate._gen import policy
 
 from conftest import Reply
 
@@ -33,10 +34,10 @@ def test_method_spellings():
     for name in ("Track", "shipgate.v1.Shipgate.Track", "/shipgate.v1.Shipgate/Track"):
         c = _prep(name, TRACK_REQ)
         assert c.method == "/shipgate.v1.Shipgate/Track" == c.envelope.method
-        assert c.idempotent and c.response_type is shipgate.TrackResponse
-    assert _prep("GetOrder").idempotent and _prep("Health").idempotent
-    assert not _prep("CreateOrder").idempotent
-    assert _prep("CreateOrder", idempotency_key="k1").idempotent
+        assert c.kind == policy.IDEMPOTENT and c.response_type is shipgate.TrackResponse
+    assert _prep("GetOrder").kind == policy.IDEMPOTENT and _prep("Health").kind == policy.IDEMPOTENT
+    assert _prep("CreateOrder").kind == policy.OTHER
+    assert _prep("CreateOrder", idempotency_key="k1").kind == policy.KEYED
 
 
 def test_payload_forms():
@@ -51,8 +52,8 @@ def test_payload_forms():
 def test_foreign_method_is_passed_through_and_not_idempotent():
     c = _prep("/other.v1.Svc/Do", b"\x01\x02")
     assert c.method == "/other.v1.Svc/Do" and c.envelope.payload == b"\x01\x02"
-    assert not c.idempotent and c.response_type is None
-    assert _prep("/other.v1.Svc/Do", idempotency_key="k").idempotent
+    assert c.kind == policy.OTHER and c.response_type is None
+    assert _prep("/other.v1.Svc/Do", idempotency_key="k").kind == policy.KEYED
 
 
 @pytest.mark.parametrize(
@@ -255,6 +256,7 @@ def test_generate_is_idempotent(tmp_path):
     work = tmp_path / "py"
     (work / "shipgate").mkdir(parents=True)
     shutil.copy(here / "generate.sh", work / "generate.sh")
+    shutil.copy(here.parent / "gen_policy.py", tmp_path / "gen_policy.py")  # ../gen_policy.py
     env = dict(os.environ, PYTHON=sys.executable, SHIPGATE_PROTO_DIR=str(here.parents[1] / "proto"))
 
     def digest():

@@ -207,15 +207,17 @@ def test_attempt_timeout_retries_idempotent_calls(fake):
     with shipgate.Client([g.url], attempt_timeout_ms=150, backoff_base_ms=10) as c:
         c.health(deadline_ms=3000)
     assert g.count == 2
-    assert g.requests[0][1].deadline_ms == 150  # the attempt's own budget goes in the envelope
+    # the attempt's own budget goes in the envelope, less the reply margin min(50, 150 // 5)
+    assert g.requests[0][1].deadline_ms == 120
 
 
 def test_attempt_timeout_does_not_retry_a_keyless_foreign_call(fake):
     g = fake(lambda req, n: None)
     with shipgate.Client([g.url], attempt_timeout_ms=150) as c:
-        with pytest.raises(shipgate.DeadlineExceeded) as ei:
+        with pytest.raises(shipgate.Unknown) as ei:
             c.call("/other.v1.Svc/Do", b"", deadline_ms=3000)
-    assert ei.value.reason == "TRANSPORT_TIMEOUT" and g.count == 1
+    e = ei.value
+    assert e.reason == "OUTCOME_UNKNOWN" and "TRANSPORT_TIMEOUT" in e.message and g.count == 1
 
 
 def test_connection_lost_while_waiting(fake):
@@ -237,10 +239,78 @@ def test_connection_lost_then_retried_on_the_new_connection(fake):
 def test_connection_lost_is_not_retried_for_keyless_create_order(fake):
     g = fake(lambda req, n: DROP)
     with shipgate.Client([g.url], backoff_base_ms=10) as c:
-        with pytest.raises(shipgate.Unavailable):
+        with pytest.raises(shipgate.Unknown) as ei:
             c.call("CreateOrder", CREATE_REQ, deadline_ms=3000)
+    assert ei.value.reason == "OUTCOME_UNKNOWN" and ei.value.attempts == 1
     time.sleep(0.2)
     assert g.count == 1  # nng never resent it either
+
+
+# ---------------------------------------------------------------------------- the retry rule
+
+
+def wait_connected(c, n):
+    deadline = time.monotonic() + 3
+    while c.connected() < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert c.connected() == n
+
+
+def test_gateway_deadline_exceeded_is_not_retried(fake):
+    g = fake(lambda req, n: Reply(code=Code.DEADLINE_EXCEEDED, message="deadline exceeded",
+                                  detail=dict(reason="DEADLINE_EXPIRED", retryable=True))
+             if n == 0 else Reply())
+    # budget is left after the attempt, and still: the gateway spent what it was given
+    with shipgate.Client([g.url], attempt_timeout_ms=500, backoff_base_ms=10) as c:
+        with pytest.raises(shipgate.DeadlineExceeded) as ei:
+            c.health(deadline_ms=3000)
+    e = ei.value
+    assert not e.local and e.reason == "DEADLINE_EXPIRED" and e.attempts == 1 and g.count == 1
+    assert g.requests[0][1].deadline_ms == 450  # 500 less the reply margin
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_create_order_is_not_retried_when_its_gateway_dies(fake, keyed):
+    """kill -9 of the gateway that holds the CreateOrder: no second gateway sees it."""
+    a = fake(lambda req, n: DROP)
+    b = fake(lambda req, n: Reply())
+    with shipgate.Client([a.url, b.url], backoff_base_ms=10) as c:
+        wait_connected(c, 2)
+        with pytest.raises(shipgate.Unknown) as ei:
+            if keyed:
+                c.create_order(CREATE_REQ, idempotency_key="order-lost", deadline_ms=3000)
+            else:
+                c.call("CreateOrder", CREATE_REQ, deadline_ms=3000)
+        e = ei.value
+        assert e.local and not e.retryable and e.reason == "OUTCOME_UNKNOWN" and e.attempts == 1
+        assert "TRANSPORT_CONNECTION_LOST" in e.message
+        assert a.count == 1 and b.count == 0
+        # a read in the same place goes on to the other gateway
+        c.health(deadline_ms=3000)  # b's turn
+        wait_connected(c, 2)
+        c.track(TRACK_REQ, deadline_ms=3000)  # a's turn: dropped, then b
+    assert a.count == 2 and b.count == 2
+
+
+def test_create_order_is_not_retried_after_a_transport_timeout(fake):
+    a = fake(lambda req, n: None)
+    b = fake(lambda req, n: Reply())
+    with shipgate.Client([a.url, b.url], attempt_timeout_ms=200, backoff_base_ms=10) as c:
+        wait_connected(c, 2)
+        with pytest.raises(shipgate.Unknown) as ei:
+            c.create_order(CREATE_REQ, idempotency_key="order-silent", deadline_ms=3000)
+        assert ei.value.reason == "OUTCOME_UNKNOWN" and "TRANSPORT_TIMEOUT" in ei.value.message
+        assert ei.value.attempts == 1 and a.count == 1 and b.count == 0
+        c.health(deadline_ms=3000)  # b's turn
+        c.health(deadline_ms=3000)  # a's: its own timeout, then b
+    assert a.count == 2 and b.count == 2
+
+
+def test_keyed_create_order_is_retried_after_the_gateways_unavailable(fake):
+    g = fake(fails_then_ok(1))
+    with shipgate.Client([g.url], backoff_base_ms=10) as c:
+        c.create_order(CREATE_REQ, idempotency_key="order-503", deadline_ms=3000)
+    assert g.count == 2 and {e.idempotency_key for _, e in g.requests} == {"order-503"}
 
 
 def test_nobody_listening_is_not_connected():
