@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generates the protobuf messages (src/gen/, TypeScript, @bufbuild/protobuf v2) from the
-# contract in ../../proto (or $SHIPGATE_PROTO_DIR). Idempotent: src/gen is rewritten only when
+# contract in ../../proto (or $SHIPGATE_PROTO_DIR), and the client policy
+# (shipgate/v1/client_policy.json, by ../gen_policy.py: python3) into src/gen/policy.ts. Idempotent: src/gen is rewritten only when
 # the output changed. Run by `npm run build` (and so by `npm ci` / `npm test` through the
 # "prepare" and "pretest" scripts). src/gen is not committed; the package tarball ships the
 # compiled dist/ instead.
@@ -8,7 +9,7 @@
 #   ./generate.sh           generate (or refresh) src/gen
 #   ./generate.sh --check   exit 1 when src/gen is missing or differs from a fresh generation
 #
-# Needs protoc (Debian: protobuf-compiler) and `npm ci` done (for protoc-gen-es).
+# Needs protoc (Debian: protobuf-compiler), python3, and `npm ci` done (for protoc-gen-es).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 proto=${SHIPGATE_PROTO_DIR:-$here/../../proto}
@@ -31,6 +32,9 @@ trap 'rm -rf "$tmp"' EXIT
 protoc --plugin=protoc-gen-es="$plugin" -I "$proto" \
   --es_out="$tmp" --es_opt=target=ts,import_extension=js \
   shipgate/v1/rpc.proto shipgate/v1/shipgate.proto
+# the client policy (defaults, idempotent methods, local reasons, the retry rule)
+"${PYTHON3:-python3}" "$here/../gen_policy.py" --proto "$proto" \
+  --policy "$proto/shipgate/v1/client_policy.json" node "$tmp/policy.ts"
 
 if [ "$check" = 1 ]; then
   if ! diff -r "$tmp" "$out" >/dev/null 2>&1; then

@@ -5,18 +5,24 @@
 // - Several gateways: one connection per address; attempts go round-robin over the
 //   addresses, preferring ones that are connected now.
 // - Deadlines: each call has a budget (deadlineMs, else defaultDeadlineMs) covering every
-//   attempt and backoff. The envelope's deadline_ms is the budget left when the request is
-//   written, and the client waits for the reply no longer than that. A call whose budget is
-//   spent fails with DEADLINE_EXCEEDED / CLIENT_DEADLINE_EXPIRED without sending anything.
-// - Retries, explicit and bounded, with exponential backoff and jitter, within the deadline
-//   and up to maxAttempts:
+//   attempt and backoff. An attempt waits for its reply no longer than the budget left when it
+//   is written (or attemptTimeoutMs), and its envelope's deadline_ms is that wait less a
+//   margin for the reply's way back (min(50 ms, a fifth)), so that a gateway keeping its
+//   deadline answers first. A call whose budget is spent fails with DEADLINE_EXCEEDED /
+//   CLIENT_DEADLINE_EXPIRED without sending anything.
+// - Retries, by the rule in proto/shipgate/v1/client_policy.json (generated into
+//   src/gen/policy.ts, as every client's), with exponential backoff and jitter, within the
+//   deadline and up to maxAttempts:
+//     - any method when the attempt provably never left the client (TRANSPORT_NOT_CONNECTED);
 //     - idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (gateway or transport)
-//       and after DEADLINE_EXCEEDED while budget remains;
-//     - CreateOrder (and methods unknown to this client) the same, but only when the call
-//       carries an idempotency key, which is sent unchanged in every attempt;
-//     - any method when the attempt provably never left the client
-//       (TRANSPORT_NOT_CONNECTED).
-//   The gateway's retry_after_ms, when given, lengthens the backoff.
+//       and after the client's own TRANSPORT_TIMEOUT while budget remains;
+//     - CreateOrder (and methods unknown to this client) with an idempotency key, sent
+//       unchanged in every attempt, after the gateway's UNAVAILABLE only.
+//   A DEADLINE_EXCEEDED from the gateway is never retried (it spent the budget it was given).
+//   A CreateOrder (or unknown method) whose request went out and whose connection then broke,
+//   or whose gateway did not answer in time, is not retried at all, on this address or
+//   another: it fails with UNKNOWN / OUTCOME_UNKNOWN. The gateway's retry_after_ms, when
+//   given, lengthens the backoff.
 // - Lost connections: requests waiting on a connection that drops fail with UNAVAILABLE /
 //   TRANSPORT_CONNECTION_LOST, and the rules above decide; nothing is silently re-sent.
 
@@ -28,6 +34,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import { parseAddress } from "./address.js";
 import { Endpoint, type Loss } from "./endpoint.js";
 import { ClientReason, Code, ShipgateError } from "./errors.js";
+import { decide, IDEMPOTENT_METHODS, PolicyDefaults, sentDeadlineMs, type CallKind } from "./gen/policy.js";
 import { RpcReplySchema, RpcRequestSchema, type RpcRequest } from "./gen/shipgate/v1/rpc_pb.js";
 import {
   CreateOrderRequestSchema,
@@ -55,7 +62,7 @@ export const Method = {
   Health: "/shipgate.v1.Shipgate/Health",
 } as const;
 
-const IDEMPOTENT = new Set<string>([Method.Track, Method.GetOrder, Method.Health]);
+const IDEMPOTENT = new Set<string>(IDEMPOTENT_METHODS.map((m) => `/shipgate.v1.Shipgate/${m}`)); // client_policy.json
 const MAX_TIMER_MS = 0x7fffffff; // setTimeout's limit, and the C client's clamp of deadline_ms
 
 export interface ClientOptions {
@@ -87,7 +94,7 @@ export interface CallOptions {
   metadata?: Record<string, string>;
   /** RpcRequest.request_id, echoed by the gateway; default 16 random hex digits. */
   requestId?: string;
-  /** Sent in every attempt; required by createOrder, and makes any method retryable. */
+  /** Sent in every attempt; required by createOrder. With it, a call that is not idempotent is retried after the gateway's UNAVAILABLE. */
   idempotencyKey?: string;
   /** Overrides the client's maxAttempts for this call. */
   maxAttempts?: number;
@@ -161,18 +168,19 @@ export class Client {
     if (addrs.length === 0) addrs = [DEFAULT_ADDRESS];
     const parsed = addrs.map(parseAddress); // throws TypeError on a bad one
     this.addresses = Object.freeze([...addrs]);
-    this.defaultDeadlineMs = optNumber("defaultDeadlineMs", opts.defaultDeadlineMs, 10000, 1);
-    const mrs = opts.maxReplySize ?? 4 << 20;
+    const d = PolicyDefaults; // client_policy.json
+    this.defaultDeadlineMs = optNumber("defaultDeadlineMs", opts.defaultDeadlineMs, d.deadlineMs, 1);
+    const mrs = opts.maxReplySize ?? d.maxReplySize;
     if (!Number.isSafeInteger(mrs) || mrs < 1)
       throw new RangeError(`shipgate: maxReplySize must be an integer >= 1, got ${String(opts.maxReplySize)}`);
     this.maxReplySize = mrs;
-    this.maxAttempts = Math.floor(optNumber("maxAttempts", opts.maxAttempts, 3, 1));
-    this.backoffBaseMs = optNumber("backoffBaseMs", opts.backoffBaseMs, 50, 0);
-    this.backoffCapMs = Math.max(optNumber("backoffCapMs", opts.backoffCapMs, 1000, 0), this.backoffBaseMs);
-    this.attemptTimeoutMs = optNumber("attemptTimeoutMs", opts.attemptTimeoutMs, 0, 0);
-    this.connectTimeoutMs = optNumber("connectTimeoutMs", opts.connectTimeoutMs, 1000, 1);
-    const reconnectMinMs = optNumber("reconnectMinMs", opts.reconnectMinMs, 100, 1);
-    const reconnectMaxMs = Math.max(optNumber("reconnectMaxMs", opts.reconnectMaxMs, 1000, 1), reconnectMinMs);
+    this.maxAttempts = Math.floor(optNumber("maxAttempts", opts.maxAttempts, d.maxAttempts, 1));
+    this.backoffBaseMs = optNumber("backoffBaseMs", opts.backoffBaseMs, d.backoffBaseMs, 0);
+    this.backoffCapMs = Math.max(optNumber("backoffCapMs", opts.backoffCapMs, d.backoffCapMs, 0), this.backoffBaseMs);
+    this.attemptTimeoutMs = optNumber("attemptTimeoutMs", opts.attemptTimeoutMs, d.attemptTimeoutMs, 0);
+    this.connectTimeoutMs = optNumber("connectTimeoutMs", opts.connectTimeoutMs, d.connectTimeoutMs, 1);
+    const reconnectMinMs = optNumber("reconnectMinMs", opts.reconnectMinMs, d.reconnectMinMs, 1);
+    const reconnectMaxMs = Math.max(optNumber("reconnectMaxMs", opts.reconnectMaxMs, d.reconnectMaxMs, 1), reconnectMinMs);
     this.eps = parsed.map(
       (a) =>
         new Endpoint(a, {
@@ -216,7 +224,10 @@ export class Client {
 
   /**
    * CreateOrder (bosOnline checkout). opts.idempotencyKey is required: the gateway turns
-   * every call with one key into at most one order, so the call is retried with it.
+   * every call with one key into at most one order. The call is retried only when nothing was
+   * sent or the gateway answered UNAVAILABLE; once the request went out, a broken connection
+   * or a timeout fails it with UNKNOWN / OUTCOME_UNKNOWN (check with the provider before
+   * trying again).
    */
   createOrder(
     req: MessageInitShape<typeof CreateOrderRequestSchema>,
@@ -246,7 +257,7 @@ export class Client {
    * Any method, with the payloads as bytes: `payload` is the encoded request message, the
    * result the encoded response message. `method` is "Track", "shipgate.v1.Shipgate.Track",
    * "/shipgate.v1.Shipgate/Track", or any other "/package.Service/Method" (passed through, and
-   * retried only with an idempotency key).
+   * retried like CreateOrder).
    */
   async call(method: string, payload: Uint8Array, opts?: CallOptions): Promise<Uint8Array> {
     return (await this.callRaw(method, payload, opts)).payload;
@@ -336,7 +347,7 @@ export class Client {
     if (budget === 0) budget = this.defaultDeadlineMs;
     budget = Math.min(budget, MAX_TIMER_MS);
     const deadline = start + budget;
-    const idempotent = IDEMPOTENT.has(full) || key !== "";
+    const kind: CallKind = IDEMPOTENT.has(full) ? "idempotent" : key !== "" ? "keyed" : "other";
 
     const env = create(RpcRequestSchema, { method: full, requestId, metadata, idempotencyKey: key, payload });
     const call: ActiveCall = { cancelled: undefined, interrupt: undefined };
@@ -375,11 +386,10 @@ export class Client {
         if (out.ok) return { payload: out.payload, attempts, requestId };
         const err = out.error;
         if (call.cancelled !== undefined) throw fail(cancelledError(call.cancelled));
-        if (out.final || err.code === Code.CANCELLED || attempts >= maxAttempts) throw fail(err);
-        const again =
-          out.neverSent === true ||
-          (idempotent && (err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED));
-        if (!again) throw fail(err);
+        if (out.final) throw fail(err);
+        const decision = decide(kind, out.neverSent !== true, err.local, err.code, err.reason);
+        if (decision === "outcome_unknown") throw fail(outcomeUnknown(full, err));
+        if (decision !== "retry" || attempts >= maxAttempts) throw fail(err);
         let delay = this.backoff(attempts);
         if (err.retryAfterMs > delay) delay = err.retryAfterMs;
         if (delay >= deadline - now()) throw fail(err); // no budget for another attempt
@@ -439,7 +449,8 @@ export class Client {
         if (ep.state === "closed") return finish({ ok: false, error: cancelledError("client closed"), neverSent: true });
         const left = Math.floor(attemptEnd - now());
         if (left < 1) return finish(notConnected()); // the wait for a connection used the budget up
-        env.deadlineMs = BigInt(left);
+        // a little less than this attempt waits, so that the gateway's own answer comes first
+        env.deadlineMs = BigInt(sentDeadlineMs(left));
         let bytes: Uint8Array;
         try {
           bytes = toBinary(RpcRequestSchema, env);
@@ -524,6 +535,17 @@ export class Client {
     this.rr = (i + 1) % n;
     return this.eps[i];
   }
+}
+
+/** What replaces a transport failure after a call that is not idempotent went out. */
+function outcomeUnknown(method: string, err: ShipgateError): ShipgateError {
+  return ShipgateError.local(
+    Code.UNKNOWN,
+    ClientReason.OUTCOME_UNKNOWN,
+    false,
+    `${method} went out and no answer came back: ${err.message} (${err.reason}); the gateway may have acted on it, ` +
+      "so it is not retried (check with the provider before trying again)",
+  );
 }
 
 function cancelledError(why: string): ShipgateError {

@@ -1,31 +1,16 @@
 // The outcome of a failed call: ShipgateError, holding the gateway's Status/ErrorDetail or a
 // status the client made itself (local = true).
 
+import { LocalReason } from "./gen/policy.js";
 import { Code, type Status } from "./gen/shipgate/v1/rpc_pb.js";
 
 export { Code };
 
-/** Reasons of failures made by the client itself (ShipgateError.local is true for these). */
-export const ClientReason = {
-  /** UNAVAILABLE (DEADLINE_EXCEEDED when it used up the budget): no connection within connectTimeoutMs. */
-  TRANSPORT_NOT_CONNECTED: "TRANSPORT_NOT_CONNECTED",
-  /** UNAVAILABLE: the connection dropped while waiting for the reply. */
-  TRANSPORT_CONNECTION_LOST: "TRANSPORT_CONNECTION_LOST",
-  /** DEADLINE_EXCEEDED: no reply within the deadline (or the attempt timeout). */
-  TRANSPORT_TIMEOUT: "TRANSPORT_TIMEOUT",
-  /** UNAVAILABLE: any other socket failure. */
-  TRANSPORT_ERROR: "TRANSPORT_ERROR",
-  /** RESOURCE_EXHAUSTED: the peer announced a reply over maxReplySize. */
-  TRANSPORT_REPLY_TOO_LARGE: "TRANSPORT_REPLY_TOO_LARGE",
-  /** DEADLINE_EXCEEDED: the budget was spent before anything was sent. */
-  CLIENT_DEADLINE_EXPIRED: "CLIENT_DEADLINE_EXPIRED",
-  /** INTERNAL: the reply (envelope or payload) does not decode. */
-  CLIENT_BAD_REPLY: "CLIENT_BAD_REPLY",
-  /** INVALID_ARGUMENT: bad method, message or option. */
-  CLIENT_INVALID_ARGUMENT: "CLIENT_INVALID_ARGUMENT",
-  /** CANCELLED: close() or the call's AbortSignal. */
-  CLIENT_CANCELLED: "CLIENT_CANCELLED",
-} as const;
+/**
+ * Reasons of failures made by the client itself (ShipgateError.local is true for these):
+ * generated from proto/shipgate/v1/client_policy.json, like every client's.
+ */
+export const ClientReason = LocalReason;
 
 /** The name of a gRPC code ("OK", "UNAVAILABLE", ...); "UNKNOWN_CODE" outside 0..16. */
 export function codeName(code: number): string {

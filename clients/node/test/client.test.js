@@ -152,10 +152,12 @@ test("an oversize announcement fails the connection: that call TRANSPORT_REPLY_T
       assert.equal(ea.codeName, "RESOURCE_EXHAUSTED");
       assert.equal(ea.reason, "TRANSPORT_REPLY_TOO_LARGE");
       assert.match(ea.message, /1073741824 bytes, over maxReplySize 1000/);
-      assert.equal(eb.codeName, "UNAVAILABLE");
-      assert.equal(eb.reason, "TRANSPORT_CONNECTION_LOST");
+      // a CreateOrder whose connection broke after it went out: its outcome is unknown
+      assert.equal(eb.codeName, "UNKNOWN");
+      assert.equal(eb.reason, "OUTCOME_UNKNOWN");
+      assert.match(eb.message, /TRANSPORT_CONNECTION_LOST/);
       assert.match(eb.message, /over maxReplySize/);
-      assert.equal(eb.attempts, 1, "CreateOrder without a key is not retried after the request went out");
+      assert.equal(eb.attempts, 1, "CreateOrder is not retried after the request went out");
       await waitFor(() => srv.connectCount === 2, 3000, "the redial");
     },
   );
@@ -189,7 +191,7 @@ test("a silent peer (no connection header) times out the handshake", async () =>
   }
 });
 
-test("a dropped connection fails its calls at once; idempotent calls are retried on the next connection, others are not resent", async () => {
+test("a dropped connection fails its calls at once; idempotent calls are retried on the next connection, others end OUTCOME_UNKNOWN and are not resent", async () => {
   let drop = true;
   await withServer(
     {
@@ -210,21 +212,22 @@ test("a dropped connection fails its calls at once; idempotent calls are retried
       drop = true;
       srv.requests.length = 0;
       const e = await failure(client.call(Method.CreateOrder, new Uint8Array(0)));
-      assert.equal(e.codeName, "UNAVAILABLE");
-      assert.equal(e.reason, "TRANSPORT_CONNECTION_LOST");
-      assert.equal(e.retryable, true);
+      assert.equal(e.codeName, "UNKNOWN");
+      assert.equal(e.reason, "OUTCOME_UNKNOWN");
+      assert.match(e.message, /TRANSPORT_CONNECTION_LOST/);
+      assert.equal(e.retryable, false);
+      assert.equal(e.local, true);
       assert.equal(e.attempts, 1);
       assert.equal(srv.requests.length, 1, "sent once, never again");
 
-      // with an idempotency key CreateOrder is retried, with the same key and request id
+      // with an idempotency key too: the gateway may still be working on it
       drop = true;
       srv.requests.length = 0;
-      await client.createOrder({ formId: "f" }, { idempotencyKey: "k-1", requestId: "rid-1" }).catch(() => {});
-      assert.equal(srv.requests.length, 2);
-      for (const q of srv.requests) {
-        assert.equal(q.env.idempotencyKey, "k-1");
-        assert.equal(q.env.requestId, "rid-1");
-      }
+      const e2 = await failure(client.createOrder({ formId: "f" }, { idempotencyKey: "k-1", requestId: "rid-1" }));
+      assert.equal(e2.reason, "OUTCOME_UNKNOWN");
+      assert.equal(e2.attempts, 1);
+      assert.equal(srv.requests.length, 1);
+      assert.equal(srv.requests[0].env.idempotencyKey, "k-1");
     },
   );
 });
@@ -338,7 +341,7 @@ test("retryAfterMs lengthens the backoff; a retry that cannot fit the deadline i
   });
 });
 
-test("DEADLINE_EXCEEDED is retried only while budget remains (attemptTimeoutMs)", async () => {
+test("the client's own TRANSPORT_TIMEOUT is retried only while budget remains (attemptTimeoutMs)", async () => {
   let n = 0;
   await withServer(
     {
@@ -351,7 +354,9 @@ test("DEADLINE_EXCEEDED is retried only while budget remains (attemptTimeoutMs)"
       await waitFor(() => client.connected === 1);
       const r = await client.health({}, { deadlineMs: 2000 });
       assert.equal(r.version, "third");
-      assert.ok(Number(srv.requests[0].env.deadlineMs) <= 80, "each attempt's deadline is the attempt timeout");
+      // each attempt's deadline is the attempt timeout, less the reply margin min(50, 80 / 5)
+      const d = Number(srv.requests[0].env.deadlineMs);
+      assert.ok(d > 55 && d <= 64, `deadline_ms ${d}`);
     },
   );
   await withServer({ handler: () => {} }, {}, async (srv, client) => {
@@ -521,3 +526,82 @@ function freePort() {
     });
   });
 }
+
+// ---------------------------------------------------------------- the retry rule (client_policy.json)
+
+test("a DEADLINE_EXCEEDED from the gateway is not retried, even with budget left", async () => {
+  await withServer(
+    { handler: (req, ctx) => ctx.reply({ code: Code.DEADLINE_EXCEEDED, message: "deadline", detail: { reason: "DEADLINE_EXPIRED", retryable: true } }) },
+    { attemptTimeoutMs: 500, backoffBaseMs: 10 },
+    async (srv, client) => {
+      await waitFor(() => client.connected === 1);
+      const e = await failure(client.health({}, { deadlineMs: 3000 }));
+      assert.equal(e.codeName, "DEADLINE_EXCEEDED");
+      assert.equal(e.reason, "DEADLINE_EXPIRED");
+      assert.equal(e.local, false);
+      assert.equal(e.attempts, 1);
+      assert.equal(srv.requests.length, 1);
+      const d = Number(srv.requests[0].env.deadlineMs); // 500 (less what the send took) less 50
+      assert.ok(d > 430 && d <= 450, `deadline_ms ${d}`);
+    },
+  );
+});
+
+/** Two fake gateways: `first` handles requests as given, the second answers every call OK. */
+async function withTwo(first, clientOpts, fn) {
+  const a = await FakeRep.start({ handler: first });
+  const b = await FakeRep.start({ handler: (req, ctx) => ctx.reply({ payload: new Uint8Array(0) }) });
+  const client = new Client({ addresses: [a.url, b.url], backoffBaseMs: 10, ...clientOpts });
+  try {
+    await waitFor(() => client.connected === 2);
+    await fn(a, b, client);
+  } finally {
+    await client.close();
+    await a.close();
+    await b.close();
+  }
+}
+
+test("a CreateOrder is never sent to a second gateway after the first dropped it (kill -9)", async () => {
+  await withTwo((req, ctx) => ctx.destroy(), {}, async (a, b, client) => {
+    const e = await failure(client.createOrder({ formId: "f" }, { idempotencyKey: "order-lost", deadlineMs: 3000 }));
+    assert.equal(e.codeName, "UNKNOWN");
+    assert.equal(e.reason, "OUTCOME_UNKNOWN");
+    assert.equal(e.attempts, 1);
+    assert.equal(a.requests.length, 1);
+    assert.equal(b.requests.length, 0);
+    // a read in the same place goes on to the other gateway
+    await client.health({}, { deadlineMs: 3000 }); // b's turn
+    await waitFor(() => client.connected === 2);
+    await client.health({}, { deadlineMs: 3000 }); // a's: dropped, then b
+    assert.equal(a.requests.length, 2);
+    assert.equal(b.requests.length, 2);
+  });
+});
+
+test("a CreateOrder whose gateway stays silent past the attempt timeout ends OUTCOME_UNKNOWN, not retried", async () => {
+  await withTwo(() => {}, { attemptTimeoutMs: 200 }, async (a, b, client) => {
+    const e = await failure(client.createOrder({ formId: "f" }, { idempotencyKey: "order-silent", deadlineMs: 3000 }));
+    assert.equal(e.reason, "OUTCOME_UNKNOWN");
+    assert.match(e.message, /TRANSPORT_TIMEOUT/);
+    assert.equal(e.attempts, 1);
+    assert.equal(b.requests.length, 0);
+    await client.health({}, { deadlineMs: 3000 }); // b's turn
+    await client.health({}, { deadlineMs: 3000 }); // a's: its own timeout, then b
+    assert.equal(a.requests.length, 2);
+    assert.equal(b.requests.length, 2);
+  });
+});
+
+test("a keyed CreateOrder is retried after the gateway's UNAVAILABLE, with its key", async () => {
+  let n = 0;
+  await withServer(
+    { handler: (req, ctx) => (n++ === 0 ? ctx.reply(unavailable()) : ctx.reply({ payload: new Uint8Array(0) })) },
+    { backoffBaseMs: 10 },
+    async (srv, client) => {
+      await client.createOrder({ formId: "f" }, { idempotencyKey: "order-503", deadlineMs: 3000 });
+      assert.equal(srv.requests.length, 2);
+      for (const q of srv.requests) assert.equal(q.env.idempotencyKey, "order-503");
+    },
+  );
+});
