@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/flight.h"
+#include "gateway/flight.h"
 #include "testutil.h"
 
 static const uint8_t PAYLOAD[] = {0x0a, 0x03, 'a', 'w', 'b'};

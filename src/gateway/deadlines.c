@@ -1,8 +1,8 @@
 /*
- * reaper.c - items on a deadline heap (core/dheap.h), and a thread that sleeps on a condition
+ * deadlines.c - items on a deadline heap (core/dheap.h), and a thread that sleeps on a condition
  * variable until the earliest one (or an earlier one is added).
  */
-#include "reaper.h"
+#include "gateway/deadlines.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -11,24 +11,24 @@
 
 #include "core/clock.h"
 
-struct sg_reaper {
+struct sg_deadlines {
 	pthread_mutex_t mtx; /* guards everything below */
 	pthread_cond_t cv;   /* wakes the thread: new earliest item, or stop */
 	sg_dheap heap;       /* queued items on their deadline (room for cap reserved) */
 	size_t cap;          /* items held at most */
-	bool stop;           /* sg_reaper_stop has begun */
-	pthread_t thr;       /* the reaper thread */
+	bool stop;           /* sg_deadlines_stop has begun */
+	pthread_t thr;       /* the deadline thread */
 };
 
-static sg_reaper_item *
+static sg_deadline *
 item_of(sg_dheap_node *n)
 {
-	return (sg_reaper_item *)(void *)((char *)n - offsetof(sg_reaper_item, node));
+	return (sg_deadline *)(void *)((char *)n - offsetof(sg_deadline, node));
 }
 
 /* Takes it out of the heap (lock held). */
 static void
-item_del(sg_reaper *r, sg_reaper_item *it)
+item_del(sg_deadlines *r, sg_deadline *it)
 {
 	sg_dheap_del(&r->heap, &it->node);
 	it->queued = false;
@@ -37,9 +37,9 @@ item_del(sg_reaper *r, sg_reaper_item *it)
 /* ------------------------------------------------------------------ the thread */
 
 static void *
-reaper_main(void *arg)
+deadlines_main(void *arg)
 {
-	sg_reaper *r = arg;
+	sg_deadlines *r = arg;
 
 	pthread_mutex_lock(&r->mtx);
 	while (!r->stop) {
@@ -48,7 +48,7 @@ reaper_main(void *arg)
 			pthread_cond_wait(&r->cv, &r->mtx);
 			continue;
 		}
-		sg_reaper_item *it = item_of(top);
+		sg_deadline *it = item_of(top);
 		int64_t now = sg_now_ms();
 		if (top->deadline > now) {
 			/* sg_now_ms is CLOCK_MONOTONIC, as is the condition variable's clock */
@@ -75,10 +75,10 @@ reaper_main(void *arg)
 
 /* ------------------------------------------------------------------ public API */
 
-sg_reaper *
-sg_reaper_new(size_t cap)
+sg_deadlines *
+sg_deadlines_new(size_t cap)
 {
-	sg_reaper *r = calloc(1, sizeof(*r));
+	sg_deadlines *r = calloc(1, sizeof(*r));
 	pthread_condattr_t ca;
 
 	if (r == NULL)
@@ -93,7 +93,7 @@ sg_reaper_new(size_t cap)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&r->thr, NULL, reaper_main, r) != 0) {
+	if (pthread_create(&r->thr, NULL, deadlines_main, r) != 0) {
 		pthread_cond_destroy(&r->cv);
 		pthread_mutex_destroy(&r->mtx);
 		sg_dheap_fini(&r->heap);
@@ -104,7 +104,7 @@ sg_reaper_new(size_t cap)
 }
 
 void
-sg_reaper_stop(sg_reaper *r)
+sg_deadlines_stop(sg_deadlines *r)
 {
 	if (r == NULL)
 		return;
@@ -122,11 +122,11 @@ sg_reaper_stop(sg_reaper *r)
 }
 
 void
-sg_reaper_free(sg_reaper *r)
+sg_deadlines_free(sg_deadlines *r)
 {
 	if (r == NULL)
 		return;
-	sg_reaper_stop(r);
+	sg_deadlines_stop(r);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mtx);
 	sg_dheap_fini(&r->heap);
@@ -134,7 +134,7 @@ sg_reaper_free(sg_reaper *r)
 }
 
 bool
-sg_reaper_add(sg_reaper *r, sg_reaper_item *it)
+sg_deadlines_add(sg_deadlines *r, sg_deadline *it)
 {
 	bool ok = false;
 
@@ -153,7 +153,7 @@ sg_reaper_add(sg_reaper *r, sg_reaper_item *it)
 }
 
 bool
-sg_reaper_remove(sg_reaper *r, sg_reaper_item *it)
+sg_deadlines_remove(sg_deadlines *r, sg_deadline *it)
 {
 	bool queued;
 

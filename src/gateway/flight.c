@@ -2,7 +2,7 @@
  * flight.c - chained hash of keys; stored outcomes on one list (LRU order for a cache,
  * insertion order otherwise) from which room is made.
  */
-#include "flight.h"
+#include "gateway/flight.h"
 
 #include <pthread.h>
 #include <stdlib.h>
