@@ -72,6 +72,8 @@ test_idempotency(void)
 	CHECK_INT(sg_flight_begin(t, "k1", fp, &w2.w, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
 	CHECK_INT(sg_flight_begin(t, "k1", other, &w2.w, &a, &out, &age, &refresh),
 	          SG_FLIGHT_CONFLICT);
+	/* no waiter: told the key is running, nothing linked (the store's "busy") */
+	CHECK_INT(sg_flight_begin(t, "k1", fp, NULL, &a, &out, &age, &refresh), SG_FLIGHT_WAITING);
 	CHECK_INT(w1.calls, 0);
 	sg_flight_finish(t, "k1", true, 86400000, 0, &o);
 	CHECK_INT(w1.calls, 1);

@@ -289,6 +289,8 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 		}
 	} else if (e->fp.a != fp.a || e->fp.b != fp.b) {
 		res = SG_FLIGHT_CONFLICT;
+	} else if (!e->stored && w == NULL) {
+		res = SG_FLIGHT_WAITING; /* the caller does not wait: it is told the key is busy */
 	} else if (!e->stored) {
 		w->prev = NULL;
 		w->next = e->waiters;

@@ -79,7 +79,8 @@ sg_flight_fp sg_flight_fingerprint(const char *method, const uint8_t *payload, s
  * HIT/STALE: *out points at a copy in arena a and *age_ms is the outcome's age. On STALE,
  * *refresh is true for exactly one caller per stale period: it must refresh the key and report
  * with sg_flight_finish() (the others keep getting the stale outcome meanwhile).
- * WAITING: w is linked in and must stay valid until its done callback has run.
+ * WAITING: w is linked in and must stay valid until its done callback has run; with w NULL,
+ * nothing is linked (the key is running: the caller only learns that it is busy).
  */
 sg_flight_res sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter *w,
                               sg_arena *a, sg_flight_outcome *out, int64_t *age_ms, bool *refresh);

@@ -35,7 +35,8 @@ struct sg_gateway {
 	const sg_config *cfg;     /* borrowed; outlives the gateway */
 	sg_transport tr;          /* how replies leave */
 	sg_upstream *up;          /* the one way out to providers */
-	sg_flight *idem;          /* CreateOrder idempotency keys */
+	sg_flight *idem;          /* CreateOrder keys running in this process (coalescing) */
+	sg_store *store;          /* CreateOrder outcomes by key (claim before call) */
 	sg_flight *cache;         /* Track/GetOrder answers, or NULL */
 	sg_auth *auth;            /* fetched provider tokens */
 	sg_deadlines *deadlines;  /* deadlines of parked calls */
@@ -125,7 +126,7 @@ call_release(sg_call *c)
 	c->reply = NULL;
 	c->op = NULL;
 	c->prov = NULL;
-	c->idem_owner = c->cache_owner = c->cache_store = false;
+	c->idem_local = c->idem_owner = c->cache_owner = c->cache_store = false;
 	c->cache_key = NULL;
 	c->auth_retried = false;
 	c->attempts = 0;
@@ -217,16 +218,62 @@ idem_key_ok(const char *key)
 
 /* ------------------------------------------------------------------ the one finish */
 
+/* The key's calls in this process get c's outcome o (each waiter gets it replayed). */
+static void
+idem_local_finish(sg_call *c, const sg_outcome *o)
+{
+	if (c->idem_local) {
+		c->idem_local = false;
+		sg_flight_finish(c->gw->idem, c->env->idempotency_key, false, 0, 0, o);
+	}
+}
+
+/* Hands c's encoded outcome (c->out) to the calls waiting for it and to the cache, then
+ * replies. */
+static void
+call_deliver(sg_call *c)
+{
+	sg_gateway *gw = c->gw;
+
+	idem_local_finish(c, &c->out);
+	if (c->cache_owner || (c->cache_store && c->st.err == SG_OK)) {
+		size_t i = pidx(c->prov);
+		int64_t ttl = gw->cfg->cache_ttl_ms[i], stale = gw->cfg->cache_stale_ms[i];
+		if (c->cache_owner)
+			sg_flight_finish(gw->cache, c->cache_key, c->st.err == SG_OK, ttl, stale,
+			                 &c->out);
+		else
+			sg_flight_put(gw->cache, c->cache_key, ttl, stale, &c->out);
+		c->cache_owner = c->cache_store = false;
+	}
+	call_reply(c, &c->out, NULL, 0);
+	call_send(c);
+}
+
+/* The store kept (or released) an owner's outcome. Store's thread, or inline. */
+static void
+idem_stored(void *arg, sg_err err)
+{
+	sg_call *c = arg;
+
+	if (err != SG_OK)
+		/* the caller still gets the real outcome; a retry finds the key claimed */
+		fprintf(stderr, "shipgated: idempotency store %s: %s: %s\n",
+		        c->gw->store->ops->name, c->env->idempotency_key, sg_strerror(err));
+	call_deliver(c);
+}
+
 /*
- * The end of every call that produced its own outcome (c->st, and c->reply when OK): an
- * idempotency owner's outcome is kept or its key released, a cache owner's answer stored,
- * the call logged, its reply encoded and sent. Any thread.
+ * The end of every call that produced its own outcome (c->st, and c->reply when OK): the
+ * outcome is encoded, an idempotency owner's outcome kept in the store or its key released,
+ * the waiting calls and the cache given it, the call logged, its reply encoded and sent. Any
+ * thread.
  */
 static void
 call_finish(sg_call *c)
 {
 	sg_gateway *gw = c->gw;
-	sg_outcome o;
+	sg_outcome *o = &c->out;
 
 	if (c->st.err != SG_OK)
 		c->reply = NULL;
@@ -241,32 +288,25 @@ call_finish(sg_call *c)
 		c->st.err = SG_EOUTCOME;
 	}
 	call_log(c);
-	memset(&o, 0, sizeof(o));
-	if (c->reply != NULL && sg_payload_pack(c->reply, &c->arena, &o) != 0)
+	memset(o, 0, sizeof(*o));
+	if (c->reply != NULL && sg_payload_pack(c->reply, &c->arena, o) != 0)
 		sg_status_set(&c->st, &c->arena, SG_ENOMEM,
 		              "reply does not fit the call's memory cap");
-	if (sg_status_pack(&c->st, &c->arena, &o) != 0) {
-		memset(&o, 0, sizeof(o)); /* no memory for the status: send it empty (UNKNOWN) */
-		o.status = (const uint8_t *)"\x08\x02";
-		o.status_len = 2;
+	if (sg_status_pack(&c->st, &c->arena, o) != 0) {
+		memset(o, 0, sizeof(*o)); /* no memory for the status: send it empty (UNKNOWN) */
+		o->status = (const uint8_t *)"\x08\x02";
+		o->status_len = 2;
 	}
 	if (c->idem_owner) {
 		c->idem_owner = false;
-		sg_flight_finish(gw->idem, c->env->idempotency_key, idem_keep(c->st.err),
-		                 gw->cfg->idem_ttl_ms, 0, &o);
-	}
-	if (c->cache_owner || (c->cache_store && c->st.err == SG_OK)) {
-		size_t i = pidx(c->prov);
-		int64_t ttl = gw->cfg->cache_ttl_ms[i], stale = gw->cfg->cache_stale_ms[i];
-		if (c->cache_owner)
-			sg_flight_finish(gw->cache, c->cache_key, c->st.err == SG_OK, ttl, stale,
-			                 &o);
+		if (idem_keep(c->st.err))
+			sg_store_complete(gw->store, c->env->idempotency_key, o,
+			                  gw->cfg->idem_ttl_ms, idem_stored, c);
 		else
-			sg_flight_put(gw->cache, c->cache_key, ttl, stale, &o);
-		c->cache_owner = c->cache_store = false;
+			sg_store_release(gw->store, c->env->idempotency_key, idem_stored, c);
+		return;
 	}
-	call_reply(c, &o, NULL, 0);
-	call_send(c);
+	call_deliver(c);
 }
 
 /* ------------------------------------------------------------------ parking */
@@ -415,11 +455,54 @@ call_submit(sg_call *c)
 	}
 }
 
+/* The store's answer to c's claim. Store's thread, or inline. */
+static void
+idem_claimed(void *arg, sg_claim res, const sg_outcome *o)
+{
+	sg_call *c = arg;
+	uint8_t extra[SG_REPLY_EXTRA_MAX];
+
+	switch (res) {
+	case SG_CLAIM_OWNER:
+		c->idem_owner = true;
+		call_submit(c);
+		return;
+	case SG_CLAIM_DONE:
+		/* the stored outcome, replayed to this call and to those that waited for it */
+		idem_local_finish(c, o);
+		call_reply(c, o, extra, sg_reply_replayed_field(c->method, extra));
+		call_send(c);
+		return;
+	case SG_CLAIM_CONFLICT:
+		call_fail(c, SG_EIDEMCONFLICT,
+		          "idempotency_key was already used with a different request");
+		return;
+	case SG_CLAIM_BUSY:
+		call_fail(
+		        c, SG_EBUSY,
+		        "idempotency_key is in progress elsewhere; retry later with the same key");
+		return;
+	case SG_CLAIM_UNKNOWN:
+		call_fail(c, SG_EOUTCOME,
+		          "outcome unknown: an earlier attempt with this idempotency_key may have "
+		          "reached the provider and left no answer; check with the provider");
+		return;
+	case SG_CLAIM_FULL: call_fail(c, SG_EBUSY, "idempotency table full; retry later"); return;
+	case SG_CLAIM_ERROR:
+	default:
+		sg_status_set(&c->st, &c->arena, SG_EBUSY, "idempotency store %s unavailable",
+		              c->gw->store->ops->name);
+		call_finish(c);
+		return;
+	}
+}
+
 /*
- * CreateOrder's idempotency: true when this call owns its key and goes upstream; false when it
- * was answered (replay, conflict, bad key) or parked behind the owner.
+ * CreateOrder's idempotency, claim before call: the first call in this process with its key
+ * claims it in the store (idem_claimed goes on); the others wait for that one and get its
+ * outcome. Answers the call (bad key, conflict) or parks it otherwise.
  */
-static bool
+static void
 call_idem_begin(sg_call *c)
 {
 	sg_gateway *gw = c->gw;
@@ -427,7 +510,6 @@ call_idem_begin(sg_call *c)
 	sg_outcome o;
 	int64_t age;
 	bool refresh;
-	uint8_t extra[SG_REPLY_EXTRA_MAX];
 
 	if (!idem_key_ok(key)) {
 		sg_status_violation(&c->st, "idempotency_key",
@@ -436,25 +518,28 @@ call_idem_begin(sg_call *c)
 		        c, SG_EIDEMKEY,
 		        key[0] ? "idempotency_key: 1 to 255 printable ASCII characters"
 		               : "CreateOrder requires an idempotency_key in the request envelope");
-		return false;
+		return;
 	}
 	sg_flight_fp fp =
 	        sg_flight_fingerprint(c->env->method, c->env->payload.data, c->env->payload.len);
 	park_reset(c, gw->idem, 0);
 	switch (sg_flight_begin(gw->idem, key, fp, &c->waiter, &c->arena, &o, &age, &refresh)) {
-	case SG_FLIGHT_OWNER: c->idem_owner = true; return true;
-	case SG_FLIGHT_WAITING: park(c, call_send); return false;
-	case SG_FLIGHT_HIT:
-	case SG_FLIGHT_STALE:
-		call_reply(c, &o, extra, sg_reply_replayed_field(c->method, extra));
-		call_send(c);
-		return false;
+	case SG_FLIGHT_OWNER:
+		c->idem_local = true;
+		/* the lease: as long as this call may run */
+		sg_store_claim(gw->store, key, fp, c->deadline_ms - sg_now_ms(), idem_claimed, c);
+		return;
+	case SG_FLIGHT_WAITING: park(c, call_send); return;
 	case SG_FLIGHT_CONFLICT:
 		call_fail(c, SG_EIDEMCONFLICT,
 		          "idempotency_key was already used with a different request");
-		return false;
+		return;
 	case SG_FLIGHT_FULL:
-	default: call_fail(c, SG_EBUSY, "idempotency table full; retry later"); return false;
+		call_fail(c, SG_EBUSY, "too many idempotency keys in flight; retry later");
+		return;
+	default: /* the coalescing table keeps no outcomes: no hit */
+		call_fail(c, SG_EINTERNAL, "idempotency: unexpected flight state");
+		return;
 	}
 }
 
@@ -469,8 +554,10 @@ call_build_submit(sg_call *c)
 		return;
 	}
 	/* (a call resumed after a token wait or a 401 already owns its key) */
-	if (c->method->needs_key && !c->idem_owner && !call_idem_begin(c))
-		return; /* answered, or parked behind the key's owner */
+	if (c->method->needs_key && !c->idem_owner) {
+		call_idem_begin(c); /* goes upstream once the key is claimed */
+		return;
+	}
 	call_submit(c);
 }
 
@@ -932,6 +1019,7 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	                             .evict = true};
 	if ((gw->up = sg_upstream_new(backend)) == NULL ||
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
+	    (gw->store = sg_store_memory_new(cfg->idem_max_entries, NULL)) == NULL ||
 	    (cfg->cache_max_bytes > 0 && (gw->cache = sg_flight_new(&cache_conf)) == NULL) ||
 	    (gw->auth = sg_auth_new(SG_PROVIDER_COUNT, NULL)) == NULL ||
 	    (gw->deadlines = sg_deadlines_new((size_t)calls)) == NULL) {
@@ -993,6 +1081,7 @@ sg_gateway_free(sg_gateway *gw)
 		return;
 	sg_deadlines_free(gw->deadlines); /* before the calls its callbacks use */
 	sg_flight_free(gw->idem);
+	sg_store_free(gw->store);
 	sg_flight_free(gw->cache);
 	sg_auth_free(gw->auth);
 	sg_upstream_free(gw->up);

@@ -25,6 +25,7 @@
 #include "gateway/deadlines.h"
 #include "gateway/envelope.h"
 #include "gateway/flight.h"
+#include "gateway/store.h"
 #include "gateway/upstream.h"
 #include "providers/provider.h"
 #include "server/config.h"
@@ -60,7 +61,11 @@ struct sg_call {
 	int64_t deadline_ms;           /* absolute sg_now_ms() deadline */
 	int attempts;                  /* upstream requests made for it */
 	bool auth_retried;             /* already retried once after a 401 */
-	bool idem_owner;               /* owns its idempotency key: must finish it */
+	bool idem_local;               /* first in this process with its key: must finish the
+	                                  local flight (its waiters get the outcome) */
+	bool idem_owner;               /* holds the store's claim on its key: must complete or
+	                                  release it */
+	sg_outcome out;                /* the encoded outcome, from call_finish to the reply */
 	bool cache_owner;              /* owns cache_key: must finish it */
 	bool cache_store;              /* bypassed the cache: store a fresh answer */
 	const char *cache_key;         /* lookup cache key (arena), or NULL */

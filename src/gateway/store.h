@@ -1,0 +1,76 @@
+/*
+ * store.h - where CreateOrder outcomes are kept, by idempotency key: claim before call.
+ *
+ * Stripe's idempotency keys, as an interface a backend implements:
+ *   claim(key, fingerprint, lease)  before any byte of the request leaves: the caller becomes
+ *                                   the key's owner, or learns its stored outcome, or that
+ *                                   another owner holds it, or that it holds another request;
+ *   complete(key, outcome, ttl)     the owner's outcome, kept for ttl;
+ *   release(key)                    nothing was sent (refused before sending, connect
+ *                                   refused): the key is free for a retry.
+ * Each operation answers through its callback: inline for the memory store, later and from
+ * the store's own thread for a durable one. The store only keeps outcomes; calls in the same
+ * process that share a key are coalesced before it (gateway/flight.c), so a store sees at
+ * most one claim per key per process at a time.
+ *
+ * Thread-safe: any thread may call; callbacks must not block.
+ */
+#ifndef SG_STORE_H
+#define SG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "gateway/flight.h"
+
+typedef enum sg_claim {
+	SG_CLAIM_OWNER,    /* claimed: go upstream, then complete or release */
+	SG_CLAIM_DONE,     /* the key has an outcome (the callback's o) */
+	SG_CLAIM_BUSY,     /* another owner holds the key and its lease runs */
+	SG_CLAIM_UNKNOWN,  /* an owner claimed the key and is gone without an outcome: what the
+	                      provider did is unknown, and the request is never sent again */
+	SG_CLAIM_CONFLICT, /* the key holds another request (its fingerprint differs) */
+	SG_CLAIM_FULL,     /* no room for another key */
+	SG_CLAIM_ERROR,    /* the store cannot be reached or failed */
+} sg_claim;
+
+/* A claim's answer; o (DONE only) is borrowed for the duration of the call. */
+typedef void (*sg_store_claim_cb)(void *arg, sg_claim res, const sg_flight_outcome *o);
+/* A complete's or release's answer: SG_OK, or the store's failure. */
+typedef void (*sg_store_done_cb)(void *arg, sg_err err);
+
+/* A backend. */
+typedef struct sg_store_ops {
+	const char *name;  /* "memory", "sqlite", "redis": named in messages */
+	const char *scope; /* "node" (this process or host) or "fleet" (shared by gateways) */
+	void (*claim)(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms,
+	              sg_store_claim_cb cb, void *arg);
+	void (*complete)(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
+	                 sg_store_done_cb cb, void *arg);
+	void (*release)(void *impl, const char *key, sg_store_done_cb cb, void *arg);
+	void (*free)(void *impl);
+} sg_store_ops;
+
+typedef struct sg_store {
+	const sg_store_ops *ops; /* the backend */
+	void *impl;              /* its state */
+} sg_store;
+
+/* The memory store: a table of at most max_entries keys (outcomes expire after their ttl, and
+ * are never evicted early: when it is full, claims answer FULL). clock: milliseconds, NULL for
+ * sg_now_ms. NULL when out of memory. Its callbacks run inline. */
+sg_store *sg_store_memory_new(size_t max_entries, int64_t (*clock)(void));
+
+/* Frees a store (any backend). NULL is a no-op. */
+void sg_store_free(sg_store *s);
+
+/* The operations, through the backend. key and o are borrowed for the call only. */
+void sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, int64_t lease_ms,
+                    sg_store_claim_cb cb, void *arg);
+void sg_store_complete(sg_store *s, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
+                       sg_store_done_cb cb, void *arg);
+void sg_store_release(sg_store *s, const char *key, sg_store_done_cb cb, void *arg);
+
+#endif /* SG_STORE_H */
