@@ -7,11 +7,15 @@
  * The Python, Go and Node clients run the same list; tests/interop/README.md says how a case
  * reads.
  */
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -22,6 +26,8 @@
 #include "testutil.h"
 
 static char sandbox[256];
+static char gateway_url[256];
+static pid_t gateway_pid;
 
 /* ------------------------------------------------------------------ JSON paths */
 
@@ -139,9 +145,30 @@ run_case(shipgate_client *c, json_t *cs)
 	json_t *d = json_object_get(cs, "deadline_ms");
 	opts.deadline_ms = d ? json_integer_value(d) : 5000;
 	opts.idempotency_key = json_string_value(json_object_get(cs, "idempotency_key"));
+	/* client options of the case: a client of its own */
+	shipgate_client *own = NULL;
+	json_t *ma = json_object_get(cs, "max_attempts"),
+	       *at = json_object_get(cs, "attempt_timeout_ms");
+	if (ma != NULL || at != NULL) {
+		const char *urls[] = {gateway_url};
+		shipgate_client_opts o = {.urls = urls, .n_urls = 1};
+		o.retry.max_attempts = (int)json_integer_value(ma);
+		o.retry.attempt_timeout_ms = (int)json_integer_value(at);
+		CHECK_INT(shipgate_client_new(&own, &o), 0);
+		for (int i = 0; own != NULL && i < 300 && shipgate_client_connected(own) < 1; i++)
+			hs_sleep_ms(10);
+		if (own != NULL)
+			c = own;
+	}
+	bool paused = json_is_true(json_object_get(cs, "gateway_paused"));
+	if (paused)
+		CHECK_INT(kill(gateway_pid, SIGSTOP), 0);
 	ProtobufCMessage *reply = NULL;
 	shipgate_status st = SHIPGATE_STATUS_INIT;
 	int code = shipgate_call(c, raw ? raw : method, req, m->output, &opts, &reply, &st);
+	if (paused)
+		CHECK_INT(kill(gateway_pid, SIGCONT), 0);
+	shipgate_client_free(own);
 	protobuf_c_message_free_unpacked(req, NULL);
 
 	const char *want_code = json_string_value(json_object_get(expect, "code"));
@@ -158,6 +185,10 @@ run_case(shipgate_client *c, json_t *cs)
 		CHECK_INT(st.retry_after_ms, json_integer_value(v));
 	if ((v = json_object_get(expect, "provider")) != NULL)
 		CHECK_STR(st.provider, json_string_value(v));
+	if ((v = json_object_get(expect, "attempts")) != NULL)
+		CHECK_INT(st.attempts, json_integer_value(v));
+	if ((v = json_object_get(expect, "local")) != NULL)
+		CHECK_INT(st.local, json_is_true(v));
 	if ((v = json_object_get(expect, "violations")) != NULL) {
 		size_t i;
 		json_t *f;
@@ -209,6 +240,169 @@ run_case(shipgate_client *c, json_t *cs)
 	shipgate_status_fini(&st);
 }
 
+/* ------------------------------------------------------------------ kill -9 mid-CreateOrder */
+
+/* The document's CreateOrder (from the case list) with form id SLOW-1500: the sandbox holds
+ * the POST 1.5 s. Set by main. */
+static char *slow_create_json;
+
+/* Two gateways on the one sandbox; their URLs into u1 and u2. Returns 0 or -1. */
+static int
+two_gateways(const char *bin, hs_proc *g1, hs_proc *g2, char *u1, char *u2, size_t n)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+
+	if (hs_gateway_start(g1, bin, sandbox, listen, NULL) != 0)
+		return -1;
+	if (hs_gateway_start(g2, bin, sandbox, listen, NULL) != 0) {
+		hs_proc_stop(g1, SIGTERM);
+		return -1;
+	}
+	if (hs_gateway_url(g1, 0, u1, n) != 0 || hs_gateway_url(g2, 0, u2, n) != 0) {
+		hs_proc_stop(g1, SIGTERM);
+		hs_proc_stop(g2, SIGTERM);
+		return -1;
+	}
+	return 0;
+}
+
+/* Waits until the sandbox has count POSTs under /bosonline/order/ (5 s at most). */
+static int
+wait_posts(int count)
+{
+	int n = -1;
+	for (int i = 0; i < 500 && (n = sandbox_count("/bosonline/order/")) < count; i++)
+		hs_sleep_ms(10);
+	return n;
+}
+
+typedef struct kill9_rec {
+	shipgate_status st; /* the outcome, copied */
+	int done;           /* the callback ran */
+} kill9_rec;
+
+static void
+kill9_cb(void *arg, const shipgate_status *st, ProtobufCMessage *reply)
+{
+	kill9_rec *r = arg;
+	shipgate_status_copy(&r->st, st);
+	if (reply != NULL)
+		protobuf_c_message_free_unpacked(reply, NULL);
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * The library: a client with both gateways sends the CreateOrder, the first gateway takes it
+ * and POSTs (held by the sandbox), and is killed. The call ends UNKNOWN / OUTCOME_UNKNOWN
+ * after one attempt, and the sandbox sees one POST, also once the held one is answered.
+ */
+static void
+kill9_library(const char *bin)
+{
+	hs_proc g1, g2;
+	char u1[256], u2[256];
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error perr;
+	kill9_rec rec = {SHIPGATE_STATUS_INIT, 0};
+	json_t *j = json_loads(slow_create_json, 0, NULL);
+
+	CHECK(j != NULL);
+	CHECK_INT(sgc_pbjson_to_message(j, &shipgate__v1__create_order_request__descriptor, NULL, 0,
+	                                &req, &perr),
+	          0);
+	json_decref(j);
+	if (req == NULL || two_gateways(bin, &g1, &g2, u1, u2, sizeof(u1)) != 0) {
+		CHECK(0);
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
+	const char *urls[] = {u1, u2};
+	shipgate_client_opts o = {.urls = urls, .n_urls = 2};
+	shipgate_client *c = NULL;
+	CHECK_INT(shipgate_client_new(&c, &o), 0);
+	for (int i = 0; i < 300 && shipgate_client_connected(c) < 2; i++)
+		hs_sleep_ms(10);
+	CHECK_INT(shipgate_client_connected(c), 2);
+
+	char url[300];
+	snprintf(url, sizeof(url), "%s/__sandbox/reset", sandbox);
+	CHECK_INT(hs_http("POST", url, NULL), 200);
+	shipgate_call_opts co = {.deadline_ms = 5000, .idempotency_key = "interop-kill9-lib"};
+	CHECK_INT(shipgate_call_async(c, SHIPGATE_METHOD_CREATE_ORDER, req,
+	                              &shipgate__v1__create_order_response__descriptor, &co,
+	                              kill9_cb, &rec),
+	          0);
+	CHECK_INT(wait_posts(1), 1); /* the first gateway holds the POST now */
+	CHECK_INT(WTERMSIG(hs_proc_stop(&g1, SIGKILL)), SIGKILL);
+	for (int i = 0; i < 500 && !__atomic_load_n(&rec.done, __ATOMIC_ACQUIRE); i++)
+		hs_sleep_ms(10);
+	CHECK(rec.done);
+	CHECK_STR(shipgate_code_name(rec.st.code), "UNKNOWN");
+	CHECK_STR(rec.st.reason, "OUTCOME_UNKNOWN");
+	CHECK(rec.st.local && !rec.st.retryable);
+	CHECK_INT(rec.st.attempts, 1);
+	hs_sleep_ms(1700); /* past the sandbox's hold: a retry elsewhere would have POSTed by now */
+	CHECK_INT(sandbox_count("/bosonline/order/"), 1);
+	if (rec.st.reason == NULL || strcmp(rec.st.reason, "OUTCOME_UNKNOWN") != 0)
+		fprintf(stderr, "kill -9 (library): got %s %s %s\n",
+		        shipgate_code_name(rec.st.code), rec.st.reason ? rec.st.reason : "",
+		        rec.st.message ? rec.st.message : "");
+	shipgate_status_fini(&rec.st);
+	shipgate_client_free(c);
+	protobuf_c_message_free_unpacked(req, NULL);
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+}
+
+/*
+ * The same with the shipped CLI given both addresses (the scenario as reported): exit status
+ * 12 (UNKNOWN), one POST.
+ */
+static void
+kill9_cli(const char *bin, const char *cli)
+{
+	hs_proc g1, g2;
+	char u1[256], u2[256], url[300];
+	pid_t pid;
+	int status = 0;
+
+	if (two_gateways(bin, &g1, &g2, u1, u2, sizeof(u1)) != 0) {
+		CHECK(0);
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/__sandbox/reset", sandbox);
+	CHECK_INT(hs_http("POST", url, NULL), 200);
+	hs_sleep_ms(200); /* let the gateways settle; the CLI connects to both at start */
+	if ((pid = fork()) == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execl(cli, cli, "-a", u1, "-a", u2, "-d", "5000", "-k", "interop-kill9-cli", "call",
+		      "CreateOrder", slow_create_json, (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0);
+	CHECK_INT(wait_posts(1), 1);
+	/* the CLI's first attempt goes to the first gateway unless only the second was connected
+	 * yet: kill the first, and when the CLI still waits after that, the second too */
+	CHECK_INT(WTERMSIG(hs_proc_stop(&g1, SIGKILL)), SIGKILL);
+	hs_sleep_ms(300);
+	pid_t r = waitpid(pid, &status, WNOHANG);
+	if (r == 0) {
+		CHECK_INT(WTERMSIG(hs_proc_stop(&g2, SIGKILL)), SIGKILL);
+		g2.pid = 0;
+		r = waitpid(pid, &status, 0);
+	}
+	CHECK_INT(r, pid);
+	CHECK(WIFEXITED(status));
+	CHECK_INT(WEXITSTATUS(status), 12); /* 10 + UNKNOWN */
+	hs_sleep_ms(1700);
+	CHECK_INT(sandbox_count("/bosonline/order/"), 1);
+	if (g2.pid != 0)
+		CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -233,6 +427,8 @@ main(int argc, char **argv)
 		hs_proc_stop(&sb, SIGTERM);
 		TEST_MAIN_END();
 	}
+	snprintf(gateway_url, sizeof(gateway_url), "%s", url);
+	gateway_pid = gw.pid;
 	const char *urls[] = {url};
 	shipgate_client_opts o = {.urls = urls, .n_urls = 1};
 	shipgate_client *c = NULL;
@@ -242,8 +438,32 @@ main(int argc, char **argv)
 	json_array_foreach(cases, i, cs) run_case(c, cs);
 	fprintf(stderr, "  %zu interop cases run\n", json_array_size(cases));
 	shipgate_client_free(c);
-	json_decref(doc);
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+
+	/* kill -9 of the gateway that holds a CreateOrder, with the library and with the CLI */
+	json_array_foreach(cases, i, cs)
+	{
+		const char *n = json_string_value(json_object_get(cs, "name"));
+		if (n != NULL && strcmp(n, "create order: the document's example") == 0) {
+			json_t *r = json_deep_copy(json_object_get(cs, "request"));
+			json_object_set_new(r, "formId", json_string("SLOW-1500"));
+			slow_create_json = json_dumps(r, JSON_COMPACT);
+			json_decref(r);
+		}
+	}
+	CHECK(slow_create_json != NULL);
+	if (slow_create_json != NULL)
+		kill9_library(argv[1]);
+	char dir[1024], cli[1100];
+	snprintf(dir, sizeof(dir), "%s", argv[1]);
+	snprintf(cli, sizeof(cli), "%s/shipgate", dirname(dir)); /* next to shipgated */
+	if (slow_create_json != NULL && access(cli, X_OK) == 0)
+		kill9_cli(argv[1], cli);
+	else
+		fprintf(stderr, "  no CLI at %s: its kill -9 case not run\n", cli);
+	free(slow_create_json);
+
+	json_decref(doc);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();
 	TEST_MAIN_END();

@@ -77,6 +77,7 @@ struct sgc_call {
 	size_t ep;           /* endpoint of the current attempt */
 	uint64_t gen;        /* that endpoint's gen when the request went out */
 	int64_t attempt_end; /* end of the current attempt's wait, nng_clock() ms */
+	int64_t attempt_ms;  /* length of that wait */
 	bool cancelled;      /* cancel_all or free asked the call to end */
 	bool conn_lost;      /* its wait was cancelled because the pipe went away */
 	/* ---- the outcome ---- */
@@ -531,6 +532,7 @@ start_attempt(struct sgc_call *call)
 	 * DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's timer */
 	call->env.deadline_ms = sgc_policy_sent_deadline(budget);
 	call->attempt_end = now + budget;
+	call->attempt_ms = budget;
 	n = shipgate__v1__rpc_request__get_packed_size(&call->env);
 	if (nng_msg_alloc(&m, n) != 0) {
 		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
@@ -704,7 +706,7 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
 			               SGC_REASON_TRANSPORT_TIMEOUT, false,
 			               "no reply from %s within %" PRId64 " ms", url,
-			               (int64_t)call->env.deadline_ms);
+			               call->attempt_ms);
 		else if ((rv == NNG_ECANCELED && call->conn_lost && !call->cancelled) ||
 		         rv == NNG_ECONNRESET)
 			sgc_status_set(

@@ -172,6 +172,8 @@ type interopCase struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 	SandboxReset   bool            `json:"sandbox_reset"`
 	MaxAttempts    int             `json:"max_attempts"`
+	AttemptTimeout int             `json:"attempt_timeout_ms"`
+	GatewayPaused  bool            `json:"gateway_paused"`
 	Expect         struct {
 		Code               string                     `json:"code"`
 		Reason             *string                    `json:"reason"`
@@ -179,6 +181,8 @@ type interopCase struct {
 		UpstreamHTTPStatus *int32                     `json:"upstream_http_status"`
 		RetryAfterMs       *int64                     `json:"retry_after_ms"`
 		Provider           *string                    `json:"provider"`
+		Attempts           *int                       `json:"attempts"`
+		Local              *bool                      `json:"local"`
 		Violations         []string                   `json:"violations"`
 		Fields             map[string]json.RawMessage `json:"fields"`
 		SandboxRequests    *struct {
@@ -266,7 +270,7 @@ func same(got, want interface{}) bool {
 	return reflect.DeepEqual(got, want)
 }
 
-func runCase(t *testing.T, c *shipgate.Client, sandbox string, cs *interopCase) {
+func runCase(t *testing.T, c *shipgate.Client, gw *proc, addrs []string, sandbox string, cs *interopCase) {
 	req, resp, known := messages(cs.Method)
 	if !known {
 		t.Fatalf("unknown method %q", cs.Method)
@@ -296,7 +300,31 @@ func runCase(t *testing.T, c *shipgate.Client, sandbox string, cs *interopCase) 
 	if cs.RawMethod != "" {
 		method = cs.RawMethod
 	}
+	if cs.AttemptTimeout > 0 { // a client of the case's own
+		own, err := shipgate.New(shipgate.Options{Addresses: addrs,
+			AttemptTimeout: time.Duration(cs.AttemptTimeout) * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer own.Close()
+		for until := time.Now().Add(3 * time.Second); own.Connected() < 1 && time.Now().Before(until); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c = own
+	}
+	if cs.GatewayPaused { // it takes requests and answers none
+		if err := gw.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var info shipgate.CallInfo
+	opts = append(opts, shipgate.WithCallInfo(&info))
 	err := c.Call(ctx, method, req, resp, opts...)
+	if cs.GatewayPaused {
+		if cerr := gw.cmd.Process.Signal(syscall.SIGCONT); cerr != nil {
+			t.Fatal(cerr)
+		}
+	}
 
 	if got := shipgate.CodeOf(err); got.String() != cs.Expect.Code {
 		t.Fatalf("code %s, want %s (error: %v)", got, cs.Expect.Code, err)
@@ -319,6 +347,12 @@ func runCase(t *testing.T, c *shipgate.Client, sandbox string, cs *interopCase) 
 	}
 	if w := cs.Expect.Provider; w != nil && e.Provider != *w {
 		t.Errorf("provider %q, want %q", e.Provider, *w)
+	}
+	if w := cs.Expect.Attempts; w != nil && info.Attempts != *w {
+		t.Errorf("attempts %d, want %d (%v)", info.Attempts, *w, err)
+	}
+	if w := cs.Expect.Local; w != nil && e.Local != *w {
+		t.Errorf("local %v, want %v", e.Local, *w)
 	}
 	for _, field := range cs.Expect.Violations {
 		found := false
@@ -436,7 +470,7 @@ func TestInterop(t *testing.T) {
 		if err := json.Unmarshal(rawCase, &cs); err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
-		t.Run(cs.Name, func(t *testing.T) { runCase(t, c, sandbox, &cs) })
+		t.Run(cs.Name, func(t *testing.T) { runCase(t, c, gw, urls[:1], sandbox, &cs) })
 	}
 	t.Logf("%d interop cases run against %s", len(doc.Cases), urls[0])
 

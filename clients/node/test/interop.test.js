@@ -89,29 +89,40 @@ describe("interop cases (tests/interop/cases.json)", () => {
       const opts = { deadlineMs: cs.deadline_ms ?? 5000 };
       if (cs.idempotency_key) opts.idempotencyKey = cs.idempotency_key;
       if (cs.max_attempts) opts.maxAttempts = cs.max_attempts;
+      // client options of the case: a client of its own
+      let c = client;
+      if (cs.attempt_timeout_ms) {
+        c = new sg.Client({ addresses: [gateway.urls[0]], attemptTimeoutMs: cs.attempt_timeout_ms });
+        const until = Date.now() + 3000;
+        while (c.connected < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      }
+      if (cs.gateway_paused) gateway.proc.kill("SIGSTOP"); // it takes requests and answers none
 
       let reply;
       let err;
       try {
         if (cs.raw_method) {
           // a method this client does not know: the generic call, bytes in and out
-          reply = fromBinary(m.output, await client.call(cs.raw_method, toBinary(m.input, req), opts));
+          reply = fromBinary(m.output, await c.call(cs.raw_method, toBinary(m.input, req), opts));
         } else if (cs.method === "CreateOrder" && !cs.idempotency_key) {
           // the typed createOrder refuses to send without a key...
-          const local = await client.createOrder(req, opts).then(
+          const local = await c.createOrder(req, opts).then(
             () => assert.fail("createOrder without a key was sent"),
             (e) => e,
           );
           assert.equal(local.reason, "CLIENT_INVALID_ARGUMENT");
           assert.equal(local.attempts, 0);
           // ...so the gateway's own check is reached through the generic call
-          reply = fromBinary(m.output, await client.call(sg.Method.CreateOrder, toBinary(m.input, req), opts));
+          reply = fromBinary(m.output, await c.call(sg.Method.CreateOrder, toBinary(m.input, req), opts));
         } else {
-          reply = await m.call(client, req, opts);
+          reply = await m.call(c, req, opts);
         }
       } catch (e) {
         if (!(e instanceof sg.ShipgateError)) throw e;
         err = e;
+      } finally {
+        if (cs.gateway_paused) gateway.proc.kill("SIGCONT");
+        if (c !== client) await c.close();
       }
 
       const ex = cs.expect;
@@ -122,6 +133,8 @@ describe("interop cases (tests/interop/cases.json)", () => {
       if (ex.upstream_http_status !== undefined) assert.equal(err?.upstreamHttpStatus ?? 0, ex.upstream_http_status);
       if (ex.retry_after_ms !== undefined) assert.equal(err?.retryAfterMs ?? 0, ex.retry_after_ms);
       if (ex.provider !== undefined) assert.equal(err?.provider, ex.provider);
+      if (ex.attempts !== undefined) assert.equal(err?.attempts, ex.attempts);
+      if (ex.local !== undefined) assert.equal(err?.local, ex.local);
       for (const f of ex.violations ?? []) {
         assert.ok((err?.violations ?? []).some((v) => v.field === f), `no violation for ${f}: ${JSON.stringify(err?.violations)}`);
       }

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import time
 from typing import Any, Dict
 
@@ -81,6 +82,10 @@ def check_case(case: Dict[str, Any], live: Live, resp: Any, err: Any) -> None:
         assert err.retry_after_ms == exp["retry_after_ms"], name
     if "provider" in exp:
         assert err.provider == exp["provider"], name
+    if "attempts" in exp:
+        assert err is not None and err.attempts == exp["attempts"], f"{name}: {err!r}"
+    if "local" in exp:
+        assert err is not None and err.local is exp["local"], f"{name}: {err!r}"
     for f in exp.get("violations", []):
         assert f in [v.field for v in err.violations], f"{name}: no violation of {f}: {err.violations}"
     if "fields" in exp:
@@ -143,10 +148,21 @@ class Runner:
             self.live.reset()
         method, req, rtype, kw = _call_args(case)
         c = self.client
-        if "max_attempts" in case:
-            c = self.make_client(max_attempts=case["max_attempts"])
+        own = {k: case[k] for k in ("max_attempts", "attempt_timeout_ms") if k in case}
+        if own:
+            c = self.make_client(**own)
+            deadline = time.monotonic() + 3
+            while c.connected() < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        paused = case.get("gateway_paused", False)
         try:
-            resp, err = self.call(c, method, req, rtype, **kw)
+            if paused:  # it takes requests and answers none
+                os.kill(self.live.gateway.p.pid, signal.SIGSTOP)
+            try:
+                resp, err = self.call(c, method, req, rtype, **kw)
+            finally:
+                if paused:
+                    os.kill(self.live.gateway.p.pid, signal.SIGCONT)
         finally:
             if c is not self.client:
                 self.close_client(c)
