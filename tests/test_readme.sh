@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_readme.sh - runs the README's stock-tools example (protoc --encode | nngcat | protoc
-# --decode) exactly as written, against a gateway and sandbox this test starts and stops.
+# --decode) exactly as written (but for the gateway's address), against a gateway and sandbox
+# this test starts and stops.
 # usage: test_readme.sh SHIPGATED SANDBOX REPO_ROOT
 set -uo pipefail
 gw_bin=$1 sb_bin=$2 root=$3
@@ -20,8 +21,13 @@ for _ in $(seq 100); do grep -q ready "$tmp/gw.out" && break; sleep 0.05; done
 url=$(sed -n 's/^shipgated ready on //p' "$tmp/gw.out")
 check '[ -n "$url" ]' "gateway started"
 
-# The README block: the indented lines after the heading, up to the first blank line after them.
-block=$(awk '/^## Calling shipgate without a shipgate client/{f=1;next} f&&/^    /{p=1;print;next} p&&/^$/{exit}' "$root/README.md")
+# The README block: the fenced block marked <!-- readme-test stock --> (test_readme_install.sh
+# runs the other marked blocks, in a fresh clone).
+block=$(awk '
+  on { if ($0 ~ /^```[[:space:]]*$/) exit; print; next }
+  armed { armed = 0; if ($0 ~ /^```/) on = 1; next }
+  /^<!-- readme-test stock -->$/ { armed = 1 }
+' "$root/README.md")
 check '[ -n "$block" ]' "README block found"
 block=${block//tcp:\/\/127.0.0.1:7400/$url}
 out=$(cd "$root" && bash -c "$block" 2>&1)
