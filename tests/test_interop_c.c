@@ -29,6 +29,27 @@ static char sandbox[256];
 static char gateway_url[256];
 static pid_t gateway_pid;
 
+/* Waits (at most 5 s) until pid is stopped: its /proc state reads 'T'. */
+static bool
+wait_stopped(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		char buf[512];
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		const char *rp = strrchr(buf, ')'); /* the state follows the command's ")" */
+		if (rp != NULL && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't'))
+			return true;
+		hs_sleep_ms(10);
+	}
+	return false;
+}
+
 /* ------------------------------------------------------------------ JSON paths */
 
 /* The value at a dotted path of proto field names ("tracking.events.0.status"); "x.#" is the
@@ -161,8 +182,10 @@ run_case(shipgate_client *c, json_t *cs)
 			c = own;
 	}
 	bool paused = json_is_true(json_object_get(cs, "gateway_paused"));
-	if (paused)
+	if (paused) {
 		CHECK_INT(kill(gateway_pid, SIGSTOP), 0);
+		CHECK(wait_stopped(gateway_pid)); /* kill() returns before the stop takes */
+	}
 	ProtobufCMessage *reply = NULL;
 	shipgate_status st = SHIPGATE_STATUS_INIT;
 	int code = shipgate_call(c, raw ? raw : method, req, m->output, &opts, &reply, &st);

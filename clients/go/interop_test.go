@@ -316,6 +316,7 @@ func runCase(t *testing.T, c *shipgate.Client, gw *proc, addrs []string, sandbox
 		if err := gw.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
+		waitStopped(t, gw.cmd.Process.Pid) // the signal is asynchronous
 	}
 	var info shipgate.CallInfo
 	opts = append(opts, shipgate.WithCallInfo(&info))
@@ -500,4 +501,22 @@ func TestInterop(t *testing.T) {
 			t.Fatalf("spread %v", seen)
 		}
 	})
+}
+
+// waitStopped waits (at most 5 s) until pid is stopped: its /proc state reads "T". kill(2)
+// returns before the stop takes effect, and a gateway that still runs answers the call.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	for i := 0; i < 500; i++ {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			s := string(b)
+			if j := strings.LastIndexByte(s, ')'); j >= 0 && j+2 < len(s) && (s[j+2] == 'T' || s[j+2] == 't') {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("gateway %d did not stop", pid)
 }

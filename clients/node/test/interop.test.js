@@ -96,7 +96,11 @@ describe("interop cases (tests/interop/cases.json)", () => {
         const until = Date.now() + 3000;
         while (c.connected < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       }
-      if (cs.gateway_paused) gateway.proc.kill("SIGSTOP"); // it takes requests and answers none
+      if (cs.gateway_paused) {
+        // it takes requests and answers none; the signal is asynchronous, so wait for the stop
+        gateway.proc.kill("SIGSTOP");
+        await waitStopped(gateway.proc.pid);
+      }
 
       let reply;
       let err;
@@ -151,3 +155,20 @@ describe("interop cases (tests/interop/cases.json)", () => {
     });
   }
 });
+
+// Waits (at most 5 s) until pid is stopped: its /proc state reads "T". kill(2) returns before
+// the stop takes effect, and a gateway that still runs answers the call.
+async function waitStopped(pid) {
+  const fs = require("node:fs");
+  for (let i = 0; i < 500; i++) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const j = s.lastIndexOf(")");
+      if (j >= 0 && (s[j + 2] === "T" || s[j + 2] === "t")) return;
+    } catch (e) {
+      // gone or unreadable: try again
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gateway ${pid} did not stop`);
+}

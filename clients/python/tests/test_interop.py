@@ -158,6 +158,7 @@ class Runner:
         try:
             if paused:  # it takes requests and answers none
                 os.kill(self.live.gateway.p.pid, signal.SIGSTOP)
+                wait_stopped(self.live.gateway.p.pid)  # the signal is asynchronous
             try:
                 resp, err = self.call(c, method, req, rtype, **kw)
             finally:
@@ -240,3 +241,21 @@ def test_typed_methods_live(runner: Runner) -> None:
             c.track({"provider": "PROVIDER_BOSCOD", "orderId": "ERR-404"}, metadata={"caller": "pytest"})
     e = ei.value
     assert e.local is False and e.attempts == 1 and e.provider == "boscod" and e.request_id
+
+
+def wait_stopped(pid):
+    """Waits (at most 5 s) until pid is stopped: its /proc state reads "T". kill(2) returns
+    before the stop takes effect, and a gateway that still runs answers the call."""
+    import time
+
+    for _ in range(500):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                s = f.read()
+            j = s.rfind(")")
+            if j >= 0 and s[j + 2 : j + 3] in ("T", "t"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"gateway {pid} did not stop")
