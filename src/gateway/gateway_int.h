@@ -1,0 +1,132 @@
+/*
+ * gateway_int.h - what the pipeline's modules share (src/gateway/ only; nothing outside
+ * includes it).
+ *
+ *   gateway.c  dispatch, the provider step, upstream submit and completion, the one finish,
+ *              replies, lifecycle
+ *   park.c     parking: waiting behind another call until it ends or the deadline passes
+ *   cache.c    the lookup cache step (Track, GetOrder)
+ *   idem.c     the idempotency step (CreateOrder): coalescing and the store
+ *   tokens.c   the token step (providers whose bearer token the gateway fetches)
+ *
+ * Functions named gw_ are the internal ones. Each runs on whichever thread holds the call at
+ * that moment, unless it says otherwise.
+ */
+#ifndef SG_GATEWAY_INT_H
+#define SG_GATEWAY_INT_H
+
+#include <stdatomic.h>
+
+#include "gateway/gateway.h"
+
+struct sg_gateway {
+	const sg_config *cfg;     /* borrowed; outlives the gateway */
+	sg_transport tr;          /* how replies leave */
+	sg_upstream *up;          /* the one way out to providers */
+	sg_flight *idem;          /* CreateOrder keys running in this process (coalescing) */
+	sg_store *store;          /* CreateOrder outcomes by key (claim before call) */
+	sg_flight *cache;         /* Track/GetOrder answers, or NULL */
+	sg_auth *auth;            /* fetched provider tokens */
+	sg_deadlines *deadlines;  /* deadlines of parked calls */
+	int64_t started_ms;       /* for Health uptime */
+	atomic_bool draining;     /* stop requested: refuse new calls */
+	atomic_int busy;          /* calls between start and end */
+	pthread_mutex_t idle_mtx; /* with idle_cv: waiting for busy to reach 0 */
+	pthread_cond_t idle_cv;   /* broadcast when busy drops to 0 */
+};
+
+/* Index of a provider in per-provider tables (config, tokens). */
+static inline size_t
+gw_pidx(const sg_provider *p)
+{
+	return (size_t)p->id - 1;
+}
+
+/* ---------------------------------------------------------------- gateway.c */
+
+/* The provider operations, with jansson allocating from the call's arena meanwhile. */
+sg_err gw_op_build(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req, sg_arena *a,
+                   sg_http_req *out, sg_status *st);
+sg_err gw_op_parse(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req,
+                   const sg_http_resp *resp, sg_arena *a, ProtobufCMessage **reply, sg_status *st);
+
+/* True when calls to p fetch their bearer token (OAuth2 client credentials). */
+bool gw_fetches_token(const sg_provider *p, const sg_pconf *pc);
+
+/* Encodes o (borrowed) as c's reply, with extra fields appended to its payload, into the
+ * transport's buffer, and releases the call's memory. */
+void gw_call_reply(sg_call *c, const sg_outcome *o, const uint8_t *extra, size_t extra_len);
+
+/* Hands the encoded reply to the transport. */
+void gw_call_send(sg_call *c);
+
+/* Logs the call (verbose 2, or internal errors at 1). */
+void gw_call_log(sg_call *c);
+
+/* Records err (message optional, copied) and finishes the call. */
+void gw_call_fail(sg_call *c, sg_err err, const char *msg);
+
+/* The one finish of a call with its own outcome (c->st, c->reply when OK). */
+void gw_call_finish(sg_call *c);
+
+/* The rest of the finish once the outcome is encoded in c->out (and, for an idempotency owner,
+ * in the store): waiters, the cache, the reply. */
+void gw_call_deliver(sg_call *c);
+
+/* Builds the provider request and sends it (through the idempotency step for CreateOrder). */
+void gw_call_build_submit(sg_call *c);
+
+/* Sends c's built request upstream (sg_upstream_call), or finishes the call. */
+void gw_call_submit(sg_call *c);
+
+/* ---------------------------------------------------------------- park.c */
+
+/* Before c becomes findable by an ender (a flight lookup in table t, or else provider p's
+ * token queue). */
+void gw_park_reset(sg_call *c, sg_flight *t, size_t p);
+
+/* Queues c's deadline, or goes on at once (then) if its wait is already over. */
+void gw_park(sg_call *c, void (*then)(sg_call *c));
+
+/* The ender of c's wait stored its result in c: true when the caller must go on with c. */
+bool gw_park_settle(sg_call *c);
+
+/* sg_deadline.expired of a parked call. Deadline thread. */
+void gw_park_expired(sg_deadline *it);
+
+/* sg_flight_waiter.done: the owner's outcome for a call that waited. Owner's thread. */
+void gw_flight_done(sg_flight_waiter *wt, const sg_outcome *o);
+
+/* ---------------------------------------------------------------- cache.c */
+
+/* The lookup: true when the call must go upstream; false when it was answered or parked. */
+bool gw_cache_begin(sg_call *c);
+
+/* Stores a cache owner's (or a bypassing call's) answer from c->out. */
+void gw_cache_finish(sg_call *c);
+
+/* ---------------------------------------------------------------- idem.c */
+
+/* CreateOrder's key: coalesce, then claim in the store; goes on with gw_call_submit once
+ * claimed, or answers or parks the call. */
+void gw_idem_begin(sg_call *c);
+
+/* An owner's failure that may have created the order becomes OUTCOME_UNKNOWN. */
+void gw_idem_outcome(sg_call *c);
+
+/* Stores an owner's encoded outcome (or releases its key). True when it took the call over:
+ * the store's answer delivers it. */
+bool gw_idem_store(sg_call *c);
+
+/* Hands o to the calls of this process that waited for c's key. */
+void gw_idem_local_finish(sg_call *c, const sg_outcome *o);
+
+/* ---------------------------------------------------------------- tokens.c */
+
+/* Runs the call with the provider's cached token, fetching one first when needed. */
+void gw_call_with_token(sg_call *c);
+
+/* sg_token_waiter.done: a queued call's fetch ended. Fetcher's thread. */
+void gw_token_done(sg_token_waiter *w, sg_err err, const char *tok, const sg_status *st);
+
+#endif /* SG_GATEWAY_INT_H */

@@ -1,0 +1,85 @@
+/*
+ * test_pipeline.c - the call pipeline (src/gateway/gateway.c) through the fakes of gwfake.h:
+ * Health, a backend that refuses, and the drain.
+ */
+#include <string.h>
+
+#include "core/clock.h"
+#include "gwfake.h"
+#include "testutil.h"
+
+static void
+test_health(void)
+{
+	Shipgate__V1__HealthRequest h = SHIPGATE__V1__HEALTH_REQUEST__INIT;
+	int before = sent_count();
+	start(0, "Health", &h.base, 1000, NULL);
+	Shipgate__V1__RpcReply *r = wait_reply(0);
+	CHECK_INT(code(r), 0);
+	CHECK_STR(r ? r->request_id : NULL, "gw-test");
+	Shipgate__V1__HealthResponse *hr =
+	        (void *)payload(r, &shipgate__v1__health_response__descriptor);
+	CHECK(hr != NULL && hr->n_providers == 4 && hr->in_flight == 1 &&
+	      hr->status == SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_SERVING);
+	if (hr)
+		protobuf_c_message_free_unpacked(&hr->base, NULL);
+	CHECK_INT(sent_count(), before); /* never upstream */
+	slot_end(0);
+}
+
+/* A backend that refuses at once: the call is answered, and nothing stays in flight. */
+static void
+test_refused_submit(void)
+{
+	pthread_mutex_lock(&up.mtx);
+	up.refuse = SG_ESHUTDOWN;
+	pthread_mutex_unlock(&up.mtx);
+	track(0, BOSCOD, "BOS-REFUSED", false, 5000);
+	Shipgate__V1__RpcReply *r = wait_reply(0);
+	CHECK_INT(code(r), 14);
+	CHECK_STR(reason(r), "SHUTTING_DOWN");
+	slot_end(0);
+	pthread_mutex_lock(&up.mtx);
+	up.refuse = SG_OK;
+	pthread_mutex_unlock(&up.mtx);
+	CHECK(sg_gateway_wait_upstream(gw, sg_now_ms()));
+}
+
+/* Draining: Health says NOT_SERVING, other calls are refused; the idle wait sees every call
+ * ended. */
+static void
+test_drain(void)
+{
+	CHECK(sg_gateway_wait_upstream(gw, sg_now_ms() + 1000));
+	CHECK(sg_gateway_wait_idle(gw, sg_now_ms() + 1000));
+	sg_gateway_drain(gw);
+	track(0, BOSCOD, "BOS123", false, 5000);
+	Shipgate__V1__RpcReply *r = wait_reply(0);
+	CHECK_INT(code(r), 14);
+	CHECK_STR(reason(r), "SHUTTING_DOWN");
+	slot_end(0);
+	Shipgate__V1__HealthRequest h = SHIPGATE__V1__HEALTH_REQUEST__INIT;
+	start(1, "Health", &h.base, 1000, NULL);
+	r = wait_reply(1);
+	Shipgate__V1__HealthResponse *hr =
+	        (void *)payload(r, &shipgate__v1__health_response__descriptor);
+	CHECK(hr != NULL &&
+	      hr->status ==
+	              SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_NOT_SERVING);
+	if (hr)
+		protobuf_c_message_free_unpacked(&hr->base, NULL);
+	slot_end(1);
+	CHECK(sg_gateway_wait_idle(gw, sg_now_ms()));
+}
+
+int
+main(void)
+{
+	if (!gwfake_start())
+		TEST_MAIN_END();
+	test_health();
+	test_refused_submit();
+	test_drain();
+	gwfake_stop();
+	TEST_MAIN_END();
+}
