@@ -51,17 +51,7 @@ deadlines_main(void *arg)
 		sg_deadline *it = item_of(top);
 		int64_t now = sg_now_ms();
 		if (top->deadline > now) {
-			/* sg_now_ms is CLOCK_MONOTONIC, as is the condition variable's clock */
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t ms = top->deadline - now;
-			ts.tv_sec += (time_t)(ms / 1000);
-			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cv, &r->mtx, &ts);
+			(void)sg_cond_wait_until(&r->cv, &r->mtx, top->deadline);
 			continue;
 		}
 		item_del(r, it);
@@ -79,7 +69,6 @@ sg_deadlines *
 sg_deadlines_new(size_t cap)
 {
 	sg_deadlines *r = calloc(1, sizeof(*r));
-	pthread_condattr_t ca;
 
 	if (r == NULL)
 		return NULL;
@@ -89,10 +78,7 @@ sg_deadlines_new(size_t cap)
 		return NULL;
 	}
 	pthread_mutex_init(&r->mtx, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init(&r->cv);
 	if (pthread_create(&r->thr, NULL, deadlines_main, r) != 0) {
 		pthread_cond_destroy(&r->cv);
 		pthread_mutex_destroy(&r->mtx);

@@ -408,11 +408,7 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	atomic_init(&gw->draining, false);
 	atomic_init(&gw->busy, 0);
 	pthread_mutex_init(&gw->idle_mtx, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&gw->idle_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init(&gw->idle_cv);
 	sg_flight_conf idem_conf = {.max_entries = cfg->idem_max_entries, .evict = false};
 	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
 	                             .max_bytes = cfg->cache_max_bytes,
@@ -448,19 +444,8 @@ bool
 sg_gateway_wait_idle(sg_gateway *gw, int64_t until_ms)
 {
 	pthread_mutex_lock(&gw->idle_mtx);
-	while (atomic_load(&gw->busy) > 0) {
-		int64_t left = until_ms - sg_now_ms();
-		if (left <= 0)
-			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&gw->idle_cv, &gw->idle_mtx, &ts);
+	while (atomic_load(&gw->busy) > 0 &&
+	       sg_cond_wait_until(&gw->idle_cv, &gw->idle_mtx, until_ms)) {
 	}
 	bool idle = atomic_load(&gw->busy) == 0;
 	pthread_mutex_unlock(&gw->idle_mtx);

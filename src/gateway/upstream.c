@@ -21,17 +21,13 @@ sg_upstream *
 sg_upstream_new(const sg_upstream_backend *b)
 {
 	sg_upstream *up = calloc(1, sizeof(*up));
-	pthread_condattr_t ca;
 
 	if (up == NULL)
 		return NULL;
 	up->b = *b;
 	atomic_init(&up->inflight, 0);
 	pthread_mutex_init(&up->mtx, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&up->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init(&up->idle);
 	return up;
 }
 
@@ -95,19 +91,8 @@ bool
 sg_upstream_drain(sg_upstream *up, int64_t until_ms)
 {
 	pthread_mutex_lock(&up->mtx);
-	while (atomic_load(&up->inflight) > 0) {
-		int64_t left = until_ms - sg_now_ms();
-		if (left <= 0)
-			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&up->idle, &up->mtx, &ts);
+	while (atomic_load(&up->inflight) > 0 &&
+	       sg_cond_wait_until(&up->idle, &up->mtx, until_ms)) {
 	}
 	bool idle = atomic_load(&up->inflight) == 0;
 	pthread_mutex_unlock(&up->mtx);

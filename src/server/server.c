@@ -237,15 +237,9 @@ ipc_watchdog(void *arg)
 
 	pthread_mutex_lock(&s->wd_mtx);
 	while (!s->wd_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += period / 1000;
-		ts.tv_nsec += (period % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		int64_t until = sg_now_ms() + period;
+		while (!s->wd_stop && sg_cond_wait_until(&s->wd_cv, &s->wd_mtx, until)) {
 		}
-		pthread_cond_timedwait(&s->wd_cv, &s->wd_mtx, &ts);
 		if (s->wd_stop)
 			break;
 		pthread_mutex_unlock(&s->wd_mtx);
@@ -300,7 +294,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		return SG_ENOMEM;
 	s->cfg = cfg;
 	pthread_mutex_init(&s->wd_mtx, NULL);
-	pthread_cond_init(&s->wd_cv, NULL);
+	sg_cond_init(&s->wd_cv);
 	atomic_init(&s->eng.next, 0);
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		snprintf(err, errlen, "nng_rep0_open: %s", nng_strerror(rv));
