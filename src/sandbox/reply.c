@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/utf8.h"
+
 /* ================================================================== small helpers */
 
 static bool
@@ -444,41 +446,6 @@ sbx_blob_json(const sbx_blob *b)
 	return json_loadb(sbx_blob_str(b), b->len, 0, NULL);
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if it is not one. */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len, i;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 json_t *
 sbx_json_bytes(const char *p, size_t n)
 {
@@ -496,7 +463,7 @@ sbx_json_bytes(const char *p, size_t n)
 	if (n > (SIZE_MAX - 1) / 3 || (out = malloc(n * 3 + 1)) == NULL)
 		return NULL;
 	while (i < n) {
-		k = utf8_seq(s + i, n - i);
+		k = sg_utf8_seq(s + i, n - i);
 		if (k == 0) {
 			memcpy(out + o, "\xEF\xBF\xBD", 3);
 			o += 3;
