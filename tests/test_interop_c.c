@@ -415,7 +415,15 @@ kill9_cli(const char *bin, const char *cli)
 	if (r == 0) {
 		CHECK_INT(WTERMSIG(hs_proc_stop(&g2, SIGKILL)), SIGKILL);
 		g2.pid = 0;
-		r = waitpid(pid, &status, 0);
+		/* bounded: a CLI that hangs is a failure to see, not a test that never ends */
+		for (int i = 0; i < 1500 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
+			hs_sleep_ms(10);
+		if (r == 0) {
+			fprintf(stderr, "kill -9 (CLI): the CLI did not exit within 15 s\n");
+			kill(pid, SIGKILL);
+			r = waitpid(pid, &status, 0);
+			CHECK(0);
+		}
 	}
 	CHECK_INT(r, pid);
 	CHECK(WIFEXITED(status));
