@@ -76,7 +76,8 @@ sg_config_defaults(sg_config *cfg)
 		pc->token = "sandbox-token";
 		pc->auth_scheme = "Bearer";
 	}
-	/* Biteship takes the raw key, without "Bearer" (NOTES.md). */
+	/* Biteship takes the raw key, without "Bearer" (docs/providers.md, "Biteship: endpoint and
+	 * authentication"). */
 	cfg->providers[2].token = "biteship_test.sandbox";
 	cfg->providers[2].auth_scheme = "";
 	/* Fuuffy issues bearer tokens by OAuth2 client credentials; the sandbox's secret. */
