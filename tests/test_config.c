@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "server/config.h"
+#include "providers/provider.h"
 #include "testutil.h"
 
 static void
@@ -109,9 +110,9 @@ test_keys(void)
 	set_ok(&c, "bosonline.timeout_ms", "900");
 	CHECK_INT(c.providers[1].timeout_ms, 900);
 	set_ok(&c, "biteship.cache_ttl_ms", "0");
-	CHECK_INT(c.cache_ttl_ms[2], 0);
+	CHECK_INT(c.providers[2].cache_ttl_ms, 0);
 	set_ok(&c, "biteship.cache_stale_ms", "1234");
-	CHECK_INT(c.cache_stale_ms[2], 1234);
+	CHECK_INT(c.providers[2].cache_stale_ms, 1234);
 
 	set_bad(&c, "nonsense", "1", "nonsense");
 	set_bad(&c, "workers", "0", "workers");
@@ -176,10 +177,75 @@ test_file_and_env(void)
 	sg_config_fini(&c);
 }
 
+/* Each registered provider is configurable, with its module's defaults. */
+static void
+test_provider_defaults(void)
+{
+	sg_config c;
+	size_t n;
+	const sg_provider *ps = sg_providers(&n);
+	char want[256], err[256];
+
+	sg_config_defaults(&c);
+	CHECK(n >= 4);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(ps[i].id >= 1 && (size_t)ps[i].id <= SG_MAX_PROVIDERS);
+		const sg_pconf *pc = sg_config_provider(&c, ps[i].id);
+		CHECK(pc != NULL);
+		if (pc == NULL)
+			continue;
+		CHECK_STR(pc->name, ps[i].name);
+		snprintf(want, sizeof(want), "http://127.0.0.1:18080/%s", ps[i].name);
+		CHECK_STR(pc->base_url, want);
+		CHECK(pc->token == ps[i].defaults.token);
+		CHECK_INT(pc->cache_ttl_ms, ps[i].defaults.cache_ttl_ms);
+		CHECK_INT(pc->cache_stale_ms, ps[i].defaults.cache_stale_ms);
+		/* every per-provider key is accepted under its name */
+		snprintf(want, sizeof(want), "%s.timeout_ms", ps[i].name);
+		CHECK_INT(sg_config_set(&c, want, "1234", err, sizeof(err)), 0);
+		CHECK_INT(pc->timeout_ms, 1234);
+	}
+	CHECK(sg_config_provider(&c, 0) == NULL);
+	CHECK(sg_config_provider(&c, (int)c.nproviders + 1) == NULL);
+	CHECK(sg_config_provider(&c, 1000) == NULL);
+	/* the credentials that differ are the modules' own */
+	CHECK_STR(c.providers[2].token, "biteship_test.sandbox");
+	CHECK_STR(c.providers[2].auth_scheme, "");
+	CHECK_STR(c.providers[3].client_id, "shipgate");
+	CHECK_STR(c.providers[0].auth_scheme, "Bearer");
+	sg_config_fini(&c);
+}
+
+/* Every key of the table is documented in docs/configuration.md. */
+static void
+test_keys_documented(void)
+{
+	FILE *f = fopen(SG_DOCS_DIR "/configuration.md", "r");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	static char doc[1 << 16];
+	size_t len = fread(doc, 1, sizeof(doc) - 1, f);
+	doc[len] = '\0';
+	fclose(f);
+	const sg_config_key *k;
+	char want[128];
+	int nkeys = 0;
+	for (size_t i = 0; (k = sg_config_key_at(i)) != NULL; i++, nkeys++) {
+		snprintf(want, sizeof(want), k->per_provider ? "`<provider>.%s`" : "`%s`", k->name);
+		if (strstr(doc, want) == NULL)
+			fprintf(stderr, "  %s is not in docs/configuration.md\n", want);
+		CHECK(strstr(doc, want) != NULL);
+	}
+	CHECK(nkeys >= 29);
+}
+
 int
 main(void)
 {
 	test_keys();
 	test_file_and_env();
+	test_provider_defaults();
+	test_keys_documented();
 	TEST_MAIN_END();
 }

@@ -56,9 +56,7 @@ refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
 	bool parsed = err == SG_OK &&
 	              gw_op_parse(r->op, &r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
 	bool keep = parsed && reply != NULL && sg_payload_pack(reply, &r->arena, &o) == 0;
-	size_t i = gw_pidx(r->prov);
-	sg_flight_finish(gw->cache, r->key, keep, gw->cfg->cache_ttl_ms[i],
-	                 gw->cfg->cache_stale_ms[i], &o);
+	sg_flight_finish(gw->cache, r->key, keep, r->pc.cache_ttl_ms, r->pc.cache_stale_ms, &o);
 	refresh_free(r);
 }
 
@@ -192,8 +190,7 @@ gw_cache_finish(sg_call *c)
 	sg_gateway *gw = c->gw;
 
 	if (c->cache_owner || (c->cache_store && c->st.err == SG_OK)) {
-		size_t i = gw_pidx(c->prov);
-		int64_t ttl = gw->cfg->cache_ttl_ms[i], stale = gw->cfg->cache_stale_ms[i];
+		int64_t ttl = c->pc.cache_ttl_ms, stale = c->pc.cache_stale_ms;
 		if (c->cache_owner)
 			sg_flight_finish(gw->cache, c->cache_key, c->st.err == SG_OK, ttl, stale,
 			                 &c->out);

@@ -269,8 +269,7 @@ call_provider(sg_call *c)
 	}
 	c->prov = p;
 	c->pc = *pc; /* per-call copy: a fetched token replaces pc->token */
-	if (c->method->cacheable && gw->cache != NULL && gw->cfg->cache_ttl_ms[gw_pidx(p)] > 0 &&
-	    !gw_cache_begin(c))
+	if (c->method->cacheable && gw->cache != NULL && pc->cache_ttl_ms > 0 && !gw_cache_begin(c))
 		return; /* answered from the cache, or waiting for the same call */
 	if (gw_fetches_token(p, pc)) {
 		gw_call_with_token(c);
@@ -284,7 +283,8 @@ call_health(sg_call *c)
 {
 	sg_gateway *gw = c->gw;
 	Shipgate__V1__HealthResponse *r = sg_arena_alloc(&c->arena, sizeof(*r));
-	Shipgate__V1__Provider *prov = sg_arena_calloc(&c->arena, SG_PROVIDER_COUNT, sizeof(*prov));
+	Shipgate__V1__Provider *prov =
+	        sg_arena_calloc(&c->arena, gw->cfg->nproviders + 1, sizeof(*prov));
 	if (r == NULL || prov == NULL) {
 		gw_call_fail(c, SG_ENOMEM, NULL);
 		return;
@@ -297,8 +297,8 @@ call_health(sg_call *c)
 	r->version = SG_VERSION;
 	r->uptime_ms = sg_now_ms() - gw->started_ms;
 	r->in_flight = atomic_load(&gw->busy);
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++)
-		if (gw->cfg->providers[i].base_url != NULL)
+	for (size_t i = 0; i < gw->cfg->nproviders; i++)
+		if (gw->cfg->providers[i].name != NULL && gw->cfg->providers[i].base_url != NULL)
 			prov[r->n_providers++] = (Shipgate__V1__Provider)(i + 1);
 	r->providers = prov;
 	c->reply = &r->base;
@@ -417,7 +417,7 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
 	    (gw->store = sg_store_memory_new(cfg->idem_max_entries, NULL)) == NULL ||
 	    (cfg->cache_max_bytes > 0 && (gw->cache = sg_flight_new(&cache_conf)) == NULL) ||
-	    (gw->auth = sg_auth_new(SG_PROVIDER_COUNT, NULL)) == NULL ||
+	    (gw->auth = sg_auth_new(cfg->nproviders, NULL)) == NULL ||
 	    (gw->deadlines = sg_deadlines_new((size_t)calls)) == NULL) {
 		snprintf(err, errlen, "gateway: out of memory");
 		sg_gateway_free(gw);

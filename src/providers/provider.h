@@ -29,6 +29,8 @@ typedef struct sg_pconf {
 	int32_t utc_offset_s;    /* zone of zone-less provider times, if utc_offset_set */
 	bool utc_offset_set;     /* utc_offset_s was configured (else provider default) */
 	int64_t timeout_ms;      /* upstream timeout when the caller gave no deadline */
+	int64_t cache_ttl_ms;    /* lookup answers are fresh this long; 0: not cached */
+	int64_t cache_stale_ms;  /* then served stale this long while one refresh runs */
 	const char *client_id;   /* OAuth2 client credentials, for providers with an auth op; */
 	const char *client_secret; /* when both are set the gateway fetches and caches tokens */
 } sg_pconf;
@@ -59,15 +61,31 @@ typedef struct sg_auth_op {
 	                const char **token, int64_t *expires_in_s, sg_status *st);
 } sg_auth_op;
 
-/* A provider: its identity and the operations it supports (NULL build: unsupported). */
+/* What a provider module says about its own configuration: the defaults of its keys, which
+ * point at its sandbox (src/sandbox/), the gateway's embedded default. */
+typedef struct sg_provider_defaults {
+	const char *token;         /* static credential, or NULL */
+	const char *auth_scheme;   /* "Bearer", or "" for the raw token */
+	const char *client_id;     /* OAuth2 client credentials (providers with an auth op), */
+	const char *client_secret; /*   or NULL */
+	int64_t cache_ttl_ms;      /* see sg_pconf */
+	int64_t cache_stale_ms;    /* see sg_pconf */
+} sg_provider_defaults;
+
+/* A provider: its identity, the operations it supports (NULL build: unsupported), and the
+ * defaults of its configuration. Adding a provider is its module plus one registry entry. */
 typedef struct sg_provider {
-	Shipgate__V1__Provider id; /* contract enum value */
-	const char *name;          /* lower-case name, as in config and ErrorDetail.provider */
-	sg_op track;               /* Track -> TrackResponse */
-	sg_op get_order;           /* GetOrder -> GetOrderResponse */
-	sg_op create_order;        /* CreateOrder -> CreateOrderResponse */
-	sg_auth_op auth;           /* token acquisition, or NULLs when the token is static */
+	Shipgate__V1__Provider id;     /* contract enum value */
+	const char *name;              /* lower-case name, as in config and ErrorDetail.provider */
+	sg_op track;                   /* Track -> TrackResponse */
+	sg_op get_order;               /* GetOrder -> GetOrderResponse */
+	sg_op create_order;            /* CreateOrder -> CreateOrderResponse */
+	sg_auth_op auth;               /* token acquisition, or NULLs when the token is static */
+	sg_provider_defaults defaults; /* its configuration's defaults */
 } sg_provider;
+
+/* Every provider, in registry order; *n is how many. Static storage. */
+const sg_provider *sg_providers(size_t *n);
 
 /* The provider for id, or NULL. Static storage. */
 const sg_provider *sg_provider_get(Shipgate__V1__Provider id);

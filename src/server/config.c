@@ -1,11 +1,18 @@
 /*
- * config.c - parsing and defaults of sg_config.
+ * config.c - the configuration's one key table, its defaults, and its sources (file,
+ * environment, flags).
+ *
+ * Every key is a row of `keys` below, in the spirit of redis's standardConfig: its name, its
+ * type, its range, where it goes, and its default. Provider keys ("<provider>.<key>") go into
+ * that provider's sg_pconf; their defaults come from the provider's module (its registry entry:
+ * sg_provider.defaults), so adding a provider touches its module and the registry only.
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +20,81 @@
 
 #define SANDBOX_BASE "http://127.0.0.1:18080"
 
-/* Provider names in Provider enum order (index = enum value - 1). */
-static const char *const provider_names[SG_PROVIDER_COUNT] = {"boscod", "bosonline", "biteship",
-                                                              "fuuffy"};
+/* The default listen URL; an explicit listen replaces it (compared by address). */
+static const char default_listen[] = "tcp://127.0.0.1:7400";
+
+/* How a key's value is read and stored. */
+enum ktype {
+	K_INT,    /* int */
+	K_LONG,   /* long */
+	K_SIZE,   /* size_t */
+	K_I64,    /* int64_t */
+	K_STR,    /* const char *, copied; "" sets NULL */
+	K_URL,    /* const char *: http:// or https://, trailing '/' dropped; "" sets NULL */
+	K_SCHEME, /* const char *: an Authorization scheme, "raw" for none */
+	K_OFFSET, /* a UTC offset: sg_pconf.utc_offset_s and utc_offset_set */
+	K_LISTEN, /* one more listen URL (the first one replaces the default) */
+};
+
+struct cfg_key {
+	sg_config_key pub; /* name, per_provider, range */
+	enum ktype type;   /* how it is read */
+	size_t off;        /* where it goes: in sg_config, or in sg_pconf when per_provider */
+	int64_t dflt;      /* numbers: the default (provider keys take theirs from the provider) */
+};
+
+#define G(name, type, min, max, field, dflt)                                                       \
+	{                                                                                          \
+		{name, false, min, max}, type, offsetof(sg_config, field), dflt                    \
+	}
+#define PK(name, type, min, max, field)                                                            \
+	{                                                                                          \
+		{name, true, min, max}, type, offsetof(sg_pconf, field), 0                         \
+	}
+#define MS_DAY ((int64_t)24 * 3600 * 1000)
+
+static const struct cfg_key keys[] = {
+        G("listen", K_LISTEN, 0, 0, listen, 0),
+        G("workers", K_INT, 1, 65536, workers, 1024),
+        G("max_request_bytes", K_SIZE, 1024, (int64_t)1 << 30, max_request_bytes, 1 << 20),
+        G("recv_max_bytes", K_SIZE, 1024, (int64_t)1 << 30, recv_max_bytes, 4 << 20),
+        G("default_deadline_ms", K_I64, 1, 3600000, default_deadline_ms, 30000),
+        G("max_deadline_ms", K_I64, 1, 3600000, max_deadline_ms, 300000),
+        G("drain_timeout_ms", K_I64, 0, 3600000, drain_timeout_ms, 10000),
+        G("arena_cap_bytes", K_SIZE, 65536, (int64_t)1 << 32, arena_cap, (int64_t)64 << 20),
+        G("verbose", K_INT, 0, 2, verbose, 1),
+        G("ipc_watchdog_ms", K_I64, 0, 3600000, ipc_watchdog_ms, 1000),
+        G("upstream.threads", K_INT, 1, 16, engine_threads, 2),
+        G("upstream.max_host_conns", K_LONG, 0, 1000000, engine.max_host_conns, 256),
+        G("upstream.max_total_conns", K_LONG, 0, 1000000, engine.max_total_conns, 0),
+        G("upstream.max_body_bytes", K_SIZE, 1024, (int64_t)1 << 30, engine.max_body, 8 << 20),
+        G("upstream.recv_buffer_bytes", K_LONG, 1024, 512 << 10, engine.recv_buffer, 1024),
+        G("upstream.connect_timeout_ms", K_LONG, 1, 600000, engine.connect_timeout_ms, 5000),
+        G("idempotency.max_entries", K_SIZE, 1, 100000000, idem_max_entries, 100000),
+        G("idempotency.ttl_ms", K_I64, 1000, 30 * MS_DAY, idem_ttl_ms, MS_DAY),
+        G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
+        G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
+        PK("base_url", K_URL, 0, 0, base_url),
+        PK("token", K_STR, 0, 0, token),
+        PK("auth_scheme", K_SCHEME, 0, 0, auth_scheme),
+        PK("client_id", K_STR, 0, 0, client_id),
+        PK("client_secret", K_STR, 0, 0, client_secret),
+        PK("utc_offset", K_OFFSET, 0, 0, utc_offset_s),
+        PK("timeout_ms", K_I64, 1, 3600000, timeout_ms),
+        PK("cache_ttl_ms", K_I64, 0, MS_DAY, cache_ttl_ms),
+        PK("cache_stale_ms", K_I64, 0, MS_DAY, cache_stale_ms),
+};
+
+#undef G
+#undef PK
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+const sg_config_key *
+sg_config_key_at(size_t i)
+{
+	return i < NKEYS ? &keys[i].pub : NULL;
+}
 
 static int
 cfg_error(char *err, size_t errlen, const char *fmt, ...)
@@ -27,65 +106,16 @@ cfg_error(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+/* A copy of s owned by cfg (freed by sg_config_fini), or NULL when out of room. */
 static const char *
-cfg_strdup(sg_config *cfg, const char *s)
+cfg_strdup(sg_config *cfg, const char *s, size_t n)
 {
 	if (cfg->nowned >= sizeof(cfg->owned) / sizeof(cfg->owned[0]))
 		return NULL;
-	char *p = strdup(s);
+	char *p = strndup(s, n);
 	if (p != NULL)
 		cfg->owned[cfg->nowned++] = p;
 	return p;
-}
-
-void
-sg_config_defaults(sg_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->listen[cfg->nlisten++] = "tcp://127.0.0.1:7400";
-	cfg->workers = 1024;
-	cfg->max_request_bytes = (size_t)1 << 20;
-	cfg->recv_max_bytes = (size_t)4 << 20;
-	cfg->default_deadline_ms = 30000;
-	cfg->max_deadline_ms = 300000;
-	cfg->drain_timeout_ms = 10000;
-	cfg->arena_cap = (size_t)64 << 20;
-	cfg->verbose = 1;
-	cfg->ipc_watchdog_ms = 1000;
-	cfg->idem_max_entries = 100000;
-	cfg->cache_max_bytes = (size_t)64 << 20;
-	cfg->cache_max_entries = 100000;
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-		cfg->cache_ttl_ms[i] = 30000;
-		cfg->cache_stale_ms[i] = 60000;
-	}
-	cfg->idem_ttl_ms = 24 * 3600 * 1000;
-	cfg->engine.max_host_conns = 256;
-	cfg->engine_threads = 2;
-	cfg->engine.max_body = (size_t)8 << 20;
-	cfg->engine.connect_timeout_ms = 5000;
-	cfg->engine.recv_buffer = 1024;
-	cfg->engine.default_timeout_ms = 30000;
-	static const char *const urls[SG_PROVIDER_COUNT] = {
-	        SANDBOX_BASE "/boscod", SANDBOX_BASE "/bosonline", SANDBOX_BASE "/biteship",
-	        SANDBOX_BASE "/fuuffy"};
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-		sg_pconf *pc = &cfg->providers[i];
-		pc->name = provider_names[i];
-		pc->base_url = urls[i];
-		pc->token = "sandbox-token";
-		pc->auth_scheme = "Bearer";
-	}
-	/* Biteship takes the raw key, without "Bearer" (docs/providers.md, "Biteship: endpoint and
-	 * authentication"). */
-	cfg->providers[2].token = "biteship_test.sandbox";
-	cfg->providers[2].auth_scheme = "";
-	/* Fuuffy issues bearer tokens by OAuth2 client credentials; the sandbox's secret. */
-	cfg->providers[3].client_id = "shipgate";
-	cfg->providers[3].client_secret = "sandbox-token";
-	/* Fuuffy's SF Express scans carry Hong Kong / mainland time, UTC+8 (inferred). */
-	cfg->providers[3].utc_offset_s = 8 * 3600;
-	cfg->providers[3].utc_offset_set = false;
 }
 
 static int
@@ -123,92 +153,83 @@ parse_offset(const char *s, int32_t *out)
 	return 0;
 }
 
+/* *str = a copy of value[0..n), or NULL when n is 0. */
 static int
-set_provider(sg_config *cfg, sg_pconf *pc, const char *key, const char *value, char *err,
-             size_t errlen)
+set_str(sg_config *cfg, const char **str, const char *value, size_t n, char *err, size_t errlen)
 {
+	if (n == 0) {
+		*str = NULL;
+		return 0;
+	}
+	if ((*str = cfg_strdup(cfg, value, n)) == NULL)
+		return cfg_error(err, errlen, "out of memory");
+	return 0;
+}
+
+/* Stores a number of k's type at dst. */
+static void
+store_num(const struct cfg_key *k, void *dst, int64_t v)
+{
+	switch (k->type) {
+	case K_INT: *(int *)dst = (int)v; break;
+	case K_LONG: *(long *)dst = (long)v; break;
+	case K_SIZE: *(size_t *)dst = (size_t)v; break;
+	default: *(int64_t *)dst = v; break;
+	}
+}
+
+/*
+ * Sets key k of base (an sg_config, or the sg_pconf of provider `who` when k is per provider)
+ * from value. Returns 0, or -1 with a message naming the key.
+ */
+static int
+key_set(sg_config *cfg, const struct cfg_key *k, void *base, const char *who, const char *value,
+        char *err, size_t errlen)
+{
+	void *dst = (char *)base + k->off;
+	const char **str = dst;
+	const char *name = k->pub.name, *dot = who ? "." : "";
+	size_t n = strlen(value);
 	int64_t v;
-	if (strcmp(key, "base_url") == 0) {
-		size_t n = strlen(value);
+
+	who = who ? who : "";
+	switch (k->type) {
+	case K_INT:
+	case K_LONG:
+	case K_SIZE:
+	case K_I64:
+		if (parse_i64(value, k->pub.min, k->pub.max, &v) != 0)
+			return cfg_error(err, errlen, "%s%s%s: want an integer in %lld..%lld", who,
+			                 dot, name, (long long)k->pub.min, (long long)k->pub.max);
+		store_num(k, dst, v);
+		return 0;
+	case K_URL:
 		if (n != 0 && strncmp(value, "http://", 7) != 0 &&
 		    strncmp(value, "https://", 8) != 0)
-			return cfg_error(err, errlen,
-			                 "%s.base_url: must start with http:// or https://",
-			                 pc->name);
+			return cfg_error(err, errlen, "%s%s%s: must start with http:// or https://",
+			                 who, dot, name);
 		while (n > 0 && value[n - 1] == '/')
-			n--;
-		char *u = strndup(value, n);
-		if (u == NULL || cfg->nowned >= sizeof(cfg->owned) / sizeof(cfg->owned[0])) {
-			free(u);
-			return cfg_error(err, errlen, "out of memory");
+			n--; /* stored like a string, without the trailing slashes */
+		return set_str(cfg, str, value, n, err, errlen);
+	case K_STR: return set_str(cfg, str, value, n, err, errlen);
+	case K_SCHEME:
+		if (strcasecmp(value, "raw") == 0) {
+			*str = "";
+			return 0;
 		}
-		cfg->owned[cfg->nowned++] = u;
-		pc->base_url = n ? u : NULL;
-		return 0;
-	}
-	if (strcmp(key, "token") == 0) {
-		pc->token = *value ? cfg_strdup(cfg, value) : NULL;
-		return 0;
-	}
-	if (strcmp(key, "client_id") == 0 || strcmp(key, "client_secret") == 0) {
-		const char *copy = *value ? cfg_strdup(cfg, value) : NULL;
-		if (*value && copy == NULL)
+		if ((*str = cfg_strdup(cfg, value, n)) == NULL)
 			return cfg_error(err, errlen, "out of memory");
-		if (key[7] == 'i')
-			pc->client_id = copy;
-		else
-			pc->client_secret = copy;
 		return 0;
-	}
-	if (strcmp(key, "auth_scheme") == 0) {
-		pc->auth_scheme = strcasecmp(value, "raw") == 0 ? "" : cfg_strdup(cfg, value);
-		return 0;
-	}
-	if (strcmp(key, "utc_offset") == 0) {
+	case K_OFFSET: {
+		sg_pconf *pc = base;
 		if (parse_offset(value, &pc->utc_offset_s) != 0)
-			return cfg_error(err, errlen, "%s.utc_offset: want e.g. +08:00", pc->name);
+			return cfg_error(err, errlen, "%s%s%s: want e.g. +08:00", who, dot, name);
 		pc->utc_offset_set = true;
 		return 0;
 	}
-	if (strcmp(key, "cache_ttl_ms") == 0 || strcmp(key, "cache_stale_ms") == 0) {
-		if (parse_i64(value, 0, (int64_t)24 * 3600 * 1000, &v) != 0)
-			return cfg_error(err, errlen, "%s.%s: want 0..86400000", pc->name, key);
-		int i = (int)(pc - cfg->providers);
-		if (key[6] == 't')
-			cfg->cache_ttl_ms[i] = v;
-		else
-			cfg->cache_stale_ms[i] = v;
-		return 0;
-	}
-	if (strcmp(key, "timeout_ms") == 0) {
-		if (parse_i64(value, 1, 3600000, &v) != 0)
-			return cfg_error(err, errlen, "%s.timeout_ms: want 1..3600000", pc->name);
-		pc->timeout_ms = v;
-		return 0;
-	}
-	return cfg_error(err, errlen, "unknown key %s.%s", pc->name, key);
-}
-
-int
-sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen)
-{
-	int64_t v;
-	const char *dot = strchr(key, '.');
-
-	if (dot != NULL && strncmp(key, "upstream.", 9) != 0 &&
-	    strncmp(key, "idempotency.", 12) != 0 && strncmp(key, "cache.", 6) != 0) {
-		for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-			size_t n = strlen(provider_names[i]);
-			if ((size_t)(dot - key) == n && strncmp(key, provider_names[i], n) == 0)
-				return set_provider(cfg, &cfg->providers[i], dot + 1, value, err,
-				                    errlen);
-		}
-		return cfg_error(err, errlen, "unknown provider in key %s", key);
-	}
-	if (strcmp(key, "listen") == 0) {
+	case K_LISTEN:
 		/* the first explicit listen replaces the default */
-		static const char *const dflt = "tcp://127.0.0.1:7400";
-		if (cfg->nlisten == 1 && cfg->listen[0] == dflt)
+		if (cfg->nlisten == 1 && cfg->listen[0] == default_listen)
 			cfg->nlisten = 0;
 		if (cfg->nlisten >= SG_CONFIG_MAX_LISTEN)
 			return cfg_error(err, errlen, "listen: at most %d URLs",
@@ -217,54 +238,76 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 		    strncmp(value, "inproc://", 9) != 0)
 			return cfg_error(err, errlen,
 			                 "listen: %s: want tcp://, ipc:// or inproc://", value);
-		const char *u = cfg_strdup(cfg, value);
-		if (u == NULL)
+		if ((cfg->listen[cfg->nlisten] = cfg_strdup(cfg, value, n)) == NULL)
 			return cfg_error(err, errlen, "out of memory");
-		cfg->listen[cfg->nlisten++] = u;
+		cfg->nlisten++;
 		return 0;
 	}
-	/* Integer keys and where they go: kind 'i' int, 'l' long, 'z' size_t, 'q' int64_t. */
-	struct {
-		const char *key;  /* config key */
-		int64_t min, max; /* accepted range */
-		void *dst;        /* the field it sets */
-		char kind;        /* the field's type */
-	} const ints[] = {
-	        {"workers", 1, 65536, &cfg->workers, 'i'},
-	        {"max_request_bytes", 1024, (int64_t)1 << 30, &cfg->max_request_bytes, 'z'},
-	        {"recv_max_bytes", 1024, (int64_t)1 << 30, &cfg->recv_max_bytes, 'z'},
-	        {"default_deadline_ms", 1, 3600000, &cfg->default_deadline_ms, 'q'},
-	        {"max_deadline_ms", 1, 3600000, &cfg->max_deadline_ms, 'q'},
-	        {"drain_timeout_ms", 0, 3600000, &cfg->drain_timeout_ms, 'q'},
-	        {"arena_cap_bytes", 65536, (int64_t)1 << 32, &cfg->arena_cap, 'z'},
-	        {"verbose", 0, 2, &cfg->verbose, 'i'},
-	        {"ipc_watchdog_ms", 0, 3600000, &cfg->ipc_watchdog_ms, 'q'},
-	        {"upstream.threads", 1, 16, &cfg->engine_threads, 'i'},
-	        {"upstream.max_host_conns", 0, 1000000, &cfg->engine.max_host_conns, 'l'},
-	        {"upstream.max_total_conns", 0, 1000000, &cfg->engine.max_total_conns, 'l'},
-	        {"upstream.max_body_bytes", 1024, (int64_t)1 << 30, &cfg->engine.max_body, 'z'},
-	        {"upstream.recv_buffer_bytes", 1024, 512 << 10, &cfg->engine.recv_buffer, 'l'},
-	        {"upstream.connect_timeout_ms", 1, 600000, &cfg->engine.connect_timeout_ms, 'l'},
-	        {"idempotency.max_entries", 1, 100000000, &cfg->idem_max_entries, 'z'},
-	        {"idempotency.ttl_ms", 1000, (int64_t)30 * 24 * 3600 * 1000, &cfg->idem_ttl_ms,
-	         'q'},
-	        {"cache.max_bytes", 0, (int64_t)1 << 40, &cfg->cache_max_bytes, 'z'},
-	        {"cache.max_entries", 1, 100000000, &cfg->cache_max_entries, 'z'},
-	};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (strcmp(key, ints[i].key) != 0)
-			continue;
-		if (parse_i64(value, ints[i].min, ints[i].max, &v) != 0)
-			return cfg_error(err, errlen, "%s: want an integer in %lld..%lld", key,
-			                 (long long)ints[i].min, (long long)ints[i].max);
-		switch (ints[i].kind) {
-		case 'i': *(int *)ints[i].dst = (int)v; break;
-		case 'l': *(long *)ints[i].dst = (long)v; break;
-		case 'z': *(size_t *)ints[i].dst = (size_t)v; break;
-		default: *(int64_t *)ints[i].dst = v; break;
-		}
-		return 0;
+	return cfg_error(err, errlen, "%s: no such key type", name);
+}
+
+void
+sg_config_defaults(sg_config *cfg)
+{
+	size_t np;
+	const sg_provider *ps = sg_providers(&np);
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen[cfg->nlisten++] = default_listen;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!keys[i].pub.per_provider && keys[i].type != K_LISTEN)
+			store_num(&keys[i], (char *)cfg + keys[i].off, keys[i].dflt);
+	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
+	/* each provider's defaults are its module's: the sandbox's credentials */
+	for (size_t i = 0; i < np; i++) {
+		const sg_provider *p = &ps[i];
+		if (p->id < 1 || (size_t)p->id > SG_MAX_PROVIDERS)
+			continue; /* cannot be configured; test_config says so */
+		sg_pconf *pc = &cfg->providers[p->id - 1];
+		char url[128];
+		int n = snprintf(url, sizeof(url), SANDBOX_BASE "/%s", p->name);
+		pc->name = p->name;
+		/* the sandbox serves each provider under its name (NULL only without memory,
+		 * which leaves the provider off) */
+		pc->base_url = cfg_strdup(cfg, url, (size_t)n);
+		pc->token = p->defaults.token;
+		pc->auth_scheme = p->defaults.auth_scheme ? p->defaults.auth_scheme : "Bearer";
+		pc->client_id = p->defaults.client_id;
+		pc->client_secret = p->defaults.client_secret;
+		pc->cache_ttl_ms = p->defaults.cache_ttl_ms;
+		pc->cache_stale_ms = p->defaults.cache_stale_ms;
+		if ((size_t)p->id > cfg->nproviders)
+			cfg->nproviders = (size_t)p->id;
 	}
+}
+
+/* The provider whose name is key[0..n), or NULL. */
+static sg_pconf *
+provider_named(sg_config *cfg, const char *key, size_t n)
+{
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		sg_pconf *pc = &cfg->providers[i];
+		if (pc->name != NULL && strlen(pc->name) == n && strncmp(pc->name, key, n) == 0)
+			return pc;
+	}
+	return NULL;
+}
+
+int
+sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!keys[i].pub.per_provider && strcmp(key, keys[i].pub.name) == 0)
+			return key_set(cfg, &keys[i], cfg, NULL, value, err, errlen);
+	const char *dot = strchr(key, '.');
+	sg_pconf *pc = dot != NULL ? provider_named(cfg, key, (size_t)(dot - key)) : NULL;
+	if (pc == NULL)
+		return cfg_error(err, errlen,
+		                 dot != NULL ? "unknown provider in key %s" : "unknown key %s",
+		                 key);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].pub.per_provider && strcmp(dot + 1, keys[i].pub.name) == 0)
+			return key_set(cfg, &keys[i], pc, pc->name, value, err, errlen);
 	return cfg_error(err, errlen, "unknown key %s", key);
 }
 
@@ -309,18 +352,21 @@ sg_config_load_file(sg_config *cfg, const char *path, char *err, size_t errlen)
 int
 sg_config_load_env(sg_config *cfg, char *err, size_t errlen)
 {
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-		static const char *const what[] = {"TOKEN", "URL", "CLIENT_ID", "CLIENT_SECRET"};
-		static const char *const key[] = {"token", "base_url", "client_id",
-		                                  "client_secret"};
-		for (int j = 0; j < 4; j++) {
-			char name[64];
-			snprintf(name, sizeof(name), "SHIPGATE_%s_%s", provider_names[i], what[j]);
+	static const char *const what[] = {"TOKEN", "URL", "CLIENT_ID", "CLIENT_SECRET"};
+	static const char *const key[] = {"token", "base_url", "client_id", "client_secret"};
+
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		const char *pname = cfg->providers[i].name;
+		if (pname == NULL)
+			continue;
+		for (size_t j = 0; j < sizeof(what) / sizeof(what[0]); j++) {
+			char name[64], k[64];
+			snprintf(name, sizeof(name), "SHIPGATE_%s_%s", pname, what[j]);
 			for (char *p = name; *p; p++)
 				*p = (char)toupper((unsigned char)*p);
 			const char *v = getenv(name);
-			if (v != NULL &&
-			    set_provider(cfg, &cfg->providers[i], key[j], v, err, errlen) != 0)
+			snprintf(k, sizeof(k), "%s.%s", pname, key[j]);
+			if (v != NULL && sg_config_set(cfg, k, v, err, errlen) != 0)
 				return -1;
 		}
 	}
@@ -336,12 +382,16 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "recv_max_bytes must be >= max_request_bytes");
 	if (cfg->default_deadline_ms > cfg->max_deadline_ms)
 		return cfg_error(err, errlen, "default_deadline_ms must be <= max_deadline_ms");
-	for (int i = 0; i < SG_PROVIDER_COUNT; i++) {
-		if (cfg->providers[i].timeout_ms == 0)
-			cfg->providers[i].timeout_ms = cfg->default_deadline_ms;
-		if (cfg->providers[i].timeout_ms > cfg->max_deadline_ms)
+	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		sg_pconf *pc = &cfg->providers[i];
+		if (pc->name == NULL)
+			continue;
+		if (pc->timeout_ms == 0)
+			pc->timeout_ms = cfg->default_deadline_ms;
+		if (pc->timeout_ms > cfg->max_deadline_ms)
 			return cfg_error(err, errlen, "%s.timeout_ms must be <= max_deadline_ms",
-			                 cfg->providers[i].name);
+			                 pc->name);
 	}
 	return 0;
 }
@@ -357,7 +407,8 @@ sg_config_fini(sg_config *cfg)
 const sg_pconf *
 sg_config_provider(const sg_config *cfg, int provider_id)
 {
-	if (provider_id < 1 || provider_id > SG_PROVIDER_COUNT)
+	if (provider_id < 1 || (size_t)provider_id > cfg->nproviders)
 		return NULL;
-	return &cfg->providers[provider_id - 1];
+	const sg_pconf *pc = &cfg->providers[provider_id - 1];
+	return pc->name != NULL ? pc : NULL;
 }

@@ -17,7 +17,7 @@
 #include "upstream/engine.h"
 
 #define SG_CONFIG_MAX_LISTEN 8
-#define SG_PROVIDER_COUNT    4 /* boscod, bosonline, biteship, fuuffy */
+#define SG_MAX_PROVIDERS     16 /* highest contract Provider id the config can hold */
 
 typedef struct sg_config {
 	const char *listen[SG_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, ipc://, inproc:// */
@@ -32,16 +32,15 @@ typedef struct sg_config {
 	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
 	size_t cache_max_bytes;      /* lookup cache memory; 0 disables the cache */
 	size_t cache_max_entries;    /* lookup cache keys at most */
-	int64_t cache_ttl_ms[SG_PROVIDER_COUNT];   /* fresh for this long; 0: not cached */
-	int64_t cache_stale_ms[SG_PROVIDER_COUNT]; /* then served stale while refreshing */
-	size_t idem_max_entries;                   /* idempotency keys held at most */
-	int64_t idem_ttl_ms;                       /* how long a CreateOrder outcome is kept */
-	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
-	sg_engine_conf engine;   /* upstream engine knobs */
-	int engine_threads;      /* upstream engines, one thread and curl multi each */
-	sg_pconf providers[SG_PROVIDER_COUNT]; /* indexed by Provider enum - 1 */
-	char *owned[256];                      /* strings this config allocated */
-	size_t nowned;                         /* entries used in owned[] */
+	size_t idem_max_entries;     /* idempotency keys held at most */
+	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
+	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
+	sg_engine_conf engine;       /* upstream engine knobs */
+	int engine_threads;          /* upstream engines, one thread and curl multi each */
+	sg_pconf providers[SG_MAX_PROVIDERS]; /* indexed by Provider id - 1; name NULL: none */
+	size_t nproviders;                    /* entries in use: the highest provider id */
+	char *owned[256];                     /* strings this config allocated */
+	size_t nowned;                        /* entries used in owned[] */
 } sg_config;
 
 /* Fills cfg with the defaults (the embedded sandbox). */
@@ -64,5 +63,15 @@ void sg_config_fini(sg_config *cfg);
 
 /* The provider config for id, or NULL when id is not a known provider. Borrowed. */
 const sg_pconf *sg_config_provider(const sg_config *cfg, int provider_id);
+
+/* One configuration key, as the key table knows it (for docs and tests). */
+typedef struct sg_config_key {
+	const char *name;  /* "workers", or a provider key's suffix ("base_url") */
+	bool per_provider; /* set as "<provider>.<name>" */
+	int64_t min, max;  /* accepted range of a number */
+} sg_config_key;
+
+/* The i-th key of the table, or NULL past the last. Static storage. */
+const sg_config_key *sg_config_key_at(size_t i);
 
 #endif /* SG_CONFIG_H */

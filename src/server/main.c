@@ -112,11 +112,14 @@ main(int argc, char **argv)
 	if (cfg.verbose >= 1) {
 		for (size_t i = 0; i < cfg.nlisten; i++)
 			fprintf(stderr, "shipgated: listening on %s\n", sg_server_url(srv, i));
-		for (int i = 0; i < SG_PROVIDER_COUNT; i++)
-			fprintf(stderr, "shipgated: provider %-9s %s%s\n", cfg.providers[i].name,
-			        cfg.providers[i].base_url ? cfg.providers[i].base_url
-			                                  : "(disabled)",
-			        cfg.providers[i].token ? "" : " (no credential)");
+		for (size_t i = 0; i < cfg.nproviders; i++) {
+			const sg_pconf *pc = &cfg.providers[i];
+			if (pc->name == NULL)
+				continue;
+			fprintf(stderr, "shipgated: provider %-9s %s%s\n", pc->name,
+			        pc->base_url ? pc->base_url : "(disabled)",
+			        pc->token || pc->client_id ? "" : " (no credential)");
+		}
 	}
 	/* Readiness line on stdout for scripts and tests. */
 	printf("shipgated ready on");
