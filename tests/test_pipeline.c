@@ -2,7 +2,10 @@
  * test_pipeline.c - the call pipeline (src/gateway/gateway.c) through the fakes of gwfake.h:
  * Health, a backend that refuses, and the drain.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "gwfake.h"
@@ -72,6 +75,57 @@ test_drain(void)
 	CHECK(sg_gateway_wait_idle(gw, sg_now_ms()));
 }
 
+/* One log line per call at verbose 2, whatever answered it: its own outcome, a cache hit, a
+ * replay; an internal error is logged at verbose 1 too. */
+static void
+test_log(void)
+{
+	char path[] = "/tmp/shipgate-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	CHECK(fd >= 0 && saved >= 0);
+	if (fd < 0 || saved < 0)
+		return;
+	fflush(stderr);
+	dup2(fd, 2);
+	cfg.verbose = 2;
+	int n0 = sent_count();
+	track(0, BOSCOD, "BOS-LOG", false, 5000);
+	complete(n0, SG_OK, 200, doc_boscod);
+	CHECK_INT(code(wait_reply(0)), 0);
+	slot_end(0);
+	track(0, BOSCOD, "BOS-LOG", false, 5000); /* a hit */
+	CHECK_INT(code(wait_reply(0)), 0);
+	slot_end(0);
+	create(1, "log-key", "00", 5000);
+	complete(n0 + 1, SG_OK, 200, doc_create);
+	CHECK_INT(code(wait_reply(1)), 0);
+	slot_end(1);
+	create(1, "log-key", "00", 5000); /* a replay */
+	CHECK_INT(code(wait_reply(1)), 0);
+	slot_end(1);
+	cfg.verbose = 1; /* only internal errors now: nothing of these */
+	track(0, BOSCOD, "BOS-LOG", false, 5000);
+	CHECK_INT(code(wait_reply(0)), 0);
+	slot_end(0);
+	cfg.verbose = 0;
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	char buf[4096];
+	ssize_t k = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	unlink(path);
+	buf[k > 0 ? k : 0] = '\0';
+	int lines = 0;
+	for (char *p = buf; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	CHECK_INT(lines, 4);
+	CHECK(strstr(buf, "shipgated: Track  gw-test") != NULL);
+	CHECK(strstr(buf, "(cache hit)") != NULL);
+	CHECK(strstr(buf, "shipgated: CreateOrder  gw-test") != NULL);
+	CHECK(strstr(buf, "(replayed)") != NULL);
+}
+
 int
 main(void)
 {
@@ -79,6 +133,7 @@ main(void)
 		TEST_MAIN_END();
 	test_health();
 	test_refused_submit();
+	test_log();
 	test_drain();
 	gwfake_stop();
 	TEST_MAIN_END();

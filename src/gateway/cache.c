@@ -145,8 +145,7 @@ cache_send(sg_call *c, const sg_outcome *o, int64_t age_ms, bool stale)
 	size_t n = sg_reply_cache_field(c->method, age_ms, stale, extra);
 
 	c->st.err = SG_OK;
-	gw_call_log(c);
-	gw_call_reply(c, o, extra, n);
+	gw_call_done(c, stale ? SG_END_STALE : SG_END_HIT, o, extra, n);
 	gw_call_send(c);
 }
 

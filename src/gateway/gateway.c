@@ -88,18 +88,54 @@ call_release(sg_call *c)
 	sg_status_clear(&c->st);
 }
 
+/* Logs the call: every call at verbose 2, internal errors at 1. An outcome that is not the
+ * call's own (a hit, a replay) is read back from its encoded status only when it is logged. */
+static void
+call_log(sg_call *c, sg_call_how how, const sg_outcome *o)
+{
+	static const char *const hows[] = {"", " (cache hit)", " (stale cache hit)", " (shared)",
+	                                   " (replayed)"};
+	const sg_config *cfg = c->gw->cfg;
+	sg_err err = c->st.err;
+	const char *reason = sg_err_reason(err), *msg = c->st.message;
+	int code = sg_err_code(err);
+	Shipgate__V1__Status *st = NULL;
+
+	if (cfg->verbose < 1 || (cfg->verbose < 2 && (how != SG_END_OWN || code != 13) &&
+	                         (how == SG_END_OWN || o->status_len == 0)))
+		return;
+	if (how != SG_END_OWN) {
+		st = o->status_len ? shipgate__v1__status__unpack(sg_arena_pb(&c->arena),
+		                                                  o->status_len, o->status)
+		                   : NULL;
+		code = st ? (int)st->code : 0;
+		reason = st && st->detail ? st->detail->reason : "";
+		msg = st && st->message[0] ? st->message : NULL;
+		if (cfg->verbose < 2 && code != 13)
+			return;
+	}
+	fprintf(stderr, "shipgated: %s %s %s %lldms%s%s%s\n",
+	        c->method ? c->method->desc->name : "-", reason,
+	        c->env && c->env->request_id[0] ? c->env->request_id : "-",
+	        (long long)(sg_now_ms() - c->start_ms), hows[how], msg ? ": " : "", msg ? msg : "");
+}
+
 /*
- * Encodes an outcome as c's reply into the transport's buffer, with `extra` (encoded fields)
- * appended to its payload, then releases the call's memory. o may be borrowed from another
- * call (an owner's outcome): it is copied here. Without a buffer the reply is dropped.
+ * The one end of every call, whatever produced its outcome (the call itself, the cache, the
+ * owner of its key, the store): the call is logged (and, later, counted), its reply is encoded
+ * into the transport's buffer with `extra` (encoded fields) appended to the payload, and the
+ * call's memory is released. o may be borrowed from another call: it is copied here. Without
+ * a buffer the reply is dropped. Any thread; the caller sends the reply (gw_call_send).
  */
 void
-gw_call_reply(sg_call *c, const sg_outcome *o, const uint8_t *extra, size_t extra_len)
+gw_call_done(sg_call *c, sg_call_how how, const sg_outcome *o, const uint8_t *extra,
+             size_t extra_len)
 {
 	const char *rid = c->env != NULL ? c->env->request_id : NULL;
 	size_t len = sg_reply_size(rid, o, extra_len);
-	uint8_t *buf = c->gw->tr.reply_buf(c, len);
 
+	call_log(c, how, o);
+	uint8_t *buf = c->gw->tr.reply_buf(c, len);
 	if (buf != NULL)
 		sg_reply_write(buf, rid, o, extra, extra_len);
 	call_release(c);
@@ -109,20 +145,6 @@ void
 gw_call_send(sg_call *c)
 {
 	c->gw->tr.send(c);
-}
-
-/* Logs the call (verbose 2, or internal errors at 1). */
-void
-gw_call_log(sg_call *c)
-{
-	const sg_config *cfg = c->gw->cfg;
-	if (cfg->verbose >= 2 || (cfg->verbose >= 1 && sg_err_code(c->st.err) == 13)) {
-		fprintf(stderr, "shipgated: %s %s %s %lldms%s%s\n",
-		        c->method ? c->method->desc->name : "-", sg_err_reason(c->st.err),
-		        c->env && c->env->request_id[0] ? c->env->request_id : "-",
-		        (long long)(sg_now_ms() - c->start_ms), c->st.message ? ": " : "",
-		        c->st.message ? c->st.message : "");
-	}
 }
 
 /* Records err (message optional) and finishes the call. */
@@ -142,15 +164,15 @@ gw_call_deliver(sg_call *c)
 {
 	gw_idem_local_finish(c, &c->out);
 	gw_cache_finish(c);
-	gw_call_reply(c, &c->out, NULL, 0);
+	gw_call_done(c, SG_END_OWN, &c->out, NULL, 0);
 	gw_call_send(c);
 }
 
 /*
- * The end of every call that produced its own outcome (c->st, and c->reply when OK): the
+ * The finish of every call that produced its own outcome (c->st, and c->reply when OK): the
  * outcome is encoded, an idempotency owner's outcome kept in the store or its key released,
- * the waiting calls and the cache given it, the call logged, its reply encoded and sent. Any
- * thread.
+ * the waiting calls and the cache given it, then the call ends (gw_call_done) and its reply is
+ * sent. Any thread.
  */
 void
 gw_call_finish(sg_call *c)
@@ -160,7 +182,6 @@ gw_call_finish(sg_call *c)
 	if (c->st.err != SG_OK)
 		c->reply = NULL;
 	gw_idem_outcome(c);
-	gw_call_log(c);
 	memset(o, 0, sizeof(*o));
 	if (c->reply != NULL && sg_payload_pack(c->reply, &c->arena, o) != 0)
 		sg_status_set(&c->st, &c->arena, SG_ENOMEM,

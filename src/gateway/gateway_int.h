@@ -53,15 +53,22 @@ sg_err gw_op_parse(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *
 /* True when calls to p fetch their bearer token (OAuth2 client credentials). */
 bool gw_fetches_token(const sg_provider *p, const sg_pconf *pc);
 
-/* Encodes o (borrowed) as c's reply, with extra fields appended to its payload, into the
- * transport's buffer, and releases the call's memory. */
-void gw_call_reply(sg_call *c, const sg_outcome *o, const uint8_t *extra, size_t extra_len);
+/* Where a call's outcome came from, for its log line (and, later, its metrics). */
+typedef enum sg_call_how {
+	SG_END_OWN,    /* its own: it went upstream, or was refused (gw_call_finish) */
+	SG_END_HIT,    /* a fresh cached answer */
+	SG_END_STALE,  /* a stale cached answer, while one refresh runs */
+	SG_END_SHARED, /* the outcome of the call it waited behind (same key) */
+	SG_END_REPLAY, /* the stored outcome of its idempotency key */
+} sg_call_how;
+
+/* The one end of every call: logs it, encodes o (borrowed) as its reply with extra fields
+ * appended to the payload, and releases the call's memory. The caller then sends it. */
+void gw_call_done(sg_call *c, sg_call_how how, const sg_outcome *o, const uint8_t *extra,
+                  size_t extra_len);
 
 /* Hands the encoded reply to the transport. */
 void gw_call_send(sg_call *c);
-
-/* Logs the call (verbose 2, or internal errors at 1). */
-void gw_call_log(sg_call *c);
 
 /* Records err (message optional, copied) and finishes the call. */
 void gw_call_fail(sg_call *c, sg_err err, const char *msg);

@@ -120,7 +120,7 @@ idem_claimed(void *arg, sg_claim res, const sg_outcome *o)
 	case SG_CLAIM_DONE:
 		/* the stored outcome, replayed to this call and to those that waited for it */
 		gw_idem_local_finish(c, o);
-		gw_call_reply(c, o, extra, sg_reply_replayed_field(c->method, extra));
+		gw_call_done(c, SG_END_REPLAY, o, extra, sg_reply_replayed_field(c->method, extra));
 		gw_call_send(c);
 		return;
 	case SG_CLAIM_CONFLICT:

@@ -111,7 +111,7 @@ gw_flight_done(sg_flight_waiter *wt, const sg_outcome *o)
 	sg_call *c = (sg_call *)(void *)((char *)wt - offsetof(sg_call, waiter));
 	uint8_t extra[SG_REPLY_EXTRA_MAX];
 
-	gw_call_reply(c, o, extra, sg_reply_replayed_field(c->method, extra));
+	gw_call_done(c, SG_END_SHARED, o, extra, sg_reply_replayed_field(c->method, extra));
 	if (gw_park_settle(c))
 		gw_call_send(c);
 }
