@@ -1,6 +1,7 @@
 /*
  * test_core.c - src/core: the arena, the error table, sg_status, the deadline heap and UTF-8.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "core/arena.h"
 #include "core/dheap.h"
+#include "core/dynbuf.h"
 #include "core/err.h"
 #include "core/status.h"
 #include "core/utf8.h"
@@ -292,18 +294,64 @@ test_dheap(void)
 	CHECK(h.v == NULL && h.cap == 0);
 }
 
+/* ================================================================== dynbuf */
+
+static void
+test_dynbuf(void)
+{
+	sg_dynbuf b;
+
+	sg_dynbuf_init(&b, 10, 4);
+	CHECK(b.data == NULL && b.len == 0 && b.cap == 0); /* nothing allocated up front */
+	CHECK_INT(sg_dynbuf_add(&b, "abc", 3), 0);
+	CHECK_INT(b.cap, 4); /* the first allocation */
+	CHECK_STR(b.data, "abc");
+	CHECK_INT(sg_dynbuf_add(&b, "defg", 4), 0);
+	CHECK_INT(b.cap, 8); /* doubled */
+	CHECK_STR(b.data, "abcdefg");
+	/* the cap: 10 bytes fit, the 11th fails and changes nothing */
+	CHECK_INT(sg_dynbuf_add(&b, "hij", 3), 0);
+	CHECK_INT(b.len, 10);
+	CHECK_INT(b.cap, 11); /* never more than max + 1 */
+	errno = 0;
+	CHECK_INT(sg_dynbuf_add(&b, "k", 1), -1);
+	CHECK_INT(errno, EFBIG);
+	CHECK_INT(b.len, 10);
+	CHECK_STR(b.data, "abcdefghij");
+	CHECK_INT(sg_dynbuf_add(&b, "", 0), 0);
+	/* reset keeps a small allocation, gives back a large one */
+	sg_dynbuf_reset(&b, 64);
+	CHECK(b.data != NULL && b.len == 0 && b.data[0] == '\0');
+	sg_dynbuf_reset(&b, 4);
+	CHECK(b.data == NULL && b.cap == 0);
+	sg_dynbuf_free(&b);
+
+	/* exact: a known final size is allocated at once */
+	sg_dynbuf_init(&b, 1 << 20, 0);
+	CHECK_INT(sg_dynbuf_reserve(&b, 5000, true), 0);
+	CHECK_INT(b.cap, 5001);
+	CHECK_INT(sg_dynbuf_reserve(&b, (1 << 20) + 1, true), -1);
+	CHECK_INT(errno, EFBIG);
+	for (int i = 0; i < 5000; i++)
+		CHECK_INT(sg_dynbuf_add(&b, "x", 1), 0);
+	CHECK_INT(b.cap, 5001); /* no regrowth */
+	sg_dynbuf_free(&b);
+	sg_dynbuf_free(&b); /* twice is harmless */
+}
+
 /* ================================================================== utf8 */
 
 static void
 test_utf8(void)
 {
 	/* valid: ASCII, 2, 3 and 4 byte forms, the edges */
-	static const char *const good[] = {"", "abc", "caf\xC3\xA9", "\xE2\x82\xAC",
-	                                   "\xF0\x9F\x93\xA6", "\xF4\x8F\xBF\xBF", "\x7F"};
+	static const char *const good[] = {
+	        "",    "abc", "caf\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x93\xA6", "\xF4\x8F\xBF\xBF",
+	        "\x7F"};
 	/* invalid: stray continuation, overlong, surrogate, past U+10FFFF, cut short, 0xFF */
-	static const char *const bad[] = {"\x80",         "\xC0\xAF",         "\xE0\x80\xAF",
-	                                  "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
-	                                  "ok\xFF",       "\xC3"};
+	static const char *const bad[] = {
+	        "\x80",     "\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+	        "\xE2\x82", "ok\xFF",   "\xC3"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		CHECK(sg_utf8_valid(good[i], strlen(good[i])));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -316,7 +364,10 @@ test_utf8(void)
 	CHECK_INT(sg_utf8_prefix(euro3, 4), 3);
 	CHECK_INT(sg_utf8_prefix(euro3, 2), 0);
 	CHECK_INT(sg_utf8_prefix("abc", 200), 3);
-	CHECK_INT(sg_utf8_prefix("ab\xFF" "cd", 3), 3); /* an invalid byte counts as one */
+	CHECK_INT(sg_utf8_prefix("ab\xFF"
+	                         "cd",
+	                         3),
+	          3); /* an invalid byte counts as one */
 	char big[400];
 	for (int i = 0; i < 133; i++)
 		memcpy(big + 3 * i, "\xE2\x82\xAC", 3);
@@ -331,7 +382,10 @@ test_utf8(void)
 	const char *ok = "caf\xC3\xA9";
 	CHECK(sg_utf8_clean(&a, ok) == ok);
 	CHECK(sg_utf8_clean(&a, NULL) == NULL);
-	CHECK_STR(sg_utf8_clean(&a, "a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+	CHECK_STR(sg_utf8_clean(&a, "a\xFF"
+	                            "b"),
+	          "a\xEF\xBF\xBD"
+	          "b");
 	CHECK_STR(sg_utf8_clean(&a, "\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
 	CHECK_STR(sg_utf8_clean(&a, "x\xC3"), "x\xEF\xBF\xBD");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -362,5 +416,6 @@ main(void)
 	test_status();
 	test_dheap();
 	test_utf8();
+	test_dynbuf();
 	TEST_MAIN_END();
 }

@@ -25,6 +25,8 @@
 
 #include <microhttpd.h>
 
+#include "core/dynbuf.h"
+
 #include "providers.h"
 #include "reqlog.h"
 #include "timer.h"
@@ -64,9 +66,7 @@ typedef struct rq {
 	struct MHD_Connection *conn; /* the connection it arrived on */
 	rq_state state;              /* where it is */
 	char *target;                /* raw request target as received (owned) */
-	char *body;                  /* body, NUL-terminated, at most BODY_MAX bytes (owned) */
-	size_t body_len;             /* bytes in body */
-	size_t body_cap;             /* bytes allocated for body */
+	sg_dynbuf body;              /* body, NUL-terminated, capped at BODY_MAX (owned) */
 	uint64_t body_seen;          /* bytes received or announced; over BODY_MAX: too_big */
 	bool too_big;                /* body over BODY_MAX: answer 413 */
 	struct MHD_Response *resp;   /* RQ_DELAYED: the answer to queue on resume (owned) */
@@ -82,7 +82,7 @@ rq_free(rq *q)
 		atomic_fetch_sub(&q->srv->delayed_now, 1);
 	}
 	free(q->target);
-	free(q->body);
+	sg_dynbuf_free(&q->body);
 	free(q);
 }
 
@@ -126,7 +126,7 @@ hdr_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
 static void
 record(sbx_server *s, rq *q, const sbx_call *c, const char *url, unsigned status)
 {
-	size_t keep = q->body_len < LOG_BODY_MAX ? q->body_len : LOG_BODY_MAX;
+	size_t keep = q->body.len < LOG_BODY_MAX ? q->body.len : LOG_BODY_MAX;
 	hdr_acc acc = {json_array(), 0};
 	json_t *o;
 	char *text;
@@ -138,8 +138,8 @@ record(sbx_server *s, rq *q, const sbx_call *c, const char *url, unsigned status
 	              json_opt(q->target), "path", json_opt(url), "query", json_opt(c->query),
 	              "authorization", json_opt(c->authorization), "content_type",
 	              json_opt(c->content_type), "headers", acc.arr ? acc.arr : json_array(),
-	              "body", sbx_json_bytes(q->body ? q->body : "", keep), "body_len",
-	              (json_int_t)q->body_seen, "body_truncated", q->too_big || keep < q->body_len,
+	              "body", sbx_json_bytes(q->body.data ? q->body.data : "", keep), "body_len",
+	              (json_int_t)q->body_seen, "body_truncated", q->too_big || keep < q->body.len,
 	              "status", (int)status);
 	if (o == NULL)
 		return;
@@ -336,8 +336,8 @@ finish(sbx_server *s, rq *q, struct MHD_Connection *conn, const char *url, const
 	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	c.content_type =
 	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	c.body = q->body ? q->body : "";
-	c.body_len = q->body_len;
+	c.body = q->body.data ? q->body.data : "";
+	c.body_len = q->body.len;
 	split_target(t, &path, &path_len, &c.query);
 
 	atomic_fetch_add(&s->requests, 1);
@@ -379,31 +379,13 @@ finish(sbx_server *s, rq *q, struct MHD_Connection *conn, const char *url, const
 	return ret;
 }
 
-/* Appends a body chunk, up to BODY_MAX; past it, counts and discards. */
+/* Appends a body chunk, up to BODY_MAX; past it (or without memory), counts and discards. */
 static void
 body_append(rq *q, const char *data, size_t n)
 {
 	q->body_seen += n;
-	if (q->too_big || q->body_len + n > BODY_MAX) {
-		q->too_big = true;
-		return;
-	}
-	if (q->body_len + n + 1 > q->body_cap) {
-		size_t cap = q->body_cap ? q->body_cap : 4096;
-		char *nb;
-
-		while (cap < q->body_len + n + 1)
-			cap *= 2;
-		if ((nb = realloc(q->body, cap)) == NULL) {
-			q->too_big = true; /* cannot keep it: refuse it */
-			return;
-		}
-		q->body = nb;
-		q->body_cap = cap;
-	}
-	memcpy(q->body + q->body_len, data, n);
-	q->body_len += n;
-	q->body[q->body_len] = '\0';
+	if (!q->too_big && sg_dynbuf_add(&q->body, data, n) != 0)
+		q->too_big = true; /* over the cap, or cannot keep it: refuse it */
 }
 
 static enum MHD_Result
@@ -472,6 +454,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	q->srv = cls;
 	q->conn = conn;
 	q->state = RQ_NEW;
+	sg_dynbuf_init(&q->body, BODY_MAX, 4096);
 	if ((q->target = strdup(uri ? uri : "")) == NULL) {
 		free(q);
 		return NULL;

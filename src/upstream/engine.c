@@ -65,6 +65,7 @@
 
 #include "core/clock.h"
 #include "core/dheap.h"
+#include "core/dynbuf.h"
 
 /* ------------------------------------------------------------------ limits and defaults */
 
@@ -82,13 +83,6 @@
 #define ENG_MAX_WAIT_MS     60000       /* longest single epoll_wait */
 
 /* ------------------------------------------------------------------ types */
-
-/* A growing byte buffer with a hard cap; data is kept NUL-terminated as a courtesy. */
-struct buf {
-	char *data; /* owned; NULL until the first byte */
-	size_t len; /* bytes used (the NUL not counted) */
-	size_t cap; /* bytes allocated */
-};
 
 /* Where an xfer is; says which list its next/prev links belong to. */
 enum xstate {
@@ -118,8 +112,9 @@ struct xfer {
 	bool sent;         /* a request that is not idempotent has been sent once (see
 	                      xfer_prereq_cb) */
 	sg_err err;        /* failure detected in a curl callback (TOOBIG, NOMEM), else SG_OK */
-	struct buf body;   /* response body (final response) */
-	struct buf hdrs;   /* header block of the final response, "Name: value\r\n" lines */
+	sg_dynbuf body;    /* response body (final response), capped at max_body */
+	sg_dynbuf hdrs;    /* header block of the final response, "Name: value\r\n" lines,
+	                      capped at max_headers */
 	/* CURLOPT_HTTPHEADER list built in place: the caller's lines (borrowed, see
 	 * xfer_setup) plus "Expect:". No allocation per request. */
 	struct curl_slist hlist[SG_HTTP_MAX_HEADERS + 1];
@@ -170,59 +165,6 @@ struct sg_engine {
 	bool wake_pending;   /* wakefd written and the queue not yet taken */
 };
 
-/* ------------------------------------------------------------------ buffers */
-
-/* Makes room for len + add + 1 bytes, never beyond limit + 1: exactly that much when `exact`
- * (the final size is known), else doubling from ENG_BUF_MIN. Returns 0, or -1 over the limit
- * (errno EFBIG, nothing changed) or on allocation failure (errno ENOMEM). */
-static int
-buf_reserve(struct buf *b, size_t add, size_t limit, bool exact)
-{
-	size_t need, ncap;
-	char *p;
-
-	if (add > limit - b->len) {
-		errno = EFBIG;
-		return -1;
-	}
-	need = b->len + add + 1;
-	if (need <= b->cap) {
-		return 0;
-	}
-	ncap = exact ? need : b->cap ? b->cap : ENG_BUF_MIN;
-	while (ncap < need) {
-		ncap = ncap > (limit + 1) / 2 ? limit + 1 : ncap * 2;
-	}
-	if ((p = realloc(b->data, ncap)) == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	b->data = p;
-	b->cap = ncap;
-	return 0;
-}
-
-/* Appends n bytes; buf_reserve made the room. */
-static void
-buf_append(struct buf *b, const char *p, size_t n)
-{
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-/* Empties b for the next transfer; gives back big allocations so the pool stays small. */
-static void
-buf_recycle(struct buf *b)
-{
-	if (b->cap > ENG_KEEP_BUF) {
-		free(b->data);
-		b->data = NULL;
-		b->cap = 0;
-	}
-	b->len = 0;
-}
-
 /* ------------------------------------------------------------------ curl data callbacks */
 
 /* CURLOPT_WRITEFUNCTION: collects the body, failing the transfer past max_body. The cap is here
@@ -245,16 +187,15 @@ xfer_body_cb(char *p, size_t size, size_t n, void *ud)
 		            CURLE_OK &&
 		    cl >= (curl_off_t)len && cl <= (curl_off_t)ENG_PRESIZE_MAX &&
 		    (uint64_t)cl <= x->e->conf.max_body &&
-		    buf_reserve(&x->body, (size_t)cl, x->e->conf.max_body, true) != 0) {
+		    sg_dynbuf_reserve(&x->body, (size_t)cl, true) != 0) {
 			x->err = SG_ENOMEM;
 			return 0;
 		}
 	}
-	if (buf_reserve(&x->body, len, x->e->conf.max_body, false) != 0) {
+	if (sg_dynbuf_add(&x->body, p, len) != 0) {
 		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
 		return 0; /* != len: curl aborts with CURLE_WRITE_ERROR */
 	}
-	buf_append(&x->body, p, len);
 	return len;
 }
 
@@ -268,7 +209,7 @@ xfer_header_cb(char *p, size_t size, size_t n, void *ud)
 	size_t len = size * n, l = len;
 
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		x->hdrs.len = 0;
+		sg_dynbuf_reset(&x->hdrs, SIZE_MAX); /* a new block; the memory stays */
 		return len;
 	}
 	while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == '\n')) {
@@ -277,12 +218,12 @@ xfer_header_cb(char *p, size_t size, size_t n, void *ud)
 	if (l == 0) {
 		return len;
 	}
-	if (buf_reserve(&x->hdrs, l + 2, x->e->conf.max_headers, false) != 0) {
+	if (sg_dynbuf_reserve(&x->hdrs, l + 2, false) != 0) {
 		x->err = errno == ENOMEM ? SG_ENOMEM : SG_EUP_TOOBIG;
 		return 0;
 	}
-	buf_append(&x->hdrs, p, l);
-	buf_append(&x->hdrs, "\r\n", 2);
+	(void)sg_dynbuf_add(&x->hdrs, p, l); /* cannot fail: reserved */
+	(void)sg_dynbuf_add(&x->hdrs, "\r\n", 2);
 	return len;
 }
 
@@ -295,8 +236,8 @@ xfer_destroy(struct xfer *x)
 		return;
 	}
 	curl_easy_cleanup(x->easy);
-	free(x->body.data);
-	free(x->hdrs.data);
+	sg_dynbuf_free(&x->body);
+	sg_dynbuf_free(&x->hdrs);
 	free(x);
 }
 
@@ -310,6 +251,8 @@ xfer_new(sg_engine *e)
 		return NULL;
 	}
 	x->e = e;
+	sg_dynbuf_init(&x->body, e->conf.max_body, ENG_BUF_MIN);
+	sg_dynbuf_init(&x->hdrs, e->conf.max_headers, ENG_BUF_MIN);
 	if ((x->easy = curl_easy_init()) == NULL) {
 		free(x);
 		return NULL;
@@ -348,8 +291,8 @@ xfer_put(sg_engine *e, struct xfer *x)
 	x->err = SG_OK;
 	x->state = X_IDLE;
 	x->next = x->prev = NULL;
-	buf_recycle(&x->body);
-	buf_recycle(&x->hdrs);
+	sg_dynbuf_reset(&x->body, ENG_KEEP_BUF);
+	sg_dynbuf_reset(&x->hdrs, ENG_KEEP_BUF);
 	pthread_mutex_lock(&e->mtx);
 	if (e->nfree < ENG_MAX_IDLE) {
 		x->next = e->free;
