@@ -10,6 +10,7 @@
 #include "core/arena.h"
 #include "core/dheap.h"
 #include "core/dynbuf.h"
+#include "core/list.h"
 #include "core/err.h"
 #include "core/status.h"
 #include "core/utf8.h"
@@ -294,6 +295,71 @@ test_dheap(void)
 	CHECK(h.v == NULL && h.cap == 0);
 }
 
+/* ================================================================== list */
+
+struct item {
+	int v;
+	sg_list_node link;
+};
+
+static int
+list_sum(const sg_list *l, int *count)
+{
+	int sum = 0, n = 0;
+	for (sg_list_node *p = sg_list_first(l); p != NULL; p = sg_list_next(l, p), n++)
+		sum = sum * 10 + SG_CONTAINER_OF(p, struct item, link)->v;
+	*count = n;
+	return sum;
+}
+
+static void
+test_list(void)
+{
+	sg_list l, m;
+	struct item it[4] = {{1, {0}}, {2, {0}}, {3, {0}}, {4, {0}}};
+	int n;
+
+	sg_list_init(&l);
+	CHECK(sg_list_empty(&l) && sg_list_first(&l) == NULL && sg_list_last(&l) == NULL);
+	CHECK(sg_list_pop_front(&l) == NULL);
+	for (int i = 0; i < 4; i++) {
+		sg_list_node_init(&it[i].link);
+		CHECK(!sg_list_linked(&it[i].link));
+	}
+	sg_list_push_back(&l, &it[1].link);
+	sg_list_push_back(&l, &it[2].link);
+	sg_list_push_front(&l, &it[0].link);
+	sg_list_push_back(&l, &it[3].link);
+	CHECK_INT(list_sum(&l, &n), 1234);
+	CHECK_INT(n, 4);
+	CHECK(sg_list_linked(&it[2].link));
+	/* O(1) unlink from the middle, the front and the back */
+	sg_list_remove(&it[2].link);
+	CHECK(!sg_list_linked(&it[2].link));
+	CHECK_INT(list_sum(&l, &n), 124);
+	CHECK(SG_CONTAINER_OF(sg_list_last(&l), struct item, link) == &it[3]);
+	CHECK(sg_list_prev(&l, sg_list_first(&l)) == NULL);
+	CHECK(sg_list_next(&l, sg_list_last(&l)) == NULL);
+	CHECK(sg_list_prev(&l, &it[3].link) == &it[1].link);
+	/* move: all of it, in order, and the source is left empty */
+	sg_list_move(&m, &l);
+	CHECK(sg_list_empty(&l));
+	CHECK_INT(list_sum(&m, &n), 124);
+	sg_list_push_back(&m, &it[2].link);
+	CHECK_INT(list_sum(&m, &n), 1243);
+	CHECK(sg_list_pop_front(&m) == &it[0].link);
+	CHECK(!sg_list_linked(&it[0].link));
+	CHECK_INT(list_sum(&m, &n), 243);
+	sg_list_move(&l, &m); /* back */
+	sg_list none;
+	sg_list_move(&none, &m); /* an empty one */
+	CHECK(sg_list_empty(&none) && sg_list_empty(&m));
+	CHECK_INT(list_sum(&l, &n), 243);
+	while (sg_list_pop_front(&l) != NULL) {
+	}
+	CHECK(sg_list_empty(&l));
+}
+
 /* ================================================================== dynbuf */
 
 static void
@@ -417,5 +483,6 @@ main(void)
 	test_dheap();
 	test_utf8();
 	test_dynbuf();
+	test_list();
 	TEST_MAIN_END();
 }

@@ -11,11 +11,11 @@
 
 /* One provider's token. */
 struct token {
-	pthread_mutex_t mtx;           /* guards the fields below */
-	char *value;                   /* malloc'd bearer token, or NULL */
-	int64_t expires_ms;            /* clock time after which it is not used */
-	bool fetching;                 /* a fetch is running */
-	struct sg_token_waiter *queue; /* calls waiting for it (head; order does not matter) */
+	pthread_mutex_t mtx; /* guards the fields below */
+	char *value;         /* malloc'd bearer token, or NULL */
+	int64_t expires_ms;  /* clock time after which it is not used */
+	bool fetching;       /* a fetch is running */
+	sg_list queue;       /* calls waiting for it (sg_token_waiter), oldest first */
 };
 
 struct sg_auth {
@@ -33,8 +33,10 @@ sg_auth_new(size_t n, int64_t (*clock)(void))
 		return NULL;
 	au->clock = clock != NULL ? clock : sg_now_ms;
 	au->n = n;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		pthread_mutex_init(&au->t[i].mtx, NULL);
+		sg_list_init(&au->t[i].queue);
+	}
 	return au;
 }
 
@@ -78,11 +80,7 @@ sg_auth_take(sg_auth *au, size_t i, sg_arena *a, const char **tok, sg_token_wait
 		pthread_mutex_unlock(&t->mtx);
 		return SG_TOKEN_HAVE;
 	}
-	w->prev = NULL;
-	w->next = t->queue;
-	if (t->queue != NULL)
-		t->queue->prev = w;
-	t->queue = w;
+	sg_list_push_back(&t->queue, &w->link);
 	w->queued = true;
 	res = t->fetching ? SG_TOKEN_WAIT : SG_TOKEN_FETCH;
 	t->fetching = true;
@@ -109,14 +107,8 @@ sg_auth_leave(sg_auth *au, size_t i, sg_token_waiter *w)
 
 	pthread_mutex_lock(&t->mtx);
 	if ((queued = w->queued)) { /* unlink in O(1) */
-		if (w->prev != NULL)
-			w->prev->next = w->next;
-		else
-			t->queue = w->next;
-		if (w->next != NULL)
-			w->next->prev = w->prev;
+		sg_list_remove(&w->link);
 		w->queued = false;
-		w->next = w->prev = NULL;
 	}
 	pthread_mutex_unlock(&t->mtx);
 	return queued;
@@ -128,12 +120,15 @@ sg_auth_fetched(sg_auth *au, size_t i, sg_token_waiter *fetcher, sg_err err, con
 {
 	struct token *t = &au->t[i];
 
+	sg_list q;
+	sg_list_node *n;
+
 	pthread_mutex_lock(&t->mtx);
-	sg_token_waiter *q = t->queue;
-	t->queue = NULL;
 	t->fetching = false;
-	for (sg_token_waiter *w = q; w != NULL; w = w->next)
-		w->queued = false; /* taken: sg_auth_leave says so from now on */
+	sg_list_move(&q, &t->queue);
+	for (n = sg_list_first(&q); n != NULL; n = sg_list_next(&q, n))
+		SG_CONTAINER_OF(n, sg_token_waiter, link)->queued =
+		        false; /* taken: sg_auth_leave says so from now on */
 	if (err == SG_OK && lifetime_s > 0) {
 		char *copy = strdup(tok);
 		if (copy != NULL) {
@@ -144,10 +139,8 @@ sg_auth_fetched(sg_auth *au, size_t i, sg_token_waiter *fetcher, sg_err err, con
 		}
 	}
 	pthread_mutex_unlock(&t->mtx);
-	while (q != NULL) {
-		sg_token_waiter *w = q;
-		q = w->next;
-		w->next = w->prev = NULL;
+	while ((n = sg_list_pop_front(&q)) != NULL) {
+		sg_token_waiter *w = SG_CONTAINER_OF(n, sg_token_waiter, link);
 		if (w != fetcher)
 			w->done(w, err, tok, st);
 	}

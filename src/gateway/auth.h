@@ -19,15 +19,15 @@
 
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/status.h"
 
 typedef struct sg_auth sg_auth;
 
 /* A call queued for a provider's token. Embedded in the caller's state. */
 typedef struct sg_token_waiter {
-	struct sg_token_waiter *next; /* auth-owned links, valid while queued */
-	struct sg_token_waiter *prev;
-	bool queued; /* auth-owned: in its provider's queue */
+	sg_list_node link; /* auth-owned: its provider's queue, then the fetcher's list */
+	bool queued;       /* auth-owned: in the queue (false once a fetch has taken it) */
 	/* Runs once, on the fetcher's thread, without any lock, when the fetch ends: err SG_OK
 	 * and tok the token, or the failure and st saying why. tok and st are borrowed for the
 	 * duration of the call (they live in the fetcher's memory). */

@@ -9,25 +9,25 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/list.h"
 
 struct entry {
-	struct entry *hnext;       /* hash chain */
-	struct entry *prev;        /* stored list, towards the head (most recent) */
-	struct entry *next;        /* stored list, towards the tail (evicted first) */
-	char *key;                 /* malloc'd copy */
-	uint64_t hash;             /* hash of key */
-	sg_flight_fp fp;           /* request fingerprint */
-	bool stored;               /* an outcome is stored (and the entry is on the list) */
-	bool running;              /* an owner or refresher is out fetching */
-	int64_t stored_ms;         /* when the outcome was stored */
-	int64_t fresh_until;       /* served as a hit before this */
-	int64_t stale_until;       /* served stale before this, dropped after */
-	sg_flight_waiter *waiters; /* calls waiting for the first outcome */
-	uint8_t *bytes;            /* stored status then payload, one malloc */
-	size_t status_len;         /* bytes of status at bytes[0] */
-	size_t payload_len;        /* bytes of payload after it */
-	bool has_payload;          /* payload present (may be empty) */
-	size_t cost;               /* bytes charged to the table */
+	struct entry *hnext; /* hash chain */
+	sg_list_node lru;    /* on the stored list while stored (front: most recent) */
+	char *key;           /* malloc'd copy */
+	uint64_t hash;       /* hash of key */
+	sg_flight_fp fp;     /* request fingerprint */
+	bool stored;         /* an outcome is stored (and the entry is on the list) */
+	bool running;        /* an owner or refresher is out fetching */
+	int64_t stored_ms;   /* when the outcome was stored */
+	int64_t fresh_until; /* served as a hit before this */
+	int64_t stale_until; /* served stale before this, dropped after */
+	sg_list waiters;     /* calls waiting for the first outcome (sg_flight_waiter) */
+	uint8_t *bytes;      /* stored status then payload, one malloc */
+	size_t status_len;   /* bytes of status at bytes[0] */
+	size_t payload_len;  /* bytes of payload after it */
+	bool has_payload;    /* payload present (may be empty) */
+	size_t cost;         /* bytes charged to the table */
 };
 
 struct sg_flight {
@@ -37,8 +37,8 @@ struct sg_flight {
 	size_t count;           /* entries in the table */
 	size_t bytes;           /* sum of cost over stored entries */
 	sg_flight_conf conf;    /* limits and policy */
-	struct entry *head;     /* most recently stored or used */
-	struct entry *tail;     /* next to evict or expire */
+	sg_list stored;         /* stored entries: most recently stored or used first, the next
+	                           to evict or expire last */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -110,6 +110,7 @@ sg_flight_new(const sg_flight_conf *conf)
 		return NULL;
 	}
 	pthread_mutex_init(&t->mtx, NULL);
+	sg_list_init(&t->stored);
 	return t;
 }
 
@@ -148,30 +149,10 @@ slot_of(sg_flight *t, const char *key, uint64_t h)
 	return pp;
 }
 
-static void
-list_unlink(sg_flight *t, struct entry *e)
+static struct entry *
+entry_of(sg_list_node *n)
 {
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		t->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		t->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-list_push_head(sg_flight *t, struct entry *e)
-{
-	e->prev = NULL;
-	e->next = t->head;
-	if (t->head != NULL)
-		t->head->prev = e;
-	else
-		t->tail = e;
-	t->head = e;
+	return n != NULL ? SG_CONTAINER_OF(n, struct entry, lru) : NULL;
 }
 
 /* Removes e from the table and frees it. Lock held; e has no waiters. */
@@ -182,7 +163,7 @@ entry_drop(sg_flight *t, struct entry *e)
 	if (*pp == e)
 		*pp = e->hnext;
 	if (e->stored) {
-		list_unlink(t, e);
+		sg_list_remove(&e->lru);
 		t->bytes -= e->cost;
 	}
 	t->count--;
@@ -202,9 +183,9 @@ make_room(sg_flight *t, size_t slots, size_t need, int64_t now, const struct ent
 		            (t->conf.max_bytes != 0 && t->bytes + need > t->conf.max_bytes);
 		if (!full)
 			return true;
-		struct entry *e = t->tail;
+		struct entry *e = entry_of(sg_list_last(&t->stored));
 		while (e != NULL && (e == keep || e->running))
-			e = e->prev;
+			e = entry_of(sg_list_prev(&t->stored, &e->lru));
 		if (e == NULL || !(t->conf.evict || now >= e->stale_until))
 			return false;
 		entry_drop(t, e);
@@ -225,7 +206,7 @@ entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t ttl_ms, int64_t 
 	if (out->payload_len)
 		memcpy(b + out->status_len, out->payload, out->payload_len);
 	if (e->stored) {
-		list_unlink(t, e);
+		sg_list_remove(&e->lru);
 		t->bytes -= e->cost;
 	}
 	free(e->bytes);
@@ -239,7 +220,7 @@ entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t ttl_ms, int64_t 
 	e->stale_until = e->fresh_until + stale_ms;
 	e->cost = cost;
 	t->bytes += cost;
-	list_push_head(t, e);
+	sg_list_push_front(&t->stored, &e->lru);
 	if (t->conf.evict)
 		make_room(t, 0, 0, now, e); /* back under the byte budget */
 	return true;
@@ -258,6 +239,7 @@ entry_new(sg_flight *t, const char *key, uint64_t h, sg_flight_fp fp, int64_t no
 	}
 	e->hash = h;
 	e->fp = fp;
+	sg_list_init(&e->waiters);
 	*slot_of(t, key, h) = e; /* the chain's end, found after make_room changed it */
 	t->count++;
 	return e;
@@ -292,12 +274,8 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 	} else if (!e->stored && w == NULL) {
 		res = SG_FLIGHT_WAITING; /* the caller does not wait: it is told the key is busy */
 	} else if (!e->stored) {
-		w->prev = NULL;
-		w->next = e->waiters;
-		if (e->waiters != NULL)
-			e->waiters->prev = w;
 		w->where = e;
-		e->waiters = w;
+		sg_list_push_back(&e->waiters, &w->link);
 		res = SG_FLIGHT_WAITING;
 	} else {
 		uint8_t *copy = sg_arena_alloc(a, e->status_len + e->payload_len + 1);
@@ -319,8 +297,8 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 				*refresh = e->running = true;
 		}
 		if (t->conf.evict) { /* least recently used goes first */
-			list_unlink(t, e);
-			list_push_head(t, e);
+			sg_list_remove(&e->lru);
+			sg_list_push_front(&t->stored, &e->lru);
 		}
 	}
 done:
@@ -333,15 +311,17 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
                  const sg_flight_outcome *out)
 {
 	uint64_t h = key_hash(key);
-	sg_flight_waiter *waiters = NULL;
+	sg_list waiters;
+	sg_list_node *n;
 
+	sg_list_init(&waiters);
 	pthread_mutex_lock(&t->mtx);
 	struct entry *e = *slot_of(t, key, h);
 	if (e != NULL && e->running) {
-		waiters = e->waiters;
-		e->waiters = NULL;
-		for (sg_flight_waiter *w = waiters; w != NULL; w = w->next)
-			w->where = NULL; /* taken: sg_flight_leave says so from now on */
+		sg_list_move(&waiters, &e->waiters);
+		for (n = sg_list_first(&waiters); n != NULL; n = sg_list_next(&waiters, n))
+			SG_CONTAINER_OF(n, sg_flight_waiter, link)->where =
+			        NULL; /* taken: sg_flight_leave says so from now on */
 		e->running = false;
 		bool kept = keep && entry_store(t, e, t->conf.clock ? t->conf.clock() : sg_now_ms(),
 		                                ttl_ms, stale_ms, out);
@@ -349,10 +329,10 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
 			entry_drop(t, e); /* released; a failed refresh keeps the stale outcome */
 	}
 	pthread_mutex_unlock(&t->mtx);
-	while (waiters != NULL) {
-		sg_flight_waiter *next = waiters->next;
-		waiters->done(waiters, out);
-		waiters = next;
+	/* in arrival order; a waiter is ours until its done has run, never after */
+	while ((n = sg_list_pop_front(&waiters)) != NULL) {
+		sg_flight_waiter *w = SG_CONTAINER_OF(n, sg_flight_waiter, link);
+		w->done(w, out);
 	}
 }
 
@@ -364,14 +344,8 @@ sg_flight_leave(sg_flight *t, sg_flight_waiter *w)
 	pthread_mutex_lock(&t->mtx);
 	struct entry *e = w->where;
 	if (e != NULL) { /* still queued: unlink in O(1) */
-		if (w->prev != NULL)
-			w->prev->next = w->next;
-		else
-			e->waiters = w->next;
-		if (w->next != NULL)
-			w->next->prev = w->prev;
+		sg_list_remove(&w->link);
 		w->where = NULL;
-		w->next = w->prev = NULL;
 		waiting = true;
 	}
 	pthread_mutex_unlock(&t->mtx);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/list.h"
 
 typedef struct sg_flight sg_flight;
 
@@ -40,9 +41,8 @@ typedef struct sg_flight_outcome {
 
 /* A call parked behind the owner of its key. Embedded in the caller's state. */
 typedef struct sg_flight_waiter {
-	struct sg_flight_waiter *next; /* the key's waiters (table-owned links) */
-	struct sg_flight_waiter *prev;
-	void *where; /* table-owned: the key it waits on, NULL once taken */
+	sg_list_node link; /* table-owned: on its key's waiters */
+	void *where;       /* table-owned: the key it waits on, NULL once taken */
 	/* Runs once, on the thread that calls sg_flight_finish, without the table lock; the
 	 * outcome is borrowed for the duration of the call. */
 	void (*done)(struct sg_flight_waiter *w, const sg_flight_outcome *out);

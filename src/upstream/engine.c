@@ -66,6 +66,7 @@
 #include "core/clock.h"
 #include "core/dheap.h"
 #include "core/dynbuf.h"
+#include "core/list.h"
 
 /* ------------------------------------------------------------------ limits and defaults */
 
@@ -88,16 +89,16 @@
 enum xstate {
 	X_IDLE,    /* free list, or held by a submitter (next: free list) */
 	X_QUEUED,  /* submit queue (next) */
-	X_WAITING, /* its host's wait FIFO (next/prev) and the wait heap */
-	X_RUNNING, /* in the multi; e->running (next/prev) */
+	X_WAITING, /* its host's wait FIFO (link) and the wait heap */
+	X_RUNNING, /* in the multi; e->running (link) */
 };
 
 struct host;
 
 /* One transfer: an easy handle plus everything that lives as long as the request. */
 struct xfer {
-	struct xfer *next; /* link in the list its state names */
-	struct xfer *prev; /* back link (wait FIFO, running list) */
+	struct xfer *next; /* free list (X_IDLE) or submit queue (X_QUEUED), singly linked */
+	sg_list_node link; /* its host's wait FIFO (X_WAITING) or e->running (X_RUNNING) */
 	enum xstate state; /* which list */
 	sg_engine *e;      /* owner */
 	CURL *easy;        /* owned; kept across reuse, reset per transfer */
@@ -124,16 +125,15 @@ struct xfer {
  * first use and kept until sg_engine_free: the origins are the configured providers, a few
  * (an upstream that put tenants in subdomains would grow this list). */
 struct host {
-	struct host *next;      /* e->hosts */
-	struct host *rnext;     /* e->ready FIFO link */
-	bool in_ready;          /* on e->ready */
-	size_t active;          /* its transfers in the multi */
-	size_t conns;           /* connections curl opened to it (an estimate: closes by the
-	                           server are seen only as failed transfers) */
-	struct xfer *wait_head; /* waiting transfers, oldest first */
-	struct xfer *wait_tail; /* newest waiting */
-	size_t keylen;          /* bytes in key */
-	char key[];             /* "scheme://authority", not NUL-terminated */
+	struct host *next;  /* e->hosts */
+	struct host *rnext; /* e->ready FIFO link */
+	bool in_ready;      /* on e->ready */
+	size_t active;      /* its transfers in the multi */
+	size_t conns;       /* connections curl opened to it (an estimate: closes by the
+	                       server are seen only as failed transfers) */
+	sg_list wait;       /* waiting transfers (xfer.link), oldest first */
+	size_t keylen;      /* bytes in key */
+	char key[];         /* "scheme://authority", not NUL-terminated */
 };
 
 struct sg_engine {
@@ -150,7 +150,7 @@ struct sg_engine {
 	size_t host_cap;         /* running transfers per host; 0 unlimited */
 	size_t total_cap;        /* running transfers in all; 0 unlimited */
 	size_t active;           /* transfers in the multi */
-	struct xfer *running;    /* transfers in the multi (for shutdown) */
+	sg_list running;         /* transfers in the multi (xfer.link; for shutdown) */
 	struct host *hosts;      /* every host seen */
 	struct host *ready_head; /* hosts with waiters held back only by total_cap (FIFO, */
 	struct host *ready_tail; /*   checked lazily: entries may have gone stale) */
@@ -290,7 +290,7 @@ xfer_put(sg_engine *e, struct xfer *x)
 	x->host = NULL;
 	x->err = SG_OK;
 	x->state = X_IDLE;
-	x->next = x->prev = NULL;
+	x->next = NULL;
 	sg_dynbuf_reset(&x->body, ENG_KEEP_BUF);
 	sg_dynbuf_reset(&x->hdrs, ENG_KEEP_BUF);
 	pthread_mutex_lock(&e->mtx);
@@ -582,34 +582,13 @@ xfer_finish(sg_engine *e, struct xfer *x, CURLcode cc)
 	xfer_complete(e, x, SG_OK, &resp);
 }
 
-/* ------------------------------------------------------------------ intrusive lists */
+/* ------------------------------------------------------------------ lists */
 
-/* Doubly linked list insert at head / unlink, through x->next and x->prev. */
-static void
-dl_push(struct xfer **head, struct xfer *x)
+/* The xfer whose list node n is, or NULL. */
+static struct xfer *
+xfer_of_link(sg_list_node *n)
 {
-	x->prev = NULL;
-	x->next = *head;
-	if (*head != NULL) {
-		(*head)->prev = x;
-	}
-	*head = x;
-}
-
-static void
-dl_del(struct xfer **head, struct xfer **tail, struct xfer *x)
-{
-	if (x->prev != NULL) {
-		x->prev->next = x->next;
-	} else {
-		*head = x->next;
-	}
-	if (x->next != NULL) {
-		x->next->prev = x->prev;
-	} else if (tail != NULL) {
-		*tail = x->prev;
-	}
-	x->next = x->prev = NULL;
+	return n != NULL ? SG_CONTAINER_OF(n, struct xfer, link) : NULL;
 }
 
 /* The xfer whose deadline node n is. */
@@ -638,6 +617,7 @@ host_get(sg_engine *e, const char *key, size_t len)
 	}
 	memcpy(h->key, key, len);
 	h->keylen = len;
+	sg_list_init(&h->wait);
 	h->next = e->hosts;
 	e->hosts = h;
 	return h;
@@ -660,7 +640,7 @@ total_room(const sg_engine *e)
 static void
 ready_offer(sg_engine *e, struct host *h)
 {
-	if (h->in_ready || h->wait_head == NULL || !host_room(e, h)) {
+	if (h->in_ready || sg_list_empty(&h->wait) || !host_room(e, h)) {
 		return;
 	}
 	h->in_ready = true;
@@ -717,7 +697,7 @@ xfer_start(sg_engine *e, struct xfer *x)
 		return;
 	}
 	x->state = X_RUNNING;
-	dl_push(&e->running, x);
+	sg_list_push_back(&e->running, &x->link);
 	x->host->active++;
 	e->active++;
 }
@@ -733,14 +713,7 @@ wait_add(sg_engine *e, struct xfer *x)
 		return;
 	}
 	x->state = X_WAITING;
-	x->prev = h->wait_tail;
-	x->next = NULL;
-	if (h->wait_tail != NULL) {
-		h->wait_tail->next = x;
-	} else {
-		h->wait_head = x;
-	}
-	h->wait_tail = x;
+	sg_list_push_back(&h->wait, &x->link);
 	ready_offer(e, h);
 }
 
@@ -749,7 +722,7 @@ static void
 wait_del(sg_engine *e, struct xfer *x)
 {
 	sg_dheap_del(&e->wait_heap, &x->dl);
-	dl_del(&x->host->wait_head, &x->host->wait_tail, x);
+	sg_list_remove(&x->link);
 	x->state = X_IDLE;
 }
 
@@ -764,10 +737,10 @@ eng_pump(sg_engine *e)
 		struct xfer *x;
 
 		h = ready_pop(e);
-		if (h->wait_head == NULL || !host_room(e, h)) {
+		if (sg_list_empty(&h->wait) || !host_room(e, h)) {
 			continue; /* stale entry */
 		}
-		x = h->wait_head;
+		x = xfer_of_link(sg_list_first(&h->wait));
 		wait_del(e, x);
 		xfer_start(e, x);
 		ready_offer(e, h); /* back of the line if it has more */
@@ -785,7 +758,7 @@ eng_admit(sg_engine *e, struct xfer *x)
 		return;
 	}
 	x->host = h;
-	if (h->wait_head == NULL && host_room(e, h) && total_room(e)) {
+	if (sg_list_empty(&h->wait) && host_room(e, h) && total_room(e)) {
 		xfer_start(e, x);
 	} else {
 		wait_add(e, x);
@@ -867,7 +840,7 @@ eng_harvest(sg_engine *e)
 		if (cc != CURLE_OK && x->host->conns > 0)
 			x->host->conns--; /* a failed transfer most likely lost its connection */
 		curl_multi_remove_handle(e->multi, h);
-		dl_del(&e->running, NULL, x);
+		sg_list_remove(&x->link);
 		x->state = X_IDLE;
 		x->host->active--;
 		e->active--;
@@ -924,14 +897,14 @@ eng_shutdown(sg_engine *e)
 		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
 	}
 	for (h = e->hosts; h != NULL; h = h->next) {
-		while ((x = h->wait_head) != NULL) {
+		while ((x = xfer_of_link(sg_list_first(&h->wait))) != NULL) {
 			wait_del(e, x);
 			xfer_complete(e, x, SG_ESHUTDOWN, NULL);
 		}
 	}
-	while ((x = e->running) != NULL) {
+	while ((x = xfer_of_link(sg_list_first(&e->running))) != NULL) {
 		curl_multi_remove_handle(e->multi, x->easy);
-		dl_del(&e->running, NULL, x);
+		sg_list_remove(&x->link);
 		x->host->active--;
 		e->active--;
 		xfer_complete(e, x, SG_ESHUTDOWN, NULL);
@@ -1055,6 +1028,7 @@ sg_engine_new(sg_engine **out, const sg_engine_conf *conf)
 	}
 	e->epfd = e->wakefd = -1;
 	e->timer_at = -1;
+	sg_list_init(&e->running);
 	atomic_init(&e->inflight, 0);
 	if (conf != NULL) {
 		e->conf = *conf;
