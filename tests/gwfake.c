@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "create_order.h"
 #include "pbjson.h"
 #include "providers/common.h"
 #include "testutil.h"
@@ -198,19 +199,6 @@ track(int i, int provider, const char *id, bool bypass, int64_t deadline_ms)
 	t.bypass_cache = bypass;
 	start(i, "Track", &t.base, deadline_ms, NULL);
 }
-
-/* The document's CreateOrder example (bosOnline), as proto3 JSON. */
-static const char CREATE_JSON[] =
-        "{\"provider\":\"PROVIDER_BOSONLINE\",\"formId\":\"d9cc7807-36c2-4eb1-b910-ece18a1bbb6e\","
-        "\"sender\":{\"warehouseName\":\"Alfian\",\"name\":\"Alfian\",\"phone\":\"081732131321\","
-        "\"addressId\":\"15022\",\"detail\":\"Bukit Kismadani 6\",\"latitude\":2.9372132131231,"
-        "\"longitude\":3.41321312312312},"
-        "\"receiver\":{\"name\":\"Faisol\",\"phone\":\"083131412312\",\"addressId\":\"15022\","
-        "\"address\":\"BUkit Kismadani1\",\"extraFields\":["
-        "{\"fieldName\":\"Nama Pembeli\",\"value\":\"kiroomin Muqorrobin\"}]},"
-        "\"pickupVia\":\"PICKUP_METHOD_PICKUP\",\"serviceCode\":\"00\",\"insuranceType\":1,"
-        "\"courierCode\":\"idx\",\"payment\":{\"type\":\"PAYMENT_TYPE_COD\"},\"orderType\":0,"
-        "\"waValidation\":true,\"items\":[{\"sku\":\"BAT-AA-001-01\",\"quantity\":\"1\"}]}";
 
 ProtobufCMessage *create_req; /* CREATE_JSON, decoded once */
 

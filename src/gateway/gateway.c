@@ -317,7 +317,7 @@ call_health(sg_call *c)
 	                : SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_SERVING;
 	r->version = SG_VERSION;
 	r->uptime_ms = sg_now_ms() - gw->started_ms;
-	r->in_flight = atomic_load(&gw->busy);
+	r->in_flight = sg_waitgroup_count(&gw->busy);
 	for (size_t i = 0; i < gw->cfg->nproviders; i++)
 		if (gw->cfg->providers[i].name != NULL && gw->cfg->providers[i].base_url != NULL)
 			prov[r->n_providers++] = (Shipgate__V1__Provider)(i + 1);
@@ -332,7 +332,7 @@ sg_call_start(sg_call *c, const uint8_t *buf, size_t len)
 	sg_gateway *gw = c->gw;
 	const sg_config *cfg = gw->cfg;
 
-	atomic_fetch_add(&gw->busy, 1);
+	sg_waitgroup_add(&gw->busy, 1);
 	c->start_ms = sg_now_ms();
 	if (len > cfg->max_request_bytes) {
 		sg_status_set(&c->st, &c->arena, SG_ETOOBIG,
@@ -384,11 +384,7 @@ sg_call_end(sg_call *c)
 	sg_gateway *gw = c->gw;
 
 	call_release(c); /* a dropped reply (no buffer) may have skipped nothing: idempotent */
-	if (atomic_fetch_sub(&gw->busy, 1) == 1) {
-		pthread_mutex_lock(&gw->idle_mtx);
-		pthread_cond_broadcast(&gw->idle_cv);
-		pthread_mutex_unlock(&gw->idle_mtx);
-	}
+	sg_waitgroup_add(&gw->busy, -1);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -427,9 +423,7 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	gw->cfg = cfg;
 	gw->tr = *transport;
 	atomic_init(&gw->draining, false);
-	atomic_init(&gw->busy, 0);
-	pthread_mutex_init(&gw->idle_mtx, NULL);
-	sg_cond_init(&gw->idle_cv);
+	sg_waitgroup_init(&gw->busy);
 	sg_flight_conf idem_conf = {.max_entries = cfg->idem_max_entries, .evict = false};
 	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
 	                             .max_bytes = cfg->cache_max_bytes,
@@ -464,13 +458,7 @@ sg_gateway_wait_upstream(sg_gateway *gw, int64_t until_ms)
 bool
 sg_gateway_wait_idle(sg_gateway *gw, int64_t until_ms)
 {
-	pthread_mutex_lock(&gw->idle_mtx);
-	while (atomic_load(&gw->busy) > 0 &&
-	       sg_cond_wait_until(&gw->idle_cv, &gw->idle_mtx, until_ms)) {
-	}
-	bool idle = atomic_load(&gw->busy) == 0;
-	pthread_mutex_unlock(&gw->idle_mtx);
-	return idle;
+	return sg_waitgroup_wait(&gw->busy, until_ms);
 }
 
 void
@@ -491,7 +479,6 @@ sg_gateway_free(sg_gateway *gw)
 	sg_flight_free(gw->cache);
 	sg_auth_free(gw->auth);
 	sg_upstream_free(gw->up);
-	pthread_cond_destroy(&gw->idle_cv);
-	pthread_mutex_destroy(&gw->idle_mtx);
+	sg_waitgroup_fini(&gw->busy);
 	free(gw);
 }

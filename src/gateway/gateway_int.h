@@ -17,22 +17,21 @@
 
 #include <stdatomic.h>
 
+#include "core/waitgroup.h"
 #include "gateway/gateway.h"
 
 struct sg_gateway {
-	const sg_config *cfg;     /* borrowed; outlives the gateway */
-	sg_transport tr;          /* how replies leave */
-	sg_upstream *up;          /* the one way out to providers */
-	sg_flight *idem;          /* CreateOrder keys running in this process (coalescing) */
-	sg_store *store;          /* CreateOrder outcomes by key (claim before call) */
-	sg_flight *cache;         /* Track/GetOrder answers, or NULL */
-	sg_auth *auth;            /* fetched provider tokens */
-	sg_deadlines *deadlines;  /* deadlines of parked calls */
-	int64_t started_ms;       /* for Health uptime */
-	atomic_bool draining;     /* stop requested: refuse new calls */
-	atomic_int busy;          /* calls between start and end */
-	pthread_mutex_t idle_mtx; /* with idle_cv: waiting for busy to reach 0 */
-	pthread_cond_t idle_cv;   /* broadcast when busy drops to 0 */
+	const sg_config *cfg;    /* borrowed; outlives the gateway */
+	sg_transport tr;         /* how replies leave */
+	sg_upstream *up;         /* the one way out to providers */
+	sg_flight *idem;         /* CreateOrder keys running in this process (coalescing) */
+	sg_store *store;         /* CreateOrder outcomes by key (claim before call) */
+	sg_flight *cache;        /* Track/GetOrder answers, or NULL */
+	sg_auth *auth;           /* fetched provider tokens */
+	sg_deadlines *deadlines; /* deadlines of parked calls */
+	int64_t started_ms;      /* for Health uptime */
+	atomic_bool draining;    /* stop requested: refuse new calls */
+	sg_waitgroup busy;       /* calls between start and end */
 };
 
 /* Index of a provider in per-provider tables (config, tokens). */
