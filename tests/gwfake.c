@@ -98,6 +98,11 @@ fake_send(sg_call *c)
 {
 	struct slot *s = c->transport;
 	pthread_mutex_lock(&tr_mtx);
+	if (s->sent) { /* one reply per call, never two: slot_end checks (on the test's thread) */
+		s->doubled++;
+		pthread_mutex_unlock(&tr_mtx);
+		return;
+	}
 	s->reply = s->buf ? shipgate__v1__rpc_reply__unpack(NULL, s->len, s->buf) : NULL;
 	s->sent = true;
 	pthread_cond_broadcast(&tr_cv);
@@ -135,6 +140,10 @@ void
 slot_end(int i)
 {
 	struct slot *s = &slots[i];
+	pthread_mutex_lock(&tr_mtx);
+	CHECK_INT(s->doubled, 0);
+	s->doubled = 0;
+	pthread_mutex_unlock(&tr_mtx);
 	if (s->reply != NULL)
 		shipgate__v1__rpc_reply__free_unpacked(s->reply, NULL);
 	s->reply = NULL;

@@ -51,6 +51,7 @@ struct slot {
 	uint8_t *buf;                  /* the reply buffer handed out */
 	size_t len;                    /* its size */
 	bool sent;                     /* send ran */
+	int doubled;                   /* sends after the first (must stay 0) */
 	Shipgate__V1__RpcReply *reply; /* decoded once sent */
 };
 
