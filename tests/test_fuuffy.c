@@ -485,20 +485,18 @@ test_auth_build(void)
 	CHECK_STR(hr.method, "POST");
 	CHECK_STR(hr.url, "http://fuuffy.test:4004/v1/auth/token");
 	CHECK_INT(hr.nheaders, 2);
-	CHECK_STR(hr.headers[0], "Content-Type: application/json");
+	CHECK_STR(hr.headers[0], "Content-Type: application/x-www-form-urlencoded");
 	CHECK_STR(hr.headers[1], "Accept: application/json");
-	/* the body is JSON with the secret's '"' and '\' escaped */
-	CHECK_STR(hr.body, "{\"grant_type\":\"client_credentials\",\"client_id\":\"shop-42\","
-	                   "\"client_secret\":\"s3cr\\\"et\\\\x\"}");
+	/* a form body, as Fuuffy's Authentication page sends it: the secret's '"' and '\\'
+	 * percent-encoded, and so every byte that could split the form */
+	CHECK_STR(hr.body,
+	          "grant_type=client_credentials&client_id=shop-42&client_secret=s3cr%22et%5Cx");
 	CHECK_INT(hr.body_len, strlen(hr.body));
-	json_error_t je;
-	json_t *j = json_loadb(hr.body, hr.body_len, JSON_REJECT_DUPLICATES, &je);
-	CHECK(j != NULL);
-	CHECK_STR(json_string_value(json_object_get(j, "grant_type")), "client_credentials");
-	CHECK_STR(json_string_value(json_object_get(j, "client_id")), "shop-42");
-	CHECK_STR(json_string_value(json_object_get(j, "client_secret")), "s3cr\"et\\x");
-	CHECK_INT(json_object_size(j), 3);
-	json_decref(j);
+	pc.client_secret = "a&b=c+d%e f";
+	CHECK_INT(p->auth.build(&pc, &a, &hr, &st), SG_OK);
+	CHECK_STR(hr.body, "grant_type=client_credentials&client_id=shop-42&client_secret="
+	                   "a%26b%3Dc%2Bd%25e%20f");
+	pc = cred_conf;
 	/* a static token is not sent to the token endpoint */
 	pc.token = "static";
 	CHECK_INT(p->auth.build(&pc, &a, &hr, &st), SG_OK);
@@ -587,6 +585,26 @@ test_auth_parse(void)
 	          SG_OK);
 	CHECK_STR(tok, "t");
 	CHECK_INT(ttl, 120);
+	/* the answer as Fuuffy's Authentication page shows it: wrapped in "data" */
+	CHECK_INT(token_parse(
+	                  200,
+	                  "{\"data\": {\"access_token\": \"sk-418e41a74ca2e7d941fa4456d73dbed7\", "
+	                  "\"token_type\": \"Bearer\", \"expires_in\": 3600}}",
+	                  NULL, &a, &tok, &ttl, &st),
+	          SG_OK);
+	CHECK_STR(tok, "sk-418e41a74ca2e7d941fa4456d73dbed7");
+	CHECK_INT(ttl, 3600);
+	/* a wrapper that holds no token says where */
+	CHECK_INT(token_parse(200, "{\"data\": {\"token_type\": \"Bearer\"}}", NULL, &a, &tok, &ttl,
+	                      &st),
+	          SG_EUP_MALFORMED);
+	CHECK_STR(st.message, "data.access_token: missing");
+	CHECK_INT(token_parse(200, "{\"data\": [\"t\"]}", NULL, &a, &tok, &ttl, &st),
+	          SG_EUP_MALFORMED);
+	CHECK(strstr(st.message, "data") != NULL);
+	CHECK_INT(token_parse(200, "{\"data\": null, \"access_token\": \"t\"}", NULL, &a, &tok,
+	                      &ttl, &st),
+	          SG_EUP_MALFORMED);
 	/* no lifetime, no type: the documented 3600 s */
 	CHECK_INT(token_parse(201, "{\"access_token\": \"t2\", \"expires_in\": null}", NULL, &a,
 	                      &tok, &ttl, &st),

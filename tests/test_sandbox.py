@@ -146,7 +146,7 @@ s,h,b=req('GET','/bosonline/store/order/tracking?awb=IDE9%2B',B); check(s==400,'
 s,h,b=req('GET','/bosonline/store/order/tracking?foo=1&awb=IDE987651421&awb=x',B); check(s==200,'awb first of many')
 # ---- fuuffy token
 s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/json'},json.dumps({'grant_type':'client_credentials','client_id':'me','client_secret':'sandbox-token'}))
-t=j(b); check(s==200 and t['token_type']=='Bearer' and t['expires_in']==3600 and t['access_token'],'token json')
+t=j(b)['data']; check(s==200 and t['token_type']=='Bearer' and t['expires_in']==3600 and t['access_token'],'token json (wrapped in data, as Fuuffy answers)')
 s,h,b=req('GET','/fuuffy/v1/tracking/get/1',{'Authorization':'Bearer '+t['access_token']}); check(s==200,'issued token works')
 s,h,b=req('GET','/fuuffy/v1/tracking/get/1',{'Authorization':'Bearer '+t['access_token'][:-1]+('0' if t['access_token'][-1]!='0' else '1')}); check(s==401,'tampered token')
 s,h,b=req('GET','/boscod/v1/order/tracking/1',{'Authorization':'Bearer '+t['access_token']}); check(s==401,'fuuffy token not for boscod')
@@ -155,7 +155,7 @@ s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form
 s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form-urlencoded'},'grant_type=client_credentials&client_id=me&client_secret=bad'); check(s==401,'token bad secret')
 s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form-urlencoded'},'grant_type=password&client_id=me&client_secret=sandbox-token'); check(s==400 and j(b)['error']['error_trace'][0]['field']=='grant_type','token bad grant')
 s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form-urlencoded'},'grant_type=client_credentials&client_id=ERR-503&client_secret=sandbox-token'); check(s==503,'token ERR-503')
-s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form-urlencoded'},'grant_type=client_credentials&client_id=EXPIRES-1&client_secret=sandbox-token'); t=j(b); check(s==200 and t['expires_in']==1,'expires')
+s,h,b=req('POST','/fuuffy/v1/auth/token',{'Content-Type':'application/x-www-form-urlencoded'},'grant_type=client_credentials&client_id=EXPIRES-1&client_secret=sandbox-token'); t=j(b)['data']; check(s==200 and t['expires_in']==1,'expires')
 s,h,b=req('GET','/fuuffy/v1/tracking/get/1',{'Authorization':'Bearer '+t['access_token']}); check(s==200,'short token fresh')
 time.sleep(2.1)
 s,h,b=req('GET','/fuuffy/v1/tracking/get/1',{'Authorization':'Bearer '+t['access_token']}); check(s==401,'short token expired')

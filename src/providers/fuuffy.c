@@ -488,25 +488,38 @@ cred_check(const char *v, const char *what, sg_arena *a, sg_status *st)
 	return SG_OK;
 }
 
-/* s (printable ASCII) as a JSON string literal, quotes included: arena string, or NULL. */
-static char *
-json_quote(sg_arena *a, const char *s)
+/* s (printable ASCII) as an application/x-www-form-urlencoded value: everything but
+ * [A-Za-z0-9._~-] percent-encoded (so '&', '=', '+' and '%' cannot split the form). Arena
+ * string, or NULL. */
+static bool
+form_safe(unsigned char c)
 {
-	size_t n = 2;
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '~' || c == '-';
+}
+
+static char *
+form_value(sg_arena *a, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
 	char *q, *w;
 
 	for (const char *p = s; *p != '\0'; p++)
-		n += *p == '"' || *p == '\\' ? 2 : 1;
+		n += form_safe((unsigned char)*p) ? 1 : 3;
 	if ((q = sg_arena_alloc(a, n + 1)) == NULL)
 		return NULL;
 	w = q;
-	*w++ = '"';
 	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			*w++ = '\\';
-		*w++ = *p;
+		unsigned char c = (unsigned char)*p;
+		if (form_safe(c)) {
+			*w++ = (char)c;
+		} else {
+			*w++ = '%';
+			*w++ = hex[c >> 4];
+			*w++ = hex[c & 0xF];
+		}
 	}
-	*w++ = '"';
 	*w = '\0';
 	return q;
 }
@@ -523,18 +536,20 @@ sg_fuuffy_auth_build(const sg_pconf *pc, sg_arena *a, sg_http_req *out, sg_statu
 	    (rv = cred_check(pc->client_id, "client_id", a, st)) != SG_OK ||
 	    (rv = cred_check(pc->client_secret, "client_secret", a, st)) != SG_OK)
 		goto fail;
+	/* a form body, as Fuuffy's Authentication page sends it (docs/providers.md, "Fuuffy:
+	 * token") */
 	if ((url = sg_url_join(a, pc->base_url, "/v1/auth/token", NULL)) == NULL ||
-	    (id = json_quote(a, pc->client_id)) == NULL ||
-	    (secret = json_quote(a, pc->client_secret)) == NULL ||
+	    (id = form_value(a, pc->client_id)) == NULL ||
+	    (secret = form_value(a, pc->client_secret)) == NULL ||
 	    (body = sg_arena_printf(a,
-	                            "{\"grant_type\":\"client_credentials\",\"client_id\":%s,"
-	                            "\"client_secret\":%s}",
+	                            "grant_type=client_credentials&client_id=%s&client_secret=%s",
 	                            id, secret)) == NULL) {
 		rv = sg_nomem(st);
 		goto fail;
 	}
 	sg_http_req_init(&r, "POST", url);
-	if ((rv = sg_http_req_header(&r, "Content-Type: application/json", a, st)) != SG_OK ||
+	if ((rv = sg_http_req_header(&r, "Content-Type: application/x-www-form-urlencoded", a,
+	                             st)) != SG_OK ||
 	    (rv = sg_http_req_header(&r, "Accept: application/json", a, st)) != SG_OK)
 		goto fail;
 	r.body = body;
@@ -569,11 +584,22 @@ sg_fuuffy_auth_parse(const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a, 
 		rv = sg_fuuffy_http_error(resp, a, st);
 		goto fail;
 	}
+	/* Fuuffy wraps every successful answer in "data" (docs/providers.md, "Fuuffy: token");
+	 * an answer with the members at the top level, as RFC 6749 has them, is read too */
+	json_t *obj;
+	const sg_jpath data_at = {NULL, "data", 0}, *at = NULL;
 	if ((rv = sg_json_parse(&c, resp->body, resp->body_len, &root)) != SG_OK ||
-	    (rv = sg_json_expect_obj(&c, root, NULL)) != SG_OK ||
-	    (rv = sg_json_req_str(&c, root, NULL, "access_token", &tok)) != SG_OK ||
-	    (rv = sg_json_opt_str(&c, root, NULL, "token_type", &type)) != SG_OK ||
-	    (rv = sg_json_opt_intstr(&c, root, NULL, "expires_in", &ttl, &has_ttl)) != SG_OK)
+	    (rv = sg_json_expect_obj(&c, root, NULL)) != SG_OK)
+		goto fail;
+	obj = root;
+	if (json_object_get(root, "data") != NULL) {
+		if ((rv = sg_json_req_obj(&c, root, NULL, "data", &obj)) != SG_OK)
+			goto fail;
+		at = &data_at;
+	}
+	if ((rv = sg_json_req_str(&c, obj, at, "access_token", &tok)) != SG_OK ||
+	    (rv = sg_json_opt_str(&c, obj, at, "token_type", &type)) != SG_OK ||
+	    (rv = sg_json_opt_intstr(&c, obj, at, "expires_in", &ttl, &has_ttl)) != SG_OK)
 		goto fail;
 	/* the token goes into a header line: visible ASCII only; it is never quoted back */
 	if (tok[0] == '\0' || strlen(tok) > TOKEN_MAX) {

@@ -58,9 +58,10 @@ sg_err sg_fuuffy_track_parse(const sg_pconf *pc, const ProtobufCMessage *req,
                              sg_status *st);
 
 /*
- * Token, build: POST <base_url>/v1/auth/token with the JSON body
- * {"grant_type":"client_credentials","client_id":..,"client_secret":..} and
- * "Content-Type: application/json", "Accept: application/json" (no Authorization header).
+ * Token, build: POST <base_url>/v1/auth/token with the form body
+ * grant_type=client_credentials&client_id=..&client_secret=.. (values percent-encoded) and
+ * "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" (no
+ * Authorization header), as Fuuffy's Authentication page sends it.
  * SG_ENOCRED when client_id or client_secret is unset, empty, or holds a byte outside visible
  * ASCII; SG_ENOPROVIDER without base_url. The secret never appears in a status message.
  * The body is an arena string.
@@ -68,13 +69,13 @@ sg_err sg_fuuffy_track_parse(const sg_pconf *pc, const ProtobufCMessage *req,
 sg_err sg_fuuffy_auth_build(const sg_pconf *pc, sg_arena *a, sg_http_req *out, sg_status *st);
 
 /*
- * Token, parse: 2xx {"access_token": "..", "token_type"?: "Bearer", "expires_in"?: N} ->
+ * Token, parse: 2xx {"data": {"access_token": "..", "token_type"?: "Bearer", "expires_in"?: N}}
+ * (or the same members at the top level, without "data") ->
  * *token (arena copy; visible ASCII only, as it goes into a header) and *expires_in_s (> 0;
  * SG_FUUFFY_DEFAULT_TOKEN_TTL_S when absent; an integer or a decimal string). Another
  * token_type, an empty token or a lifetime <= 0 -> SG_EUP_MALFORMED. Non-2xx -> the error
- * envelope's detail. On failure *token is NULL and *expires_in_s 0. The members are read at the
- * top level, as the sandbox sends them; Fuuffy's Authentication page wraps them in "data"
- * (docs/providers.md, "Fuuffy: token").
+ * envelope's detail. On failure *token is NULL and *expires_in_s 0 (docs/providers.md,
+ * "Fuuffy: token").
  */
 sg_err sg_fuuffy_auth_parse(const sg_pconf *pc, const sg_http_resp *resp, sg_arena *a,
                             const char **token, int64_t *expires_in_s, sg_status *st);

@@ -215,17 +215,17 @@ fuuffy_token(const sbx_call *c, sbx_reply *r)
 		return;
 	}
 	token_make(c->conf, ttl, tok, sizeof(tok));
-	/* members at the top level; Fuuffy's Authentication page wraps them in "data"
-	 * (docs/providers.md, "Fuuffy: token") */
+	/* wrapped in "data", as Fuuffy's Authentication page shows it (docs/providers.md,
+	 * "Fuuffy: token") */
 	if (id.kind == SBX_ID_WRONGTYPE)
 		sbx_reply_json(r, 200,
-		               json_pack("{s:i, s:s, s:s}", "access_token", 12345, "token_type",
-		                         "Bearer", "expires_in", "3600"),
+		               json_pack("{s:{s:i, s:s, s:s}}", "data", "access_token", 12345,
+		                         "token_type", "Bearer", "expires_in", "3600"),
 		               false);
 	else
 		sbx_reply_json(r, 200,
-		               json_pack("{s:s, s:s, s:I}", "access_token", tok, "token_type",
-		                         "Bearer", "expires_in", (json_int_t)ttl),
+		               json_pack("{s:{s:s, s:s, s:I}}", "data", "access_token", tok,
+		                         "token_type", "Bearer", "expires_in", (json_int_t)ttl),
 		               false);
 }
 
