@@ -125,6 +125,17 @@ test_keys(void)
 	set_bad(&c, "fuuffy.utc_offset", "+25:00", "utc_offset");
 
 	char err[256];
+	/* the idempotency store: memory or sqlite, nothing else */
+	CHECK_STR(c.idem_store, "memory");
+	set_ok(&c, "idempotency.store", "redis-someday");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "idempotency.store") != NULL);
+	set_ok(&c, "idempotency.store", "sqlite");
+	set_ok(&c, "idempotency.path", "");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "idempotency.path") != NULL);
+	set_ok(&c, "idempotency.path", "/tmp/x.db");
+	CHECK_STR(c.idem_path, "/tmp/x.db");
 	/* the default deadline and each provider's timeout fit under the cap */
 	set_ok(&c, "max_deadline_ms", "1000");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -1062,6 +1063,137 @@ test_cli(const char *url, const char *examples)
 	}
 }
 
+/* Sends a CreateOrder (form id, key, deadline) on s without waiting for its reply. */
+static void
+send_create(nng_socket s, const char *form_id, const char *key, int64_t deadline_ms)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error err;
+	uint8_t payload[2048], buf[4096];
+
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
+	        0);
+	if (req == NULL)
+		return;
+	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
+	char *keep = co->form_id;
+	co->form_id = (char *)form_id;
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	env.method = "/shipgate.v1.Shipgate/CreateOrder";
+	env.idempotency_key = (char *)key;
+	env.deadline_ms = deadline_ms;
+	env.payload.data = payload;
+	env.payload.len = protobuf_c_message_pack(req, payload);
+	co->form_id = keep;
+	protobuf_c_message_free_unpacked(req, NULL);
+	size_t n = shipgate__v1__rpc_request__pack(&env, buf);
+	CHECK_INT(nng_send(s, buf, n, 0), 0);
+}
+
+/* A CreateOrder with form id form_id under key, waited for. */
+static Shipgate__V1__RpcReply *
+call_create(nng_socket s, const char *form_id, const char *key, int64_t deadline_ms)
+{
+	char json[sizeof(CREATE_JSON) + 64];
+	const char *at = strstr(CREATE_JSON, "d9cc7807-36c2-4eb1-b910-ece18a1bbb6e");
+	snprintf(json, sizeof(json), "%.*s%s%s", (int)(at - CREATE_JSON), CREATE_JSON, form_id,
+	         at + strlen("d9cc7807-36c2-4eb1-b910-ece18a1bbb6e"));
+	return call_json(s, "CreateOrder", json, deadline_ms, key);
+}
+
+/*
+ * With the SQLite store, the claim outlives the gateway:
+ * - kill -9 while the POST is in flight, restart on the same file, retry with the same key:
+ *   IDEMPOTENCY_KEY_IN_PROGRESS while the dead owner's lease runs, then OUTCOME_UNKNOWN; never
+ *   a second POST;
+ * - SIGTERM (the drain lets the call finish and store its outcome), restart, retry: the stored
+ *   answer, replayed; one POST.
+ */
+static void
+test_sqlite_restart(void)
+{
+	char db[128], set_path[160];
+	snprintf(db, sizeof(db), "/tmp/shipgate-e2e-%d.db", (int)getpid());
+	snprintf(set_path, sizeof(set_path), "idempotency.path=%s", db);
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	const char *const extra[] = {"--set", "idempotency.store=sqlite", "--set", set_path, NULL};
+	hs_proc gw;
+	char url[256];
+	nng_socket s;
+	Shipgate__V1__RpcReply *r;
+
+	/* kill -9 with the POST at the provider */
+	sandbox_reset();
+	if (hs_gateway_start(&gw, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&gw, 0, url, sizeof(url)) != 0) {
+		CHECK(0);
+		return;
+	}
+	CHECK_INT(hs_dial(&s, url), 0);
+	send_create(s, "SLOW-1500", "e2e-sqlite-kill", 2500);
+	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-1500", 1));
+	CHECK_INT(WTERMSIG(hs_proc_stop(&gw, SIGKILL)), SIGKILL);
+	nng_close(s);
+	if (hs_gateway_start(&gw, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&gw, 0, url, sizeof(url)) != 0) {
+		CHECK(0);
+		return;
+	}
+	CHECK_INT(hs_dial(&s, url), 0);
+	r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000);
+	CHECK_INT(hs_code(r), 10); /* ABORTED: the dead owner's lease still runs */
+	CHECK_STR(hs_reason(r), "IDEMPOTENCY_KEY_IN_PROGRESS");
+	CHECK(r && r->status && r->status->detail && r->status->detail->retryable);
+	free_reply(r);
+	hs_sleep_ms(2600); /* past the lease (and past the provider's hold) */
+	for (int i = 0; i < 2; i++) {
+		r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000);
+		CHECK_INT(hs_code(r), 2);
+		CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
+		CHECK(r && r->status && r->status->detail && !r->status->detail->retryable);
+		free_reply(r);
+	}
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+
+	/* SIGTERM: the drain lets the call finish, and the outcome is on disk */
+	sandbox_reset();
+	send_create(s, "SLOW-500", "e2e-sqlite-term", 5000);
+	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-500", 1));
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+	nng_close(s);
+	if (hs_gateway_start(&gw, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&gw, 0, url, sizeof(url)) != 0) {
+		CHECK(0);
+		return;
+	}
+	CHECK_INT(hs_dial(&s, url), 0);
+	r = call_create(s, "SLOW-500", "e2e-sqlite-term", 5000);
+	CHECK_INT(hs_code(r), 0);
+	Shipgate__V1__CreateOrderResponse *cr =
+	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+	CHECK(cr != NULL && cr->replayed);
+	if (cr)
+		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	free_reply(r);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+	char f[160];
+	unlink(db);
+	snprintf(f, sizeof(f), "%s-wal", db);
+	unlink(f);
+	snprintf(f, sizeof(f), "%s-shm", db);
+	unlink(f);
+	fprintf(stderr, "  sqlite store: kill -9 and SIGTERM restarts, one POST each\n");
+}
+
 static void
 test_missing_credential(void)
 {
@@ -1123,6 +1255,7 @@ main(int argc, char **argv)
 	test_token_wait_deadline();
 	test_cache();
 	test_missing_credential();
+	test_sqlite_restart();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();

@@ -1,10 +1,16 @@
 /*
- * test_store.c - src/gateway/store.c: the idempotency store interface over its memory
- * backend, with a fake clock: claim before call, complete, release, conflicts, a full table
- * and expiry.
+ * test_store.c - the idempotency store interface over its backends, with a fake clock: claim
+ * before call, complete, release, conflicts, a full table and expiry. The memory store answers
+ * inline; the SQLite store (a real file in /tmp) answers from its own thread, and is closed and
+ * opened again to play a restart: what it claimed and stored survives, and a claim whose owner
+ * is gone is BUSY while its lease runs, then UNKNOWN, never claimed again.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdlib.h>
 
 #include "gateway/store.h"
 #include "testutil.h"
@@ -55,9 +61,175 @@ claim(sg_store *st, const char *key, uint64_t fp)
 	return s.res;
 }
 
+/* ------------------------------------------------------------------ sqlite */
+
+/* An operation's answer, waited for: the SQLite store answers from its own thread. */
+struct wait {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	struct seen s;
+	bool done;
+};
+
+static struct wait W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, false};
+
+static void
+w_claim(void *arg, sg_claim res, const sg_flight_outcome *o)
+{
+	pthread_mutex_lock(&W.mtx);
+	on_claim(&W.s, res, o);
+	W.done = true;
+	pthread_cond_signal(&W.cv);
+	pthread_mutex_unlock(&W.mtx);
+}
+
+static void
+w_done(void *arg, sg_err err)
+{
+	pthread_mutex_lock(&W.mtx);
+	on_done(&W.s, err);
+	W.done = true;
+	pthread_cond_signal(&W.cv);
+	pthread_mutex_unlock(&W.mtx);
+}
+
+static void
+w_reset(void)
+{
+	pthread_mutex_lock(&W.mtx);
+	memset(&W.s, 0, sizeof(W.s));
+	W.done = false;
+	pthread_mutex_unlock(&W.mtx);
+}
+
+static void
+w_wait(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&W.mtx);
+	while (!W.done)
+		if (pthread_cond_timedwait(&W.cv, &W.mtx, &ts) != 0)
+			break;
+	CHECK(W.done);
+	pthread_mutex_unlock(&W.mtx);
+}
+
+static sg_claim
+sq_claim_sync(sg_store *st, const char *key, uint64_t fp, int64_t lease_ms)
+{
+	sg_flight_fp f = {fp, fp};
+	w_reset();
+	sg_store_claim(st, key, f, lease_ms, w_claim, NULL);
+	w_wait();
+	CHECK_INT(W.s.calls, 1);
+	return W.s.res;
+}
+
+static sg_err
+sq_complete_sync(sg_store *st, const char *key, const sg_flight_outcome *o, int64_t ttl)
+{
+	w_reset();
+	sg_store_complete(st, key, o, ttl, w_done, NULL);
+	w_wait();
+	return W.s.err;
+}
+
+static sg_err
+sq_release_sync(sg_store *st, const char *key)
+{
+	w_reset();
+	sg_store_release(st, key, w_done, NULL);
+	w_wait();
+	return W.s.err;
+}
+
+static int64_t wall = 1700000000000; /* a fake wall clock, ms */
+
+static int64_t
+fake_wall(void)
+{
+	return wall;
+}
+
+static void
+test_sqlite(void)
+{
+	char path[] = "/tmp/shipgate-store-XXXXXX";
+	char db[64], err[256];
+	int fd = mkstemp(path);
+	close(fd);
+	unlink(path);
+	snprintf(db, sizeof(db), "%s.db", path);
+	static const uint8_t status[] = {0};
+	const sg_flight_outcome done = {status, 0, (const uint8_t *)"order-77", 8};
+	const sg_flight_outcome empty = {status, 0, (const uint8_t *)"", 0};
+
+	sg_store *st = sg_store_sqlite_new(db, 4, fake_wall, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL) {
+		fprintf(stderr, "  %s\n", err);
+		return;
+	}
+	CHECK_STR(st->ops->name, "sqlite");
+	CHECK_INT(sq_claim_sync(st, "a", 1, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_claim_sync(st, "a", 1, 1000), SG_CLAIM_BUSY); /* its own lease runs */
+	CHECK_INT(sq_claim_sync(st, "a", 2, 1000), SG_CLAIM_CONFLICT);
+	CHECK_INT(sq_complete_sync(st, "a", &done, 60000), SG_OK);
+	CHECK_INT(sq_claim_sync(st, "a", 1, 1000), SG_CLAIM_DONE);
+	CHECK_STR(W.s.payload, "order-77");
+	CHECK_INT(sq_claim_sync(st, "a", 2, 1000), SG_CLAIM_CONFLICT);
+	/* released: free again; a complete that is not the owner's claim changes nothing */
+	CHECK_INT(sq_claim_sync(st, "b", 3, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_release_sync(st, "b"), SG_OK);
+	CHECK_INT(sq_complete_sync(st, "b", &done, 60000), SG_EINTERNAL);
+	CHECK_INT(sq_claim_sync(st, "b", 4, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_complete_sync(st, "b", &empty, 60000), SG_OK); /* an empty payload */
+	CHECK_INT(sq_claim_sync(st, "b", 4, 1000), SG_CLAIM_DONE);
+	CHECK_STR(W.s.payload, "");
+	/* "c" is claimed and never completed: its owner "crashes" below */
+	CHECK_INT(sq_claim_sync(st, "c", 5, 2000), SG_CLAIM_OWNER);
+	sg_store_free(st);
+
+	/* the restart: another owner, the same file */
+	st = sg_store_sqlite_new(db, 4, fake_wall, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK_INT(sq_claim_sync(st, "a", 1, 1000), SG_CLAIM_DONE); /* survived */
+	CHECK_STR(W.s.payload, "order-77");
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_BUSY); /* the lease still runs */
+	wall += 2001;
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN); /* never sent again */
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
+	CHECK_INT(sq_release_sync(st, "c"), SG_OK); /* not its claim: changes nothing */
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
+	/* full: a, b, c, d held; e is refused until an outcome expires */
+	CHECK_INT(sq_claim_sync(st, "d", 6, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_claim_sync(st, "e", 7, 1000), SG_CLAIM_FULL);
+	wall += 60000; /* a and b expire; c (unknown) and d (running) stay */
+	CHECK_INT(sq_claim_sync(st, "e", 7, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_claim_sync(st, "a", 2, 1000), SG_CLAIM_OWNER); /* expired: a new key */
+	CHECK_INT(sq_claim_sync(st, "f", 8, 1000), SG_CLAIM_FULL);
+	sg_store_free(st);
+
+	/* a path that cannot be a database: a clear error, no store */
+	err[0] = '\0';
+	CHECK(sg_store_sqlite_new("/nonexistent-dir/x.db", 4, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "/nonexistent-dir/x.db") != NULL);
+	char wal[80];
+	unlink(db);
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	unlink(wal);
+	snprintf(wal, sizeof(wal), "%s-shm", db);
+	unlink(wal);
+}
+
 int
 main(void)
 {
+	test_sqlite();
 	sg_store *st = sg_store_memory_new(3, fake_clock);
 	struct seen s = {0};
 	static const uint8_t status[] = {0};

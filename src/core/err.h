@@ -28,6 +28,8 @@ typedef enum sg_err {
 	SG_EIDEMKEY,      /* idempotency key missing or malformed */
 	SG_EIDEMCONFLICT, /* idempotency key reused with a different request */
 	SG_EOUTCOME,      /* a keyed call failed after the provider may have acted on it */
+	SG_EIDEMBUSY,     /* the key is held by another owner whose call is still running */
+	SG_ESTORE,        /* the idempotency store cannot be reached or failed */
 	/* -- the upstream provider -- */
 	SG_EUP_BADREQ,    /* HTTP 400 / 422: the provider rejected the input */
 	SG_EUP_UNAUTH,    /* HTTP 401 */

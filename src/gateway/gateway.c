@@ -428,9 +428,16 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
 	                             .max_bytes = cfg->cache_max_bytes,
 	                             .evict = true};
+	if (strcmp(cfg->idem_store, "sqlite") == 0 &&
+	    (gw->store = sg_store_sqlite_new(cfg->idem_path, cfg->idem_max_entries, NULL, err,
+	                                     errlen)) == NULL) {
+		sg_gateway_free(gw);
+		return SG_ESTORE;
+	}
 	if ((gw->up = sg_upstream_new(backend)) == NULL ||
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
-	    (gw->store = sg_store_memory_new(cfg->idem_max_entries, NULL)) == NULL ||
+	    (gw->store == NULL &&
+	     (gw->store = sg_store_memory_new(cfg->idem_max_entries, NULL)) == NULL) ||
 	    (cfg->cache_max_bytes > 0 && (gw->cache = sg_flight_new(&cache_conf)) == NULL) ||
 	    (gw->auth = sg_auth_new(cfg->nproviders, NULL)) == NULL ||
 	    (gw->deadlines = sg_deadlines_new((size_t)calls)) == NULL) {
@@ -473,9 +480,9 @@ sg_gateway_free(sg_gateway *gw)
 {
 	if (gw == NULL)
 		return;
+	sg_store_free(gw->store);         /* first: its queued answers still reach the calls */
 	sg_deadlines_free(gw->deadlines); /* before the calls its callbacks use */
 	sg_flight_free(gw->idem);
-	sg_store_free(gw->store);
 	sg_flight_free(gw->cache);
 	sg_auth_free(gw->auth);
 	sg_upstream_free(gw->up);

@@ -128,9 +128,9 @@ idem_claimed(void *arg, sg_claim res, const sg_outcome *o)
 		             "idempotency_key was already used with a different request");
 		return;
 	case SG_CLAIM_BUSY:
-		gw_call_fail(
-		        c, SG_EBUSY,
-		        "idempotency_key is in progress elsewhere; retry later with the same key");
+		gw_call_fail(c, SG_EIDEMBUSY,
+		             "idempotency_key is in progress at another gateway (or at one that "
+		             "stopped while its lease runs); retry later with the same key");
 		return;
 	case SG_CLAIM_UNKNOWN:
 		gw_call_fail(
@@ -143,8 +143,12 @@ idem_claimed(void *arg, sg_claim res, const sg_outcome *o)
 		return;
 	case SG_CLAIM_ERROR:
 	default:
-		sg_status_set(&c->st, &c->arena, SG_EBUSY, "idempotency store %s unavailable",
-		              c->gw->store->ops->name);
+		/* fail closed: nothing is sent without a claim */
+		sg_status_set(
+		        &c->st, &c->arena, SG_ESTORE,
+		        "idempotency store %s unavailable; CreateOrder is refused until it is "
+		        "back (lookups are not affected)",
+		        c->gw->store->ops->name);
 		gw_call_finish(c);
 		return;
 	}

@@ -63,7 +63,17 @@ typedef struct sg_store {
  * sg_now_ms. NULL when out of memory. Its callbacks run inline. */
 sg_store *sg_store_memory_new(size_t max_entries, int64_t (*clock)(void));
 
-/* Frees a store (any backend). NULL is a no-op. */
+/*
+ * The SQLite store: one file at path (created when missing), WAL with synchronous=FULL, one
+ * thread of its own that answers every operation. A claim's lease and a completed outcome's ttl
+ * are kept in wall-clock time (clock: milliseconds since the epoch, NULL for the real one), so
+ * they outlive a restart. Returns NULL with a message in err[errlen] when the file cannot be
+ * opened or set up.
+ */
+sg_store *sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void),
+                              char *err, size_t errlen);
+
+/* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);
 
 /* The operations, through the backend. key and o are borrowed for the call only. */

@@ -72,6 +72,8 @@ static const struct cfg_key keys[] = {
         G("upstream.connect_timeout_ms", K_LONG, 1, 600000, engine.connect_timeout_ms, 5000),
         G("idempotency.max_entries", K_SIZE, 1, 100000000, idem_max_entries, 100000),
         G("idempotency.ttl_ms", K_I64, 1000, 30 * MS_DAY, idem_ttl_ms, MS_DAY),
+        G("idempotency.store", K_STR, 0, 0, idem_store, 0),
+        G("idempotency.path", K_STR, 0, 0, idem_path, 0),
         G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
         G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
         PK("base_url", K_URL, 0, 0, base_url),
@@ -258,6 +260,8 @@ sg_config_defaults(sg_config *cfg)
 		if (!keys[i].pub.per_provider && keys[i].type != K_LISTEN)
 			store_num(&keys[i], (char *)cfg + keys[i].off, keys[i].dflt);
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
+	cfg->idem_store = "memory";
+	cfg->idem_path = "shipgate-idempotency.db";
 	/* each provider's defaults are its module's: the sandbox's credentials */
 	for (size_t i = 0; i < np; i++) {
 		const sg_provider *p = &ps[i];
@@ -382,6 +386,11 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "recv_max_bytes must be >= max_request_bytes");
 	if (cfg->default_deadline_ms > cfg->max_deadline_ms)
 		return cfg_error(err, errlen, "default_deadline_ms must be <= max_deadline_ms");
+	if (cfg->idem_store == NULL ||
+	    (strcmp(cfg->idem_store, "memory") != 0 && strcmp(cfg->idem_store, "sqlite") != 0))
+		return cfg_error(err, errlen, "idempotency.store: want memory or sqlite");
+	if (strcmp(cfg->idem_store, "sqlite") == 0 && cfg->idem_path == NULL)
+		return cfg_error(err, errlen, "idempotency.path: the sqlite store needs a file");
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
 	for (size_t i = 0; i < cfg->nproviders; i++) {
 		sg_pconf *pc = &cfg->providers[i];

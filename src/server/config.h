@@ -34,6 +34,8 @@ typedef struct sg_config {
 	size_t cache_max_entries;    /* lookup cache keys at most */
 	size_t idem_max_entries;     /* idempotency keys held at most */
 	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
+	const char *idem_store;      /* "memory" or "sqlite" */
+	const char *idem_path;       /* the sqlite store's file */
 	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
 	sg_engine_conf engine;       /* upstream engine knobs */
 	int engine_threads;          /* upstream engines, one thread and curl multi each */

@@ -1,0 +1,470 @@
+/*
+ * store_sqlite.c - the idempotency store in one SQLite file: claims survive a crash, a restart
+ * and a power loss; several gateways on one host may share the file.
+ *
+ * One thread owns the database: every operation is queued to it and answered through its
+ * callback from there, so no nng or engine thread ever waits on the disk. Each operation is
+ * one transaction (BEGIN IMMEDIATE: the read and the write under one lock).
+ *
+ * Durability: WAL with synchronous=FULL. A claim must be on disk before the POST leaves: with
+ * synchronous=NORMAL a power loss can drop the last commits, the claim among them, and a retry
+ * after the reboot would send the POST again. FULL syncs the WAL on every commit; the cost is
+ * one fsync per claim, complete and release (measured in BENCHMARKS.md).
+ *
+ * A row is a key's state: in_progress (claimed by `owner` until `lease_until`) or completed
+ * (its outcome, until `expires_at`). An in_progress row whose lease has run out belongs to an
+ * owner that is gone without an outcome: it is answered UNKNOWN, never claimed again, until an
+ * operator reconciles it. Times are wall-clock milliseconds (they outlive the process).
+ */
+#include "gateway/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+
+enum op_kind { OP_CLAIM, OP_COMPLETE, OP_RELEASE };
+
+/* One queued operation; the key and the outcome's bytes are copied into it (one malloc). */
+struct op {
+	struct op *next;       /* queue */
+	enum op_kind kind;     /* what to do */
+	const char *key;       /* the key (in this allocation) */
+	sg_flight_fp fp;       /* claim: the request's fingerprint */
+	int64_t ms;            /* claim: lease; complete: ttl */
+	const uint8_t *status; /* complete: the packed Status (in this allocation) */
+	size_t status_len;
+	const uint8_t *payload; /* complete: the packed response, or NULL */
+	size_t payload_len;
+	sg_store_claim_cb ccb; /* claim's callback */
+	sg_store_done_cb dcb;  /* complete's or release's callback (may be NULL) */
+	void *arg;             /* its argument */
+};
+
+struct sq {
+	sqlite3 *db; /* owned by the thread once it runs */
+	sqlite3_stmt *get, *put, *done, *del, *sweep, *count;
+	char owner[96];         /* this process's claims: host, pid and a random part */
+	size_t max_entries;     /* rows at most */
+	int64_t rows;           /* rows in the table (the thread keeps it) */
+	int64_t (*clock)(void); /* wall-clock ms */
+	pthread_t thr;          /* the database thread */
+	pthread_mutex_t mtx;    /* guards the queue and stop */
+	pthread_cond_t cv;      /* wakes the thread */
+	struct op *head, *tail; /* queued operations */
+	bool stop;              /* the thread must drain the queue and exit */
+};
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ the operations */
+
+static bool
+exec(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* Deletes completed rows past their expiry. */
+static void
+sweep(struct sq *q, int64_t now)
+{
+	sqlite3_bind_int64(q->sweep, 1, now);
+	if (sqlite3_step(q->sweep) == SQLITE_DONE)
+		q->rows -= sqlite3_changes(q->db);
+	sqlite3_reset(q->sweep);
+}
+
+/* The claim, inside BEGIN IMMEDIATE. o is set for DONE (its bytes live until the statement is
+ * reset, which the caller does after the callback). */
+static sg_claim
+claim_tx(struct sq *q, struct op *op, sg_flight_outcome *o, int64_t now)
+{
+	sqlite3_stmt *g = q->get;
+	sqlite3_bind_text(g, 1, op->key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW) {
+		int64_t fa = sqlite3_column_int64(g, 0), fb = sqlite3_column_int64(g, 1);
+		int state = sqlite3_column_int(g, 2);
+		int64_t lease_until = sqlite3_column_int64(g, 3),
+		        expires = sqlite3_column_int64(g, 4);
+		bool same = (uint64_t)fa == op->fp.a && (uint64_t)fb == op->fp.b;
+		if (state == 1 && expires > now) {
+			if (!same)
+				return SG_CLAIM_CONFLICT;
+			o->status = sqlite3_column_blob(g, 5);
+			o->status_len = (size_t)sqlite3_column_bytes(g, 5);
+			o->payload = sqlite3_column_int(g, 7) ? sqlite3_column_blob(g, 6) : NULL;
+			o->payload_len = (size_t)sqlite3_column_bytes(g, 6);
+			if (o->payload == NULL && sqlite3_column_int(g, 7))
+				o->payload = (const uint8_t *)""; /* an empty payload */
+			return SG_CLAIM_DONE;
+		}
+		if (state == 0) {
+			if (!same)
+				return SG_CLAIM_CONFLICT;
+			return lease_until > now ? SG_CLAIM_BUSY : SG_CLAIM_UNKNOWN;
+		}
+		/* a completed row past its expiry: as if the key were new */
+	} else if (rc != SQLITE_DONE) {
+		return SG_CLAIM_ERROR;
+	}
+	bool existed = rc == SQLITE_ROW;
+	sqlite3_reset(g);
+	if (!existed && (size_t)q->rows >= q->max_entries) {
+		sweep(q, now);
+		if ((size_t)q->rows >= q->max_entries)
+			return SG_CLAIM_FULL;
+	}
+	sqlite3_stmt *p = q->put;
+	sqlite3_bind_text(p, 1, op->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 2, (int64_t)op->fp.a);
+	sqlite3_bind_int64(p, 3, (int64_t)op->fp.b);
+	sqlite3_bind_text(p, 4, q->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 5, now + (op->ms > 0 ? op->ms : 1));
+	sqlite3_bind_int64(p, 6, now);
+	rc = sqlite3_step(p);
+	sqlite3_reset(p);
+	if (rc != SQLITE_DONE)
+		return SG_CLAIM_ERROR;
+	if (!existed)
+		q->rows++;
+	return SG_CLAIM_OWNER;
+}
+
+static void
+do_claim(struct sq *q, struct op *op)
+{
+	sg_flight_outcome o = {NULL, 0, NULL, 0};
+	sg_claim res = SG_CLAIM_ERROR;
+	int64_t now = q->clock();
+
+	if (exec(q->db, "BEGIN IMMEDIATE")) {
+		res = claim_tx(q, op, &o, now);
+		if (res == SG_CLAIM_OWNER) {
+			if (!exec(q->db,
+			          "COMMIT")) /* the claim is on disk only once this returns */
+				res = SG_CLAIM_ERROR;
+		}
+		if (res != SG_CLAIM_OWNER) {
+			if (res == SG_CLAIM_DONE) {
+				/* the row's bytes are valid until the statement resets */
+				op->ccb(op->arg, res, &o);
+				sqlite3_reset(q->get);
+				exec(q->db, "ROLLBACK");
+				return;
+			}
+			sqlite3_reset(q->get);
+			exec(q->db, "ROLLBACK");
+		}
+	}
+	sqlite3_reset(q->get);
+	op->ccb(op->arg, res, NULL);
+}
+
+static void
+do_complete(struct sq *q, struct op *op)
+{
+	sqlite3_stmt *s = q->done;
+	sg_err err = SG_OK;
+	int64_t now = q->clock();
+
+	sqlite3_bind_blob(s, 1, op->status_len ? op->status : (const uint8_t *)"",
+	                  (int)op->status_len, SQLITE_STATIC);
+	if (op->payload != NULL)
+		sqlite3_bind_blob(s, 2, op->payload_len ? op->payload : (const uint8_t *)"",
+		                  (int)op->payload_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int(s, 3, op->payload != NULL);
+	sqlite3_bind_int64(s, 4, now + op->ms);
+	sqlite3_bind_text(s, 5, op->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, q->owner, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		err = SG_ESTORE;
+	else if (sqlite3_changes(q->db) != 1)
+		err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
+	sqlite3_reset(s);
+	if (op->dcb != NULL)
+		op->dcb(op->arg, err);
+}
+
+static void
+do_release(struct sq *q, struct op *op)
+{
+	sqlite3_stmt *s = q->del;
+	sg_err err = SG_OK;
+
+	sqlite3_bind_text(s, 1, op->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, q->owner, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		err = SG_ESTORE;
+	else
+		q->rows -= sqlite3_changes(q->db);
+	sqlite3_reset(s);
+	if (op->dcb != NULL)
+		op->dcb(op->arg, err);
+}
+
+static void *
+sq_main(void *arg)
+{
+	struct sq *q = arg;
+
+	pthread_mutex_lock(&q->mtx);
+	for (;;) {
+		while (q->head == NULL && !q->stop)
+			pthread_cond_wait(&q->cv, &q->mtx);
+		struct op *op = q->head;
+		if (op == NULL)
+			break; /* stopping, and the queue is drained */
+		q->head = op->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		pthread_mutex_unlock(&q->mtx);
+		switch (op->kind) {
+		case OP_CLAIM: do_claim(q, op); break;
+		case OP_COMPLETE: do_complete(q, op); break;
+		case OP_RELEASE: do_release(q, op); break;
+		}
+		free(op);
+		pthread_mutex_lock(&q->mtx);
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+/* Queues op for the thread; false when stopping (op is freed). */
+static bool
+sq_queue(struct sq *q, struct op *op)
+{
+	pthread_mutex_lock(&q->mtx);
+	bool ok = !q->stop;
+	if (ok) {
+		op->next = NULL;
+		if (q->tail != NULL)
+			q->tail->next = op;
+		else
+			q->head = op;
+		q->tail = op;
+		pthread_cond_signal(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return ok;
+}
+
+/* An op with room for the key and n more bytes after it; NULL when out of memory. */
+static struct op *
+op_new(enum op_kind kind, const char *key, size_t n)
+{
+	size_t klen = strlen(key) + 1;
+	struct op *op = malloc(sizeof(*op) + klen + n);
+	if (op == NULL)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	memcpy((char *)(op + 1), key, klen);
+	op->key = (const char *)(op + 1);
+	return op;
+}
+
+static void
+sq_claim(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
+         void *arg)
+{
+	struct op *op = op_new(OP_CLAIM, key, 0);
+	if (op == NULL) {
+		cb(arg, SG_CLAIM_ERROR, NULL);
+		return;
+	}
+	op->fp = fp;
+	op->ms = lease_ms;
+	op->ccb = cb;
+	op->arg = arg;
+	if (!sq_queue(impl, op)) {
+		free(op);
+		cb(arg, SG_CLAIM_ERROR, NULL);
+	}
+}
+
+static void
+sq_complete(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
+            sg_store_done_cb cb, void *arg)
+{
+	struct op *op = op_new(OP_COMPLETE, key, o->status_len + o->payload_len);
+	if (op == NULL) {
+		if (cb != NULL)
+			cb(arg, SG_ENOMEM);
+		return;
+	}
+	uint8_t *p = (uint8_t *)(op + 1) + strlen(key) + 1;
+	if (o->status_len)
+		memcpy(p, o->status, o->status_len);
+	op->status = p;
+	op->status_len = o->status_len;
+	if (o->payload != NULL) {
+		if (o->payload_len)
+			memcpy(p + o->status_len, o->payload, o->payload_len);
+		op->payload = p + o->status_len;
+		op->payload_len = o->payload_len;
+	}
+	op->ms = ttl_ms;
+	op->dcb = cb;
+	op->arg = arg;
+	if (!sq_queue(impl, op)) {
+		free(op);
+		if (cb != NULL)
+			cb(arg, SG_ESTORE);
+	}
+}
+
+static void
+sq_release(void *impl, const char *key, sg_store_done_cb cb, void *arg)
+{
+	struct op *op = op_new(OP_RELEASE, key, 0);
+	if (op == NULL) {
+		if (cb != NULL)
+			cb(arg, SG_ENOMEM);
+		return;
+	}
+	op->dcb = cb;
+	op->arg = arg;
+	if (!sq_queue(impl, op)) {
+		free(op);
+		if (cb != NULL)
+			cb(arg, SG_ESTORE);
+	}
+}
+
+static void
+sq_close(struct sq *q)
+{
+	sqlite3_stmt *all[] = {q->get, q->put, q->done, q->del, q->sweep, q->count};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		sqlite3_finalize(all[i]);
+	sqlite3_close(q->db);
+}
+
+/* Stops the thread once the queue is drained (every queued callback runs), then closes. */
+static void
+sq_free(void *impl)
+{
+	struct sq *q = impl;
+
+	pthread_mutex_lock(&q->mtx);
+	q->stop = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+	pthread_join(q->thr, NULL);
+	sq_close(q);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mtx);
+	free(q);
+}
+
+static const sg_store_ops sqlite_ops = {
+        .name = "sqlite",
+        .scope = "node",
+        .claim = sq_claim,
+        .complete = sq_complete,
+        .release = sq_release,
+        .free = sq_free,
+};
+
+sg_store *
+sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void), char *err,
+                    size_t errlen)
+{
+	static const char schema[] =
+	        "PRAGMA journal_mode=WAL;"
+	        "PRAGMA synchronous=FULL;"
+	        "PRAGMA busy_timeout=5000;"
+	        "CREATE TABLE IF NOT EXISTS idem ("
+	        " key TEXT PRIMARY KEY,"
+	        " fp_a INTEGER NOT NULL, fp_b INTEGER NOT NULL,"
+	        " state INTEGER NOT NULL,"       /* 0 in_progress, 1 completed */
+	        " owner TEXT NOT NULL,"          /* the claimer */
+	        " lease_until INTEGER NOT NULL," /* in_progress: the claim is live until */
+	        " expires_at INTEGER NOT NULL,"  /* completed: the outcome is kept until */
+	        " status BLOB, payload BLOB, has_payload INTEGER NOT NULL DEFAULT 0,"
+	        " first_seen INTEGER NOT NULL);"
+	        "CREATE INDEX IF NOT EXISTS idem_expiry ON idem(state, expires_at);";
+	struct sq *q = calloc(1, sizeof(*q));
+	sg_store *s = malloc(sizeof(*s));
+	char host[64] = "host";
+
+	if (q == NULL || s == NULL) {
+		snprintf(err, errlen, "idempotency store sqlite: out of memory");
+		goto fail;
+	}
+	q->max_entries = max_entries ? max_entries : 1;
+	q->clock = clock != NULL ? clock : wall_ms;
+	gethostname(host, sizeof(host) - 1);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(q->owner, sizeof(q->owner), "%.40s:%d:%lx", host, (int)getpid(),
+	         (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (uintptr_t)q));
+	if (sqlite3_open_v2(path, &q->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK ||
+	    sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db,
+	                       "SELECT fp_a, fp_b, state, lease_until, expires_at, status, payload,"
+	                       " has_payload FROM idem WHERE key = ?1",
+	                       -1, &q->get, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+	            q->db,
+	            "INSERT OR REPLACE INTO idem (key, fp_a, fp_b, state, owner,"
+	            " lease_until, expires_at, first_seen) VALUES (?1, ?2, ?3, 0, ?4, ?5,"
+	            " 0, ?6)",
+	            -1, &q->put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db,
+	                       "UPDATE idem SET state = 1, status = ?1, payload = ?2, has_payload ="
+	                       " ?3, expires_at = ?4 WHERE key = ?5 AND owner = ?6 AND state = 0",
+	                       -1, &q->done, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db,
+	                       "DELETE FROM idem WHERE key = ?1 AND owner = ?2 AND state = 0", -1,
+	                       &q->del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db, "DELETE FROM idem WHERE state = 1 AND expires_at <= ?1", -1,
+	                       &q->sweep, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db, "SELECT COUNT(*) FROM idem", -1, &q->count, NULL) !=
+	            SQLITE_OK) {
+		snprintf(err, errlen, "idempotency store sqlite: %s: %s", path,
+		         q->db ? sqlite3_errmsg(q->db) : "cannot open");
+		goto fail;
+	}
+	sweep(q, q->clock());
+	if (sqlite3_step(q->count) == SQLITE_ROW)
+		q->rows = sqlite3_column_int64(q->count, 0);
+	sqlite3_reset(q->count);
+	pthread_mutex_init(&q->mtx, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	if (pthread_create(&q->thr, NULL, sq_main, q) != 0) {
+		snprintf(err, errlen, "idempotency store sqlite: cannot start its thread");
+		pthread_cond_destroy(&q->cv);
+		pthread_mutex_destroy(&q->mtx);
+		goto fail;
+	}
+	s->ops = &sqlite_ops;
+	s->impl = q;
+	return s;
+fail:
+	if (q != NULL) {
+		sq_close(q);
+		free(q);
+	}
+	free(s);
+	return NULL;
+}
