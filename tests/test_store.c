@@ -6,6 +6,7 @@
  * is gone is BUSY while its lease runs, then UNKNOWN, never claimed again.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -226,10 +227,105 @@ test_sqlite(void)
 	unlink(wal);
 }
 
+/* Many claims at once from many threads: each answered once, in batches that share a
+ * commit; then each completed, then each found. */
+#define BURST_THREADS 8
+#define BURST_KEYS    200
+
+struct burst {
+	sg_store *st;
+	int id;
+	atomic_int answered, owners, found;
+};
+
+static void
+burst_claim(void *arg, sg_claim res, const sg_flight_outcome *o)
+{
+	struct burst *b = arg;
+	atomic_fetch_add(&b->answered, 1);
+	if (res == SG_CLAIM_OWNER)
+		atomic_fetch_add(&b->owners, 1);
+	if (res == SG_CLAIM_DONE && o != NULL && o->payload_len == 2)
+		atomic_fetch_add(&b->found, 1);
+}
+
+static void
+burst_done(void *arg, sg_err err)
+{
+	struct burst *b = arg;
+	if (err == SG_OK)
+		atomic_fetch_add(&b->answered, 1);
+}
+
+static void *
+burst_main(void *arg)
+{
+	struct burst *b = arg;
+	static const uint8_t status[] = {0};
+	const sg_flight_outcome o = {status, 0, (const uint8_t *)"ok", 2};
+	char key[32];
+	for (int phase = 0; phase < 3; phase++) {
+		for (int i = 0; i < BURST_KEYS; i++) {
+			sg_flight_fp fp = {(uint64_t)b->id, (uint64_t)i};
+			snprintf(key, sizeof(key), "burst-%d-%d", b->id, i);
+			if (phase == 1)
+				sg_store_complete(b->st, key, &o, 60000, burst_done, b);
+			else
+				sg_store_claim(b->st, key, fp, 60000, burst_claim, b);
+		}
+		/* the next phase only once this one is answered */
+		for (int i = 0; i < 2000 && atomic_load(&b->answered) < (phase + 1) * BURST_KEYS;
+		     i++) {
+			struct timespec ts = {0, 5000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void
+test_sqlite_burst(void)
+{
+	char db[64], err[256], f[80];
+	snprintf(db, sizeof(db), "/tmp/shipgate-burst-%d.db", (int)getpid());
+	sg_store *st = sg_store_sqlite_new(db, 100000, NULL, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	static struct burst b[BURST_THREADS];
+	pthread_t thr[BURST_THREADS];
+	for (int i = 0; i < BURST_THREADS; i++) {
+		b[i].st = st;
+		b[i].id = i;
+		atomic_init(&b[i].answered, 0);
+		atomic_init(&b[i].owners, 0);
+		atomic_init(&b[i].found, 0);
+		CHECK_INT(pthread_create(&thr[i], NULL, burst_main, &b[i]), 0);
+	}
+	for (int i = 0; i < BURST_THREADS; i++)
+		pthread_join(thr[i], NULL);
+	sg_store_free(st);
+	int answered = 0, owners = 0, found = 0;
+	for (int i = 0; i < BURST_THREADS; i++) {
+		answered += atomic_load(&b[i].answered);
+		owners += atomic_load(&b[i].owners);
+		found += atomic_load(&b[i].found);
+	}
+	CHECK_INT(answered, 3 * BURST_THREADS * BURST_KEYS);
+	CHECK_INT(owners, BURST_THREADS * BURST_KEYS);
+	CHECK_INT(found, BURST_THREADS * BURST_KEYS);
+	unlink(db);
+	snprintf(f, sizeof(f), "%s-wal", db);
+	unlink(f);
+	snprintf(f, sizeof(f), "%s-shm", db);
+	unlink(f);
+}
+
 int
 main(void)
 {
 	test_sqlite();
+	test_sqlite_burst();
 	sg_store *st = sg_store_memory_new(3, fake_clock);
 	struct seen s = {0};
 	static const uint8_t status[] = {0};

@@ -3,13 +3,15 @@
  * and a power loss; several gateways on one host may share the file.
  *
  * One thread owns the database: every operation is queued to it and answered through its
- * callback from there, so no nng or engine thread ever waits on the disk. Each operation is
- * one transaction (BEGIN IMMEDIATE: the read and the write under one lock).
+ * callback from there, so no nng or engine thread ever waits on the disk. The operations run in
+ * transactions (BEGIN IMMEDIATE: each read and its write under one lock).
  *
  * Durability: WAL with synchronous=FULL. A claim must be on disk before the POST leaves: with
  * synchronous=NORMAL a power loss can drop the last commits, the claim among them, and a retry
- * after the reboot would send the POST again. FULL syncs the WAL on every commit; the cost is
- * one fsync per claim, complete and release (measured in BENCHMARKS.md).
+ * after the reboot would send the POST again. FULL syncs the WAL on every commit. The thread
+ * runs whatever has queued up as one transaction (group commit), so that many calls in flight
+ * share one fsync; an operation is answered only after its batch is committed (measured in
+ * BENCHMARKS.md).
  *
  * A row is a key's state: in_progress (claimed by `owner` until `lease_until`) or completed
  * (its outcome, until `expires_at`). An in_progress row whose lease has run out belongs to an
@@ -45,6 +47,11 @@ struct op {
 	sg_store_claim_cb ccb; /* claim's callback */
 	sg_store_done_cb dcb;  /* complete's or release's callback (may be NULL) */
 	void *arg;             /* its argument */
+	/* the result, answered once the batch it ran in is committed */
+	sg_claim res;        /* claim */
+	sg_err err;          /* complete, release */
+	uint8_t *found;      /* claim DONE: the stored status then payload (malloc'd) */
+	sg_flight_outcome o; /* claim DONE: pointing into found */
 };
 
 struct sq {
@@ -144,42 +151,35 @@ claim_tx(struct sq *q, struct op *op, sg_flight_outcome *o, int64_t now)
 	return SG_CLAIM_OWNER;
 }
 
+/* A claim, inside the batch's transaction. A stored outcome is copied out: the row's bytes
+ * die with the statement's reset, and the answer waits for the commit. */
 static void
-do_claim(struct sq *q, struct op *op)
+do_claim(struct sq *q, struct op *op, int64_t now)
 {
 	sg_flight_outcome o = {NULL, 0, NULL, 0};
-	sg_claim res = SG_CLAIM_ERROR;
-	int64_t now = q->clock();
 
-	if (exec(q->db, "BEGIN IMMEDIATE")) {
-		res = claim_tx(q, op, &o, now);
-		if (res == SG_CLAIM_OWNER) {
-			if (!exec(q->db,
-			          "COMMIT")) /* the claim is on disk only once this returns */
-				res = SG_CLAIM_ERROR;
-		}
-		if (res != SG_CLAIM_OWNER) {
-			if (res == SG_CLAIM_DONE) {
-				/* the row's bytes are valid until the statement resets */
-				op->ccb(op->arg, res, &o);
-				sqlite3_reset(q->get);
-				exec(q->db, "ROLLBACK");
-				return;
-			}
-			sqlite3_reset(q->get);
-			exec(q->db, "ROLLBACK");
+	op->res = claim_tx(q, op, &o, now);
+	if (op->res == SG_CLAIM_DONE) {
+		if ((op->found = malloc(o.status_len + o.payload_len + 1)) == NULL) {
+			op->res = SG_CLAIM_ERROR;
+		} else {
+			memcpy(op->found, o.status ? o.status : (const uint8_t *)"", o.status_len);
+			if (o.payload_len)
+				memcpy(op->found + o.status_len, o.payload, o.payload_len);
+			op->o.status = op->found;
+			op->o.status_len = o.status_len;
+			op->o.payload = o.payload != NULL ? op->found + o.status_len : NULL;
+			op->o.payload_len = o.payload_len;
 		}
 	}
 	sqlite3_reset(q->get);
-	op->ccb(op->arg, res, NULL);
 }
 
 static void
-do_complete(struct sq *q, struct op *op)
+do_complete(struct sq *q, struct op *op, int64_t now)
 {
 	sqlite3_stmt *s = q->done;
 	sg_err err = SG_OK;
-	int64_t now = q->clock();
 
 	sqlite3_bind_blob(s, 1, op->status_len ? op->status : (const uint8_t *)"",
 	                  (int)op->status_len, SQLITE_STATIC);
@@ -197,8 +197,7 @@ do_complete(struct sq *q, struct op *op)
 	else if (sqlite3_changes(q->db) != 1)
 		err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
 	sqlite3_reset(s);
-	if (op->dcb != NULL)
-		op->dcb(op->arg, err);
+	op->err = err;
 }
 
 static void
@@ -214,8 +213,47 @@ do_release(struct sq *q, struct op *op)
 	else
 		q->rows -= sqlite3_changes(q->db);
 	sqlite3_reset(s);
-	if (op->dcb != NULL)
-		op->dcb(op->arg, err);
+	op->err = err;
+}
+
+/*
+ * Runs a batch of operations in one transaction and answers them once it is committed (group
+ * commit: one fsync for all the claims and outcomes that queued up meanwhile, instead of one
+ * each). A failed commit answers every operation of the batch with the failure: nothing of it
+ * is on disk.
+ */
+static void
+run_batch(struct sq *q, struct op *batch)
+{
+	int64_t now = q->clock();
+	int64_t rows = q->rows;
+	bool ok = exec(q->db, "BEGIN IMMEDIATE");
+
+	for (struct op *op = batch; ok && op != NULL; op = op->next) {
+		switch (op->kind) {
+		case OP_CLAIM: do_claim(q, op, now); break;
+		case OP_COMPLETE: do_complete(q, op, now); break;
+		case OP_RELEASE: do_release(q, op); break;
+		}
+	}
+	/* the claims are on disk only once this returns */
+	if (ok && !exec(q->db, "COMMIT")) {
+		exec(q->db, "ROLLBACK");
+		ok = false;
+	}
+	if (!ok)
+		q->rows = rows;
+	while (batch != NULL) {
+		struct op *op = batch;
+		batch = op->next;
+		if (op->kind == OP_CLAIM)
+			op->ccb(op->arg, ok ? op->res : SG_CLAIM_ERROR,
+			        ok && op->res == SG_CLAIM_DONE ? &op->o : NULL);
+		else if (op->dcb != NULL)
+			op->dcb(op->arg, ok ? op->err : SG_ESTORE);
+		free(op->found);
+		free(op);
+	}
 }
 
 static void *
@@ -227,19 +265,12 @@ sq_main(void *arg)
 	for (;;) {
 		while (q->head == NULL && !q->stop)
 			pthread_cond_wait(&q->cv, &q->mtx);
-		struct op *op = q->head;
-		if (op == NULL)
+		struct op *batch = q->head;
+		if (batch == NULL)
 			break; /* stopping, and the queue is drained */
-		q->head = op->next;
-		if (q->head == NULL)
-			q->tail = NULL;
+		q->head = q->tail = NULL;
 		pthread_mutex_unlock(&q->mtx);
-		switch (op->kind) {
-		case OP_CLAIM: do_claim(q, op); break;
-		case OP_COMPLETE: do_complete(q, op); break;
-		case OP_RELEASE: do_release(q, op); break;
-		}
-		free(op);
+		run_batch(q, batch);
 		pthread_mutex_lock(&q->mtx);
 	}
 	pthread_mutex_unlock(&q->mtx);
