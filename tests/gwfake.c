@@ -261,6 +261,7 @@ gwfake_start(void)
 	                            &create_req, &perr),
 	          0);
 	sg_config_defaults(&cfg);
+	cfg.idem_store = "memory"; /* answers inline: the steps are checked one by one */
 	CHECK_INT(sg_config_validate(&cfg, err, sizeof(err)), 0);
 	CHECK_INT(sg_gateway_new(&gw, &cfg, &backend, &tr, NCALLS, err, sizeof(err)), SG_OK);
 	if (gw == NULL || create_req == NULL)

@@ -117,6 +117,17 @@ hs_proc_stop(hs_proc *p, int sig)
 		close(p->out_fd);
 	p->out_fd = -1;
 	p->pid = 0;
+	if (p->state_dir[0] != '\0') {
+		static const char *const files[] = {"idempotency.db", "idempotency.db-wal",
+		                                    "idempotency.db-shm"};
+		char f[256];
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(f, sizeof(f), "%s/%s", p->state_dir, files[i]);
+			unlink(f);
+		}
+		rmdir(p->state_dir);
+		p->state_dir[0] = '\0';
+	}
 	return status;
 }
 
@@ -151,10 +162,24 @@ hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base, const ch
 		argv[n++] = "--set";
 		argv[n++] = sets[i];
 	}
+	/* a fresh state directory (the SQLite idempotency store), before extra so it can win */
+	char state[160];
+	snprintf(p->state_dir, sizeof(p->state_dir), "/tmp/shipgate-hs-XXXXXX");
+	if (mkdtemp(p->state_dir) == NULL)
+		p->state_dir[0] = '\0';
+	snprintf(state, sizeof(state), "state_dir=%s", p->state_dir);
+	if (p->state_dir[0] != '\0') {
+		argv[n++] = "--set";
+		argv[n++] = state;
+	}
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
-	return hs_proc_start(p, argv, "shipgated ready on ");
+	char dir[sizeof(p->state_dir)];
+	memcpy(dir, p->state_dir, sizeof(dir));
+	int rv = hs_proc_start(p, argv, "shipgated ready on ");
+	memcpy(p->state_dir, dir, sizeof(dir)); /* hs_proc_start resets p */
+	return rv;
 }
 
 int

@@ -19,9 +19,10 @@
 #include "shipgate/v1/shipgate.pb-c.h"
 
 typedef struct hs_proc {
-	pid_t pid;      /* child, or 0 */
-	int out_fd;     /* read end of the child's stdout */
-	char line[512]; /* its readiness line */
+	pid_t pid;           /* child, or 0 */
+	int out_fd;          /* read end of the child's stdout */
+	char line[512];      /* its readiness line */
+	char state_dir[128]; /* a gateway's own fresh state directory (removed at stop), or "" */
 } hs_proc;
 
 /*
@@ -41,6 +42,8 @@ int hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n);
  * listening on the URLs in `listen` (NULL-terminated), plus extra "--set k=v" style args
  * (NULL-terminated, may be NULL). The bound URLs are in p->line after "shipgated ready on ".
  */
+/* (A gateway gets a fresh state directory of its own, so that no keys persist from an earlier
+ * run or another test; extra that names state_dir or idempotency.path overrides it.) */
 int hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
                      const char *const *listen, const char *const *extra);
 

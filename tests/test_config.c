@@ -125,15 +125,14 @@ test_keys(void)
 	set_bad(&c, "fuuffy.utc_offset", "+25:00", "utc_offset");
 
 	char err[256];
-	/* the idempotency store: memory or sqlite, nothing else */
-	CHECK_STR(c.idem_store, "memory");
+	/* the idempotency store: sqlite in the state directory by default; memory or sqlite */
+	CHECK_STR(c.idem_store, "sqlite");
 	set_ok(&c, "idempotency.store", "redis-someday");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
 	CHECK(strstr(err, "idempotency.store") != NULL);
+	set_ok(&c, "idempotency.store", "memory");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
 	set_ok(&c, "idempotency.store", "sqlite");
-	set_ok(&c, "idempotency.path", "");
-	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
-	CHECK(strstr(err, "idempotency.path") != NULL);
 	set_ok(&c, "idempotency.path", "/tmp/x.db");
 	CHECK_STR(c.idem_path, "/tmp/x.db");
 	/* the default deadline and each provider's timeout fit under the cap */
@@ -227,6 +226,43 @@ test_provider_defaults(void)
 	sg_config_fini(&c);
 }
 
+/* The state directory: $STATE_DIRECTORY (systemd), else shipgate-state; the sqlite store's
+ * file in it unless idempotency.path says otherwise. */
+static void
+test_state_dir(void)
+{
+	sg_config c;
+	char err[256];
+
+	unsetenv("STATE_DIRECTORY");
+	sg_config_defaults(&c);
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.state_dir, "shipgate-state");
+	CHECK_STR(c.idem_path, "shipgate-state/idempotency.db");
+	sg_config_fini(&c);
+
+	setenv("STATE_DIRECTORY", "/var/lib/shipgate:/var/lib/other", 1);
+	sg_config_defaults(&c);
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.state_dir, "/var/lib/shipgate");
+	CHECK_STR(c.idem_path, "/var/lib/shipgate/idempotency.db");
+	sg_config_fini(&c);
+	unsetenv("STATE_DIRECTORY");
+
+	sg_config_defaults(&c);
+	set_ok(&c, "state_dir", "/srv/sg");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.idem_path, "/srv/sg/idempotency.db");
+	sg_config_fini(&c);
+
+	sg_config_defaults(&c);
+	set_ok(&c, "state_dir", "/srv/sg");
+	set_ok(&c, "idempotency.path", "/data/keys.db");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.idem_path, "/data/keys.db");
+	sg_config_fini(&c);
+}
+
 /* Every key of the table is documented in docs/configuration.md. */
 static void
 test_keys_documented(void)
@@ -257,6 +293,7 @@ main(void)
 	test_keys();
 	test_file_and_env();
 	test_provider_defaults();
+	test_state_dir();
 	test_keys_documented();
 	TEST_MAIN_END();
 }

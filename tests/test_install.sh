@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
 	return ok ? 0 : 1;
 }
 C
-"$gw_bin" --quiet --listen tcp://127.0.0.1:0 >"$tmp/gw.out" &
+"$gw_bin" --quiet --listen tcp://127.0.0.1:0 --set "state_dir=$tmp/state" >"$tmp/gw.out" &
 gw=$!
 for _ in $(seq 100); do grep -q ready "$tmp/gw.out" && break; sleep 0.05; done
 url=$(sed -n 's/^shipgated ready on //p' "$tmp/gw.out")

@@ -453,7 +453,9 @@ test_ipc_abrupt_peers(void)
 	 */
 	bool ok = false;
 	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "'%s' -a '%s' -d 300 -r 1 call Health '{}' >/dev/null 2>&1",
+	/* bounded: a CLI stuck inside nng 1.5.2 on the broken listener is killed, not waited for */
+	snprintf(cmd, sizeof(cmd),
+	         "timeout -k 1 5 '%s' -a '%s' -d 300 -r 1 call Health '{}' >/dev/null 2>&1",
 	         cli_bin, ipc_url);
 	for (int i = 0; i < 40 && !ok; i++) {
 		ok = system(cmd) == 0;
@@ -471,7 +473,7 @@ test_cli(const char *url)
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-	         "'%s' -a '%s' call Track "
+	         "timeout -k 1 20 '%s' -a '%s' call Track "
 	         "'{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"BOS123\"}'",
 	         cli_bin, url);
 	FILE *f = popen(cmd, "r");
@@ -497,7 +499,7 @@ test_cli(const char *url)
 
 	/* an error exits non-zero and says why */
 	snprintf(cmd, sizeof(cmd),
-	         "'%s' -a '%s' call Track "
+	         "timeout -k 1 20 '%s' -a '%s' call Track "
 	         "'{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"ERR-404\"}' "
 	         "2>&1",
 	         cli_bin, url);

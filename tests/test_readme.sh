@@ -15,7 +15,8 @@ trap cleanup EXIT
 sb=$!
 for _ in $(seq 100); do grep -q listening "$tmp/sb.out" && break; sleep 0.05; done
 base=$(sed -n 's/^listening on //p' "$tmp/sb.out")
-"$gw_bin" --quiet --listen tcp://127.0.0.1:0 --set "boscod.base_url=$base/boscod" >"$tmp/gw.out" &
+"$gw_bin" --quiet --listen tcp://127.0.0.1:0 --set "boscod.base_url=$base/boscod" \
+	--set "state_dir=$tmp/state" >"$tmp/gw.out" &
 gw=$!
 for _ in $(seq 100); do grep -q ready "$tmp/gw.out" && break; sleep 0.05; done
 url=$(sed -n 's/^shipgated ready on //p' "$tmp/gw.out")

@@ -215,10 +215,12 @@ test_sqlite(void)
 	CHECK_INT(sq_claim_sync(st, "f", 8, 1000), SG_CLAIM_FULL);
 	sg_store_free(st);
 
-	/* a path that cannot be a database: a clear error, no store */
+	/* a path that cannot be a database (its directory is a file): a clear error, no store */
+	char bad[96];
+	snprintf(bad, sizeof(bad), "%s/x.db", db); /* db is a regular file */
 	err[0] = '\0';
-	CHECK(sg_store_sqlite_new("/nonexistent-dir/x.db", 4, NULL, err, sizeof(err)) == NULL);
-	CHECK(strstr(err, "/nonexistent-dir/x.db") != NULL);
+	CHECK(sg_store_sqlite_new(bad, 4, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, db) != NULL);
 	char wal[80];
 	unlink(db);
 	snprintf(wal, sizeof(wal), "%s-wal", db);

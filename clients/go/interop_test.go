@@ -435,7 +435,9 @@ func TestInterop(t *testing.T) {
 	}
 	sandbox := strings.TrimPrefix(sb.line, "listening on ")
 	ipcAddr := "ipc://" + filepath.Join(t.TempDir(), "gw.sock")
-	args := []string{gatewayBin, "--quiet", "--listen", "tcp://127.0.0.1:0", "--listen", ipcAddr}
+	// a fresh state directory (the idempotency store): no keys from an earlier run
+	args := []string{gatewayBin, "--quiet", "--listen", "tcp://127.0.0.1:0", "--listen", ipcAddr,
+		"--set", "state_dir=" + t.TempDir()}
 	for _, p := range []string{"boscod", "bosonline", "biteship", "fuuffy"} {
 		args = append(args, "--set", p+".base_url="+sandbox+"/"+p)
 	}

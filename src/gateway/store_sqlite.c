@@ -20,11 +20,13 @@
  */
 #include "gateway/store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -434,7 +436,7 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	        "CREATE INDEX IF NOT EXISTS idem_expiry ON idem(state, expires_at);";
 	struct sq *q = calloc(1, sizeof(*q));
 	sg_store *s = malloc(sizeof(*s));
-	char host[64] = "host";
+	char host[64] = "host", dir[4096];
 
 	if (q == NULL || s == NULL) {
 		snprintf(err, errlen, "idempotency store sqlite: out of memory");
@@ -447,6 +449,17 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(q->owner, sizeof(q->owner), "%.40s:%d:%lx", host, (int)getpid(),
 	         (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (uintptr_t)q));
+	/* the state directory: created (private to the service) when missing */
+	const char *slash = strrchr(path, '/');
+	if (slash != NULL && slash != path && (size_t)(slash - path) < sizeof(dir)) {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "idempotency store sqlite: %s: %s", dir,
+			         strerror(errno));
+			goto fail;
+		}
+	}
 	if (sqlite3_open_v2(path, &q->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK ||

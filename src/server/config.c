@@ -74,6 +74,7 @@ static const struct cfg_key keys[] = {
         G("idempotency.ttl_ms", K_I64, 1000, 30 * MS_DAY, idem_ttl_ms, MS_DAY),
         G("idempotency.store", K_STR, 0, 0, idem_store, 0),
         G("idempotency.path", K_STR, 0, 0, idem_path, 0),
+        G("state_dir", K_STR, 0, 0, state_dir, 0),
         G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
         G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
         PK("base_url", K_URL, 0, 0, base_url),
@@ -260,8 +261,7 @@ sg_config_defaults(sg_config *cfg)
 		if (!keys[i].pub.per_provider && keys[i].type != K_LISTEN)
 			store_num(&keys[i], (char *)cfg + keys[i].off, keys[i].dflt);
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
-	cfg->idem_store = "memory";
-	cfg->idem_path = "shipgate-idempotency.db";
+	cfg->idem_store = "sqlite"; /* in <state_dir>, resolved by sg_config_validate */
 	/* each provider's defaults are its module's: the sandbox's credentials */
 	for (size_t i = 0; i < np; i++) {
 		const sg_provider *p = &ps[i];
@@ -389,8 +389,21 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 	if (cfg->idem_store == NULL ||
 	    (strcmp(cfg->idem_store, "memory") != 0 && strcmp(cfg->idem_store, "sqlite") != 0))
 		return cfg_error(err, errlen, "idempotency.store: want memory or sqlite");
-	if (strcmp(cfg->idem_store, "sqlite") == 0 && cfg->idem_path == NULL)
-		return cfg_error(err, errlen, "idempotency.path: the sqlite store needs a file");
+	if (cfg->state_dir == NULL) {
+		/* systemd's StateDirectory= sets STATE_DIRECTORY (a ':'-separated list) */
+		const char *sd = getenv("STATE_DIRECTORY");
+		size_t n = sd != NULL ? strcspn(sd, ":") : 0;
+		cfg->state_dir = n > 0 ? cfg_strdup(cfg, sd, n) : "shipgate-state";
+		if (cfg->state_dir == NULL)
+			return cfg_error(err, errlen, "out of memory");
+	}
+	if (cfg->idem_path == NULL) {
+		char path[4096];
+		int n = snprintf(path, sizeof(path), "%s/idempotency.db", cfg->state_dir);
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    (cfg->idem_path = cfg_strdup(cfg, path, (size_t)n)) == NULL)
+			return cfg_error(err, errlen, "state_dir: too long");
+	}
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
 	for (size_t i = 0; i < cfg->nproviders; i++) {
 		sg_pconf *pc = &cfg->providers[i];

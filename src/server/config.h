@@ -35,10 +35,11 @@ typedef struct sg_config {
 	size_t idem_max_entries;     /* idempotency keys held at most */
 	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
 	const char *idem_store;      /* "memory" or "sqlite" */
-	const char *idem_path;       /* the sqlite store's file */
-	int64_t ipc_watchdog_ms;     /* ipc listener probe period (nng #1518); 0 = off */
-	sg_engine_conf engine;       /* upstream engine knobs */
-	int engine_threads;          /* upstream engines, one thread and curl multi each */
+	const char *idem_path;       /* the sqlite store's file; NULL: <state_dir>/idempotency.db */
+	const char *state_dir;   /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
+	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
+	sg_engine_conf engine;   /* upstream engine knobs */
+	int engine_threads;      /* upstream engines, one thread and curl multi each */
 	sg_pconf providers[SG_MAX_PROVIDERS]; /* indexed by Provider id - 1; name NULL: none */
 	size_t nproviders;                    /* entries in use: the highest provider id */
 	char *owned[256];                     /* strings this config allocated */

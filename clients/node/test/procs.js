@@ -4,6 +4,7 @@
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
+const os = require("node:os");
 const path = require("node:path");
 
 const repo = path.resolve(__dirname, "..", "..", "..");
@@ -71,7 +72,9 @@ async function startSandbox(bin) {
 }
 
 async function startGateway(bin, sandboxBase, listen = ["tcp://127.0.0.1:0"]) {
-  const argv = [bin, "--quiet"];
+  // a fresh state directory (the idempotency store): no keys from an earlier run
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "shipgate-node-"));
+  const argv = [bin, "--quiet", "--set", `state_dir=${stateDir}`];
   for (const l of listen) argv.push("--listen", l);
   for (const name of ["boscod", "bosonline", "biteship", "fuuffy"]) argv.push("--set", `${name}.base_url=${sandboxBase}/${name}`);
   const p = await startProcess(argv, "shipgated ready on ");

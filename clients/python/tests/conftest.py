@@ -7,9 +7,11 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -248,7 +250,10 @@ class Live:
         sb_bin = _binary("SHIPGATE_SANDBOX", "shipgate-sandbox")
         self.sandbox = Proc([sb_bin, "--listen", "127.0.0.1:0"], "listening on ")
         self.sandbox_url = self.sandbox.line.split()[0]
-        argv = [gw_bin, "--quiet", "--listen", "tcp://127.0.0.1:0"]
+        # a fresh state directory (the idempotency store): no keys from an earlier run
+        self.state_dir = tempfile.mkdtemp(prefix="shipgate-py-")
+        argv = [gw_bin, "--quiet", "--listen", "tcp://127.0.0.1:0",
+                "--set", f"state_dir={self.state_dir}"]
         for p in PROVIDERS:
             argv += ["--set", f"{p}.base_url={self.sandbox_url}/{p}"]
         try:
@@ -275,4 +280,6 @@ class Live:
         return sum(1 for e in json.loads(body) if str(e.get("path", "")).startswith(prefix))
 
     def stop(self) -> Tuple[Optional[int], Optional[int]]:
-        return self.gateway.stop(), self.sandbox.stop()
+        rc = self.gateway.stop(), self.sandbox.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        return rc
