@@ -285,7 +285,7 @@ static const jcase cases[] = {
         {HR, "{}",
          "{\"status\":\"SERVING_STATUS_UNKNOWN\",\"version\":\"\",\"uptimeMs\":\"0\",\"inFlight\":"
          "\"0\","
-         "\"providers\":[]}",
+         "\"providers\":[],\"idempotencyStore\":\"\",\"idempotencyScope\":\"\",\"fleetId\":\"\"}",
          NULL, 0, SGC_PBJSON_EMIT_DEFAULTS},
         /* enums: names, numbers in, unknown numbers kept */
         {TR, "{\"provider\":3}", "{\"provider\":\"PROVIDER_BITESHIP\"}", NULL, 0, 0},

@@ -24,6 +24,9 @@ test_health(void)
 	        (void *)payload(r, &shipgate__v1__health_response__descriptor);
 	CHECK(hr != NULL && hr->n_providers == 4 && hr->in_flight == 1 &&
 	      hr->status == SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_SERVING);
+	/* the store the clients need to know of before they fail a CreateOrder over */
+	CHECK(hr != NULL && strcmp(hr->idempotency_store, "memory") == 0 &&
+	      strcmp(hr->idempotency_scope, "node") == 0 && hr->fleet_id[0] == '\0');
 	if (hr)
 		protobuf_c_message_free_unpacked(&hr->base, NULL);
 	CHECK_INT(sent_count(), before); /* never upstream */

@@ -1133,6 +1133,16 @@ test_sqlite_restart(void)
 		return;
 	}
 	CHECK_INT(hs_dial(&s, url), 0);
+	/* Health says where the keys are, and their scope */
+	Shipgate__V1__HealthRequest hq = SHIPGATE__V1__HEALTH_REQUEST__INIT;
+	r = hs_call(s, "Health", &hq.base, 2000, NULL);
+	Shipgate__V1__HealthResponse *h =
+	        (void *)hs_payload(r, &shipgate__v1__health_response__descriptor);
+	CHECK(h != NULL && strcmp(h->idempotency_store, "sqlite") == 0 &&
+	      strcmp(h->idempotency_scope, "node") == 0);
+	if (h)
+		protobuf_c_message_free_unpacked(&h->base, NULL);
+	free_reply(r);
 	send_create(s, "SLOW-1500", "e2e-sqlite-kill", 2500);
 	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-1500", 1));
 	CHECK_INT(WTERMSIG(hs_proc_stop(&gw, SIGKILL)), SIGKILL);

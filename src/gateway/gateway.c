@@ -322,6 +322,8 @@ call_health(sg_call *c)
 		if (gw->cfg->providers[i].name != NULL && gw->cfg->providers[i].base_url != NULL)
 			prov[r->n_providers++] = (Shipgate__V1__Provider)(i + 1);
 	r->providers = prov;
+	r->idempotency_store = (char *)gw->store->ops->name;
+	r->idempotency_scope = (char *)gw->store->ops->scope;
 	c->reply = &r->base;
 	gw_call_finish(c);
 }

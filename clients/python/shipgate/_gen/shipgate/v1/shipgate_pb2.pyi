@@ -572,7 +572,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "version", "uptime_ms", "in_flight", "providers")
+    __slots__ = ("status", "version", "uptime_ms", "in_flight", "providers", "idempotency_store", "idempotency_scope", "fleet_id")
     class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         SERVING_STATUS_UNKNOWN: _ClassVar[HealthResponse.ServingStatus]
@@ -586,9 +586,15 @@ class HealthResponse(_message.Message):
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_STORE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FLEET_ID_FIELD_NUMBER: _ClassVar[int]
     status: HealthResponse.ServingStatus
     version: str
     uptime_ms: int
     in_flight: int
     providers: _containers.RepeatedScalarFieldContainer[Provider]
-    def __init__(self, status: _Optional[_Union[HealthResponse.ServingStatus, str]] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., providers: _Optional[_Iterable[_Union[Provider, str]]] = ...) -> None: ...
+    idempotency_store: str
+    idempotency_scope: str
+    fleet_id: str
+    def __init__(self, status: _Optional[_Union[HealthResponse.ServingStatus, str]] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., providers: _Optional[_Iterable[_Union[Provider, str]]] = ..., idempotency_store: _Optional[str] = ..., idempotency_scope: _Optional[str] = ..., fleet_id: _Optional[str] = ...) -> None: ...
