@@ -1170,6 +1170,40 @@ test_sqlite_restart(void)
 	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
 	json_decref(rec);
 
+	/* the operator's view: the key is listed as unknown; once released (the operator made
+	 * sure the provider created nothing), the next call goes upstream */
+	char cmd[512], out[4096];
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 20 '%s' --set idempotency.store=sqlite --set '%s' --idempotency-unknown "
+	         "2>/dev/null",
+	         gw_bin, set_path);
+	FILE *pf = popen(cmd, "r");
+	size_t n = pf ? fread(out, 1, sizeof(out) - 1, pf) : 0;
+	out[n] = '\0';
+	CHECK(pf != NULL && pclose(pf) == 0);
+	CHECK(strncmp(out, "e2e-sqlite-kill\t", 16) == 0);
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 20 '%s' --set idempotency.store=sqlite --set '%s' --idempotency-release "
+	         "e2e-sqlite-kill 2>/dev/null",
+	         gw_bin, set_path);
+	int st = system(cmd);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	st = system(cmd); /* nothing left to release */
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000);
+	CHECK_INT(hs_code(r), 0);
+	free_reply(r);
+	r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000); /* and is kept from then on */
+	Shipgate__V1__CreateOrderResponse *kept =
+	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+	CHECK(kept != NULL && kept->replayed);
+	if (kept)
+		protobuf_c_message_free_unpacked(&kept->base, NULL);
+	free_reply(r);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 2);
+	json_decref(rec);
+
 	/* SIGTERM: the drain lets the call finish, and the outcome is on disk */
 	sandbox_reset();
 	send_create(s, "SLOW-500", "e2e-sqlite-term", 5000);

@@ -148,6 +148,13 @@ sq_release_sync(sg_store *st, const char *key)
 
 static int64_t wall = 1700000000000; /* a fake wall clock, ms */
 
+/* sg_store_sqlite_unknown's callback: keeps the key. */
+static void
+list_one(void *arg, const sg_store_unknown *u)
+{
+	snprintf(arg, 64, "%s", u->key);
+}
+
 static int64_t
 fake_wall(void)
 {
@@ -206,6 +213,22 @@ test_sqlite(void)
 	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
 	CHECK_INT(sq_release_sync(st, "c"), SG_OK); /* not its claim: changes nothing */
 	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
+	/* the operator's view, beside the running store: c is listed; a, b and a running or
+	 * completed key are not; releasing c frees it, and only c */
+	char listed[64] = "";
+	CHECK_INT(sg_store_sqlite_unknown(db, wall, list_one, listed, err, sizeof(err)), 1);
+	CHECK_STR(listed, "c");
+	CHECK_INT(sg_store_sqlite_release_unknown(db, "a", wall, err, sizeof(err)), 0);
+	CHECK_INT(sg_store_sqlite_release_unknown(db, "nope", wall, err, sizeof(err)), 0);
+	CHECK_INT(sg_store_sqlite_release_unknown(db, "c", wall, err, sizeof(err)), 1);
+	CHECK_INT(sg_store_sqlite_unknown(db, wall, list_one, listed, err, sizeof(err)), 0);
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_release_sync(st, "c"), SG_OK);
+	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_OWNER); /* held again, for below */
+	wall += 1001;
+	CHECK_INT(sg_store_sqlite_unknown("/nonexistent.db", wall, list_one, listed, err,
+	                                  sizeof(err)),
+	          -1);
 	/* full: a, b, c, d held; e is refused until an outcome expires */
 	CHECK_INT(sq_claim_sync(st, "d", 6, 1000), SG_CLAIM_OWNER);
 	CHECK_INT(sq_claim_sync(st, "e", 7, 1000), SG_CLAIM_FULL);
@@ -215,6 +238,21 @@ test_sqlite(void)
 	CHECK_INT(sq_claim_sync(st, "f", 8, 1000), SG_CLAIM_FULL);
 	sg_store_free(st);
 
+	/* a file that is not a database (garbage, as a bad disk or a wrong path could leave):
+	 * refused at open, with the path in the message; the gateway does not start on it */
+	char junk[96];
+	snprintf(junk, sizeof(junk), "%s.junk", db);
+	FILE *jf = fopen(junk, "w");
+	CHECK(jf != NULL);
+	if (jf != NULL) {
+		for (int i = 0; i < 4096; i++)
+			fputc("not a database "[i % 15], jf);
+		fclose(jf);
+		err[0] = '\0';
+		CHECK(sg_store_sqlite_new(junk, 4, NULL, err, sizeof(err)) == NULL);
+		CHECK(strstr(err, junk) != NULL);
+		unlink(junk);
+	}
 	/* a path that cannot be a database (its directory is a file): a clear error, no store */
 	char bad[96];
 	snprintf(bad, sizeof(bad), "%s/x.db", db); /* db is a regular file */

@@ -73,6 +73,31 @@ sg_store *sg_store_memory_new(size_t max_entries, int64_t (*clock)(void));
 sg_store *sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void),
                               char *err, size_t errlen);
 
+/*
+ * The operator's view of a SQLite store's file (safe beside a running gateway). A key whose
+ * outcome is unknown was claimed by an owner whose lease ran out without an outcome: the
+ * request may have reached the provider, so the gateway never sends it again by itself.
+ */
+typedef struct sg_store_unknown {
+	const char *key;        /* the idempotency key (valid during the callback) */
+	uint64_t fp_a, fp_b;    /* the request's fingerprint */
+	const char *owner;      /* the gateway that claimed it (host:pid:random) */
+	int64_t first_seen_ms;  /* when it was claimed, wall-clock ms */
+	int64_t lease_until_ms; /* when its claim ran out */
+} sg_store_unknown;
+
+/* Calls fn for each unknown key at wall-clock now_ms, oldest first. Returns how many, or -1
+ * with a message in err[errlen]. */
+int sg_store_sqlite_unknown(const char *path, int64_t now_ms,
+                            void (*fn)(void *arg, const sg_store_unknown *u), void *arg, char *err,
+                            size_t errlen);
+
+/* Releases an unknown key once an operator has made sure with the provider that the call
+ * created nothing: the next call with the key goes upstream. Returns 1 when released, 0 when
+ * key is not unknown (no such key, completed, or its lease still runs), -1 with err. */
+int sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t now_ms, char *err,
+                                    size_t errlen);
+
 /* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);
 

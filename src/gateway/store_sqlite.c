@@ -133,7 +133,12 @@ claim_tx(struct sq *q, struct op *op, sg_flight_outcome *o, int64_t now)
 	bool existed = rc == SQLITE_ROW;
 	sqlite3_reset(g);
 	if (!existed && (size_t)q->rows >= q->max_entries) {
+		/* at the limit: drop what expired, and count again (other gateways on the file,
+		 * or an operator's release, change it too) */
 		sweep(q, now);
+		if (sqlite3_step(q->count) == SQLITE_ROW)
+			q->rows = sqlite3_column_int64(q->count, 0);
+		sqlite3_reset(q->count);
 		if ((size_t)q->rows >= q->max_entries)
 			return SG_CLAIM_FULL;
 	}
@@ -511,4 +516,88 @@ fail:
 	}
 	free(s);
 	return NULL;
+}
+
+/* ------------------------------------------------------------------ the operator's view */
+
+/* Opens path for an operator's command, beside a running gateway (WAL lets both in). */
+static sqlite3 *
+op_open(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA busy_timeout=5000; SELECT 1 FROM idem LIMIT 1", NULL, NULL,
+	                 NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+int
+sg_store_sqlite_unknown(const char *path, int64_t now_ms,
+                        void (*fn)(void *arg, const sg_store_unknown *u), void *arg, char *err,
+                        size_t errlen)
+{
+	sqlite3 *db = op_open(path, err, errlen);
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+
+	if (db == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT key, fp_a, fp_b, owner, first_seen, lease_until FROM idem"
+	                       " WHERE state = 0 AND lease_until <= ?1 ORDER BY first_seen",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, now_ms);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sg_store_unknown u = {
+		        .key = (const char *)sqlite3_column_text(s, 0),
+		        .fp_a = (uint64_t)sqlite3_column_int64(s, 1),
+		        .fp_b = (uint64_t)sqlite3_column_int64(s, 2),
+		        .owner = (const char *)sqlite3_column_text(s, 3),
+		        .first_seen_ms = sqlite3_column_int64(s, 4),
+		        .lease_until_ms = sqlite3_column_int64(s, 5),
+		};
+		fn(arg, &u);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		n = -1;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+int
+sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t now_ms, char *err,
+                                size_t errlen)
+{
+	sqlite3 *db = op_open(path, err, errlen);
+	sqlite3_stmt *s = NULL;
+	int n = -1;
+
+	if (db == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(
+	            db, "DELETE FROM idem WHERE key = ?1 AND state = 0 AND lease_until <= ?2", -1,
+	            &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, now_ms);
+		if (sqlite3_step(s) == SQLITE_DONE)
+			n = sqlite3_changes(db);
+	}
+	if (n < 0)
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
 }

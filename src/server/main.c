@@ -6,13 +6,16 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include "config.h"
+#include "gateway/store.h"
 #include "providers/common.h"
 #include "server.h"
 
@@ -29,8 +32,70 @@ usage(FILE *f)
 	        "  -v, --verbose          log every call\n"
 	        "  -q, --quiet            log nothing but fatal errors\n"
 	        "  -h, --help             this text\n"
+	        "Operators (the sqlite idempotency store of this configuration, then exit):\n"
+	        "  --idempotency-unknown  list the keys whose outcome is unknown (a gateway "
+	        "claimed\n"
+	        "                         them and stopped without an answer): key, first seen, "
+	        "owner\n"
+	        "  --idempotency-release KEY\n"
+	        "                         after checking with the provider that KEY created "
+	        "nothing,\n"
+	        "                         free it: the next call with KEY goes upstream\n"
 	        "Environment: SHIPGATE_<PROVIDER>_TOKEN and SHIPGATE_<PROVIDER>_URL, e.g.\n"
 	        "SHIPGATE_BOSCOD_TOKEN. Defaults point at the sandbox providers on :18080.\n");
+}
+
+/* One unknown key, as a line: key, first seen (UTC, RFC 3339), owner. */
+static void
+print_unknown(void *arg, const sg_store_unknown *u)
+{
+	char when[32];
+	time_t t = (time_t)(u->first_seen_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s\t%s\t%s\n", u->key, when, u->owner);
+}
+
+/* --idempotency-unknown and --idempotency-release: exit status 0 done, 1 nothing to release,
+ * 2 an error. */
+static int
+operator_command(const sg_config *cfg, bool list, const char *release)
+{
+	char err[512];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+	if (strcmp(cfg->idem_store, "sqlite") != 0) {
+		fprintf(stderr,
+		        "shipgated: idempotency.store is %s: only the sqlite store outlives "
+		        "the gateway\n",
+		        cfg->idem_store);
+		return 2;
+	}
+	if (list) {
+		int n = sg_store_sqlite_unknown(cfg->idem_path, now, print_unknown, NULL, err,
+		                                sizeof(err));
+		if (n < 0) {
+			fprintf(stderr, "shipgated: %s\n", err);
+			return 2;
+		}
+		fflush(stdout);
+		fprintf(stderr, "shipgated: %d key%s with an unknown outcome in %s\n", n,
+		        n == 1 ? "" : "s", cfg->idem_path);
+		return 0;
+	}
+	int r = sg_store_sqlite_release_unknown(cfg->idem_path, release, now, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "shipgated: %s\n", err);
+		return 2;
+	}
+	fprintf(stderr,
+	        r ? "shipgated: %s released: its next call goes upstream\n"
+	          : "shipgated: %s is not a key with an unknown outcome; nothing changed\n",
+	        release);
+	return r ? 0 : 1;
 }
 
 int
@@ -40,7 +105,8 @@ main(int argc, char **argv)
 	sg_server *srv = NULL;
 	char err[512];
 	int rc = 1;
-	const char *config_file = NULL;
+	const char *config_file = NULL, *release_key = NULL;
+	bool list_unknown = false;
 
 	sg_config_defaults(&cfg);
 	/* The config file is read first, so flags given before or after --config both win. */
@@ -59,6 +125,9 @@ main(int argc, char **argv)
 			usage(stdout);
 			sg_config_fini(&cfg);
 			return 0;
+		} else if (strcmp(a, "--idempotency-unknown") == 0) {
+			list_unknown = true;
+			continue;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 			cfg.verbose = 2;
 			continue;
@@ -73,6 +142,8 @@ main(int argc, char **argv)
 		i++;
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			continue;
+		} else if (strcmp(a, "--idempotency-release") == 0) {
+			release_key = v;
 		} else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
 			r = sg_config_set(&cfg, "listen", v, err, sizeof(err));
 		} else if (strcmp(a, "-w") == 0 || strcmp(a, "--workers") == 0) {
@@ -96,6 +167,11 @@ main(int argc, char **argv)
 	}
 	if (sg_config_validate(&cfg, err, sizeof(err)) != 0)
 		goto fail;
+	if (list_unknown || release_key != NULL) {
+		rc = operator_command(&cfg, list_unknown, release_key);
+		sg_config_fini(&cfg);
+		return rc;
+	}
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
