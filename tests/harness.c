@@ -3,14 +3,18 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -180,6 +184,50 @@ hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base, const ch
 	int rv = hs_proc_start(p, argv, "shipgated ready on ");
 	memcpy(p->state_dir, dir, sizeof(dir)); /* hs_proc_start resets p */
 	return rv;
+}
+
+int
+hs_redis_start(hs_proc *p, int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	char ports[16];
+
+	memset(p, 0, sizeof(*p));
+	p->out_fd = -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (*port == 0 && fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		*port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	if (*port == 0)
+		return -1;
+	snprintf(ports, sizeof(ports), "%d", *port);
+	char *argv[] = {"redis-server", "--port", ports,          "--bind", "127.0.0.1",
+	                "--save",       "",       "--appendonly", "no",     NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	int rv = posix_spawnp(&p->pid, "redis-server", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rv != 0) {
+		p->pid = 0;
+		return -1;
+	}
+	for (int i = 0; i < 500; i++) { /* ready once it accepts */
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		sa.sin_port = htons((uint16_t)*port);
+		bool up = c >= 0 && connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (c >= 0)
+			close(c);
+		if (up)
+			return 0;
+		hs_sleep_ms(20);
+	}
+	hs_proc_stop(p, SIGKILL);
+	return -1;
 }
 
 int

@@ -47,6 +47,11 @@ int hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n);
 int hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
                      const char *const *listen, const char *const *extra);
 
+/* A redis-server of the test's own on 127.0.0.1 (no persistence), started and waited for (10 s
+ * at most), on *port, or on a free port set in *port when it is 0. Returns 0 or -1. Stop it
+ * with hs_proc_stop. */
+int hs_redis_start(hs_proc *p, int *port);
+
 /* The i-th URL of the gateway's ready line into buf, or -1. */
 int hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n);
 

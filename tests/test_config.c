@@ -132,6 +132,12 @@ test_keys(void)
 	CHECK(strstr(err, "idempotency.store") != NULL);
 	set_ok(&c, "idempotency.store", "memory");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	set_ok(&c, "idempotency.store", "redis"); /* needs its URL */
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "idempotency.redis_url") != NULL);
+	set_ok(&c, "idempotency.redis_url", "redis://127.0.0.1:6379/2");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.fleet_id, "redis://127.0.0.1:6379/2"); /* the fleet: its Redis, by default */
 	set_ok(&c, "idempotency.store", "sqlite");
 	set_ok(&c, "idempotency.path", "/tmp/x.db");
 	CHECK_STR(c.idem_path, "/tmp/x.db");

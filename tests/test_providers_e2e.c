@@ -1104,6 +1104,144 @@ call_create(nng_socket s, const char *form_id, const char *key, int64_t deadline
 	return call_json(s, "CreateOrder", json, deadline_ms, key);
 }
 
+/* One half of a fan-out over two gateways: hs_fanout on its own thread. */
+struct fan {
+	nng_socket s;                        /* its gateway */
+	const Shipgate__V1__RpcRequest *env; /* the call */
+	Shipgate__V1__RpcReply **out;        /* its replies */
+	int n;                               /* how many */
+	pthread_t thr;                       /* the thread */
+};
+
+static void *
+fan_main(void *arg)
+{
+	struct fan *f = arg;
+	hs_fanout(f->s, f->env, f->n, f->out);
+	return NULL;
+}
+
+/*
+ * A fleet: two gateways on one Redis (a redis-server of the test's own), 100 concurrent
+ * CreateOrders with one key, half on each: one POST, one first answer and 99 replays. Then
+ * Redis stopped: CreateOrder fails closed with a clear status and Track keeps answering; Redis
+ * back: CreateOrder works again, with no restart. Health says "fleet", with its id.
+ */
+static void
+test_redis_fleet(void)
+{
+	enum { N = 100 };
+	hs_proc rd, g1, g2;
+	int port = 0;
+	char set_url[128], u1[256], u2[256];
+
+	if (hs_redis_start(&rd, &port) != 0) {
+		fprintf(stderr, "  redis-server did not start (.ci/deps installs it)\n");
+		CHECK(0);
+		return;
+	}
+	snprintf(set_url, sizeof(set_url), "idempotency.redis_url=redis://127.0.0.1:%d", port);
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	const char *const extra[] = {"--set", "idempotency.store=redis",        "--set", set_url,
+	                             "--set", "idempotency.fleet_id=e2e-fleet", NULL};
+	if (hs_gateway_start(&g1, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_start(&g2, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&g1, 0, u1, sizeof(u1)) != 0 ||
+	    hs_gateway_url(&g2, 0, u2, sizeof(u2)) != 0) {
+		CHECK(0);
+		hs_proc_stop(&rd, SIGTERM);
+		return;
+	}
+	nng_socket s1, s2;
+	CHECK_INT(hs_dial(&s1, u1), 0);
+	CHECK_INT(hs_dial(&s2, u2), 0);
+	Shipgate__V1__HealthRequest hq = SHIPGATE__V1__HEALTH_REQUEST__INIT;
+	Shipgate__V1__RpcReply *r = hs_call(s2, "Health", &hq.base, 2000, NULL);
+	Shipgate__V1__HealthResponse *h =
+	        (void *)hs_payload(r, &shipgate__v1__health_response__descriptor);
+	CHECK(h != NULL && strcmp(h->idempotency_store, "redis") == 0 &&
+	      strcmp(h->idempotency_scope, "fleet") == 0 && strcmp(h->fleet_id, "e2e-fleet") == 0);
+	if (h)
+		protobuf_c_message_free_unpacked(&h->base, NULL);
+	free_reply(r);
+
+	/* one key, 100 callers, split over the two gateways, while the provider holds the POST */
+	sandbox_reset();
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error perr;
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &perr),
+	        0);
+	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
+	char *keep = co->form_id;
+	co->form_id = "SLOW-500";
+	uint8_t payload[2048];
+	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+	env.method = "/shipgate.v1.Shipgate/CreateOrder";
+	env.idempotency_key = "e2e-fleet-100";
+	env.deadline_ms = 10000;
+	env.payload.data = payload;
+	env.payload.len = protobuf_c_message_pack(req, payload);
+	co->form_id = keep;
+	protobuf_c_message_free_unpacked(req, NULL);
+	static Shipgate__V1__RpcReply *rep1[N / 2], *rep2[N / 2];
+	struct fan fans[2] = {{s1, &env, rep1, N / 2, 0}, {s2, &env, rep2, N / 2, 0}};
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(pthread_create(&fans[i].thr, NULL, fan_main, &fans[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(fans[i].thr, NULL);
+	int ok = 0, first = 0, replays = 0;
+	for (int i = 0; i < N; i++) {
+		Shipgate__V1__RpcReply *x = i < N / 2 ? rep1[i] : rep2[i - N / 2];
+		if (hs_code(x) == 0) {
+			ok++;
+			Shipgate__V1__CreateOrderResponse *cr = (void *)hs_payload(
+			        x, &shipgate__v1__create_order_response__descriptor);
+			if (cr != NULL && cr->replayed)
+				replays++;
+			else if (cr != NULL)
+				first++;
+			if (cr)
+				protobuf_c_message_free_unpacked(&cr->base, NULL);
+		} else if (x != NULL) {
+			fprintf(stderr, "  fleet: %d %s\n", hs_code(x), hs_reason(x));
+		}
+		free_reply(x);
+	}
+	CHECK_INT(ok, N);
+	CHECK_INT(first, 1);
+	CHECK_INT(replays, N - 1);
+	json_t *rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+	fprintf(stderr, "  fleet of 2 on one redis: %d answers, %d first, %d replays, 1 POST\n", ok,
+	        first, replays);
+
+	/* Redis stopped: CreateOrder refused with the store named; Track answers as before */
+	CHECK_INT(hs_proc_stop(&rd, SIGTERM), 0);
+	r = call_create(s1, "SLOW-1", "e2e-fleet-down", 3000);
+	CHECK_INT(hs_code(r), 14);
+	CHECK_STR(hs_reason(r), "IDEMPOTENCY_STORE_UNAVAILABLE");
+	CHECK(r && r->status && strstr(r->status->message, "redis") != NULL);
+	free_reply(r);
+	r = call_json(s1, "Track", "{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"BOS123\"}",
+	              3000, NULL);
+	CHECK_INT(hs_code(r), 0);
+	free_reply(r);
+	/* Redis back on the same port: the gateways recover by themselves */
+	CHECK_INT(hs_redis_start(&rd, &port), 0);
+	r = call_create(s2, "SLOW-1", "e2e-fleet-down", 3000);
+	CHECK_INT(hs_code(r), 0);
+	free_reply(r);
+	nng_close(s1);
+	nng_close(s2);
+	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	hs_proc_stop(&rd, SIGTERM);
+}
+
 /*
  * With the SQLite store, the claim outlives the gateway:
  * - kill -9 while the POST is in flight, restart on the same file, retry with the same key:
@@ -1300,6 +1438,7 @@ main(int argc, char **argv)
 	test_cache();
 	test_missing_credential();
 	test_sqlite_restart();
+	test_redis_fleet();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();

@@ -5,7 +5,13 @@
  * opened again to play a restart: what it claimed and stored survives, and a claim whose owner
  * is gone is BUSY while its lease runs, then UNKNOWN, never claimed again.
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,6 +134,14 @@ sq_claim_sync(sg_store *st, const char *key, uint64_t fp, int64_t lease_ms)
 	return W.s.res;
 }
 
+/* A complete's answer, with no one waiting on it. */
+static void
+on_done_sync(void *arg, sg_err err)
+{
+	(void)arg;
+	(void)err;
+}
+
 static sg_err
 sq_complete_sync(sg_store *st, const char *key, const sg_flight_outcome *o, int64_t ttl)
 {
@@ -211,7 +225,7 @@ test_sqlite(void)
 	wall += 2001;
 	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN); /* never sent again */
 	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
-	CHECK_INT(sq_release_sync(st, "c"), SG_OK); /* not its claim: changes nothing */
+	CHECK_INT(sq_release_sync(st, "c"), SG_EINTERNAL); /* not its claim: changes nothing */
 	CHECK_INT(sq_claim_sync(st, "c", 5, 1000), SG_CLAIM_UNKNOWN);
 	/* the operator's view, beside the running store: c is listed; a, b and a running or
 	 * completed key are not; releasing c frees it, and only c */
@@ -361,10 +375,140 @@ test_sqlite_burst(void)
 	unlink(f);
 }
 
+/* ------------------------------------------------------------------ redis */
+
+/* A redis-server of this test's own on a free loopback port; its pid, or -1. */
+static pid_t
+redis_start(int port)
+{
+	char ports[16];
+	snprintf(ports, sizeof(ports), "%d", port);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1",
+		       "--save", "", "--appendonly", "no", (char *)NULL);
+		_exit(127);
+	}
+	/* ready once it accepts a connection */
+	for (int i = 0; pid > 0 && i < 200; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bool up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (up)
+			return pid;
+		struct timespec ts = {0, 20000000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static void
+redis_stop(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* A port nothing listens on now. */
+static int
+free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Two gateways' stores on one Redis: the second waits for the first's outcome; conflicts,
+ * releases and the fence; Redis stopped: claims fail closed; Redis back: they work again. */
+static void
+test_redis(void)
+{
+	int port = free_port();
+	pid_t rp = redis_start(port);
+	CHECK(rp > 0);
+	if (rp <= 0) {
+		fprintf(stderr, "  redis-server did not start (is it installed? .ci/deps does)\n");
+		return;
+	}
+	char url[64], err[256];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/3", port);
+	sg_store *a = sg_store_redis_new(url, 60000, err, sizeof(err));
+	sg_store *b = sg_store_redis_new(url, 60000, err, sizeof(err));
+	CHECK(a != NULL && b != NULL);
+	if (a == NULL || b == NULL)
+		goto out;
+	CHECK_STR(a->ops->name, "redis");
+	CHECK_STR(a->ops->scope, "fleet");
+	static const uint8_t status[] = {0x08, 0x00};
+	const sg_flight_outcome done = {status, 2, (const uint8_t *)"order-9\0x", 9};
+
+	CHECK_INT(sq_claim_sync(a, "k", 1, 2000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_claim_sync(b, "k", 2, 2000), SG_CLAIM_CONFLICT);
+	/* b waits (polling) for a's outcome: it completes meanwhile */
+	w_reset();
+	sg_flight_fp f1 = {1, 1};
+	sg_store_claim(b, "k", f1, 3000, w_claim, NULL);
+	struct timespec ts = {0, 100000000};
+	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&W.mtx);
+	CHECK(!W.done); /* still waiting for a */
+	pthread_mutex_unlock(&W.mtx);
+	struct seen ds = {0};
+	sg_store_complete(a, "k", &done, 60000, on_done_sync, &ds);
+	w_wait();
+	CHECK_INT(W.s.res, SG_CLAIM_DONE);
+	CHECK_INT(memcmp(W.s.payload, "order-9", 8), 0); /* binary-safe: the NUL kept */
+	/* the fence: b never held k, its complete and release change nothing */
+	CHECK_INT(sq_complete_sync(b, "k", &done, 60000), SG_EINTERNAL);
+	CHECK_INT(sq_release_sync(b, "k"), SG_EINTERNAL);
+	CHECK_INT(sq_claim_sync(a, "k", 1, 2000), SG_CLAIM_DONE);
+	/* a claim whose owner is gone: busy for as long as the waiter may wait, then unknown */
+	CHECK_INT(sq_claim_sync(a, "gone", 5, 300), SG_CLAIM_OWNER);
+	CHECK_INT(sq_claim_sync(b, "gone", 5, 100), SG_CLAIM_BUSY);
+	ts.tv_nsec = 350000000;
+	nanosleep(&ts, NULL);
+	CHECK_INT(sq_claim_sync(b, "gone", 5, 100), SG_CLAIM_UNKNOWN);
+	/* released: free for a retry, from any gateway */
+	CHECK_INT(sq_claim_sync(a, "rel", 6, 2000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_release_sync(a, "rel"), SG_OK);
+	CHECK_INT(sq_claim_sync(b, "rel", 6, 2000), SG_CLAIM_OWNER);
+	/* Redis stopped: fail closed, with no hang; Redis back: the same store works again */
+	redis_stop(rp);
+	CHECK_INT(sq_claim_sync(a, "down", 7, 2000), SG_CLAIM_ERROR);
+	CHECK_INT(sq_complete_sync(b, "rel", &done, 60000), SG_ESTORE);
+	rp = redis_start(port);
+	CHECK(rp > 0);
+	CHECK_INT(sq_claim_sync(a, "down", 7, 2000), SG_CLAIM_OWNER);
+	/* a malformed URL is refused at once */
+	CHECK(sg_store_redis_new("http://x", 1000, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "redis://") != NULL);
+	CHECK(sg_store_redis_new("redis://h:99999", 1000, err, sizeof(err)) == NULL);
+out:
+	sg_store_free(a);
+	sg_store_free(b);
+	redis_stop(rp);
+}
+
 int
 main(void)
 {
 	test_sqlite();
+	test_redis();
 	test_sqlite_burst();
 	sg_store *st = sg_store_memory_new(3, fake_clock);
 	struct seen s = {0};

@@ -324,6 +324,7 @@ call_health(sg_call *c)
 	r->providers = prov;
 	r->idempotency_store = (char *)gw->store->ops->name;
 	r->idempotency_scope = (char *)gw->store->ops->scope;
+	r->fleet_id = (char *)(gw->store->fleet_id ? gw->store->fleet_id : "");
 	c->reply = &r->base;
 	gw_call_finish(c);
 }
@@ -430,12 +431,17 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
 	                             .max_bytes = cfg->cache_max_bytes,
 	                             .evict = true};
-	if (strcmp(cfg->idem_store, "sqlite") == 0 &&
-	    (gw->store = sg_store_sqlite_new(cfg->idem_path, cfg->idem_max_entries, NULL, err,
-	                                     errlen)) == NULL) {
+	if ((strcmp(cfg->idem_store, "sqlite") == 0 &&
+	     (gw->store = sg_store_sqlite_new(cfg->idem_path, cfg->idem_max_entries, NULL, err,
+	                                      errlen)) == NULL) ||
+	    (strcmp(cfg->idem_store, "redis") == 0 &&
+	     (gw->store = sg_store_redis_new(cfg->redis_url, cfg->idem_ttl_ms, err, errlen)) ==
+	             NULL)) {
 		sg_gateway_free(gw);
 		return SG_ESTORE;
 	}
+	if (strcmp(cfg->idem_store, "redis") == 0)
+		gw->store->fleet_id = cfg->fleet_id;
 	if ((gw->up = sg_upstream_new(backend)) == NULL ||
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
 	    (gw->store == NULL &&

@@ -113,6 +113,7 @@ sg_store_memory_new(size_t max_entries, int64_t (*clock)(void))
 	if (s == NULL)
 		return NULL;
 	s->ops = &memory_ops;
+	s->fleet_id = NULL;
 	if ((s->impl = sg_flight_new(&conf)) == NULL) {
 		free(s);
 		return NULL;

@@ -56,6 +56,7 @@ typedef struct sg_store_ops {
 typedef struct sg_store {
 	const sg_store_ops *ops; /* the backend */
 	void *impl;              /* its state */
+	const char *fleet_id;    /* scope "fleet": the fleet's id (borrowed), else NULL */
 } sg_store;
 
 /* The memory store: a table of at most max_entries keys (outcomes expire after their ttl, and
@@ -97,6 +98,14 @@ int sg_store_sqlite_unknown(const char *path, int64_t now_ms,
  * key is not unknown (no such key, completed, or its lease still runs), -1 with err. */
 int sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t now_ms, char *err,
                                     size_t errlen);
+
+/*
+ * The Redis store, shared by a fleet: url is redis://HOST:PORT[/DB]; keys expire after ttl_ms
+ * in any state. A claim that finds its key busy at another gateway waits for that one's
+ * outcome until its own lease is spent. Connects on first use (and again after a failure);
+ * NULL with a message in err[errlen] only when url is malformed or a thread cannot start.
+ */
+sg_store *sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen);
 
 /* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);

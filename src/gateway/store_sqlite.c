@@ -215,10 +215,14 @@ do_release(struct sq *q, struct op *op)
 
 	sqlite3_bind_text(s, 1, op->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, q->owner, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE)
+	if (sqlite3_step(s) != SQLITE_DONE) {
 		err = SG_ESTORE;
-	else
-		q->rows -= sqlite3_changes(q->db);
+	} else {
+		int n = sqlite3_changes(q->db);
+		q->rows -= n;
+		if (n != 1)
+			err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
+	}
 	sqlite3_reset(s);
 	op->err = err;
 }
@@ -508,6 +512,7 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	}
 	s->ops = &sqlite_ops;
 	s->impl = q;
+	s->fleet_id = NULL;
 	return s;
 fail:
 	if (q != NULL) {

@@ -75,6 +75,8 @@ static const struct cfg_key keys[] = {
         G("idempotency.store", K_STR, 0, 0, idem_store, 0),
         G("idempotency.path", K_STR, 0, 0, idem_path, 0),
         G("state_dir", K_STR, 0, 0, state_dir, 0),
+        G("idempotency.redis_url", K_STR, 0, 0, redis_url, 0),
+        G("idempotency.fleet_id", K_STR, 0, 0, fleet_id, 0),
         G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
         G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
         PK("base_url", K_URL, 0, 0, base_url),
@@ -387,8 +389,13 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 	if (cfg->default_deadline_ms > cfg->max_deadline_ms)
 		return cfg_error(err, errlen, "default_deadline_ms must be <= max_deadline_ms");
 	if (cfg->idem_store == NULL ||
-	    (strcmp(cfg->idem_store, "memory") != 0 && strcmp(cfg->idem_store, "sqlite") != 0))
-		return cfg_error(err, errlen, "idempotency.store: want memory or sqlite");
+	    (strcmp(cfg->idem_store, "memory") != 0 && strcmp(cfg->idem_store, "sqlite") != 0 &&
+	     strcmp(cfg->idem_store, "redis") != 0))
+		return cfg_error(err, errlen, "idempotency.store: want sqlite, memory or redis");
+	if (strcmp(cfg->idem_store, "redis") == 0 && cfg->redis_url == NULL)
+		return cfg_error(err, errlen, "idempotency.redis_url: the redis store needs one");
+	if (cfg->fleet_id == NULL)
+		cfg->fleet_id = cfg->redis_url;
 	if (cfg->state_dir == NULL) {
 		/* systemd's StateDirectory= sets STATE_DIRECTORY (a ':'-separated list) */
 		const char *sd = getenv("STATE_DIRECTORY");

@@ -37,6 +37,8 @@ typedef struct sg_config {
 	const char *idem_store;      /* "memory" or "sqlite" */
 	const char *idem_path;       /* the sqlite store's file; NULL: <state_dir>/idempotency.db */
 	const char *state_dir;   /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
+	const char *redis_url;   /* the redis store: redis://HOST:PORT[/DB] */
+	const char *fleet_id;    /* the redis store's fleet; NULL: redis_url */
 	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
 	sg_engine_conf engine;   /* upstream engine knobs */
 	int engine_threads;      /* upstream engines, one thread and curl multi each */

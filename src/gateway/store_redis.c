@@ -1,0 +1,493 @@
+/*
+ * store_redis.c - the idempotency store in Redis, shared by a fleet of gateways.
+ *
+ * Each key is a hash `shipgate:idem:<key>`: st ("p" in progress, "c" completed), the request's
+ * fingerprint, the owner's id, the lease's end, and once completed the outcome's bytes. Claim,
+ * complete and release are Lua scripts, so each read-then-write is atomic in Redis, and every
+ * time is Redis's own (TIME), one clock for the whole fleet:
+ *   claim     a missing key becomes the caller's (st p, lease = now + lease_ms); a completed key
+ *             answers its outcome; a key in progress answers busy while its lease runs, then
+ *             unknown; another fingerprint is a conflict;
+ *   complete  only the owner's claim (compare-and-set on owner and st): a lease is not a fence
+ *             by itself, so the owner checks it still holds the key before storing;
+ *   release   the same check, then the key is deleted.
+ * Keys expire after idempotency.ttl_ms whatever their state, so a fleet's Redis stays bounded.
+ *
+ * A claim that finds the key busy at another gateway waits for that owner's outcome, polling
+ * every 25 ms, until the claim's own lease (the caller's deadline) is spent: it never sends a
+ * second POST. One thread owns the connection (hiredis 0.14, synchronous, with a timeout):
+ * every operation is queued to it and answered from there. When Redis cannot be reached the
+ * operations fail (fail closed: CreateOrder is refused; lookups do not use this store), and the
+ * next operation connects again.
+ */
+#include "gateway/store.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/clock.h"
+
+#define POLL_MS    25   /* how often a busy key is looked at again */
+#define TIMEOUT_MS 1000 /* connect and command timeout */
+#define KEY_PREFIX "shipgate:idem:"
+
+static const char claim_lua[] =
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "local h = redis.call('HMGET', KEYS[1], 'st', 'fa', 'fb', 'lease', 'status', 'payload',"
+        " 'hp')\n"
+        "if not h[1] then\n"
+        "  redis.call('HSET', KEYS[1], 'st', 'p', 'fa', ARGV[1], 'fb', ARGV[2], 'owner', ARGV[3],"
+        " 'lease', now + tonumber(ARGV[4]), 'first', now)\n"
+        "  redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+        "  return {'owner'}\n"
+        "end\n"
+        "if h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return {'conflict'} end\n"
+        "if h[1] == 'c' then return {'done', h[5] or '', h[6] or '', h[7] or '0'} end\n"
+        "if tonumber(h[4]) > now then return {'busy'} end\n"
+        "return {'unknown'}\n";
+
+static const char complete_lua[] =
+        "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
+        " redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end\n"
+        "redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[2], 'payload', ARGV[3], 'hp',"
+        " ARGV[4])\n"
+        "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+        "return 1\n";
+
+static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
+                                  " redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end\n"
+                                  "redis.call('DEL', KEYS[1])\n"
+                                  "return 1\n";
+
+enum op_kind { OP_CLAIM, OP_COMPLETE, OP_RELEASE };
+
+/* One queued operation; the key and the outcome's bytes are copied into it (one malloc). */
+struct op {
+	struct op *next;       /* queue, or the busy list */
+	enum op_kind kind;     /* what to do */
+	const char *key;       /* the Redis key, prefix included (in this allocation) */
+	sg_flight_fp fp;       /* claim */
+	int64_t ms;            /* claim: lease; complete: ttl */
+	int64_t until;         /* claim: sg_now_ms() time to stop waiting for a busy key */
+	int64_t next_at;       /* claim, busy: when to look again */
+	const uint8_t *status; /* complete: the packed Status */
+	size_t status_len;
+	const uint8_t *payload; /* complete: the packed response, or NULL */
+	size_t payload_len;
+	sg_store_claim_cb ccb; /* claim's callback */
+	sg_store_done_cb dcb;  /* complete's or release's callback (may be NULL) */
+	void *arg;             /* its argument */
+};
+
+struct rd {
+	char host[256]; /* Redis */
+	int port;
+	int db;                 /* SELECT */
+	int64_t ttl_ms;         /* keys expire after this */
+	char owner[96];         /* this process's claims */
+	redisContext *c;        /* the connection, or NULL until the next operation */
+	pthread_t thr;          /* the thread that owns c */
+	pthread_mutex_t mtx;    /* guards the queue and stop */
+	pthread_cond_t cv;      /* wakes the thread */
+	struct op *head, *tail; /* queued operations */
+	struct op *busy;        /* claims waiting for another owner's outcome (thread only) */
+	bool stop;              /* drain and exit */
+};
+
+/* A live connection, or NULL (connecting again on every call until Redis is back). */
+static redisContext *
+rd_conn(struct rd *r)
+{
+	if (r->c != NULL && r->c->err == 0)
+		return r->c;
+	if (r->c != NULL) {
+		redisFree(r->c);
+		r->c = NULL;
+	}
+	struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
+	redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+	if (c == NULL || c->err != 0) {
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (r->db != 0) {
+		redisReply *rep = redisCommand(c, "SELECT %d", r->db);
+		bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+		freeReplyObject(rep);
+		if (!ok) {
+			redisFree(c);
+			return NULL;
+		}
+	}
+	return r->c = c;
+}
+
+/*
+ * A command on the connection; a connection that broke since its last use (Redis restarted)
+ * is replaced and the command sent once more. A claim that did reach Redis before the break
+ * finds its own claim the second time: busy, never a second owner.
+ */
+static redisReply *
+rd_command(struct rd *r, const char *fmt, ...)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		redisContext *c = rd_conn(r);
+		if (c == NULL)
+			return NULL;
+		va_list ap;
+		va_start(ap, fmt);
+		redisReply *rep = redisvCommand(c, fmt, ap);
+		va_end(ap);
+		if (rep != NULL)
+			return rep;
+	}
+	return NULL;
+}
+
+/* Runs a claim: its answer, and for DONE the outcome (in *rep, freed by the caller). */
+static sg_claim
+rd_claim(struct rd *r, struct op *op, redisReply **keep, sg_flight_outcome *o)
+{
+	char fa[24], fb[24], lease[24], ttl[24];
+	*keep = NULL;
+	snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
+	snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
+	snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
+	redisReply *rep = rd_command(r, "EVAL %s 1 %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
+	                             r->owner, lease, ttl);
+	if (rep == NULL)
+		return SG_CLAIM_ERROR;
+	sg_claim res = SG_CLAIM_ERROR;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* maxmemory reached: the store is full, not unreachable */
+		res = strncmp(rep->str, "OOM", 3) == 0 ? SG_CLAIM_FULL : SG_CLAIM_ERROR;
+	} else if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+	           rep->element[0]->type == REDIS_REPLY_STRING) {
+		const char *what = rep->element[0]->str;
+		if (strcmp(what, "owner") == 0)
+			res = SG_CLAIM_OWNER;
+		else if (strcmp(what, "conflict") == 0)
+			res = SG_CLAIM_CONFLICT;
+		else if (strcmp(what, "busy") == 0)
+			res = SG_CLAIM_BUSY;
+		else if (strcmp(what, "unknown") == 0)
+			res = SG_CLAIM_UNKNOWN;
+		else if (strcmp(what, "done") == 0 && rep->elements == 4) {
+			res = SG_CLAIM_DONE;
+			o->status = (const uint8_t *)rep->element[1]->str;
+			o->status_len = rep->element[1]->len;
+			bool hp = rep->element[3]->len == 1 && rep->element[3]->str[0] == '1';
+			o->payload = hp ? (const uint8_t *)rep->element[2]->str : NULL;
+			o->payload_len = hp ? rep->element[2]->len : 0;
+			*keep = rep;
+			return res;
+		}
+	}
+	freeReplyObject(rep);
+	return res;
+}
+
+/* Runs a complete or a release: SG_OK, SG_EINTERNAL when the claim is not ours any more,
+ * SG_ESTORE when Redis failed. */
+static sg_err
+rd_finish(struct rd *r, struct op *op)
+{
+	redisReply *rep;
+	char ttl[24];
+
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
+	if (op->kind == OP_COMPLETE)
+		rep = rd_command(r, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key, r->owner,
+		                 op->status, op->status_len,
+		                 op->payload ? op->payload : (const uint8_t *)"", op->payload_len,
+		                 op->payload ? "1" : "0", ttl);
+	else
+		rep = rd_command(r, "EVAL %s 1 %s %s", release_lua, op->key, r->owner);
+	sg_err err = SG_ESTORE;
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		err = rep->integer == 1 ? SG_OK : SG_EINTERNAL;
+	freeReplyObject(rep);
+	return err;
+}
+
+/* Runs op; a busy claim with time left goes on the busy list instead of being answered. */
+static void
+rd_run(struct rd *r, struct op *op)
+{
+	if (op->kind != OP_CLAIM) {
+		sg_err err = rd_finish(r, op);
+		if (op->dcb != NULL)
+			op->dcb(op->arg, err);
+		free(op);
+		return;
+	}
+	redisReply *keep;
+	sg_flight_outcome o = {NULL, 0, NULL, 0};
+	sg_claim res = rd_claim(r, op, &keep, &o);
+	int64_t now = sg_now_ms();
+	if (res == SG_CLAIM_BUSY && now + POLL_MS < op->until) {
+		op->next_at = now + POLL_MS; /* another gateway holds it: wait for its outcome */
+		op->next = r->busy;
+		r->busy = op;
+		return;
+	}
+	op->ccb(op->arg, res, res == SG_CLAIM_DONE ? &o : NULL);
+	freeReplyObject(keep);
+	free(op);
+}
+
+static void *
+rd_main(void *arg)
+{
+	struct rd *r = arg;
+
+	pthread_mutex_lock(&r->mtx);
+	for (;;) {
+		/* sleep until an operation comes, or the next busy claim is due */
+		while (r->head == NULL && !r->stop) {
+			int64_t due = -1;
+			for (struct op *b = r->busy; b != NULL; b = b->next)
+				if (due < 0 || b->next_at < due)
+					due = b->next_at;
+			if (due < 0)
+				pthread_cond_wait(&r->cv, &r->mtx);
+			else if (!sg_cond_wait_until(&r->cv, &r->mtx, due))
+				break;
+		}
+		struct op *q = r->head;
+		r->head = r->tail = NULL;
+		bool stop = r->stop;
+		pthread_mutex_unlock(&r->mtx);
+		while (q != NULL) {
+			struct op *op = q;
+			q = op->next;
+			rd_run(r, op);
+		}
+		/* the busy claims that are due (all of them when stopping: answered busy) */
+		int64_t now = sg_now_ms();
+		struct op *b = r->busy;
+		r->busy = NULL;
+		while (b != NULL) {
+			struct op *op = b;
+			b = op->next;
+			if (stop) {
+				op->ccb(op->arg, SG_CLAIM_BUSY, NULL);
+				free(op);
+			} else if (op->next_at > now) {
+				op->next = r->busy; /* not yet */
+				r->busy = op;
+			} else {
+				rd_run(r, op); /* may go back on the list */
+			}
+		}
+		pthread_mutex_lock(&r->mtx);
+		if (stop && r->head == NULL && r->busy == NULL)
+			break;
+	}
+	pthread_mutex_unlock(&r->mtx);
+	return NULL;
+}
+
+/* Queues op for the thread; false when stopping. */
+static bool
+rd_queue(struct rd *r, struct op *op)
+{
+	pthread_mutex_lock(&r->mtx);
+	bool ok = !r->stop;
+	if (ok) {
+		op->next = NULL;
+		if (r->tail != NULL)
+			r->tail->next = op;
+		else
+			r->head = op;
+		r->tail = op;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mtx);
+	return ok;
+}
+
+static struct op *
+op_new(enum op_kind kind, const char *key, size_t n)
+{
+	size_t klen = sizeof(KEY_PREFIX) - 1 + strlen(key) + 1;
+	struct op *op = malloc(sizeof(*op) + klen + n);
+	if (op == NULL)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	snprintf((char *)(op + 1), klen, KEY_PREFIX "%s", key);
+	op->key = (const char *)(op + 1);
+	return op;
+}
+
+static void
+rd_claim_op(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
+            void *arg)
+{
+	struct op *op = op_new(OP_CLAIM, key, 0);
+	if (op == NULL) {
+		cb(arg, SG_CLAIM_ERROR, NULL);
+		return;
+	}
+	op->fp = fp;
+	op->ms = lease_ms;
+	op->until = sg_now_ms() + lease_ms;
+	op->ccb = cb;
+	op->arg = arg;
+	if (!rd_queue(impl, op)) {
+		free(op);
+		cb(arg, SG_CLAIM_ERROR, NULL);
+	}
+}
+
+static void
+rd_complete_op(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
+               sg_store_done_cb cb, void *arg)
+{
+	struct op *op = op_new(OP_COMPLETE, key, o->status_len + o->payload_len);
+	if (op == NULL) {
+		if (cb != NULL)
+			cb(arg, SG_ENOMEM);
+		return;
+	}
+	uint8_t *p = (uint8_t *)op->key + strlen(op->key) + 1;
+	if (o->status_len)
+		memcpy(p, o->status, o->status_len);
+	op->status = p;
+	op->status_len = o->status_len;
+	if (o->payload != NULL) {
+		if (o->payload_len)
+			memcpy(p + o->status_len, o->payload, o->payload_len);
+		op->payload = p + o->status_len;
+		op->payload_len = o->payload_len;
+	}
+	op->ms = ttl_ms;
+	op->dcb = cb;
+	op->arg = arg;
+	if (!rd_queue(impl, op)) {
+		free(op);
+		if (cb != NULL)
+			cb(arg, SG_ESTORE);
+	}
+}
+
+static void
+rd_release_op(void *impl, const char *key, sg_store_done_cb cb, void *arg)
+{
+	struct op *op = op_new(OP_RELEASE, key, 0);
+	if (op == NULL) {
+		if (cb != NULL)
+			cb(arg, SG_ENOMEM);
+		return;
+	}
+	op->dcb = cb;
+	op->arg = arg;
+	if (!rd_queue(impl, op)) {
+		free(op);
+		if (cb != NULL)
+			cb(arg, SG_ESTORE);
+	}
+}
+
+static void
+rd_free(void *impl)
+{
+	struct rd *r = impl;
+
+	pthread_mutex_lock(&r->mtx);
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mtx);
+	pthread_join(r->thr, NULL);
+	redisFree(r->c);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mtx);
+	free(r);
+}
+
+static const sg_store_ops redis_ops = {
+        .name = "redis",
+        .scope = "fleet",
+        .claim = rd_claim_op,
+        .complete = rd_complete_op,
+        .release = rd_release_op,
+        .free = rd_free,
+};
+
+sg_store *
+sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
+{
+	struct rd *r = calloc(1, sizeof(*r));
+	sg_store *s = malloc(sizeof(*s));
+	char host[64] = "host", rest[300];
+	int n = 0;
+
+	if (r == NULL || s == NULL) {
+		snprintf(err, errlen, "idempotency store redis: out of memory");
+		goto fail;
+	}
+	/* redis://HOST:PORT[/DB] */
+	r->port = 6379;
+	if (strncmp(url, "redis://", 8) != 0 || strlen(url + 8) >= sizeof(rest) ||
+	    sscanf(url + 8, "%255[^:/]%n", r->host, &n) != 1) {
+		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
+		         url);
+		goto fail;
+	}
+	const char *p = url + 8 + n;
+	if (*p == ':') {
+		char *end;
+		long port = strtol(p + 1, &end, 10);
+		if (port < 1 || port > 65535) {
+			snprintf(err, errlen, "idempotency.redis_url: %s: bad port", url);
+			goto fail;
+		}
+		r->port = (int)port;
+		p = end;
+	}
+	if (*p == '/') {
+		char *end;
+		long db = strtol(p + 1, &end, 10);
+		if (db < 0 || db > 1000 || *end != '\0') {
+			snprintf(err, errlen, "idempotency.redis_url: %s: bad database", url);
+			goto fail;
+		}
+		r->db = (int)db;
+	} else if (*p != '\0') {
+		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
+		         url);
+		goto fail;
+	}
+	r->ttl_ms = ttl_ms > 0 ? ttl_ms : 86400000;
+	gethostname(host, sizeof(host) - 1);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(r->owner, sizeof(r->owner), "%.40s:%d:%lx", host, (int)getpid(),
+	         (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (uintptr_t)r));
+	pthread_mutex_init(&r->mtx, NULL);
+	sg_cond_init(&r->cv);
+	if (pthread_create(&r->thr, NULL, rd_main, r) != 0) {
+		snprintf(err, errlen, "idempotency store redis: cannot start its thread");
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mtx);
+		goto fail;
+	}
+	s->ops = &redis_ops;
+	s->impl = r;
+	return s;
+fail:
+	free(r);
+	free(s);
+	return NULL;
+}
