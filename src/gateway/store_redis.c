@@ -23,7 +23,6 @@
 #include "gateway/store.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,109 +130,78 @@ rd_conn(struct rd *r)
 	return r->c = c;
 }
 
-/*
- * A command on the connection; a connection that broke since its last use (Redis restarted)
- * is replaced and the command sent once more. A claim that did reach Redis before the break
- * finds its own claim the second time: busy, never a second owner.
- */
-static redisReply *
-rd_command(struct rd *r, const char *fmt, ...)
-{
-	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *c = rd_conn(r);
-		if (c == NULL)
-			return NULL;
-		va_list ap;
-		va_start(ap, fmt);
-		redisReply *rep = redisvCommand(c, fmt, ap);
-		va_end(ap);
-		if (rep != NULL)
-			return rep;
-	}
-	return NULL;
-}
-
-/* Runs a claim: its answer, and for DONE the outcome (in *rep, freed by the caller). */
-static sg_claim
-rd_claim(struct rd *r, struct op *op, redisReply **keep, sg_flight_outcome *o)
+/* Appends op's script to c's output buffer (pipelined; nothing is sent yet). */
+static void
+rd_append(struct rd *r, redisContext *c, struct op *op)
 {
 	char fa[24], fb[24], lease[24], ttl[24];
-	*keep = NULL;
-	snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
-	snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
-	snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
+
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
-	redisReply *rep = rd_command(r, "EVAL %s 1 %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
-	                             r->owner, lease, ttl);
-	if (rep == NULL)
-		return SG_CLAIM_ERROR;
-	sg_claim res = SG_CLAIM_ERROR;
-	if (rep->type == REDIS_REPLY_ERROR) {
-		/* maxmemory reached: the store is full, not unreachable */
-		res = strncmp(rep->str, "OOM", 3) == 0 ? SG_CLAIM_FULL : SG_CLAIM_ERROR;
-	} else if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
-	           rep->element[0]->type == REDIS_REPLY_STRING) {
-		const char *what = rep->element[0]->str;
-		if (strcmp(what, "owner") == 0)
-			res = SG_CLAIM_OWNER;
-		else if (strcmp(what, "conflict") == 0)
-			res = SG_CLAIM_CONFLICT;
-		else if (strcmp(what, "busy") == 0)
-			res = SG_CLAIM_BUSY;
-		else if (strcmp(what, "unknown") == 0)
-			res = SG_CLAIM_UNKNOWN;
-		else if (strcmp(what, "done") == 0 && rep->elements == 4) {
-			res = SG_CLAIM_DONE;
-			o->status = (const uint8_t *)rep->element[1]->str;
-			o->status_len = rep->element[1]->len;
-			bool hp = rep->element[3]->len == 1 && rep->element[3]->str[0] == '1';
-			o->payload = hp ? (const uint8_t *)rep->element[2]->str : NULL;
-			o->payload_len = hp ? rep->element[2]->len : 0;
-			*keep = rep;
-			return res;
-		}
+	switch (op->kind) {
+	case OP_CLAIM:
+		snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
+		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
+		snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
+		redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
+		                   r->owner, lease, ttl);
+		break;
+	case OP_COMPLETE:
+		redisAppendCommand(c, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key,
+		                   r->owner, op->status, op->status_len,
+		                   op->payload ? op->payload : (const uint8_t *)"", op->payload_len,
+		                   op->payload ? "1" : "0", ttl);
+		break;
+	case OP_RELEASE:
+		redisAppendCommand(c, "EVAL %s 1 %s %s", release_lua, op->key, r->owner);
+		break;
 	}
-	freeReplyObject(rep);
-	return res;
 }
 
-/* Runs a complete or a release: SG_OK, SG_EINTERNAL when the claim is not ours any more,
- * SG_ESTORE when Redis failed. */
-static sg_err
-rd_finish(struct rd *r, struct op *op)
+/* A claim's reply: its answer, and for DONE the outcome pointing into rep. */
+static sg_claim
+claim_result(const redisReply *rep, sg_flight_outcome *o)
 {
-	redisReply *rep;
-	char ttl[24];
-
-	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
-	if (op->kind == OP_COMPLETE)
-		rep = rd_command(r, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key, r->owner,
-		                 op->status, op->status_len,
-		                 op->payload ? op->payload : (const uint8_t *)"", op->payload_len,
-		                 op->payload ? "1" : "0", ttl);
-	else
-		rep = rd_command(r, "EVAL %s 1 %s %s", release_lua, op->key, r->owner);
-	sg_err err = SG_ESTORE;
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		err = rep->integer == 1 ? SG_OK : SG_EINTERNAL;
-	freeReplyObject(rep);
-	return err;
+	if (rep->type == REDIS_REPLY_ERROR) /* maxmemory reached: full, not unreachable */
+		return strncmp(rep->str, "OOM", 3) == 0 ? SG_CLAIM_FULL : SG_CLAIM_ERROR;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return SG_CLAIM_ERROR;
+	const char *what = rep->element[0]->str;
+	if (strcmp(what, "owner") == 0)
+		return SG_CLAIM_OWNER;
+	if (strcmp(what, "conflict") == 0)
+		return SG_CLAIM_CONFLICT;
+	if (strcmp(what, "busy") == 0)
+		return SG_CLAIM_BUSY;
+	if (strcmp(what, "unknown") == 0)
+		return SG_CLAIM_UNKNOWN;
+	if (strcmp(what, "done") != 0 || rep->elements != 4)
+		return SG_CLAIM_ERROR;
+	o->status = (const uint8_t *)rep->element[1]->str;
+	o->status_len = rep->element[1]->len;
+	bool hp = rep->element[3]->len == 1 && rep->element[3]->str[0] == '1';
+	o->payload = hp ? (const uint8_t *)rep->element[2]->str : NULL;
+	o->payload_len = hp ? rep->element[2]->len : 0;
+	return SG_CLAIM_DONE;
 }
 
-/* Runs op; a busy claim with time left goes on the busy list instead of being answered. */
+/* Answers op from rep (NULL: Redis failed); a busy claim with time left goes on the busy list
+ * instead. Frees op unless it waits. */
 static void
-rd_run(struct rd *r, struct op *op)
+rd_answer(struct rd *r, struct op *op, const redisReply *rep)
 {
 	if (op->kind != OP_CLAIM) {
-		sg_err err = rd_finish(r, op);
+		sg_err err = rep == NULL                        ? SG_ESTORE
+		             : rep->type != REDIS_REPLY_INTEGER ? SG_ESTORE
+		             : rep->integer == 1                ? SG_OK
+		                                                : SG_EINTERNAL; /* not its claim */
 		if (op->dcb != NULL)
 			op->dcb(op->arg, err);
 		free(op);
 		return;
 	}
-	redisReply *keep;
 	sg_flight_outcome o = {NULL, 0, NULL, 0};
-	sg_claim res = rd_claim(r, op, &keep, &o);
+	sg_claim res = rep != NULL ? claim_result(rep, &o) : SG_CLAIM_ERROR;
 	int64_t now = sg_now_ms();
 	if (res == SG_CLAIM_BUSY && now + POLL_MS < op->until) {
 		op->next_at = now + POLL_MS; /* another gateway holds it: wait for its outcome */
@@ -242,8 +210,40 @@ rd_run(struct rd *r, struct op *op)
 		return;
 	}
 	op->ccb(op->arg, res, res == SG_CLAIM_DONE ? &o : NULL);
-	freeReplyObject(keep);
 	free(op);
+}
+
+/*
+ * Runs a batch (a list by next) pipelined: every script appended, then every reply read, so
+ * that the operations queued meanwhile share round trips. A connection that broke since its
+ * last use (Redis restarted) is replaced and what was not answered sent once more: a claim
+ * that did reach Redis before the break finds its own claim the second time (busy, never a
+ * second owner), and a repeated complete or release is a no-op.
+ */
+static void
+rd_batch(struct rd *r, struct op *batch)
+{
+	for (int attempt = 0; batch != NULL && attempt < 2; attempt++) {
+		redisContext *c = rd_conn(r);
+		if (c == NULL)
+			break;
+		for (struct op *op = batch; op != NULL; op = op->next)
+			rd_append(r, c, op);
+		while (batch != NULL) {
+			redisReply *rep = NULL;
+			if (redisGetReply(c, (void **)&rep) != REDIS_OK || rep == NULL)
+				break; /* the connection broke: the rest once more, on a new one */
+			struct op *op = batch;
+			batch = op->next;
+			rd_answer(r, op, rep);
+			freeReplyObject(rep);
+		}
+	}
+	while (batch != NULL) { /* Redis cannot be reached: fail closed */
+		struct op *op = batch;
+		batch = op->next;
+		rd_answer(r, op, NULL);
+	}
 }
 
 static void *
@@ -268,18 +268,17 @@ rd_main(void *arg)
 		r->head = r->tail = NULL;
 		bool stop = r->stop;
 		pthread_mutex_unlock(&r->mtx);
-		while (q != NULL) {
-			struct op *op = q;
-			q = op->next;
-			rd_run(r, op);
-		}
-		/* the busy claims that are due (all of them when stopping: answered busy) */
+		/* the queued operations and the busy claims that are due, as one batch (all the
+		 * busy ones answered busy when stopping) */
 		int64_t now = sg_now_ms();
-		struct op *b = r->busy;
+		struct op *b = r->busy, **tail = &q;
 		r->busy = NULL;
+		while (*tail != NULL)
+			tail = &(*tail)->next;
 		while (b != NULL) {
 			struct op *op = b;
 			b = op->next;
+			op->next = NULL;
 			if (stop) {
 				op->ccb(op->arg, SG_CLAIM_BUSY, NULL);
 				free(op);
@@ -287,9 +286,11 @@ rd_main(void *arg)
 				op->next = r->busy; /* not yet */
 				r->busy = op;
 			} else {
-				rd_run(r, op); /* may go back on the list */
+				*tail = op;
+				tail = &op->next;
 			}
 		}
+		rd_batch(r, q);
 		pthread_mutex_lock(&r->mtx);
 		if (stop && r->head == NULL && r->busy == NULL)
 			break;
