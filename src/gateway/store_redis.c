@@ -32,6 +32,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/clock.h"
+#include "gateway/store_worker.h"
 
 #define POLL_MS    25   /* how often a busy key is looked at again */
 #define TIMEOUT_MS 1000 /* connect and command timeout */
@@ -66,39 +67,15 @@ static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= AR
                                   "redis.call('DEL', KEYS[1])\n"
                                   "return 1\n";
 
-enum op_kind { OP_CLAIM, OP_COMPLETE, OP_RELEASE };
-
-/* One queued operation; the key and the outcome's bytes are copied into it (one malloc). */
-struct op {
-	struct op *next;       /* queue, or the busy list */
-	enum op_kind kind;     /* what to do */
-	const char *key;       /* the Redis key, prefix included (in this allocation) */
-	sg_flight_fp fp;       /* claim */
-	int64_t ms;            /* claim: lease; complete: ttl */
-	int64_t until;         /* claim: sg_now_ms() time to stop waiting for a busy key */
-	int64_t next_at;       /* claim, busy: when to look again */
-	const uint8_t *status; /* complete: the packed Status */
-	size_t status_len;
-	const uint8_t *payload; /* complete: the packed response, or NULL */
-	size_t payload_len;
-	sg_store_claim_cb ccb; /* claim's callback */
-	sg_store_done_cb dcb;  /* complete's or release's callback (may be NULL) */
-	void *arg;             /* its argument */
-};
-
 struct rd {
 	char host[256]; /* Redis */
 	int port;
-	int db;                 /* SELECT */
-	int64_t ttl_ms;         /* keys expire after this */
-	char owner[96];         /* this process's claims */
-	redisContext *c;        /* the connection, or NULL until the next operation */
-	pthread_t thr;          /* the thread that owns c */
-	pthread_mutex_t mtx;    /* guards the queue and stop */
-	pthread_cond_t cv;      /* wakes the thread */
-	struct op *head, *tail; /* queued operations */
-	struct op *busy;        /* claims waiting for another owner's outcome (thread only) */
-	bool stop;              /* drain and exit */
+	int db;            /* SELECT */
+	int64_t ttl_ms;    /* keys expire after this */
+	char owner[96];    /* this process's claims */
+	redisContext *c;   /* the connection (the worker's thread only), or NULL */
+	sg_store_op *busy; /* claims waiting for another owner's outcome (thread only) */
+	sg_store_worker w; /* the thread and its queue */
 };
 
 /* A live connection, or NULL (connecting again on every call until Redis is back). */
@@ -132,26 +109,26 @@ rd_conn(struct rd *r)
 
 /* Appends op's script to c's output buffer (pipelined; nothing is sent yet). */
 static void
-rd_append(struct rd *r, redisContext *c, struct op *op)
+rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 {
 	char fa[24], fb[24], lease[24], ttl[24];
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
 	switch (op->kind) {
-	case OP_CLAIM:
+	case SG_OP_CLAIM:
 		snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
 		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
 		snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
 		redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
 		                   r->owner, lease, ttl);
 		break;
-	case OP_COMPLETE:
+	case SG_OP_COMPLETE:
 		redisAppendCommand(c, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key,
 		                   r->owner, op->status, op->status_len,
 		                   op->payload ? op->payload : (const uint8_t *)"", op->payload_len,
 		                   op->payload ? "1" : "0", ttl);
 		break;
-	case OP_RELEASE:
+	case SG_OP_RELEASE:
 		redisAppendCommand(c, "EVAL %s 1 %s %s", release_lua, op->key, r->owner);
 		break;
 	}
@@ -188,16 +165,14 @@ claim_result(const redisReply *rep, sg_flight_outcome *o)
 /* Answers op from rep (NULL: Redis failed); a busy claim with time left goes on the busy list
  * instead. Frees op unless it waits. */
 static void
-rd_answer(struct rd *r, struct op *op, const redisReply *rep)
+rd_answer(struct rd *r, sg_store_op *op, const redisReply *rep)
 {
-	if (op->kind != OP_CLAIM) {
+	if (op->kind != SG_OP_CLAIM) {
 		sg_err err = rep == NULL                        ? SG_ESTORE
 		             : rep->type != REDIS_REPLY_INTEGER ? SG_ESTORE
 		             : rep->integer == 1                ? SG_OK
 		                                                : SG_EINTERNAL; /* not its claim */
-		if (op->dcb != NULL)
-			op->dcb(op->arg, err);
-		free(op);
+		sg_store_op_done(op, SG_CLAIM_ERROR, NULL, err);
 		return;
 	}
 	sg_flight_outcome o = {NULL, 0, NULL, 0};
@@ -209,8 +184,7 @@ rd_answer(struct rd *r, struct op *op, const redisReply *rep)
 		r->busy = op;
 		return;
 	}
-	op->ccb(op->arg, res, res == SG_CLAIM_DONE ? &o : NULL);
-	free(op);
+	sg_store_op_done(op, res, &o, SG_OK);
 }
 
 /*
@@ -221,184 +195,90 @@ rd_answer(struct rd *r, struct op *op, const redisReply *rep)
  * second owner), and a repeated complete or release is a no-op.
  */
 static void
-rd_batch(struct rd *r, struct op *batch)
+rd_batch(struct rd *r, sg_store_op *batch)
 {
 	for (int attempt = 0; batch != NULL && attempt < 2; attempt++) {
 		redisContext *c = rd_conn(r);
 		if (c == NULL)
 			break;
-		for (struct op *op = batch; op != NULL; op = op->next)
+		for (sg_store_op *op = batch; op != NULL; op = op->next)
 			rd_append(r, c, op);
 		while (batch != NULL) {
 			redisReply *rep = NULL;
 			if (redisGetReply(c, (void **)&rep) != REDIS_OK || rep == NULL)
 				break; /* the connection broke: the rest once more, on a new one */
-			struct op *op = batch;
+			sg_store_op *op = batch;
 			batch = op->next;
 			rd_answer(r, op, rep);
 			freeReplyObject(rep);
 		}
 	}
 	while (batch != NULL) { /* Redis cannot be reached: fail closed */
-		struct op *op = batch;
+		sg_store_op *op = batch;
 		batch = op->next;
 		rd_answer(r, op, NULL);
 	}
 }
 
-static void *
-rd_main(void *arg)
+/* The worker's run: the new operations and the busy claims that are due, as one batch; when
+ * stopping, the busy claims are answered busy. */
+static void
+rd_run(void *impl, sg_store_op *batch, bool stopping)
 {
-	struct rd *r = arg;
+	struct rd *r = impl;
+	int64_t now = sg_now_ms();
+	sg_store_op *b = r->busy, **tail = &batch;
 
-	pthread_mutex_lock(&r->mtx);
-	for (;;) {
-		/* sleep until an operation comes, or the next busy claim is due */
-		while (r->head == NULL && !r->stop) {
-			int64_t due = -1;
-			for (struct op *b = r->busy; b != NULL; b = b->next)
-				if (due < 0 || b->next_at < due)
-					due = b->next_at;
-			if (due < 0)
-				pthread_cond_wait(&r->cv, &r->mtx);
-			else if (!sg_cond_wait_until(&r->cv, &r->mtx, due))
-				break;
-		}
-		struct op *q = r->head;
-		r->head = r->tail = NULL;
-		bool stop = r->stop;
-		pthread_mutex_unlock(&r->mtx);
-		/* the queued operations and the busy claims that are due, as one batch (all the
-		 * busy ones answered busy when stopping) */
-		int64_t now = sg_now_ms();
-		struct op *b = r->busy, **tail = &q;
-		r->busy = NULL;
-		while (*tail != NULL)
-			tail = &(*tail)->next;
-		while (b != NULL) {
-			struct op *op = b;
-			b = op->next;
-			op->next = NULL;
-			if (stop) {
-				op->ccb(op->arg, SG_CLAIM_BUSY, NULL);
-				free(op);
-			} else if (op->next_at > now) {
-				op->next = r->busy; /* not yet */
-				r->busy = op;
-			} else {
-				*tail = op;
-				tail = &op->next;
-			}
-		}
-		rd_batch(r, q);
-		pthread_mutex_lock(&r->mtx);
-		if (stop && r->head == NULL && r->busy == NULL)
-			break;
-	}
-	pthread_mutex_unlock(&r->mtx);
-	return NULL;
-}
-
-/* Queues op for the thread; false when stopping. */
-static bool
-rd_queue(struct rd *r, struct op *op)
-{
-	pthread_mutex_lock(&r->mtx);
-	bool ok = !r->stop;
-	if (ok) {
+	r->busy = NULL;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	while (b != NULL) {
+		sg_store_op *op = b;
+		b = op->next;
 		op->next = NULL;
-		if (r->tail != NULL)
-			r->tail->next = op;
-		else
-			r->head = op;
-		r->tail = op;
-		pthread_cond_signal(&r->cv);
+		if (stopping) {
+			sg_store_op_done(op, SG_CLAIM_BUSY, NULL, SG_OK);
+		} else if (op->next_at > now) {
+			op->next = r->busy; /* not yet */
+			r->busy = op;
+		} else {
+			*tail = op;
+			tail = &op->next;
+		}
 	}
-	pthread_mutex_unlock(&r->mtx);
-	return ok;
+	rd_batch(r, batch);
 }
 
-static struct op *
-op_new(enum op_kind kind, const char *key, size_t n)
+/* The worker's due: when the first busy claim is to be looked at again, or -1. */
+static int64_t
+rd_due(void *impl)
 {
-	size_t klen = sizeof(KEY_PREFIX) - 1 + strlen(key) + 1;
-	struct op *op = malloc(sizeof(*op) + klen + n);
-	if (op == NULL)
-		return NULL;
-	memset(op, 0, sizeof(*op));
-	op->kind = kind;
-	snprintf((char *)(op + 1), klen, KEY_PREFIX "%s", key);
-	op->key = (const char *)(op + 1);
-	return op;
+	struct rd *r = impl;
+	int64_t due = -1;
+	for (sg_store_op *b = r->busy; b != NULL; b = b->next)
+		if (due < 0 || b->next_at < due)
+			due = b->next_at;
+	return due;
 }
 
 static void
 rd_claim_op(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
             void *arg)
 {
-	struct op *op = op_new(OP_CLAIM, key, 0);
-	if (op == NULL) {
-		cb(arg, SG_CLAIM_ERROR, NULL);
-		return;
-	}
-	op->fp = fp;
-	op->ms = lease_ms;
-	op->until = sg_now_ms() + lease_ms;
-	op->ccb = cb;
-	op->arg = arg;
-	if (!rd_queue(impl, op)) {
-		free(op);
-		cb(arg, SG_CLAIM_ERROR, NULL);
-	}
+	sg_store_worker_claim(&((struct rd *)impl)->w, key, fp, lease_ms, cb, arg);
 }
 
 static void
 rd_complete_op(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
                sg_store_done_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_COMPLETE, key, o->status_len + o->payload_len);
-	if (op == NULL) {
-		if (cb != NULL)
-			cb(arg, SG_ENOMEM);
-		return;
-	}
-	uint8_t *p = (uint8_t *)op->key + strlen(op->key) + 1;
-	if (o->status_len)
-		memcpy(p, o->status, o->status_len);
-	op->status = p;
-	op->status_len = o->status_len;
-	if (o->payload != NULL) {
-		if (o->payload_len)
-			memcpy(p + o->status_len, o->payload, o->payload_len);
-		op->payload = p + o->status_len;
-		op->payload_len = o->payload_len;
-	}
-	op->ms = ttl_ms;
-	op->dcb = cb;
-	op->arg = arg;
-	if (!rd_queue(impl, op)) {
-		free(op);
-		if (cb != NULL)
-			cb(arg, SG_ESTORE);
-	}
+	sg_store_worker_complete(&((struct rd *)impl)->w, key, o, ttl_ms, cb, arg);
 }
 
 static void
 rd_release_op(void *impl, const char *key, sg_store_done_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_RELEASE, key, 0);
-	if (op == NULL) {
-		if (cb != NULL)
-			cb(arg, SG_ENOMEM);
-		return;
-	}
-	op->dcb = cb;
-	op->arg = arg;
-	if (!rd_queue(impl, op)) {
-		free(op);
-		if (cb != NULL)
-			cb(arg, SG_ESTORE);
-	}
+	sg_store_worker_release(&((struct rd *)impl)->w, key, cb, arg);
 }
 
 static void
@@ -406,14 +286,8 @@ rd_free(void *impl)
 {
 	struct rd *r = impl;
 
-	pthread_mutex_lock(&r->mtx);
-	r->stop = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mtx);
-	pthread_join(r->thr, NULL);
+	sg_store_worker_stop(&r->w); /* answers what is queued, and the busy claims */
 	redisFree(r->c);
-	pthread_cond_destroy(&r->cv);
-	pthread_mutex_destroy(&r->mtx);
 	free(r);
 }
 
@@ -476,16 +350,17 @@ sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(r->owner, sizeof(r->owner), "%.40s:%d:%lx", host, (int)getpid(),
 	         (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (uintptr_t)r));
-	pthread_mutex_init(&r->mtx, NULL);
-	sg_cond_init(&r->cv);
-	if (pthread_create(&r->thr, NULL, rd_main, r) != 0) {
+	r->w.prefix = KEY_PREFIX;
+	r->w.run = rd_run;
+	r->w.due = rd_due;
+	r->w.impl = r;
+	if (sg_store_worker_start(&r->w) != 0) {
 		snprintf(err, errlen, "idempotency store redis: cannot start its thread");
-		pthread_cond_destroy(&r->cv);
-		pthread_mutex_destroy(&r->mtx);
 		goto fail;
 	}
 	s->ops = &redis_ops;
 	s->impl = r;
+	s->fleet_id = NULL;
 	return s;
 fail:
 	free(r);

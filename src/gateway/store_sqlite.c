@@ -32,29 +32,7 @@
 #include <sqlite3.h>
 
 #include "core/clock.h"
-
-enum op_kind { OP_CLAIM, OP_COMPLETE, OP_RELEASE };
-
-/* One queued operation; the key and the outcome's bytes are copied into it (one malloc). */
-struct op {
-	struct op *next;       /* queue */
-	enum op_kind kind;     /* what to do */
-	const char *key;       /* the key (in this allocation) */
-	sg_flight_fp fp;       /* claim: the request's fingerprint */
-	int64_t ms;            /* claim: lease; complete: ttl */
-	const uint8_t *status; /* complete: the packed Status (in this allocation) */
-	size_t status_len;
-	const uint8_t *payload; /* complete: the packed response, or NULL */
-	size_t payload_len;
-	sg_store_claim_cb ccb; /* claim's callback */
-	sg_store_done_cb dcb;  /* complete's or release's callback (may be NULL) */
-	void *arg;             /* its argument */
-	/* the result, answered once the batch it ran in is committed */
-	sg_claim res;        /* claim */
-	sg_err err;          /* complete, release */
-	uint8_t *found;      /* claim DONE: the stored status then payload (malloc'd) */
-	sg_flight_outcome o; /* claim DONE: pointing into found */
-};
+#include "gateway/store_worker.h"
 
 struct sq {
 	sqlite3 *db; /* owned by the thread once it runs */
@@ -63,11 +41,7 @@ struct sq {
 	size_t max_entries;     /* rows at most */
 	int64_t rows;           /* rows in the table (the thread keeps it) */
 	int64_t (*clock)(void); /* wall-clock ms */
-	pthread_t thr;          /* the database thread */
-	pthread_mutex_t mtx;    /* guards the queue and stop */
-	pthread_cond_t cv;      /* wakes the thread */
-	struct op *head, *tail; /* queued operations */
-	bool stop;              /* the thread must drain the queue and exit */
+	sg_store_worker w;      /* the database thread and its queue */
 };
 
 static int64_t
@@ -99,7 +73,7 @@ sweep(struct sq *q, int64_t now)
 /* The claim, inside BEGIN IMMEDIATE. o is set for DONE (its bytes live until the statement is
  * reset, which the caller does after the callback). */
 static sg_claim
-claim_tx(struct sq *q, struct op *op, sg_flight_outcome *o, int64_t now)
+claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 {
 	sqlite3_stmt *g = q->get;
 	sqlite3_bind_text(g, 1, op->key, -1, SQLITE_STATIC);
@@ -161,7 +135,7 @@ claim_tx(struct sq *q, struct op *op, sg_flight_outcome *o, int64_t now)
 /* A claim, inside the batch's transaction. A stored outcome is copied out: the row's bytes
  * die with the statement's reset, and the answer waits for the commit. */
 static void
-do_claim(struct sq *q, struct op *op, int64_t now)
+do_claim(struct sq *q, sg_store_op *op, int64_t now)
 {
 	sg_flight_outcome o = {NULL, 0, NULL, 0};
 
@@ -183,7 +157,7 @@ do_claim(struct sq *q, struct op *op, int64_t now)
 }
 
 static void
-do_complete(struct sq *q, struct op *op, int64_t now)
+do_complete(struct sq *q, sg_store_op *op, int64_t now)
 {
 	sqlite3_stmt *s = q->done;
 	sg_err err = SG_OK;
@@ -208,7 +182,7 @@ do_complete(struct sq *q, struct op *op, int64_t now)
 }
 
 static void
-do_release(struct sq *q, struct op *op)
+do_release(struct sq *q, sg_store_op *op)
 {
 	sqlite3_stmt *s = q->del;
 	sg_err err = SG_OK;
@@ -234,17 +208,17 @@ do_release(struct sq *q, struct op *op)
  * is on disk.
  */
 static void
-run_batch(struct sq *q, struct op *batch)
+run_batch(struct sq *q, sg_store_op *batch)
 {
 	int64_t now = q->clock();
 	int64_t rows = q->rows;
 	bool ok = exec(q->db, "BEGIN IMMEDIATE");
 
-	for (struct op *op = batch; ok && op != NULL; op = op->next) {
+	for (sg_store_op *op = batch; ok && op != NULL; op = op->next) {
 		switch (op->kind) {
-		case OP_CLAIM: do_claim(q, op, now); break;
-		case OP_COMPLETE: do_complete(q, op, now); break;
-		case OP_RELEASE: do_release(q, op); break;
+		case SG_OP_CLAIM: do_claim(q, op, now); break;
+		case SG_OP_COMPLETE: do_complete(q, op, now); break;
+		case SG_OP_RELEASE: do_release(q, op); break;
 		}
 	}
 	/* the claims are on disk only once this returns */
@@ -255,139 +229,39 @@ run_batch(struct sq *q, struct op *batch)
 	if (!ok)
 		q->rows = rows;
 	while (batch != NULL) {
-		struct op *op = batch;
+		sg_store_op *op = batch;
 		batch = op->next;
-		if (op->kind == OP_CLAIM)
-			op->ccb(op->arg, ok ? op->res : SG_CLAIM_ERROR,
-			        ok && op->res == SG_CLAIM_DONE ? &op->o : NULL);
-		else if (op->dcb != NULL)
-			op->dcb(op->arg, ok ? op->err : SG_ESTORE);
-		free(op->found);
-		free(op);
+		sg_store_op_done(op, ok ? op->res : SG_CLAIM_ERROR, &op->o,
+		                 ok ? op->err : SG_ESTORE);
 	}
 }
 
-static void *
-sq_main(void *arg)
+static void
+sq_run(void *impl, sg_store_op *batch, bool stopping)
 {
-	struct sq *q = arg;
-
-	pthread_mutex_lock(&q->mtx);
-	for (;;) {
-		while (q->head == NULL && !q->stop)
-			pthread_cond_wait(&q->cv, &q->mtx);
-		struct op *batch = q->head;
-		if (batch == NULL)
-			break; /* stopping, and the queue is drained */
-		q->head = q->tail = NULL;
-		pthread_mutex_unlock(&q->mtx);
-		run_batch(q, batch);
-		pthread_mutex_lock(&q->mtx);
-	}
-	pthread_mutex_unlock(&q->mtx);
-	return NULL;
-}
-
-/* Queues op for the thread; false when stopping (op is freed). */
-static bool
-sq_queue(struct sq *q, struct op *op)
-{
-	pthread_mutex_lock(&q->mtx);
-	bool ok = !q->stop;
-	if (ok) {
-		op->next = NULL;
-		if (q->tail != NULL)
-			q->tail->next = op;
-		else
-			q->head = op;
-		q->tail = op;
-		pthread_cond_signal(&q->cv);
-	}
-	pthread_mutex_unlock(&q->mtx);
-	return ok;
-}
-
-/* An op with room for the key and n more bytes after it; NULL when out of memory. */
-static struct op *
-op_new(enum op_kind kind, const char *key, size_t n)
-{
-	size_t klen = strlen(key) + 1;
-	struct op *op = malloc(sizeof(*op) + klen + n);
-	if (op == NULL)
-		return NULL;
-	memset(op, 0, sizeof(*op));
-	op->kind = kind;
-	memcpy((char *)(op + 1), key, klen);
-	op->key = (const char *)(op + 1);
-	return op;
+	(void)stopping;
+	if (batch != NULL)
+		run_batch(impl, batch);
 }
 
 static void
 sq_claim(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
          void *arg)
 {
-	struct op *op = op_new(OP_CLAIM, key, 0);
-	if (op == NULL) {
-		cb(arg, SG_CLAIM_ERROR, NULL);
-		return;
-	}
-	op->fp = fp;
-	op->ms = lease_ms;
-	op->ccb = cb;
-	op->arg = arg;
-	if (!sq_queue(impl, op)) {
-		free(op);
-		cb(arg, SG_CLAIM_ERROR, NULL);
-	}
+	sg_store_worker_claim(&((struct sq *)impl)->w, key, fp, lease_ms, cb, arg);
 }
 
 static void
 sq_complete(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
             sg_store_done_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_COMPLETE, key, o->status_len + o->payload_len);
-	if (op == NULL) {
-		if (cb != NULL)
-			cb(arg, SG_ENOMEM);
-		return;
-	}
-	uint8_t *p = (uint8_t *)(op + 1) + strlen(key) + 1;
-	if (o->status_len)
-		memcpy(p, o->status, o->status_len);
-	op->status = p;
-	op->status_len = o->status_len;
-	if (o->payload != NULL) {
-		if (o->payload_len)
-			memcpy(p + o->status_len, o->payload, o->payload_len);
-		op->payload = p + o->status_len;
-		op->payload_len = o->payload_len;
-	}
-	op->ms = ttl_ms;
-	op->dcb = cb;
-	op->arg = arg;
-	if (!sq_queue(impl, op)) {
-		free(op);
-		if (cb != NULL)
-			cb(arg, SG_ESTORE);
-	}
+	sg_store_worker_complete(&((struct sq *)impl)->w, key, o, ttl_ms, cb, arg);
 }
 
 static void
 sq_release(void *impl, const char *key, sg_store_done_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_RELEASE, key, 0);
-	if (op == NULL) {
-		if (cb != NULL)
-			cb(arg, SG_ENOMEM);
-		return;
-	}
-	op->dcb = cb;
-	op->arg = arg;
-	if (!sq_queue(impl, op)) {
-		free(op);
-		if (cb != NULL)
-			cb(arg, SG_ESTORE);
-	}
+	sg_store_worker_release(&((struct sq *)impl)->w, key, cb, arg);
 }
 
 static void
@@ -405,14 +279,8 @@ sq_free(void *impl)
 {
 	struct sq *q = impl;
 
-	pthread_mutex_lock(&q->mtx);
-	q->stop = true;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mtx);
-	pthread_join(q->thr, NULL);
+	sg_store_worker_stop(&q->w);
 	sq_close(q);
-	pthread_cond_destroy(&q->cv);
-	pthread_mutex_destroy(&q->mtx);
 	free(q);
 }
 
@@ -502,12 +370,11 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	if (sqlite3_step(q->count) == SQLITE_ROW)
 		q->rows = sqlite3_column_int64(q->count, 0);
 	sqlite3_reset(q->count);
-	pthread_mutex_init(&q->mtx, NULL);
-	pthread_cond_init(&q->cv, NULL);
-	if (pthread_create(&q->thr, NULL, sq_main, q) != 0) {
+	q->w.prefix = "";
+	q->w.run = sq_run;
+	q->w.impl = q;
+	if (sg_store_worker_start(&q->w) != 0) {
 		snprintf(err, errlen, "idempotency store sqlite: cannot start its thread");
-		pthread_cond_destroy(&q->cv);
-		pthread_mutex_destroy(&q->mtx);
 		goto fail;
 	}
 	s->ops = &sqlite_ops;
