@@ -1219,6 +1219,29 @@ test_redis_fleet(void)
 	fprintf(stderr, "  fleet of 2 on one redis: %d answers, %d first, %d replays, 1 POST\n", ok,
 	        first, replays);
 
+	/* kill -9 of the gateway holding a POST: the other gateway waits for it (the same key),
+	 * then answers OUTCOME_UNKNOWN once the dead owner's lease is over; never a second POST */
+	sandbox_reset();
+	send_create(s1, "SLOW-1500", "e2e-fleet-kill", 2000);
+	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-1500", 1));
+	CHECK_INT(WTERMSIG(hs_proc_stop(&g1, SIGKILL)), SIGKILL);
+	nng_close(s1);
+	r = call_create(s2, "SLOW-1500", "e2e-fleet-kill", 5000);
+	CHECK_INT(hs_code(r), 2);
+	CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
+	free_reply(r);
+	hs_sleep_ms(200);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+	if (hs_gateway_start(&g1, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&g1, 0, u1, sizeof(u1)) != 0) {
+		CHECK(0);
+		hs_proc_stop(&rd, SIGTERM);
+		return;
+	}
+	CHECK_INT(hs_dial(&s1, u1), 0);
+
 	/* Redis stopped: CreateOrder refused with the store named; Track answers as before */
 	CHECK_INT(hs_proc_stop(&rd, SIGTERM), 0);
 	r = call_create(s1, "SLOW-1", "e2e-fleet-down", 3000);
