@@ -649,34 +649,46 @@ test_envelope_strings(nng_socket s)
 	CHECK_INT(ok_strict, sent);
 }
 
+/* The document's CreateOrder with form id form_id, as an envelope under key: the payload is
+ * packed into buf (2 KiB at least), which env points at. */
+static void
+create_env(Shipgate__V1__RpcRequest *env, uint8_t *buf, const char *form_id, const char *key,
+           int64_t deadline_ms)
+{
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error err;
+
+	shipgate__v1__rpc_request__init(env);
+	CHECK_INT(
+	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
+	        0);
+	if (req == NULL)
+		return;
+	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
+	char *keep = co->form_id;
+	co->form_id = (char *)form_id;
+	env->method = "/shipgate.v1.Shipgate/CreateOrder";
+	env->idempotency_key = (char *)key;
+	env->deadline_ms = deadline_ms;
+	env->payload.data = buf;
+	env->payload.len = protobuf_c_message_pack(req, buf);
+	co->form_id = keep; /* freed with the message */
+	protobuf_c_message_free_unpacked(req, NULL);
+}
+
 /* 100 callers, one key, all at once: one upstream POST, 100 identical answers. */
 static void
 test_create_order_concurrent(const char *url)
 {
 	enum { N = 100 };
 	nng_socket s;
-	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
-	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
-	ProtobufCMessage *req = NULL;
-	sgc_pbjson_error err;
-
-	CHECK_INT(
-	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
-	        0);
 	/* a slow form id keeps the first call in flight while the others arrive */
-	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
-	char *form_id = co->form_id;
-	co->form_id = "SLOW-500";
-	uint8_t payload[1024];
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	env.method = "/shipgate.v1.Shipgate/CreateOrder";
-	env.idempotency_key = "order-e2e-100";
+	uint8_t payload[2048];
+	Shipgate__V1__RpcRequest env;
+	create_env(&env, payload, "SLOW-500", "order-e2e-100", 10000);
 	env.request_id = "c100";
-	env.deadline_ms = 10000;
-	env.payload.data = payload;
-	env.payload.len = protobuf_c_message_pack(req, payload);
-	co->form_id = form_id; /* freed with the message */
-	protobuf_c_message_free_unpacked(req, NULL);
 
 	sandbox_reset();
 	CHECK_INT(hs_dial(&s, url), 0);
@@ -1067,28 +1079,10 @@ test_cli(const char *url, const char *examples)
 static void
 send_create(nng_socket s, const char *form_id, const char *key, int64_t deadline_ms)
 {
-	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
-	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
-	ProtobufCMessage *req = NULL;
-	sgc_pbjson_error err;
 	uint8_t payload[2048], buf[4096];
+	Shipgate__V1__RpcRequest env;
 
-	CHECK_INT(
-	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &err),
-	        0);
-	if (req == NULL)
-		return;
-	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
-	char *keep = co->form_id;
-	co->form_id = (char *)form_id;
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	env.method = "/shipgate.v1.Shipgate/CreateOrder";
-	env.idempotency_key = (char *)key;
-	env.deadline_ms = deadline_ms;
-	env.payload.data = payload;
-	env.payload.len = protobuf_c_message_pack(req, payload);
-	co->form_id = keep;
-	protobuf_c_message_free_unpacked(req, NULL);
+	create_env(&env, payload, form_id, key, deadline_ms);
 	size_t n = shipgate__v1__rpc_request__pack(&env, buf);
 	CHECK_INT(nng_send(s, buf, n, 0), 0);
 }
@@ -1167,25 +1161,9 @@ test_redis_fleet(void)
 
 	/* one key, 100 callers, split over the two gateways, while the provider holds the POST */
 	sandbox_reset();
-	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
-	        &shipgate__v1__shipgate__descriptor, "CreateOrder");
-	ProtobufCMessage *req = NULL;
-	sgc_pbjson_error perr;
-	CHECK_INT(
-	        sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON), m->input, NULL, 0, &req, &perr),
-	        0);
-	Shipgate__V1__CreateOrderRequest *co = (Shipgate__V1__CreateOrderRequest *)req;
-	char *keep = co->form_id;
-	co->form_id = "SLOW-500";
 	uint8_t payload[2048];
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	env.method = "/shipgate.v1.Shipgate/CreateOrder";
-	env.idempotency_key = "e2e-fleet-100";
-	env.deadline_ms = 10000;
-	env.payload.data = payload;
-	env.payload.len = protobuf_c_message_pack(req, payload);
-	co->form_id = keep;
-	protobuf_c_message_free_unpacked(req, NULL);
+	Shipgate__V1__RpcRequest env;
+	create_env(&env, payload, "SLOW-500", "e2e-fleet-100", 10000);
 	static Shipgate__V1__RpcReply *rep1[N / 2], *rep2[N / 2];
 	struct fan fans[2] = {{s1, &env, rep1, N / 2, 0}, {s2, &env, rep2, N / 2, 0}};
 	for (int i = 0; i < 2; i++)
