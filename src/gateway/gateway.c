@@ -83,7 +83,6 @@ call_release(sg_call *c)
 	c->idem_local = c->idem_owner = c->cache_owner = c->cache_store = false;
 	c->cache_key = NULL;
 	c->auth_retried = false;
-	c->attempts = 0;
 	memset(&c->hreq, 0, sizeof(c->hreq));
 	sg_status_clear(&c->st);
 }
@@ -230,7 +229,6 @@ gw_call_submit(sg_call *c)
 	int64_t deadline = c->deadline_ms;
 	if (c->env->deadline_ms == 0 && c->pc.timeout_ms > 0)
 		deadline = c->start_ms + c->pc.timeout_ms;
-	c->attempts++;
 	sg_err err = sg_upstream_call(c->gw->up, &c->up, c->prov->id, &c->hreq, deadline,
 	                              call_upstream_done, c);
 	if (err != SG_OK) {

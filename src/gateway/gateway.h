@@ -59,7 +59,6 @@ struct sg_call {
 	sg_status st;                  /* outcome */
 	int64_t start_ms;              /* when the request arrived */
 	int64_t deadline_ms;           /* absolute sg_now_ms() deadline */
-	int attempts;                  /* upstream requests made for it */
 	bool auth_retried;             /* already retried once after a 401 */
 	bool idem_local;               /* first in this process with its key: must finish the
 	                                  local flight (its waiters get the outcome) */

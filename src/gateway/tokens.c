@@ -124,7 +124,6 @@ gw_call_with_token(sg_call *c)
 	}
 	sg_err err = auth_build(c->prov, &c->pc, &c->arena, &c->hreq, &c->st);
 	if (err == SG_OK) {
-		c->attempts++;
 		err = sg_upstream_call(gw->up, &c->up, c->prov->id, &c->hreq, c->deadline_ms,
 		                       token_fetched, c);
 		if (err == SG_OK)

@@ -61,12 +61,6 @@ sg_upstream_call(sg_upstream *up, sg_upcall *uc, int provider, const sg_http_req
 	return err;
 }
 
-int
-sg_upstream_inflight(sg_upstream *up)
-{
-	return sg_waitgroup_count(&up->inflight);
-}
-
 bool
 sg_upstream_drain(sg_upstream *up, int64_t until_ms)
 {

@@ -58,9 +58,6 @@ void sg_upstream_free(sg_upstream *up);
 sg_err sg_upstream_call(sg_upstream *up, sg_upcall *uc, int provider, const sg_http_req *req,
                         int64_t deadline_ms, sg_upstream_cb cb, void *arg);
 
-/* Calls accepted and not yet completed (their callbacks finished). */
-int sg_upstream_inflight(sg_upstream *up);
-
 /* Waits until no call is in flight or until sg_now_ms() reaches until_ms. True when none is
  * in flight. Not from a completion callback. */
 bool sg_upstream_drain(sg_upstream *up, int64_t until_ms);

@@ -50,7 +50,6 @@ struct work {
 	nng_aio *aio;          /* the context's one aio (recv, then send) */
 	nng_ctx ctx;           /* REP context: one request/reply at a time */
 	nng_msg *msg;          /* request message, reused for the reply */
-	struct sg_server *srv; /* owner */
 	sg_call call;          /* the call, between receive and send */
 };
 
@@ -334,7 +333,6 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 	}
 	for (int i = 0; i < s->nworks; i++) {
 		struct work *w = &s->works[i];
-		w->srv = s;
 		w->state = W_INIT;
 		sg_call_init(s->gw, &w->call, w);
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
@@ -451,7 +449,7 @@ sg_server_free(sg_server *s)
 			nng_aio_free(w->aio);
 		}
 		nng_msg_free(w->msg);
-		if (w->srv != NULL)
+		if (w->call.gw != NULL) /* initialised */
 			sg_call_fini(&w->call);
 	}
 	free(s->works);
