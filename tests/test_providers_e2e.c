@@ -1075,6 +1075,18 @@ test_cli(const char *url, const char *examples)
 	}
 }
 
+/* True when r is an OK CreateOrder answer that says it is a replay. */
+static bool
+replayed(const Shipgate__V1__RpcReply *r)
+{
+	Shipgate__V1__CreateOrderResponse *cr =
+	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+	bool yes = cr != NULL && cr->replayed;
+	if (cr)
+		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	return yes;
+}
+
 /* Sends a CreateOrder (form id, key, deadline) on s without waiting for its reply. */
 static void
 send_create(nng_socket s, const char *form_id, const char *key, int64_t deadline_ms)
@@ -1333,11 +1345,7 @@ test_sqlite_restart(void)
 	CHECK_INT(hs_code(r), 0);
 	free_reply(r);
 	r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000); /* and is kept from then on */
-	Shipgate__V1__CreateOrderResponse *kept =
-	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
-	CHECK(kept != NULL && kept->replayed);
-	if (kept)
-		protobuf_c_message_free_unpacked(&kept->base, NULL);
+	CHECK(replayed(r));
 	free_reply(r);
 	rec = sandbox_requests();
 	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 2);
@@ -1357,11 +1365,7 @@ test_sqlite_restart(void)
 	CHECK_INT(hs_dial(&s, url), 0);
 	r = call_create(s, "SLOW-500", "e2e-sqlite-term", 5000);
 	CHECK_INT(hs_code(r), 0);
-	Shipgate__V1__CreateOrderResponse *cr =
-	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
-	CHECK(cr != NULL && cr->replayed);
-	if (cr)
-		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	CHECK(replayed(r));
 	free_reply(r);
 	rec = sandbox_requests();
 	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
