@@ -30,7 +30,7 @@ REPO = os.path.dirname(HERE)
 SOURCE = "proto/shipgate/v1/client_policy.json"
 KINDS = ("idempotent", "keyed", "other")
 DECISIONS = ("stop", "retry", "outcome_unknown")
-RULE_KEYS = {"sent", "calls", "from", "codes", "reasons", "then", "why"}
+RULE_KEYS = {"sent", "calls", "from", "codes", "reasons", "fleet", "then", "why"}
 
 
 class PolicyError(Exception):
@@ -83,8 +83,9 @@ def load(policy_path: str, proto_dir: str) -> Dict[str, Any]:
             raise PolicyError(f"{where}: unknown keys {sorted(set(rule) - RULE_KEYS)}")
         if rule.get("then") not in DECISIONS or not rule.get("why"):
             raise PolicyError(f"{where}: want then in {DECISIONS} and a why")
-        if "sent" in rule and not isinstance(rule["sent"], bool):
-            raise PolicyError(f"{where}: sent is true or false")
+        for b in ("sent", "fleet"):
+            if b in rule and not isinstance(rule[b], bool):
+                raise PolicyError(f"{where}: {b} is true or false")
         if "from" in rule and rule["from"] not in ("client", "gateway"):
             raise PolicyError(f"{where}: from is client or gateway")
         for k in rule.get("calls", []):
@@ -98,6 +99,12 @@ def load(policy_path: str, proto_dir: str) -> Dict[str, Any]:
                 raise PolicyError(f"{where}: {r} is not in local_reasons")
             if rule.get("from") != "client":
                 raise PolicyError(f"{where}: reasons need from: client (they are the client's own)")
+    fl = p.get("fleet")
+    if not isinstance(fl, dict) or not fl.get("doc") or not isinstance(fl.get("unsettled_codes"), list):
+        raise PolicyError("fleet: want a doc and unsettled_codes")
+    for c in fl["unsettled_codes"]:
+        if c not in codes:
+            raise PolicyError(f"fleet.unsettled_codes: {c} is not a shipgate.v1.Code")
     if "OUTCOME_UNKNOWN" not in seen:
         raise PolicyError("local_reasons: OUTCOME_UNKNOWN is needed by the outcome_unknown decision")
     return p
@@ -154,7 +161,13 @@ def conditions(rule: Dict[str, Any], lang: Dict[str, Any], codes: Dict[str, int]
         out.append(lang["any"]([lang["code"](c, codes[c]) for c in rule["codes"]]))
     if "reasons" in rule:
         out.append(lang["any"]([lang["reason"](r) for r in rule["reasons"]]))
+    if "fleet" in rule:
+        out.append(lang["fleet"] if rule["fleet"] else lang["not"](lang["fleet"]))
     return out
+
+
+def unsettled_codes(p: Dict[str, Any]) -> List[Tuple[str, int]]:
+    return [(c, p["_codes"][c]) for c in p["fleet"]["unsettled_codes"]]
 
 
 # ------------------------------------------------------------------ C
@@ -210,10 +223,17 @@ def gen_c(p: Dict[str, Any]) -> Dict[str, str]:
         h.append(f" * {t}".rstrip())
     h += [" *",
           " * sgc_policy_decide applies the rules to a failed attempt: kind of call, whether the request",
-          " * may have left the client, whether the failure is local, its code and reason (may be NULL).",
+          " * may have left the client, whether the failure is local, its code and reason (may be NULL),",
+          " * whether the attempt went to a gateway of a fleet.",
           " */",
           "sgc_decision sgc_policy_decide(sgc_call_kind kind, bool sent, bool local, int code,",
-          "                               const char *reason);", "",
+          "                               const char *reason, bool fleet);", "",
+          "/*"] + [f" * {t}".rstrip() for t in lines(p["fleet"]["doc"])] + [
+          " *",
+          " * sgc_policy_unsettled: whether the final failure (local, code) of a keyed call, one of whose",
+          " * attempts may have been sent, must be reported as UNKNOWN / OUTCOME_UNKNOWN.",
+          " */",
+          "bool sgc_policy_unsettled(bool local, int code);", "",
           "/* The deadline_ms an attempt with budget_ms left sends (see SGC_DEFAULT_REPLY_MARGIN_MS). */",
           "int64_t sgc_policy_sent_deadline(int64_t budget_ms);", "",
           "#endif /* SGC_POLICY_H */", ""]
@@ -226,6 +246,7 @@ def gen_c(p: Dict[str, Any]) -> Dict[str, str]:
         "kind": lambda k: f"kind == SGC_KIND_{k.upper()}",
         "code": lambda c, n: f"code == {n} /* {c} */",
         "reason": lambda r: f"same(reason, SGC_REASON_{r})",
+        "fleet": "fleet",
     }
     c = [banner.rstrip(), '#include "sgc_policy.h"', "", "#include <string.h>", "",
          "const sgc_local_reason sgc_local_reasons[] = {"]
@@ -241,15 +262,20 @@ def gen_c(p: Dict[str, Any]) -> Dict[str, str]:
           "static bool", "same(const char *a, const char *b)", "{",
           "\treturn a != NULL && strcmp(a, b) == 0;", "}", "",
           "sgc_decision",
-          "sgc_policy_decide(sgc_call_kind kind, bool sent, bool local, int code, const char *reason)",
+          "sgc_policy_decide(sgc_call_kind kind, bool sent, bool local, int code, const char *reason,",
+          "                  bool fleet)",
           "{",
-          "\t(void)kind;", "\t(void)sent;", "\t(void)local;", "\t(void)code;", "\t(void)reason;"]
+          "\t(void)kind;", "\t(void)sent;", "\t(void)local;", "\t(void)code;", "\t(void)reason;",
+          "\t(void)fleet;"]
     for rule in p["retry"]["rules"]:
         conds = conditions(rule, lang, codes)
         c += c_comment(rule["why"], "\t")
         c.append(f"\tif ({' && '.join(conds) if conds else 'true'})")
         c.append(f"\t\treturn SGC_{rule['then'].upper()};")
     c += ["\treturn SGC_STOP;", "}", "",
+          "bool", "sgc_policy_unsettled(bool local, int code)", "{",
+          "\treturn local || " + " || ".join(f"code == {n} /* {c} */" for c, n in unsettled_codes(p)) + ";",
+          "}", "",
           "int64_t", "sgc_policy_sent_deadline(int64_t budget_ms)", "{",
           "\tint64_t margin = budget_ms / 5;", "",
           "\tif (margin > SGC_DEFAULT_REPLY_MARGIN_MS)",
@@ -288,8 +314,10 @@ def gen_python(p: Dict[str, Any]) -> str:
         "kind": lambda k: f"kind == {k.upper()}",
         "code": lambda c, n: f"code == {n}",
         "reason": lambda r: f"reason == REASON_{r}",
+        "fleet": "fleet",
     }
-    o += ["def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str]) -> str:",
+    o += ["def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str],",
+          "           fleet: bool = False) -> str:",
           '    """What follows a failed attempt: STOP, RETRY or OUTCOME_UNKNOWN.', ""]
     o += [f"    {t}".rstrip() for t in lines(p["retry"]["doc"])]
     o += ['    """']
@@ -299,6 +327,14 @@ def gen_python(p: Dict[str, Any]) -> str:
         o.append(f"    if {' and '.join(conds) if conds else 'True'}:")
         o.append(f"        return {rule['then'].upper()}")
     o += ["    return STOP", "", "",
+          "#: gateway codes that do not settle a keyed call one of whose attempts may have been sent",
+          "UNSETTLED_CODES: FrozenSet[int] = frozenset({" + ", ".join(str(n) for _, n in unsettled_codes(p)) + "})",
+          "", "",
+          "def unsettled(local: bool, code: int) -> bool:",
+          '    """Whether the final failure of a keyed call, one of whose attempts may have been sent,',
+          '    is reported as UNKNOWN / OUTCOME_UNKNOWN.', ""]
+    o += [f"    {t}".rstrip() for t in lines(p["fleet"]["doc"])]
+    o += ['    """', "    return local or code in UNSETTLED_CODES", "", "",
           "def sent_deadline_ms(budget_ms: int) -> int:",
           '    """The deadline_ms an attempt with budget_ms left sends (DEFAULT_REPLY_MARGIN_MS)."""',
           "    return budget_ms - max(0, min(DEFAULT_REPLY_MARGIN_MS, budget_ms // 5))", ""]
@@ -346,10 +382,11 @@ def gen_go(p: Dict[str, Any]) -> str:
         "kind": lambda k: f"kind == kind{camel(k)}",
         "code": lambda c, n: f"code == {n}",
         "reason": lambda r: f"reason == Reason{camel(r)}",
+        "fleet": "fleet",
     }
     o += ["// policyDecide applies the retry rules to a failed attempt.", "//"]
     o += [f"// {t}".rstrip() for t in lines(p["retry"]["doc"])]
-    o += ["func policyDecide(kind callKind, sent, local bool, code Code, reason string) decision {"]
+    o += ["func policyDecide(kind callKind, sent, local bool, code Code, reason string, fleet bool) decision {"]
     for rule in p["retry"]["rules"]:
         conds = conditions(rule, lang, codes)
         o += [f"\t// {w}" for w in wrap(rule["why"], 88)]
@@ -357,6 +394,12 @@ def gen_go(p: Dict[str, Any]) -> str:
         o.append(f"\t\treturn decide{camel(rule['then'])}")
         o.append("\t}")
     o += ["\treturn decideStop", "}", "",
+          "// policyUnsettled reports whether the final failure of a keyed call, one of whose attempts",
+          "// may have been sent, is reported as UNKNOWN / OUTCOME_UNKNOWN.", "//"]
+    o += [f"// {t}".rstrip() for t in lines(p["fleet"]["doc"])]
+    o += ["func policyUnsettled(local bool, code Code) bool {",
+          "\treturn local || " + " || ".join(f"code == {n}" for _, n in unsettled_codes(p)),
+          "}", "",
           "// policySentDeadlineMs is the deadline_ms an attempt with budgetMs left sends",
           "// (policyReplyMarginMs).",
           "func policySentDeadlineMs(budgetMs int64) int64 {",
@@ -402,16 +445,23 @@ def gen_node(p: Dict[str, Any]) -> str:
         "kind": lambda k: f'kind === "{k}"',
         "code": lambda c, n: f"code === {n}",
         "reason": lambda r: f'reason === "{r}"',
+        "fleet": "fleet",
     }
     o += ["/**", " * Applies the retry rules to a failed attempt.", " *"]
     o += [f" * {t}".rstrip() for t in lines(p["retry"]["doc"])]
     o += [" */",
-          "export function decide(kind: CallKind, sent: boolean, local: boolean, code: number, reason: string | undefined): Decision {"]
+          "export function decide(kind: CallKind, sent: boolean, local: boolean, code: number, reason: string | undefined, fleet = false): Decision {"]
     for rule in p["retry"]["rules"]:
         conds = conditions(rule, lang, codes)
         o += [f"  // {w}" for w in wrap(rule["why"], 88)]
         o.append(f"  if ({' && '.join(conds) if conds else 'true'}) return \"{rule['then']}\";")
-    o += ['  return "stop";', "}", "",
+    o += ['  return "stop";', "}", "", "/**",
+          " * Whether the final failure of a keyed call, one of whose attempts may have been sent, is",
+          " * reported as UNKNOWN / OUTCOME_UNKNOWN.", " *"]
+    o += [f" * {t}".rstrip() for t in lines(p["fleet"]["doc"])]
+    o += [" */", "export function unsettled(local: boolean, code: number): boolean {",
+          "  return local || " + " || ".join(f"code === {n}" for _, n in unsettled_codes(p)) + ";",
+          "}", "",
           "/** The deadline_ms an attempt with budgetMs left sends (PolicyDefaults.replyMarginMs). */",
           "export function sentDeadlineMs(budgetMs: number): number {",
           "  return budgetMs - Math.max(0, Math.min(PolicyDefaults.replyMarginMs, Math.floor(budgetMs / 5)));",

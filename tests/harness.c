@@ -186,6 +186,154 @@ hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base, const ch
 	return rv;
 }
 
+/* ---- the proxy (a child process; SIGUSR1 cuts, SIGTERM stops) */
+
+#define HS_PROXY_MAX 32
+
+static volatile sig_atomic_t proxy_cut_asked, proxy_stop_asked;
+
+static void
+proxy_on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		proxy_cut_asked = 1;
+	else
+		proxy_stop_asked = 1;
+}
+
+/* Forwards from fd a to fd b what is readable; -1 when a is done. */
+static int
+proxy_pump(int a, int b)
+{
+	char buf[16384];
+	ssize_t n = read(a, buf, sizeof(buf));
+
+	if (n <= 0)
+		return -1;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(b, buf + off, (size_t)(n - off));
+		if (w <= 0)
+			return -1;
+		off += w;
+	}
+	return 0;
+}
+
+static void
+proxy_loop(int lfd, int target, int report)
+{
+	int pairs[HS_PROXY_MAX][2];
+	size_t n = 0;
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)target)};
+
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	while (!proxy_stop_asked) {
+		struct pollfd pf[1 + 2 * HS_PROXY_MAX];
+		if (proxy_cut_asked) {
+			for (size_t i = 0; i < n; i++) {
+				/* a reset, not a FIN: both sides see the connection break at once
+				 */
+				struct linger lg = {1, 0};
+				setsockopt(pairs[i][0], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				setsockopt(pairs[i][1], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				close(pairs[i][0]);
+				close(pairs[i][1]);
+			}
+			n = 0;
+			proxy_cut_asked = 0;
+			if (write(report, "c", 1) != 1)
+				return;
+		}
+		pf[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+		for (size_t i = 0; i < n; i++) {
+			pf[1 + 2 * i] = (struct pollfd){.fd = pairs[i][0], .events = POLLIN};
+			pf[2 + 2 * i] = (struct pollfd){.fd = pairs[i][1], .events = POLLIN};
+		}
+		if (poll(pf, 1 + 2 * n, 50) <= 0)
+			continue;
+		for (size_t i = n; i-- > 0;) {
+			bool gone = ((pf[1 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			             proxy_pump(pairs[i][0], pairs[i][1]) != 0) ||
+			            ((pf[2 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			             proxy_pump(pairs[i][1], pairs[i][0]) != 0);
+			if (gone) {
+				close(pairs[i][0]);
+				close(pairs[i][1]);
+				pairs[i][0] = pairs[n - 1][0];
+				pairs[i][1] = pairs[n - 1][1];
+				n--;
+			}
+		}
+		if (pf[0].revents & POLLIN) {
+			int c = accept(lfd, NULL, NULL), u;
+			if (c < 0)
+				continue;
+			u = socket(AF_INET, SOCK_STREAM, 0);
+			if (n == HS_PROXY_MAX || u < 0 ||
+			    connect(u, (struct sockaddr *)&to, sizeof(to)) != 0) {
+				close(c);
+				if (u >= 0)
+					close(u);
+				continue;
+			}
+			pairs[n][0] = c;
+			pairs[n][1] = u;
+			n++;
+		}
+	}
+}
+
+int
+hs_proxy_start(hs_proc *p, int target, int *port)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), pipefd[2];
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+
+	memset(p, 0, sizeof(*p));
+	p->out_fd = -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0 || listen(lfd, 16) != 0 ||
+	    pipe(pipefd) != 0) {
+		if (lfd >= 0)
+			close(lfd);
+		return -1;
+	}
+	*port = ntohs(sa.sin_port);
+	fflush(NULL);
+	if ((p->pid = fork()) == 0) {
+		signal(SIGUSR1, proxy_on_signal);
+		signal(SIGTERM, proxy_on_signal);
+		signal(SIGPIPE, SIG_IGN);
+		close(pipefd[0]);
+		proxy_loop(lfd, target, pipefd[1]);
+		_exit(0);
+	}
+	close(lfd);
+	close(pipefd[1]);
+	if (p->pid < 0) {
+		close(pipefd[0]);
+		p->pid = 0;
+		return -1;
+	}
+	p->out_fd = pipefd[0]; /* 'c' for each cut done */
+	return 0;
+}
+
+int
+hs_proxy_cut(hs_proc *p)
+{
+	struct pollfd pf = {.fd = p->out_fd, .events = POLLIN};
+	char ch;
+
+	if (p->pid <= 0 || kill(p->pid, SIGUSR1) != 0)
+		return -1;
+	if (poll(&pf, 1, 5000) != 1 || read(p->out_fd, &ch, 1) != 1)
+		return -1;
+	return 0;
+}
+
 int
 hs_redis_start(hs_proc *p, int *port)
 {

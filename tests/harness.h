@@ -52,6 +52,16 @@ int hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base,
  * with hs_proc_stop. */
 int hs_redis_start(hs_proc *p, int *port);
 
+/*
+ * A TCP proxy of the test's own, in a child process: it listens on 127.0.0.1 (its port into
+ * *port) and forwards every connection to 127.0.0.1:target. hs_proxy_cut closes the
+ * connections it holds (each peer sees its connection drop, as in a network cut), and it goes
+ * on accepting new ones. Stop it with hs_proc_stop. Returns 0 or -1.
+ */
+int hs_proxy_start(hs_proc *p, int target, int *port);
+/* Cuts every connection through the proxy; returns once it has (5 s at most): 0 or -1. */
+int hs_proxy_cut(hs_proc *p);
+
 /* The i-th URL of the gateway's ready line into buf, or -1. */
 int hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n);
 

@@ -40,8 +40,14 @@ typedef struct fake {
 	bool wrong_id;       /* answer with another request_id */
 	bool bad_payload;    /* answer OK with a payload that is not the method's response */
 	size_t big;          /* OK Health replies carry a version string this long */
+	bool health_ok;      /* answer Health normally whatever the above say, and count it in
+	                        n_health only: the keyed calls' fleet probe gets through */
+	const char *fleet;   /* Health says scope "fleet" with this fleet_id; NULL: "node" */
+	bool unknown;        /* answer UNKNOWN / OUTCOME_UNKNOWN (the gateway's own) */
+	int drop_calls;      /* close the connection on the next N requests other than Health */
 	/* ---- record ---- */
-	int n;                            /* requests received */
+	int n;                            /* requests received (Health with health_ok aside) */
+	int n_health;                     /* Health requests answered because of health_ok */
 	char methods[FAKE_MAX_SEEN][64];  /* their methods */
 	char keys[FAKE_MAX_SEEN][64];     /* their idempotency keys */
 	char ids[FAKE_MAX_SEEN][64];      /* their request ids */
@@ -88,28 +94,34 @@ fake_answer(fake *f, const Shipgate__V1__RpcRequest *req)
 	nng_msg *m = NULL;
 	size_t n;
 
-	if (f->garbage) {
+	bool probe = f->health_ok && strcmp(req->method, SHIPGATE_METHOD_HEALTH) == 0;
+
+	if (f->garbage && !probe) {
 		nng_msg_alloc(&m, 0);
 		nng_msg_append(m, "\xff\xff\xff", 3);
 		return m;
 	}
-	rep.request_id = f->wrong_id ? "someone-else" : req->request_id;
-	if (f->bad_payload) {
+	rep.request_id = f->wrong_id && !probe ? "someone-else" : req->request_id;
+	if (f->bad_payload && !probe) {
 		set_status(&rep, &st, NULL, SHIPGATE__V1__CODE__OK);
 		rep.payload.data = (uint8_t *)"\xff\xff\xff";
 		rep.payload.len = 3;
-	} else if (f->n <= f->fail_first) {
+	} else if (!probe && f->n <= f->fail_first) {
 		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__UNAVAILABLE);
 		st.message = "provider unavailable";
 		d.reason = "UPSTREAM_UNAVAILABLE";
 		d.retryable = 1;
 		d.retry_after_ms = f->retry_after;
-	} else if (f->deadline) {
+	} else if (!probe && f->unknown) {
+		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__UNKNOWN);
+		st.message = "the outcome of the first call with this key is unknown";
+		d.reason = "OUTCOME_UNKNOWN";
+	} else if (!probe && f->deadline) {
 		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED);
 		st.message = "deadline exceeded";
 		d.reason = "DEADLINE_EXPIRED";
 		d.retryable = 1;
-	} else if (f->not_found) {
+	} else if (!probe && f->not_found) {
 		set_status(&rep, &st, &d, SHIPGATE__V1__CODE__NOT_FOUND);
 		st.message = "order not found";
 		d.reason = "UPSTREAM_NOT_FOUND";
@@ -143,6 +155,8 @@ fake_answer(fake *f, const Shipgate__V1__RpcRequest *req)
 		payload = &tr.base;
 	} else if (strcmp(req->method, SHIPGATE_METHOD_HEALTH) == 0) {
 		set_status(&rep, &st, NULL, SHIPGATE__V1__CODE__OK);
+		hr.idempotency_scope = f->fleet != NULL ? "fleet" : "node";
+		hr.fleet_id = f->fleet != NULL ? (char *)f->fleet : "";
 		hr.status = SHIPGATE__V1__HEALTH_RESPONSE__SERVING_STATUS__SERVING_STATUS_SERVING;
 		hr.version = "fake";
 		if (f->big > 0 && (bigv = malloc(f->big + 1)) != NULL) {
@@ -201,6 +215,15 @@ fake_loop(void *arg)
 		if (req == NULL)
 			continue;
 		nng_mtx_lock(f->mtx);
+		if (f->health_ok && strcmp(req->method, SHIPGATE_METHOD_HEALTH) == 0) {
+			f->n_health++;
+			out = fake_answer(f, req);
+			shipgate__v1__rpc_request__free_unpacked(req, NULL);
+			nng_mtx_unlock(f->mtx);
+			if (out != NULL && nng_sendmsg(f->sock, out, 0) != 0)
+				nng_msg_free(out);
+			continue;
+		}
 		if (f->n < FAKE_MAX_SEEN) {
 			snprintf(f->methods[f->n], 64, "%s", req->method);
 			snprintf(f->keys[f->n], 64, "%s", req->idempotency_key);
@@ -208,9 +231,12 @@ fake_loop(void *arg)
 			f->deadlines[f->n] = req->deadline_ms;
 		}
 		f->n++;
-		if (f->drop) /* like a gateway killed mid-call; after the request is counted */
+		bool drop = f->drop || f->drop_calls > 0;
+		if (f->drop_calls > 0)
+			f->drop_calls--;
+		if (drop) /* like a gateway killed mid-call; after the request is counted */
 			nng_pipe_close(pipe);
-		if (!f->silent && !f->drop)
+		if (!f->silent && !drop)
 			out = fake_answer(f, req);
 		if (f->last != NULL)
 			shipgate__v1__rpc_request__free_unpacked(f->last, NULL);
@@ -250,6 +276,16 @@ fake_count(fake *f)
 	int n;
 	nng_mtx_lock(f->mtx);
 	n = f->n;
+	nng_mtx_unlock(f->mtx);
+	return n;
+}
+
+static int
+fake_health(fake *f)
+{
+	int n;
+	nng_mtx_lock(f->mtx);
+	n = f->n_health;
 	nng_mtx_unlock(f->mtx);
 	return n;
 }
@@ -604,6 +640,7 @@ test_retries(void)
 	CHECK_INT(st.attempts, 2);
 
 	/* CreateOrder without a key: never retried after it went out */
+	f->health_ok = true; /* the keyed calls' fleet probe is answered (and not counted) */
 	f->n = 0;
 	f->fail_first = 1;
 	CHECK_INT(create_order(c, NULL, &st), SHIPGATE__V1__CODE__UNAVAILABLE);
@@ -620,6 +657,7 @@ test_retries(void)
 	CHECK_STR(f->keys[0], "idem-77");
 	CHECK_STR(f->keys[1], "idem-77");
 	CHECK_STR(f->keys[2], "idem-77");
+	f->health_ok = false;
 
 	/* the gateway's retry_after_ms lengthens the backoff */
 	f->n = 0;
@@ -751,7 +789,9 @@ test_deadlines(void)
 	CHECK(st.attempts >= 3 && st.attempts <= 5);
 	CHECK_INT(fake_count(f), st.attempts);
 	CHECK(f->deadlines[0] <= 120 && f->deadlines[0] > 80); /* 150 less min(50, 150 / 5) */
-	/* CreateOrder (with or without a key): one attempt only, and its outcome is unknown */
+	/* CreateOrder (with or without a key): one attempt only, and its outcome is unknown
+	 * (the keyed one's Health probe answered: scope node) */
+	f->health_ok = true;
 	f->n = 0;
 	CHECK_INT(create_order(c2, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
 	CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
@@ -764,6 +804,7 @@ test_deadlines(void)
 	CHECK_INT(st.attempts, 1);
 	CHECK_INT(fake_count(f), 2);
 	o.idempotency_key = NULL;
+	f->health_ok = false;
 
 	/* the gateway's own DEADLINE_EXCEEDED is never retried, budget left or not */
 	f->silent = false;
@@ -779,6 +820,154 @@ test_deadlines(void)
 	shipgate_client_free(c2);
 	shipgate_client_free(c);
 	fake_stop(f);
+}
+
+/*
+ * Fleets (client_policy.json, "fleet"): a keyed call asks Health once per connection, and
+ * moves to another gateway after its request went out unanswered only when both report the
+ * same fleet; whatever the retry gets that does not settle the key is OUTCOME_UNKNOWN.
+ */
+static void
+test_fleet(void)
+{
+	fake *f1 = fake_start("inproc://fleet-1"), *f2 = fake_start("inproc://fleet-2");
+	const char *urls[] = {f1->url, f2->url};
+	shipgate_client *c;
+	shipgate_status st = SHIPGATE_STATUS_INIT;
+	shipgate_call_opts o = {.idempotency_key = "idem-fleet"};
+	Shipgate__V1__TrackResponse *rep = NULL;
+
+	f1->health_ok = f2->health_ok = true;
+
+	/* one gateway: Health once per connection, before the first keyed call; reads and
+	 * calls without a key never ask */
+	c = client_for(urls, 1, 3);
+	wait_connected(c, 1);
+	CHECK_INT(track(c, "T-1", NULL, &rep, &st), 0);
+	shipgate__v1__track_response__free_unpacked(rep, NULL);
+	rep = NULL;
+	CHECK_INT(create_order(c, NULL, &st), 0);
+	CHECK_INT(fake_health(f1), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(create_order(c, &o, &st), 0);
+		CHECK_INT(st.attempts, 1);
+	}
+	CHECK_INT(fake_health(f1), 1);
+	CHECK_INT(fake_count(f1), 5);
+	/* a new connection (the gateway dropped the old one) is asked again */
+	f1->drop_calls = 1;
+	CHECK_INT(create_order(c, NULL, &st), SHIPGATE__V1__CODE__UNKNOWN);
+	for (int i = 0; i < 200 && shipgate_client_connected(c) == 1; i++)
+		nng_msleep(5); /* the drop may not be seen yet */
+	wait_connected(c, 1);
+	CHECK_INT(create_order(c, &o, &st), 0);
+	CHECK_INT(fake_health(f1), 2);
+	shipgate_client_free(c);
+
+	/* the same fleet on both: lost on the first, answered by the second */
+	f1->fleet = f2->fleet = "redis://fleet-a";
+	f1->n = f2->n = f1->n_health = f2->n_health = 0;
+	f1->drop_calls = 1;
+	c = client_for(urls, 2, 3);
+	wait_connected(c, 2);
+	CHECK_INT(create_order(c, &o, &st), 0);
+	CHECK_INT(st.attempts, 2);
+	CHECK_INT(fake_count(f1), 1);
+	CHECK_INT(fake_count(f2), 1);
+	CHECK_STR(f2->keys[0], "idem-fleet");
+	CHECK_INT(fake_health(f1), 1);
+	CHECK_INT(fake_health(f2), 1);
+	shipgate_client_free(c);
+
+	/* ... also after the first stays silent past the attempt timeout */
+	{
+		shipgate_client_opts co = {.urls = urls, .n_urls = 2};
+		co.retry.attempt_timeout_ms = 200;
+		f1->n = f2->n = 0;
+		f1->silent = true;
+		CHECK_INT(shipgate_client_new(&c, &co), SHIPGATE_OK);
+		wait_connected(c, 2);
+		o.deadline_ms = 3000;
+		CHECK_INT(create_order(c, &o, &st), 0);
+		CHECK_INT(st.attempts, 2);
+		CHECK_INT(fake_count(f1), 1);
+		CHECK_INT(fake_count(f2), 1);
+		shipgate_client_free(c);
+		f1->silent = false;
+		/* a silent gateway never answers the probe either: the keyed call is not sent,
+		 * and its attempts time out as any other call's (nothing went out, so no
+		 * OUTCOME_UNKNOWN) */
+		f1->health_ok = false;
+		f1->silent = true;
+		f1->n = 0;
+		co.n_urls = 1;
+		CHECK_INT(shipgate_client_new(&c, &co), SHIPGATE_OK);
+		wait_connected(c, 1);
+		o.deadline_ms = 500;
+		CHECK_INT(create_order(c, &o, &st), SHIPGATE__V1__CODE__DEADLINE_EXCEEDED);
+		CHECK_STR(st.reason, "TRANSPORT_TIMEOUT");
+		CHECK(st.message != NULL && strstr(st.message, "Health") != NULL);
+		CHECK(fake_count(f1) >= 1);
+		for (int i = 0; i < fake_count(f1) && i < FAKE_MAX_SEEN; i++)
+			CHECK_STR(f1->methods[i], SHIPGATE_METHOD_HEALTH);
+		shipgate_client_free(c);
+		f1->silent = false;
+		f1->health_ok = true;
+		o.deadline_ms = 0;
+	}
+
+	/* another fleet, or none, on the second: OUTCOME_UNKNOWN, and it never gets the call */
+	for (int k = 0; k < 2; k++) {
+		f1->fleet = "redis://fleet-a";
+		f2->fleet = k == 0 ? "redis://fleet-b" : NULL;
+		f1->n = f2->n = 0;
+		f1->drop_calls = 1;
+		c = client_for(urls, 2, 3);
+		wait_connected(c, 2);
+		CHECK_INT(create_order(c, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+		CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+		CHECK(st.local && !st.retryable);
+		CHECK(st.message != NULL && strstr(st.message, k == 0 ? "of fleet redis://fleet-b"
+		                                                      : "of no fleet") != NULL);
+		CHECK_INT(fake_count(f1), 1);
+		CHECK_INT(fake_count(f2), 0);
+		shipgate_client_free(c);
+	}
+
+	/* the retry's answer does not settle the key: OUTCOME_UNKNOWN; the gateway's own
+	 * OUTCOME_UNKNOWN settles it and is reported as it is */
+	f2->fleet = "redis://fleet-a";
+	for (int k = 0; k < 4; k++) {
+		f1->n = f2->n = 0;
+		f1->drop_calls = 1;
+		f2->deadline = k == 0;
+		f2->fail_first = k == 1 ? 100 : 0;
+		f2->unknown = k == 2;
+		f2->silent = k == 3;
+		{
+			shipgate_client_opts co = {.urls = urls, .n_urls = 2};
+			co.retry.max_attempts = 2;
+			co.retry.attempt_timeout_ms = k == 3 ? 200 : 0;
+			CHECK_INT(shipgate_client_new(&c, &co), SHIPGATE_OK);
+		}
+		wait_connected(c, 2);
+		CHECK_INT(create_order(c, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
+		CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
+		CHECK_INT(st.local, k != 2);
+		CHECK_INT(st.attempts, 2);
+		CHECK_INT(fake_count(f2), 1);
+		if (k == 0)
+			CHECK(st.message != NULL && strstr(st.message, "DEADLINE_EXPIRED") != NULL);
+		if (k == 1)
+			CHECK(st.message != NULL &&
+			      strstr(st.message, "UPSTREAM_UNAVAILABLE") != NULL);
+		shipgate_client_free(c);
+	}
+	f2->deadline = f2->unknown = f2->silent = false;
+	f2->fail_first = 0;
+	shipgate_status_fini(&st);
+	fake_stop(f1);
+	fake_stop(f2);
 }
 
 /*
@@ -799,8 +988,10 @@ test_create_order_outcome_unknown(void)
 
 	/* each case with a new client connected to both: its first attempt goes to the first */
 
-	/* the first gateway drops the connection the request came on (kill -9 mid-call) */
+	/* the first gateway drops the connection the request came on (kill -9 mid-call); both
+	 * answer the keyed call's Health probe (scope node) */
 	f1->drop = true;
+	f1->health_ok = f2->health_ok = true;
 	c = client_for(urls, 2, 3);
 	wait_connected(c, 2);
 	o.idempotency_key = "idem-lost";
@@ -1159,6 +1350,7 @@ main(void)
 	test_retry_not_connected();
 	test_deadlines();
 	test_create_order_outcome_unknown();
+	test_fleet();
 	test_round_robin();
 	test_async();
 	test_max_reply();

@@ -271,13 +271,14 @@ static char *slow_create_json;
 
 /* Two gateways on the one sandbox; their URLs into u1 and u2. Returns 0 or -1. */
 static int
-two_gateways(const char *bin, hs_proc *g1, hs_proc *g2, char *u1, char *u2, size_t n)
+two_gateways_with(const char *bin, const char *const *extra, hs_proc *g1, hs_proc *g2, char *u1,
+                  char *u2, size_t n)
 {
 	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
 
-	if (hs_gateway_start(g1, bin, sandbox, listen, NULL) != 0)
+	if (hs_gateway_start(g1, bin, sandbox, listen, extra) != 0)
 		return -1;
-	if (hs_gateway_start(g2, bin, sandbox, listen, NULL) != 0) {
+	if (hs_gateway_start(g2, bin, sandbox, listen, extra) != 0) {
 		hs_proc_stop(g1, SIGTERM);
 		return -1;
 	}
@@ -287,6 +288,12 @@ two_gateways(const char *bin, hs_proc *g1, hs_proc *g2, char *u1, char *u2, size
 		return -1;
 	}
 	return 0;
+}
+
+static int
+two_gateways(const char *bin, hs_proc *g1, hs_proc *g2, char *u1, char *u2, size_t n)
+{
+	return two_gateways_with(bin, NULL, g1, g2, u1, u2, n);
 }
 
 /* Waits until the sandbox has count POSTs under /bosonline/order/ (5 s at most). */
@@ -374,6 +381,153 @@ kill9_library(const char *bin)
 	shipgate_client_free(c);
 	protobuf_c_message_free_unpacked(req, NULL);
 	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+}
+
+typedef struct replay_rec {
+	shipgate_status st; /* the outcome, copied */
+	bool replayed;      /* the CreateOrderResponse said so */
+	int done;           /* the callback ran */
+} replay_rec;
+
+static void
+replay_cb(void *arg, const shipgate_status *st, ProtobufCMessage *reply)
+{
+	replay_rec *r = arg;
+	shipgate_status_copy(&r->st, st);
+	if (reply != NULL) {
+		r->replayed = ((Shipgate__V1__CreateOrderResponse *)reply)->replayed;
+		protobuf_c_message_free_unpacked(reply, NULL);
+	}
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * A fleet: two gateways on one redis-server, and the library given both addresses. Each
+ * reports scope "fleet" with the same id, so a CreateOrder whose first gateway goes silent or
+ * dies may move to the other, which shares the key:
+ * - the first is killed while it holds the POST: the call ends UNKNOWN / OUTCOME_UNKNOWN (the
+ *   second waits for the dead owner's key until the budget is spent), after 2 attempts;
+ * - the client is cut off from the first (a proxy drops the connection) while the first
+ *   holds the POST: the second waits for the first one's outcome and replays it, so the
+ *   caller gets the order, replayed;
+ * one POST each time.
+ */
+static void
+fleet_library(const char *bin)
+{
+	hs_proc rd, g1, g2;
+	int port = 0;
+	char u1[256], u2[256], rurl[96], url[300];
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error perr;
+	kill9_rec rec = {SHIPGATE_STATUS_INIT, 0};
+	replay_rec rr = {SHIPGATE_STATUS_INIT, false, 0};
+	json_t *j = json_loads(slow_create_json, 0, NULL);
+
+	CHECK(j != NULL);
+	CHECK_INT(sgc_pbjson_to_message(j, &shipgate__v1__create_order_request__descriptor, NULL, 0,
+	                                &req, &perr),
+	          0);
+	json_decref(j);
+	if (req == NULL || hs_redis_start(&rd, &port) != 0) {
+		CHECK(0);
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
+	snprintf(rurl, sizeof(rurl), "idempotency.redis_url=redis://127.0.0.1:%d", port);
+	const char *const extra[] = {"--set", "idempotency.store=redis", "--set", rurl, NULL};
+	if (two_gateways_with(bin, extra, &g1, &g2, u1, u2, sizeof(u1)) != 0) {
+		CHECK(0);
+		hs_proc_stop(&rd, SIGTERM);
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
+
+	/* killed while it holds the POST */
+	const char *urls[] = {u1, u2};
+	shipgate_client_opts o = {.urls = urls, .n_urls = 2};
+	shipgate_client *c = NULL;
+	CHECK_INT(shipgate_client_new(&c, &o), 0);
+	for (int i = 0; i < 300 && shipgate_client_connected(c) < 2; i++)
+		hs_sleep_ms(10);
+	CHECK_INT(shipgate_client_connected(c), 2);
+	snprintf(url, sizeof(url), "%s/__sandbox/reset", sandbox);
+	CHECK_INT(hs_http("POST", url, NULL), 200);
+	shipgate_call_opts co = {.deadline_ms = 4000, .idempotency_key = "interop-fleet-kill"};
+	CHECK_INT(shipgate_call_async(c, SHIPGATE_METHOD_CREATE_ORDER, req,
+	                              &shipgate__v1__create_order_response__descriptor, &co,
+	                              kill9_cb, &rec),
+	          0);
+	CHECK_INT(wait_posts(1), 1); /* the first gateway (the client's first pick) has it */
+	CHECK_INT(WTERMSIG(hs_proc_stop(&g1, SIGKILL)), SIGKILL);
+	for (int i = 0; i < 600 && !__atomic_load_n(&rec.done, __ATOMIC_ACQUIRE); i++)
+		hs_sleep_ms(10);
+	CHECK(rec.done);
+	CHECK_STR(shipgate_code_name(rec.st.code), "UNKNOWN");
+	CHECK_STR(rec.st.reason, "OUTCOME_UNKNOWN");
+	CHECK_INT(rec.st.attempts, 2); /* it did move to the second gateway */
+	if (rec.st.reason == NULL || strcmp(rec.st.reason, "OUTCOME_UNKNOWN") != 0 ||
+	    rec.st.attempts != 2)
+		fprintf(stderr, "fleet kill -9: got %s %s %s (%d attempts)\n",
+		        shipgate_code_name(rec.st.code), rec.st.reason ? rec.st.reason : "",
+		        rec.st.message ? rec.st.message : "", rec.st.attempts);
+	hs_sleep_ms(300); /* past the sandbox's hold */
+	CHECK_INT(sandbox_count("/bosonline/order/"), 1);
+	shipgate_status_fini(&rec.st);
+	shipgate_client_free(c);
+
+	/* cut off: the connection to the first gateway drops while it holds the POST (a proxy
+	 * between them), and the first gateway lives on; the second waits for its outcome and
+	 * replays it */
+	const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	hs_proc px;
+	int g1_port = 0, px_port = 0;
+	char pxu[64];
+	if (hs_gateway_start(&g1, bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(&g1, 0, u1, sizeof(u1)) != 0 || strrchr(u1, ':') == NULL ||
+	    (g1_port = atoi(strrchr(u1, ':') + 1)) <= 0 ||
+	    hs_proxy_start(&px, g1_port, &px_port) != 0) {
+		CHECK(0);
+	} else {
+		snprintf(pxu, sizeof(pxu), "tcp://127.0.0.1:%d", px_port);
+		const char *purls[] = {pxu, u2};
+		o.urls = purls;
+		CHECK_INT(shipgate_client_new(&c, &o), 0);
+		for (int i = 0; i < 300 && shipgate_client_connected(c) < 2; i++)
+			hs_sleep_ms(10);
+		CHECK_INT(shipgate_client_connected(c), 2);
+		CHECK_INT(hs_http("POST", url, NULL), 200);
+		co.deadline_ms = 5000;
+		co.idempotency_key = "interop-fleet-cut";
+		CHECK_INT(shipgate_call_async(c, SHIPGATE_METHOD_CREATE_ORDER, req,
+		                              &shipgate__v1__create_order_response__descriptor, &co,
+		                              replay_cb, &rr),
+		          0);
+		CHECK_INT(wait_posts(1), 1); /* the first gateway, through the proxy, has it */
+		CHECK_INT(hs_proxy_cut(&px), 0);
+		for (int i = 0; i < 600 && !__atomic_load_n(&rr.done, __ATOMIC_ACQUIRE); i++)
+			hs_sleep_ms(10);
+		CHECK(rr.done);
+		CHECK_STR(shipgate_code_name(rr.st.code), "OK");
+		CHECK(rr.replayed);
+		CHECK_INT(rr.st.attempts, 2);
+		if (rr.st.code != 0)
+			fprintf(stderr, "fleet cut: got %s %s %s (%d attempts)\n",
+			        shipgate_code_name(rr.st.code), rr.st.reason ? rr.st.reason : "",
+			        rr.st.message ? rr.st.message : "", rr.st.attempts);
+		CHECK_INT(sandbox_count("/bosonline/order/"), 1);
+		fprintf(stderr,
+		        "  fleet: kill -9 -> OUTCOME_UNKNOWN; cut off -> %s, replayed %d, %d "
+		        "attempts; one POST each\n",
+		        shipgate_code_name(rr.st.code), rr.replayed, rr.st.attempts);
+		shipgate_status_fini(&rr.st);
+		shipgate_client_free(c);
+		hs_proc_stop(&px, SIGTERM);
+		CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
+	}
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	hs_proc_stop(&rd, SIGTERM);
+	protobuf_c_message_free_unpacked(req, NULL);
 }
 
 /*
@@ -483,8 +637,10 @@ main(int argc, char **argv)
 		}
 	}
 	CHECK(slow_create_json != NULL);
-	if (slow_create_json != NULL)
+	if (slow_create_json != NULL) {
 		kill9_library(argv[1]);
+		fleet_library(argv[1]);
+	}
 	char dir[1024], cli[1100];
 	snprintf(dir, sizeof(dir), "%s", argv[1]);
 	snprintf(cli, sizeof(cli), "%s/shipgate", dirname(dir)); /* next to shipgated */

@@ -11,6 +11,12 @@
  *   (a failure before anything could start goes FAIL --sleep(0)--> DONE, so that even local
  *    failures are reported from an nng thread)
  *
+ * A keyed call (CreateOrder with an idempotency key) first learns the fleet behind the
+ * connection it is about to use, once per connection: its SEND/RECV carry a Health request
+ * (call->probing), then the same attempt sends the call itself. What the fleet allows (a retry
+ * on another gateway of the same fleet after the connection broke) is the "fleet" section of
+ * the client policy.
+ *
  * Calls are pooled. A finished call goes back on the free list with its aio and contexts, and
  * only shipgate_client_free releases nng objects - never inside a callback, as nng requires.
  * One mutex per client guards the lists, the endpoints and every state change. nng operations
@@ -44,6 +50,9 @@ typedef struct sgc_endpoint {
 	bool up;            /* that pipe joined the socket (ADD_POST) and has not left */
 	uint64_t gen;       /* pipes added so far: a request sent under an older value went out
 	                       on a pipe that is gone */
+	uint64_t fleet_gen; /* the pipe generation whose fleet is known (0: none known) */
+	char *fleet;        /* that pipe's fleet: Health's fleet_id with scope "fleet"; NULL for
+	                       scope "node" or no answer; owned */
 } sgc_endpoint;
 
 typedef enum sgc_state {
@@ -80,6 +89,15 @@ struct sgc_call {
 	int64_t attempt_ms;  /* length of that wait */
 	bool cancelled;      /* cancel_all or free asked the call to end */
 	bool conn_lost;      /* its wait was cancelled because the pipe went away */
+	/* ---- keyed calls and fleets (client_policy.json, "fleet") ---- */
+	bool probing;        /* the running SEND/RECV carries the Health probe, not the call */
+	char *attempt_fleet; /* fleet of the connection the current attempt's request went out on
+	                        (NULL: none); owned */
+	char *need_fleet;    /* set once a request may have been sent and not answered: later
+	                        attempts go only to this fleet; owned */
+	bool maybe_sent;     /* a request went out and no answer came back (then need_fleet and
+	                        lost_ep are set) */
+	size_t lost_ep;      /* endpoint of that request */
 	/* ---- the outcome ---- */
 	shipgate_status st;            /* status so far (of the last attempt); its attempts and
 	                                  request_id are set at hand-over (status_finish) */
@@ -362,8 +380,10 @@ shipgate_client_free(shipgate_client *c)
 		free(call->ctx_open);
 		free(call);
 	}
-	for (size_t i = 0; i < c->n_eps; i++)
+	for (size_t i = 0; i < c->n_eps; i++) {
 		free(c->eps[i].url);
+		free(c->eps[i].fleet);
+	}
 	free(c->eps);
 	if (c->cv != NULL)
 		nng_cv_free(c->cv);
@@ -447,6 +467,10 @@ call_put(struct sgc_call *call)
 		free(call->md[i].value);
 	}
 	free(call->md);
+	free(call->attempt_fleet);
+	free(call->need_fleet);
+	call->attempt_fleet = call->need_fleet = NULL;
+	call->probing = call->maybe_sent = false;
 	if (call->reply != NULL)
 		shipgate__v1__rpc_reply__free_unpacked(call->reply, NULL);
 	shipgate_status_fini(&call->st);
@@ -480,18 +504,94 @@ backoff_ms(const shipgate_retry_policy *r, int n)
 }
 
 /*
- * Starts the next attempt: picks an endpoint, encodes the envelope with the budget left and
- * sends it. Returns false when the attempt is under way, true when the call is over (the
- * status says why). Lock held.
+ * Encodes and sends what the current attempt carries: the call's envelope, or with
+ * call->probing a Health request (same request id, empty payload) that learns the fleet behind
+ * the connection. The envelope's deadline_ms is what is left of the attempt's wait. Returns
+ * false when the send is under way, true when the call is over (the status says why). Lock
+ * held.
+ */
+static bool
+send_attempt(struct sgc_call *call)
+{
+	shipgate_client *c = call->c;
+	Shipgate__V1__RpcRequest probe = SHIPGATE__V1__RPC_REQUEST__INIT;
+	const Shipgate__V1__RpcRequest *env = &call->env;
+	int64_t wait = call->attempt_end - now_ms(), send_wait;
+	nng_msg *m;
+	size_t n;
+
+	if (wait < 1)
+		wait = 1;
+	if (call->probing) {
+		probe.method = (char *)SHIPGATE_METHOD_HEALTH;
+		probe.request_id = call->env.request_id;
+		probe.deadline_ms = sgc_policy_sent_deadline(wait);
+		env = &probe;
+	} else {
+		/* the gateway is told a little less than the attempt waits, so that its own answer
+		 * (its DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's
+		 * timer */
+		call->env.deadline_ms = sgc_policy_sent_deadline(wait);
+	}
+	n = shipgate__v1__rpc_request__get_packed_size(env);
+	if (nng_msg_alloc(&m, n) != 0) {
+		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
+		               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
+		               "out of memory encoding the request");
+		return true;
+	}
+	shipgate__v1__rpc_request__pack(env, nng_msg_body(m));
+	call->conn_lost = false;
+	send_wait = wait < c->connect_timeout_ms ? wait : c->connect_timeout_ms;
+	nng_aio_set_timeout(call->aio, (nng_duration)send_wait);
+	nng_aio_set_msg(call->aio, m);
+	call->state = SGC_SEND;
+	nng_ctx_send(call->ctx[call->ep], call->aio);
+	return false;
+}
+
+/* Whether the fleet behind endpoint ep's current connection is known. Lock held. */
+static bool
+fleet_known(const sgc_endpoint *ep)
+{
+	return ep->fleet_gen != 0 && ep->fleet_gen == ep->gen && ep->up;
+}
+
+/*
+ * A keyed call whose request may have reached a gateway of fleet need_fleet is about to go to
+ * endpoint ep, whose fleet is known: when ep is not of that fleet, ends the call UNKNOWN /
+ * OUTCOME_UNKNOWN and returns true. Lock held.
+ */
+static bool
+fleet_mismatch(struct sgc_call *call, const sgc_endpoint *ep, const char *fleet)
+{
+	shipgate_client *c = call->c;
+
+	if (!call->maybe_sent ||
+	    (call->need_fleet != NULL && fleet != NULL && strcmp(fleet, call->need_fleet) == 0))
+		return false;
+	sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNKNOWN, SGC_REASON_OUTCOME_UNKNOWN, false,
+	               "%s went out to %s (fleet %.200s) and no answer came back; %s is %s%.200s, "
+	               "so the call is not sent there: the first gateway may have acted on it "
+	               "(check with the provider before trying again)",
+	               call->env.method, c->eps[call->lost_ep].url,
+	               call->need_fleet != NULL ? call->need_fleet : "none", ep->url,
+	               fleet != NULL ? "of fleet " : "of no fleet (its keys are its own)",
+	               fleet != NULL ? fleet : "");
+	return true;
+}
+
+/*
+ * Starts the next attempt: picks an endpoint, then sends the envelope with the budget left (a
+ * keyed call first asks Health on a connection whose fleet it does not know). Returns false
+ * when the attempt is under way, true when the call is over (the status says why). Lock held.
  */
 static bool
 start_attempt(struct sgc_call *call)
 {
 	shipgate_client *c = call->c;
-	int64_t now = now_ms(), remaining = call->deadline - now, budget, send_wait;
+	int64_t now = now_ms(), remaining = call->deadline - now, budget;
 	sgc_endpoint *ep;
-	nng_msg *m;
-	size_t n;
 	int rv;
 
 	if (call->cancelled || c->closing) {
@@ -528,28 +628,46 @@ start_attempt(struct sgc_call *call)
 		budget = c->retry.attempt_timeout_ms;
 	if (budget > INT32_MAX)
 		budget = INT32_MAX;
-	/* the gateway is told a little less than the attempt waits, so that its own answer (its
-	 * DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's timer */
-	call->env.deadline_ms = sgc_policy_sent_deadline(budget);
 	call->attempt_end = now + budget;
 	call->attempt_ms = budget;
-	n = shipgate__v1__rpc_request__get_packed_size(&call->env);
-	if (nng_msg_alloc(&m, n) != 0) {
-		sgc_status_set(&call->st, SHIPGATE__V1__CODE__RESOURCE_EXHAUSTED,
-		               SGC_REASON_CLIENT_OUT_OF_MEMORY, false,
-		               "out of memory encoding the request");
-		return true;
-	}
-	shipgate__v1__rpc_request__pack(&call->env, nng_msg_body(m));
-
 	call->attempts++;
-	call->conn_lost = false;
-	send_wait = budget < c->connect_timeout_ms ? budget : c->connect_timeout_ms;
-	nng_aio_set_timeout(call->aio, (nng_duration)send_wait);
-	nng_aio_set_msg(call->aio, m);
-	call->state = SGC_SEND;
-	nng_ctx_send(call->ctx[call->ep], call->aio);
-	return false;
+	call->probing = call->kind == SGC_KIND_KEYED && !fleet_known(ep);
+	if (!call->probing && call->kind == SGC_KIND_KEYED && fleet_mismatch(call, ep, ep->fleet))
+		return true;
+	return send_attempt(call);
+}
+
+/*
+ * The Health probe of a keyed call answered (rep, status in st; rep NULL when unusable):
+ * records the fleet of the connection it went out on, then sends the call itself in the same
+ * attempt, unless that connection is of another fleet than the call needs. Returns true when
+ * the call is over. Lock held.
+ */
+static bool
+on_probe(struct sgc_call *call, Shipgate__V1__RpcReply *rep, const shipgate_status *st)
+{
+	sgc_endpoint *ep = &call->c->eps[call->ep];
+	Shipgate__V1__HealthResponse *h = NULL;
+	char *fleet = NULL;
+
+	if (rep != NULL && st->code == SHIPGATE__V1__CODE__OK)
+		h = shipgate__v1__health_response__unpack(NULL, rep->payload.len,
+		                                          rep->payload.data);
+	if (h != NULL && strcmp(h->idempotency_scope, "fleet") == 0 && h->fleet_id[0] != '\0')
+		fleet = sgc_strdup(h->fleet_id); /* out of memory: none, the safe side */
+	if (h != NULL)
+		shipgate__v1__health_response__free_unpacked(h, NULL);
+	if (ep->gen != call->gen) {
+		free(fleet); /* a newer connection took its place: ask that one */
+		return send_attempt(call);
+	}
+	free(ep->fleet);
+	ep->fleet = fleet;
+	ep->fleet_gen = call->gen;
+	call->probing = false;
+	if (fleet_mismatch(call, ep, fleet))
+		return true;
+	return send_attempt(call);
 }
 
 /*
@@ -589,7 +707,8 @@ maybe_retry(struct sgc_call *call, bool never_sent)
 			               "call cancelled by the client");
 		return true;
 	}
-	switch (sgc_policy_decide(call->kind, !never_sent, st->local, st->code, st->reason)) {
+	switch (sgc_policy_decide(call->kind, !never_sent, st->local, st->code, st->reason,
+	                          !never_sent && call->attempt_fleet != NULL)) {
 	case SGC_RETRY: break;
 	case SGC_OUTCOME_UNKNOWN: outcome_unknown(call); return true;
 	default: return true;
@@ -616,6 +735,13 @@ on_sent(struct sgc_call *call, int rv)
 
 	if (rv == 0) {
 		call->gen = ep->gen;
+		if (!call->probing && call->kind == SGC_KIND_KEYED) {
+			/* the fleet of the connection it went out on, if that one was asked */
+			free(call->attempt_fleet);
+			call->attempt_fleet = ep->fleet != NULL && ep->fleet_gen == ep->gen
+			                              ? sgc_strdup(ep->fleet)
+			                              : NULL;
+		}
 		wait = call->attempt_end - now;
 		if (wait < 1)
 			wait = 1; /* still go through nng, which resets the context */
@@ -700,13 +826,15 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 {
 	shipgate_client *c = call->c;
 	const char *url = c->eps[call->ep].url;
+	bool over;
 
 	if (rv != 0) {
 		if (rv == NNG_ETIMEDOUT)
-			sgc_status_set(&call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
-			               SGC_REASON_TRANSPORT_TIMEOUT, false,
-			               "no reply from %s within %" PRId64 " ms", url,
-			               call->attempt_ms);
+			sgc_status_set(
+			        &call->st, SHIPGATE__V1__CODE__DEADLINE_EXCEEDED,
+			        SGC_REASON_TRANSPORT_TIMEOUT, false,
+			        "no reply from %s within %" PRId64 " ms%s", url, call->attempt_ms,
+			        call->probing ? " to Health, asked before the call itself" : "");
 		else if ((rv == NNG_ECANCELED && call->conn_lost && !call->cancelled) ||
 		         rv == NNG_ECONNRESET)
 			sgc_status_set(
@@ -723,7 +851,23 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 			sgc_status_set(&call->st, SHIPGATE__V1__CODE__UNAVAILABLE,
 			               SGC_REASON_TRANSPORT_ERROR, true, "receiving from %s: %s",
 			               url, nng_strerror(rv));
+		if (call->probing) /* only the Health probe went out: the call itself did not */
+			return maybe_retry(call, true);
+		if (call->kind == SGC_KIND_KEYED && !call->maybe_sent) {
+			/* from here on every attempt must reach the same fleet, and whatever does
+			 * not settle the key is reported as OUTCOME_UNKNOWN (sgc_policy_unsettled)
+			 */
+			call->maybe_sent = true;
+			call->lost_ep = call->ep;
+			call->need_fleet = sgc_strdup(call->attempt_fleet);
+		}
 		return maybe_retry(call, false);
+	}
+	if (call->probing) {
+		over = on_probe(call, rep, &call->st);
+		if (rep != NULL)
+			shipgate__v1__rpc_reply__free_unpacked(rep, NULL);
+		return over;
 	}
 	if (rep == NULL)
 		return true; /* a reply we cannot use; st says why; not retried */
@@ -733,6 +877,29 @@ on_reply(struct sgc_call *call, int rv, Shipgate__V1__RpcReply *rep)
 	}
 	shipgate__v1__rpc_reply__free_unpacked(rep, NULL);
 	return maybe_retry(call, false);
+}
+
+/*
+ * A keyed call one of whose requests went out unanswered ends: unless the gateway's last
+ * answer settles the key (sgc_policy_unsettled), the outcome is UNKNOWN / OUTCOME_UNKNOWN, as
+ * the first request may have created the order. Lock held.
+ */
+static void
+settle(struct sgc_call *call)
+{
+	shipgate_status *st = &call->st;
+	char was[320];
+
+	if (!call->maybe_sent || st->code == SHIPGATE__V1__CODE__OK ||
+	    (st->reason != NULL && strcmp(st->reason, SGC_REASON_OUTCOME_UNKNOWN) == 0) ||
+	    !sgc_policy_unsettled(st->local, st->code))
+		return;
+	snprintf(was, sizeof(was), "%s %s (%s)", shipgate_code_name(st->code),
+	         st->message != NULL ? st->message : "", st->reason != NULL ? st->reason : "-");
+	sgc_status_set(st, SHIPGATE__V1__CODE__UNKNOWN, SGC_REASON_OUTCOME_UNKNOWN, false,
+	               "%s went out to %s and no answer came back; the retry ended %s: the first "
+	               "gateway may have acted on it (check with the provider before trying again)",
+	               call->env.method, call->c->eps[call->lost_ep].url, was);
 }
 
 /* Completes the status with what belongs to the whole call rather than to one attempt: the
@@ -811,8 +978,10 @@ call_cb(void *arg)
 	case SGC_BACKOFF: over = start_attempt(call); break;
 	default: over = true; break; /* SGC_FAIL: the status is already set */
 	}
-	if (over)
+	if (over) {
+		settle(call);
 		call->state = SGC_DONE;
+	}
 	nng_mtx_unlock(c->mtx);
 	if (over)
 		deliver(call);

@@ -30,9 +30,16 @@
  *   A DEADLINE_EXCEEDED from the gateway is never retried: it kept the budget it was given and
  *   spent it. A CreateOrder (or unknown method) whose request went out and whose connection
  *   then broke, or whose gateway did not answer in time, is not retried at all, on this URL or
- *   another: the gateway may still be working on it (its idempotency table is its own), so the
- *   call ends with UNKNOWN / OUTCOME_UNKNOWN. The gateway's ErrorDetail.retry_after_ms, when
- *   given, lengthens the backoff.
+ *   another: the gateway may still be working on it, so the call ends with UNKNOWN /
+ *   OUTCOME_UNKNOWN. The one exception is a fleet: before a keyed call goes out on a
+ *   connection, the client asks Health on it (once per connection), and when the gateway
+ *   reports idempotency_scope "fleet", the call may be retried on another connection whose
+ *   gateway reports the same fleet_id (it shares the keys, so it replays the first one's
+ *   outcome or answers OUTCOME_UNKNOWN, and never POSTs twice). Another fleet, or none, ends
+ *   the call OUTCOME_UNKNOWN without sending, and so does any answer of the retry that does not
+ *   settle the key (a local failure, UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, ...): see
+ *   "fleet" in client_policy.json. The gateway's ErrorDetail.retry_after_ms, when given,
+ *   lengthens the backoff.
  * - Lost connections. When the connection a request went out on drops, the attempt fails with
  *   UNAVAILABLE / TRANSPORT_CONNECTION_LOST and the retry rules above decide what happens
  *   next; the request is never silently re-sent by nng. (nng 1.5.2 with resend off reports

@@ -91,7 +91,8 @@ RETRY = "retry"
 OUTCOME_UNKNOWN = "outcome_unknown"
 
 
-def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str]) -> str:
+def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str],
+           fleet: bool = False) -> str:
     """What follows a failed attempt: STOP, RETRY or OUTCOME_UNKNOWN.
 
     What happens after a failed attempt. A call is one of three kinds: idempotent (its method is in
@@ -99,10 +100,11 @@ def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str])
     first rule that matches decides: retry, stop (report the failure as it is) or outcome_unknown
     (report UNKNOWN / OUTCOME_UNKNOWN instead, and stop). A rule matches when each of its fields
     that is given holds: sent (the request may have left the client), calls (the call's kind), from
-    (client: a failure the client made itself, local; gateway: the gateway's status), codes, reasons.
+    (client: a failure the client made itself, local; gateway: the gateway's status), codes, reasons,
+    fleet (the failed attempt went to a gateway of a fleet: see fleet).
     No rule matching means stop. A retry also needs attempts left (max_attempts) and budget left for
     the backoff; without them the failure is reported as it is (after the outcome_unknown conversion,
-    which applies whatever is left).
+    which applies whatever is left, and the fleet section's unsettled conversion).
 
     The one retry rule about deadlines: a DEADLINE_EXCEEDED the gateway returned is never retried. The
     gateway was told the attempt's budget, kept it and spent it (a slow provider, its own retries
@@ -131,13 +133,50 @@ def decide(kind: str, sent: bool, local: bool, code: int, reason: Optional[str])
     # a read may run twice: try again, on the next address
     if kind == IDEMPOTENT and local and (reason == REASON_TRANSPORT_CONNECTION_LOST or reason == REASON_TRANSPORT_ERROR or reason == REASON_TRANSPORT_TIMEOUT):
         return RETRY
-    # the request went out and no answer came back: the gateway that has it may still be
-    # working on it (a gateway killed while it holds the POST, one cut off from the client),
-    # and the idempotency table is per gateway process, so a retry, on any address, could
-    # create a second order
+    # the request went to a gateway of a fleet (its Health said scope fleet, with a fleet_id)
+    # and no answer came back: every gateway of that fleet shares its idempotency keys, so the
+    # same key on another of them waits for the first one's outcome and replays it, or answers
+    # OUTCOME_UNKNOWN; it never sends a second POST. The retry goes only to an address of the
+    # same fleet (see fleet)
+    if kind == KEYED and local and (reason == REASON_TRANSPORT_CONNECTION_LOST or reason == REASON_TRANSPORT_ERROR or reason == REASON_TRANSPORT_TIMEOUT) and fleet:
+        return RETRY
+    # the request went out and no answer came back, from a gateway whose idempotency keys are
+    # its own (scope node, or not known): the gateway that has it may still be working on it
+    # (one killed while it holds the POST, one cut off from the client), so a retry, on any
+    # address, could create a second order
     if (kind == KEYED or kind == OTHER) and local and (reason == REASON_TRANSPORT_CONNECTION_LOST or reason == REASON_TRANSPORT_ERROR or reason == REASON_TRANSPORT_TIMEOUT):
         return OUTCOME_UNKNOWN
     return STOP
+
+
+#: gateway codes that do not settle a keyed call one of whose attempts may have been sent
+UNSETTLED_CODES: FrozenSet[int] = frozenset({1, 4, 8, 10, 14})
+
+
+def unsettled(local: bool, code: int) -> bool:
+    """Whether the final failure of a keyed call, one of whose attempts may have been sent,
+    is reported as UNKNOWN / OUTCOME_UNKNOWN.
+
+    How a keyed call (a CreateOrder with an idempotency key) may move to another gateway. Health
+    says where a gateway keeps its idempotency keys: idempotency_scope "node" (its own process or
+    host) or "fleet", shared by every gateway that reports the same fleet_id.
+    - Before a keyed call is sent on a connection, the client knows the fleet behind it: it asks
+      Health on that connection first, once per connection (a new connection, after a drop or a
+      restart, may reach another process with another store, so it asks again). The fleet is the
+      fleet_id when the scope is "fleet", else none. Health answering an error leaves none; Health
+      failing in transport is the attempt's failure, with the keyed request not sent.
+    - The retry rules' fleet condition holds when the attempt that failed went to a connection whose
+      fleet was known and not none. The next attempts then go only where Health reports that same
+      fleet (asked first on a new connection); an address of another fleet, or of none, ends the call
+      UNKNOWN / OUTCOME_UNKNOWN without sending.
+    - Once an attempt of a keyed call may have been sent, a later failure settles the call only when
+      the gateway answered it with a code that is not in unsettled_codes (its own OUTCOME_UNKNOWN
+      included: the fleet's store says so). A local failure, or a gateway answer with one of these
+      codes (the key still in progress, the store down, the deadline spent waiting for the first
+      gateway), is reported as UNKNOWN / OUTCOME_UNKNOWN instead: the first attempt may have created
+      the order.
+    """
+    return local or code in UNSETTLED_CODES
 
 
 def sent_deadline_ms(budget_ms: int) -> int:
