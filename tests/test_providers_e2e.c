@@ -1087,6 +1087,32 @@ replayed(const Shipgate__V1__RpcReply *r)
 	return yes;
 }
 
+/* Runs shipgated's operator command: store settings (shell words), then the command's
+ * arguments. Its stdout into out[n]; returns its exit status, or -1. */
+static int
+op_run(const char *store, const char *args, char *out, size_t n)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "timeout 20 '%s' %s %s 2>/dev/null", gw_bin, store, args);
+	FILE *pf = popen(cmd, "r");
+	size_t got = pf ? fread(out, 1, n - 1, pf) : 0;
+	out[got] = '\0';
+	int st = pf ? pclose(pf) : -1;
+	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The awb of a CreateOrder reply, or "". */
+static const char *
+reply_awb(const Shipgate__V1__RpcReply *r, char *buf, size_t n)
+{
+	Shipgate__V1__CreateOrderResponse *cr =
+	        (void *)hs_payload(r, &shipgate__v1__create_order_response__descriptor);
+	snprintf(buf, n, "%s", cr != NULL && cr->awb != NULL ? cr->awb->value : "");
+	if (cr)
+		protobuf_c_message_free_unpacked(&cr->base, NULL);
+	return buf;
+}
+
 /* Sends a CreateOrder (form id, key, deadline) on s without waiting for its reply. */
 static void
 send_create(nng_socket s, const char *form_id, const char *key, int64_t deadline_ms)
@@ -1224,6 +1250,33 @@ test_redis_fleet(void)
 	rec = sandbox_requests();
 	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
 	json_decref(rec);
+
+	/* the operator's view of the fleet's store: the dead owner's key is listed; resolved
+	 * with the order found at the provider, every gateway replays it */
+	{
+		char store[200], out[4096], awb[64];
+		snprintf(store, sizeof(store), "--set idempotency.store=redis --set '%s'", set_url);
+		CHECK_INT(op_run(store, "--idempotency-unknown", out, sizeof(out)), 0);
+		CHECK(strncmp(out, "bosonline\te2e-fleet-kill\t", 25) == 0);
+		CHECK(strstr(out, "the gateway stopped before the call ended") != NULL);
+		CHECK_INT(op_run(store, "--idempotency-resolve e2e-fleet-kill '{\"awb\":\"OP-9\"}'",
+		                 out, sizeof(out)),
+		          0);
+		CHECK_INT(op_run(store, "--idempotency-resolve e2e-fleet-kill '{\"awb\":\"OP-9\"}'",
+		                 out, sizeof(out)),
+		          1);
+		r = call_create(s2, "SLOW-1500", "e2e-fleet-kill", 5000);
+		CHECK_INT(hs_code(r), 0);
+		CHECK(replayed(r));
+		CHECK_STR(reply_awb(r, awb, sizeof(awb)), "OP-9");
+		free_reply(r);
+		CHECK_INT(op_run(store, "--idempotency-unknown", out, sizeof(out)), 0);
+		CHECK(strstr(out, "e2e-fleet-kill") == NULL);
+		CHECK_INT(op_run("--set idempotency.store=redis --set "
+		                 "idempotency.redis_url=redis://127.0.0.1:1",
+		                 "--idempotency-unknown", out, sizeof(out)),
+		          2); /* unreachable: a clear failure */
+	}
 	if (hs_gateway_start(&g1, gw_bin, sandbox, listen, extra) != 0 ||
 	    hs_gateway_url(&g1, 0, u1, sizeof(u1)) != 0) {
 		CHECK(0);
@@ -1332,7 +1385,8 @@ test_sqlite_restart(void)
 	size_t n = pf ? fread(out, 1, sizeof(out) - 1, pf) : 0;
 	out[n] = '\0';
 	CHECK(pf != NULL && pclose(pf) == 0);
-	CHECK(strncmp(out, "e2e-sqlite-kill\t", 16) == 0);
+	CHECK(strncmp(out, "bosonline\te2e-sqlite-kill\t", 26) == 0);
+	CHECK(strstr(out, "the gateway stopped before the call ended") != NULL);
 	snprintf(cmd, sizeof(cmd),
 	         "timeout 20 '%s' --set idempotency.store=sqlite --set '%s' --idempotency-release "
 	         "e2e-sqlite-kill 2>/dev/null",
@@ -1409,6 +1463,44 @@ test_sqlite_restart(void)
 	CHECK_INT(hs_code(r), 2); /* the unknown outcome survived the restart */
 	CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
 	free_reply(r);
+	rec = sandbox_requests();
+	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+	json_decref(rec);
+
+	/* the operator lists the kept unknown outcome, finds the order at the provider and
+	 * resolves the key with it: every later call replays that order, and nothing is sent */
+	char store[256], awb[64];
+	snprintf(store, sizeof(store), "--set idempotency.store=sqlite --set '%s'", set_path);
+	CHECK_INT(op_run(store, "--idempotency-unknown", out, sizeof(out)), 0);
+	CHECK(strstr(out, "bosonline\te2e-sqlite-short\t") != NULL);
+	CHECK(strstr(out, "OUTCOME_UNKNOWN") != NULL);
+	CHECK_INT(op_run(store, "--idempotency-resolve e2e-sqlite-short '{\"awb\":'", out,
+	                 sizeof(out)),
+	          2); /* not JSON */
+	CHECK_INT(op_run(store, "--idempotency-resolve e2e-sqlite-short '{\"nope\":1}'", out,
+	                 sizeof(out)),
+	          2); /* not a CreateOrderResponse */
+	CHECK_INT(op_run(store, "--idempotency-resolve e2e-sqlite-short", out, sizeof(out)), 2);
+	CHECK_INT(op_run(store, "--idempotency-resolve no-such-key '{\"awb\":\"X\"}'", out,
+	                 sizeof(out)),
+	          1);
+	CHECK_INT(op_run(store,
+	                 "--idempotency-resolve e2e-sqlite-short "
+	                 "'{\"awb\":\"OP-AWB-7\",\"message\":\"found by the operator\"}'",
+	                 out, sizeof(out)),
+	          0);
+	for (int i = 0; i < 2; i++) {
+		r = call_create(s, "SLOW-1500", "e2e-sqlite-short", 5000);
+		CHECK_INT(hs_code(r), 0);
+		CHECK(replayed(r));
+		CHECK_STR(reply_awb(r, awb, sizeof(awb)), "OP-AWB-7");
+		free_reply(r);
+	}
+	CHECK_INT(op_run(store, "--idempotency-resolve e2e-sqlite-short '{\"awb\":\"Y\"}'", out,
+	                 sizeof(out)),
+	          1); /* known now: nothing changes */
+	CHECK_INT(op_run(store, "--idempotency-unknown", out, sizeof(out)), 0);
+	CHECK(strstr(out, "e2e-sqlite-short") == NULL);
 	rec = sandbox_requests();
 	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
 	json_decref(rec);

@@ -19,7 +19,11 @@
 #include <unistd.h>
 #include <stdlib.h>
 
+#include <sqlite3.h>
+
 #include "gateway/store.h"
+#include "shipgate/v1/rpc.pb-c.h"
+#include "shipgate/v1/shipgate.pb-c.h"
 #include "testutil.h"
 
 static int64_t now_ms = 5000000;
@@ -63,7 +67,7 @@ claim(sg_store *st, const char *key, uint64_t fp)
 {
 	struct seen s = {0};
 	sg_flight_fp f = {fp, fp};
-	sg_store_claim(st, key, f, 1000, on_claim, &s);
+	sg_store_claim(st, key, f, "bosonline", 1000, on_claim, &s);
 	CHECK_INT(s.calls, 1); /* the memory store answers inline */
 	return s.res;
 }
@@ -128,7 +132,7 @@ sq_claim_sync(sg_store *st, const char *key, uint64_t fp, int64_t lease_ms)
 {
 	sg_flight_fp f = {fp, fp};
 	w_reset();
-	sg_store_claim(st, key, f, lease_ms, w_claim, NULL);
+	sg_store_claim(st, key, f, "bosonline", lease_ms, w_claim, NULL);
 	w_wait();
 	CHECK_INT(W.s.calls, 1);
 	return W.s.res;
@@ -325,7 +329,7 @@ burst_main(void *arg)
 			if (phase == 1)
 				sg_store_complete(b->st, key, &o, 60000, burst_done, b);
 			else
-				sg_store_claim(b->st, key, fp, 60000, burst_claim, b);
+				sg_store_claim(b->st, key, fp, "bosonline", 60000, burst_claim, b);
 		}
 		/* the next phase only once this one is answered */
 		for (int i = 0; i < 2000 && atomic_load(&b->answered) < (phase + 1) * BURST_KEYS;
@@ -462,7 +466,7 @@ test_redis(void)
 	/* b waits (polling) for a's outcome: it completes meanwhile */
 	w_reset();
 	sg_flight_fp f1 = {1, 1};
-	sg_store_claim(b, "k", f1, 3000, w_claim, NULL);
+	sg_store_claim(b, "k", f1, "bosonline", 3000, w_claim, NULL);
 	struct timespec ts = {0, 100000000};
 	nanosleep(&ts, NULL);
 	pthread_mutex_lock(&W.mtx);
@@ -504,10 +508,104 @@ out:
 	redis_stop(rp);
 }
 
+/* The operator's view of a SQLite file: an old file gains the provider column; a claim left
+ * without an outcome and a kept UNKNOWN outcome are listed; resolve keeps the operator's order
+ * as the key's answer, release frees it; known keys are never touched. */
+static int n_listed;
+static char listed[512];
+
+static void
+on_listed(void *arg, const sg_store_unknown *u)
+{
+	(void)arg;
+	n_listed++;
+	snprintf(listed + strlen(listed), sizeof(listed) - strlen(listed), "%s/%s/%d;", u->provider,
+	         u->key, u->stored);
+}
+
+static void
+test_sqlite_operator(void)
+{
+	char db[] = "/tmp/shipgate-op-XXXXXX", err[256];
+	int fd = mkstemp(db);
+	close(fd);
+	/* a file from before the provider column, with a claim whose owner is gone */
+	sqlite3 *raw = NULL;
+	CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
+	CHECK_INT(
+	        sqlite3_exec(raw,
+	                     "CREATE TABLE idem (key TEXT PRIMARY KEY, fp_a INTEGER NOT NULL,"
+	                     " fp_b INTEGER NOT NULL, state INTEGER NOT NULL, owner TEXT NOT NULL,"
+	                     " lease_until INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+	                     " status BLOB, payload BLOB, has_payload INTEGER NOT NULL DEFAULT 0,"
+	                     " first_seen INTEGER NOT NULL);"
+	                     "INSERT INTO idem VALUES ('old', 1, 1, 0, 'gone:1:1', 1, 0, NULL,"
+	                     " NULL, 0, 1);",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(raw);
+	sg_store *st = sg_store_sqlite_new(db, 16, fake_wall, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	/* a kept UNKNOWN outcome (Status{code: UNKNOWN, message}), a kept OK one */
+	Shipgate__V1__Status unk = SHIPGATE__V1__STATUS__INIT;
+	uint8_t ubuf[64];
+	unk.code = SHIPGATE__V1__CODE__UNKNOWN;
+	unk.message = "provider did not answer";
+	size_t ulen = shipgate__v1__status__pack(&unk, ubuf);
+	const sg_flight_outcome unknown = {ubuf, ulen, NULL, 0};
+	static const uint8_t ok[] = {0};
+	const sg_flight_outcome done = {ok, 0, (const uint8_t *)"x", 1};
+	CHECK_INT(sq_claim_sync(st, "u", 1, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_complete_sync(st, "u", &unknown, 60000), SG_OK);
+	CHECK_INT(sq_claim_sync(st, "k", 2, 1000), SG_CLAIM_OWNER);
+	CHECK_INT(sq_complete_sync(st, "k", &done, 60000), SG_OK);
+	CHECK_INT(sq_claim_sync(st, "live", 3, 60000), SG_CLAIM_OWNER); /* its lease runs */
+	int64_t now = fake_wall();
+	CHECK_INT(sg_store_sqlite_unknown(db, now, on_listed, NULL, err, sizeof(err)), 2);
+	CHECK_STR(listed, "/old/0;bosonline/u/1;");
+	char why[300];
+	CHECK(sg_store_status_unknown(ubuf, ulen, why, sizeof(why)));
+	CHECK_STR(why, "provider did not answer");
+	CHECK(!sg_store_status_unknown(ok, 0, why, sizeof(why)));
+	CHECK(!sg_store_status_unknown((const uint8_t *)"\xff\xff", 2, why, sizeof(why)));
+	/* resolve: only unknown keys */
+	Shipgate__V1__CreateOrderResponse cr = SHIPGATE__V1__CREATE_ORDER_RESPONSE__INIT;
+	cr.message = "found";
+	uint8_t cbuf[64];
+	size_t clen = shipgate__v1__create_order_response__pack(&cr, cbuf);
+	CHECK_INT(sg_store_sqlite_resolve(db, "k", cbuf, clen, 60000, now, err, sizeof(err)), 0);
+	CHECK_INT(sg_store_sqlite_resolve(db, "live", cbuf, clen, 60000, now, err, sizeof(err)), 0);
+	CHECK_INT(sg_store_sqlite_resolve(db, "nope", cbuf, clen, 60000, now, err, sizeof(err)), 0);
+	CHECK_INT(sg_store_sqlite_resolve(db, "u", cbuf, clen, 60000, now, err, sizeof(err)), 1);
+	CHECK_INT(sq_claim_sync(st, "u", 1, 1000), SG_CLAIM_DONE);
+	CHECK_STR(W.s.payload, "\x3a\x05"
+	                       "found"); /* the packed response: field 7, 5 bytes */
+	CHECK_INT(sg_store_sqlite_release_unknown(db, "old", now, err, sizeof(err)), 1);
+	CHECK_INT(sq_claim_sync(st, "old", 1, 1000), SG_CLAIM_OWNER);
+	n_listed = 0;
+	listed[0] = '\0';
+	CHECK_INT(sg_store_sqlite_unknown(db, now, on_listed, NULL, err, sizeof(err)), 0);
+	sg_store_free(st);
+	/* a file that is not a store: a clear error */
+	CHECK_INT(sg_store_sqlite_unknown("/nonexistent/x.db", now, on_listed, NULL, err,
+	                                  sizeof(err)),
+	          -1);
+	CHECK(strstr(err, "/nonexistent/x.db") != NULL);
+	char f[64];
+	unlink(db);
+	snprintf(f, sizeof(f), "%s-wal", db);
+	unlink(f);
+	snprintf(f, sizeof(f), "%s-shm", db);
+	unlink(f);
+}
+
 int
 main(void)
 {
 	test_sqlite();
+	test_sqlite_operator();
 	test_redis();
 	test_sqlite_burst();
 	sg_store *st = sg_store_memory_new(3, fake_clock);
@@ -531,7 +629,7 @@ main(void)
 	CHECK_INT(s.err, SG_OK);
 	struct seen c = {0};
 	sg_flight_fp f1 = {1, 1};
-	sg_store_claim(st, "k1", f1, 1000, on_claim, &c);
+	sg_store_claim(st, "k1", f1, "bosonline", 1000, on_claim, &c);
 	CHECK_INT(c.res, SG_CLAIM_DONE);
 	CHECK_STR(c.payload, "order-42");
 	CHECK_INT(claim(st, "k1", 2), SG_CLAIM_CONFLICT);

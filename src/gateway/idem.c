@@ -184,7 +184,8 @@ gw_idem_begin(sg_call *c)
 	case SG_FLIGHT_OWNER:
 		c->idem_local = true;
 		/* the lease: as long as this call may run */
-		sg_store_claim(gw->store, key, fp, c->deadline_ms - sg_now_ms(), idem_claimed, c);
+		sg_store_claim(gw->store, key, fp, c->prov != NULL ? c->prov->name : "",
+		               c->deadline_ms - sg_now_ms(), idem_claimed, c);
 		return;
 	case SG_FLIGHT_WAITING: gw_park(c, gw_call_send); return;
 	case SG_FLIGHT_CONFLICT:

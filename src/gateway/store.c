@@ -3,9 +3,11 @@
  */
 #include "gateway/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/arena.h"
+#include "shipgate/v1/rpc.pb-c.h"
 
 /* ------------------------------------------------------------------ the interface */
 
@@ -19,10 +21,10 @@ sg_store_free(sg_store *s)
 }
 
 void
-sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, int64_t lease_ms,
-               sg_store_claim_cb cb, void *arg)
+sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, const char *provider,
+               int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {
-	s->ops->claim(s->impl, key, fp, lease_ms, cb, arg);
+	s->ops->claim(s->impl, key, fp, provider != NULL ? provider : "", lease_ms, cb, arg);
 }
 
 void
@@ -47,13 +49,15 @@ sg_store_release(sg_store *s, const char *key, sg_store_done_cb cb, void *arg)
  */
 
 static void
-mem_claim(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
-          void *arg)
+mem_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
+          sg_store_claim_cb cb, void *arg)
 {
 	sg_flight_outcome o;
 	int64_t age;
 	bool refresh;
 	sg_arena a;
+
+	(void)provider; /* this process only: no operator view */
 
 	/* a stored outcome is copied out for the callback, then dropped */
 	sg_arena_init(&a, 1024, (size_t)1 << 30);
@@ -119,4 +123,19 @@ sg_store_memory_new(size_t max_entries, int64_t (*clock)(void))
 		return NULL;
 	}
 	return s;
+}
+
+bool
+sg_store_status_unknown(const uint8_t *status, size_t len, char *why, size_t n)
+{
+	Shipgate__V1__Status *st = shipgate__v1__status__unpack(NULL, len, status);
+	bool unknown = st != NULL && st->code == SHIPGATE__V1__CODE__UNKNOWN;
+
+	if (unknown && n > 0)
+		snprintf(why, n, "%s%s%s", st->message,
+		         st->detail != NULL && st->detail->reason[0] ? " / " : "",
+		         st->detail != NULL ? st->detail->reason : "");
+	if (st != NULL)
+		shipgate__v1__status__free_unpacked(st, NULL);
+	return unknown;
 }

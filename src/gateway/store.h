@@ -45,8 +45,8 @@ typedef void (*sg_store_done_cb)(void *arg, sg_err err);
 typedef struct sg_store_ops {
 	const char *name;  /* "memory", "sqlite", "redis": named in messages */
 	const char *scope; /* "node" (this process or host) or "fleet" (shared by gateways) */
-	void (*claim)(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms,
-	              sg_store_claim_cb cb, void *arg);
+	void (*claim)(void *impl, const char *key, sg_flight_fp fp, const char *provider,
+	              int64_t lease_ms, sg_store_claim_cb cb, void *arg);
 	void (*complete)(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
 	                 sg_store_done_cb cb, void *arg);
 	void (*release)(void *impl, const char *key, sg_store_done_cb cb, void *arg);
@@ -80,7 +80,11 @@ sg_store *sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*cl
  * request may have reached the provider, so the gateway never sends it again by itself.
  */
 typedef struct sg_store_unknown {
-	const char *key;        /* the idempotency key (valid during the callback) */
+	const char *key;        /* the idempotency key (valid during the callback, as the rest) */
+	const char *provider;   /* the call's provider ("" for claims made before it was kept) */
+	bool stored;            /* false: claimed, no outcome (the gateway stopped); true: the kept
+	                           outcome is UNKNOWN (the call failed after it may have been sent) */
+	const char *why;        /* what happened, in words */
 	uint64_t fp_a, fp_b;    /* the request's fingerprint */
 	const char *owner;      /* the gateway that claimed it (host:pid:random) */
 	int64_t first_seen_ms;  /* when it was claimed, wall-clock ms */
@@ -95,9 +99,21 @@ int sg_store_sqlite_unknown(const char *path, int64_t now_ms,
 
 /* Releases an unknown key once an operator has made sure with the provider that the call
  * created nothing: the next call with the key goes upstream. Returns 1 when released, 0 when
- * key is not unknown (no such key, completed, or its lease still runs), -1 with err. */
+ * key is not unknown (no such key, completed with a known outcome, or its lease still runs), -1
+ * with err. */
 int sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t now_ms, char *err,
                                     size_t errlen);
+
+/* Resolves an unknown key with the order an operator found at the provider: payload is the
+ * packed CreateOrderResponse (NULL: release instead), kept as the key's OK outcome for ttl_ms,
+ * so that every later call with the key replays it. Returns 1, 0 or -1 as above. */
+int sg_store_sqlite_resolve(const char *path, const char *key, const uint8_t *payload,
+                            size_t payload_len, int64_t ttl_ms, int64_t now_ms, char *err,
+                            size_t errlen);
+
+/* Whether a kept packed Status (len bytes) says UNKNOWN; its message (and reason) into
+ * why[n]. */
+bool sg_store_status_unknown(const uint8_t *status, size_t len, char *why, size_t n);
 
 /*
  * The Redis store, shared by a fleet: url is redis://HOST:PORT[/DB]; keys expire after ttl_ms
@@ -107,12 +123,20 @@ int sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t n
  */
 sg_store *sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen);
 
+/* The operator's view of a Redis store (any gateway of the fleet may run): the same as the
+ * SQLite functions above, on Redis's own clock. */
+int sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store_unknown *u),
+                           void *arg, char *err, size_t errlen);
+int sg_store_redis_resolve(const char *url, const char *key, const uint8_t *payload,
+                           size_t payload_len, int64_t ttl_ms, char *err, size_t errlen);
+
 /* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);
 
-/* The operations, through the backend. key and o are borrowed for the call only. */
-void sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, int64_t lease_ms,
-                    sg_store_claim_cb cb, void *arg);
+/* The operations, through the backend. key, provider and o are borrowed for the call only.
+ * provider names the call's provider, kept with a claim for the operator's view. */
+void sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, const char *provider,
+                    int64_t lease_ms, sg_store_claim_cb cb, void *arg);
 void sg_store_complete(sg_store *s, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
                        sg_store_done_cb cb, void *arg);
 void sg_store_release(sg_store *s, const char *key, sg_store_done_cb cb, void *arg);

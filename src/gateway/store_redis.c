@@ -45,7 +45,7 @@ static const char claim_lua[] =
         " 'hp')\n"
         "if not h[1] then\n"
         "  redis.call('HSET', KEYS[1], 'st', 'p', 'fa', ARGV[1], 'fb', ARGV[2], 'owner', ARGV[3],"
-        " 'lease', now + tonumber(ARGV[4]), 'first', now)\n"
+        " 'lease', now + tonumber(ARGV[4]), 'first', now, 'prov', ARGV[6])\n"
         "  redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
         "  return {'owner'}\n"
         "end\n"
@@ -60,6 +60,24 @@ static const char complete_lua[] =
         "redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[2], 'payload', ARGV[3], 'hp',"
         " ARGV[4])\n"
         "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+        "return 1\n";
+
+/* The operator's resolve: ARGV[1] "release" deletes the key, else ARGV[2] becomes its OK
+ * outcome (the packed response) for ARGV[3] ms. Only an unknown key: in progress past its
+ * lease, or completed with an UNKNOWN status (protobuf-c writes field 1, the code, first:
+ * 0x08 0x02). */
+static const char resolve_lua[] =
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "local h = redis.call('HMGET', KEYS[1], 'st', 'lease', 'status')\n"
+        "if not h[1] then return 0 end\n"
+        "local unk = (h[1] == 'p' and tonumber(h[2]) <= now) or"
+        " (h[1] == 'c' and string.sub(h[3] or '', 1, 2) == '\\8\\2')\n"
+        "if not unk then return 0 end\n"
+        "if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) return 1 end\n"
+        "redis.call('HSET', KEYS[1], 'st', 'c', 'status', '', 'payload', ARGV[2], 'hp', '1',"
+        " 'owner', 'operator')\n"
+        "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
         "return 1\n";
 
 static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
@@ -119,8 +137,8 @@ rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 		snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
 		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
 		snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
-		redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
-		                   r->owner, lease, ttl);
+		redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
+		                   r->owner, lease, ttl, op->provider[0] ? op->provider : "-");
 		break;
 	case SG_OP_COMPLETE:
 		redisAppendCommand(c, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key,
@@ -262,10 +280,10 @@ rd_due(void *impl)
 }
 
 static void
-rd_claim_op(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
-            void *arg)
+rd_claim_op(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
+            sg_store_claim_cb cb, void *arg)
 {
-	sg_store_worker_claim(&((struct rd *)impl)->w, key, fp, lease_ms, cb, arg);
+	sg_store_worker_claim(&((struct rd *)impl)->w, key, fp, provider, lease_ms, cb, arg);
 }
 
 static void
@@ -300,25 +318,19 @@ static const sg_store_ops redis_ops = {
         .free = rd_free,
 };
 
-sg_store *
-sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
+/* redis://HOST:PORT[/DB] into r's host, port and db. 0, or -1 with err. */
+static int
+parse_url(struct rd *r, const char *url, char *err, size_t errlen)
 {
-	struct rd *r = calloc(1, sizeof(*r));
-	sg_store *s = malloc(sizeof(*s));
-	char host[64] = "host", rest[300];
+	char rest[300];
 	int n = 0;
 
-	if (r == NULL || s == NULL) {
-		snprintf(err, errlen, "idempotency store redis: out of memory");
-		goto fail;
-	}
-	/* redis://HOST:PORT[/DB] */
 	r->port = 6379;
 	if (strncmp(url, "redis://", 8) != 0 || strlen(url + 8) >= sizeof(rest) ||
 	    sscanf(url + 8, "%255[^:/]%n", r->host, &n) != 1) {
 		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
 		         url);
-		goto fail;
+		return -1;
 	}
 	const char *p = url + 8 + n;
 	if (*p == ':') {
@@ -326,7 +338,7 @@ sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
 		long port = strtol(p + 1, &end, 10);
 		if (port < 1 || port > 65535) {
 			snprintf(err, errlen, "idempotency.redis_url: %s: bad port", url);
-			goto fail;
+			return -1;
 		}
 		r->port = (int)port;
 		p = end;
@@ -336,14 +348,30 @@ sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
 		long db = strtol(p + 1, &end, 10);
 		if (db < 0 || db > 1000 || *end != '\0') {
 			snprintf(err, errlen, "idempotency.redis_url: %s: bad database", url);
-			goto fail;
+			return -1;
 		}
 		r->db = (int)db;
 	} else if (*p != '\0') {
 		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
 		         url);
+		return -1;
+	}
+	return 0;
+}
+
+sg_store *
+sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
+{
+	struct rd *r = calloc(1, sizeof(*r));
+	sg_store *s = malloc(sizeof(*s));
+	char host[64] = "host";
+
+	if (r == NULL || s == NULL) {
+		snprintf(err, errlen, "idempotency store redis: out of memory");
 		goto fail;
 	}
+	if (parse_url(r, url, err, errlen) != 0)
+		goto fail;
 	r->ttl_ms = ttl_ms > 0 ? ttl_ms : 86400000;
 	gethostname(host, sizeof(host) - 1);
 	struct timespec ts;
@@ -366,4 +394,128 @@ fail:
 	free(r);
 	free(s);
 	return NULL;
+}
+
+/* ------------------------------------------------------------------ the operator's view */
+
+/* A connection for an operator's command, or NULL with err. */
+static redisContext *
+op_connect(struct rd *r, const char *url, char *err, size_t errlen)
+{
+	if (parse_url(r, url, err, errlen) != 0)
+		return NULL;
+	redisContext *c = rd_conn(r);
+	if (c == NULL)
+		snprintf(err, errlen, "redis %s:%d: cannot connect", r->host, r->port);
+	return c;
+}
+
+static const char *
+field(const redisReply *h, size_t i)
+{
+	return h->element[i]->type == REDIS_REPLY_STRING ? h->element[i]->str : "";
+}
+
+int
+sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store_unknown *u), void *arg,
+                       char *err, size_t errlen)
+{
+	struct rd r = {0};
+	redisContext *c = op_connect(&r, url, err, errlen);
+	redisReply *t, *sc = NULL;
+	char cursor[32] = "0";
+	int n = 0;
+
+	if (c == NULL)
+		return -1;
+	if ((t = redisCommand(c, "TIME")) == NULL || t->type != REDIS_REPLY_ARRAY ||
+	    t->elements != 2) {
+		snprintf(err, errlen, "redis %s:%d: TIME failed", r.host, r.port);
+		freeReplyObject(t);
+		redisFree(c);
+		return -1;
+	}
+	int64_t now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+	freeReplyObject(t);
+	do {
+		sc = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, KEY_PREFIX);
+		if (sc == NULL || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
+			snprintf(err, errlen, "redis %s:%d: SCAN failed", r.host, r.port);
+			n = -1;
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", sc->element[0]->str);
+		const redisReply *keys = sc->element[1];
+		for (size_t i = 0; i < keys->elements; i++)
+			redisAppendCommand(c, "HMGET %s st fa fb owner first lease prov status",
+			                   keys->element[i]->str);
+		for (size_t i = 0; i < keys->elements && n >= 0; i++) {
+			redisReply *h = NULL;
+			if (redisGetReply(c, (void **)&h) != REDIS_OK || h == NULL ||
+			    h->type != REDIS_REPLY_ARRAY || h->elements != 8) {
+				snprintf(err, errlen, "redis %s:%d: HMGET failed", r.host, r.port);
+				freeReplyObject(h);
+				n = -1;
+				break;
+			}
+			char why[300] = "the gateway stopped before the call ended";
+			bool p = strcmp(field(h, 0), "p") == 0,
+			     stored = strcmp(field(h, 0), "c") == 0;
+			bool unknown = (p && atoll(field(h, 5)) <= now) ||
+			               (stored && sg_store_status_unknown(
+			                                  (const uint8_t *)field(h, 7),
+			                                  h->element[7]->type == REDIS_REPLY_STRING
+			                                          ? h->element[7]->len
+			                                          : 0,
+			                                  why, sizeof(why)));
+			if (unknown) {
+				const char *prov = field(h, 6);
+				sg_store_unknown u = {
+				        .key = keys->element[i]->str + strlen(KEY_PREFIX),
+				        .provider = strcmp(prov, "-") == 0 ? "" : prov,
+				        .stored = stored,
+				        .why = why,
+				        .fp_a = strtoull(field(h, 1), NULL, 10),
+				        .fp_b = strtoull(field(h, 2), NULL, 10),
+				        .owner = field(h, 3),
+				        .first_seen_ms = atoll(field(h, 4)),
+				        .lease_until_ms = atoll(field(h, 5)),
+				};
+				fn(arg, &u);
+				n++;
+			}
+			freeReplyObject(h);
+		}
+		freeReplyObject(sc);
+		sc = NULL;
+	} while (n >= 0 && strcmp(cursor, "0") != 0);
+	freeReplyObject(sc);
+	redisFree(c);
+	return n;
+}
+
+int
+sg_store_redis_resolve(const char *url, const char *key, const uint8_t *payload, size_t payload_len,
+                       int64_t ttl_ms, char *err, size_t errlen)
+{
+	struct rd r = {0};
+	redisContext *c = op_connect(&r, url, err, errlen);
+	char ttl[24];
+	int n = -1;
+
+	if (c == NULL)
+		return -1;
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 86400000));
+	redisReply *rep =
+	        redisCommand(c, "EVAL %s 1 %s%s %s %b %s", resolve_lua, KEY_PREFIX, key,
+	                     payload != NULL ? "resolve" : "release",
+	                     payload != NULL ? payload : (const uint8_t *)"", payload_len, ttl);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		n = (int)rep->integer;
+	else
+		snprintf(err, errlen, "redis %s:%d: %s", r.host, r.port,
+		         rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "EVAL failed");
+	freeReplyObject(rep);
+	redisFree(c);
+	return n;
 }

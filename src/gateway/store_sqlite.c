@@ -123,6 +123,7 @@ claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 	sqlite3_bind_text(p, 4, q->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(p, 5, now + (op->ms > 0 ? op->ms : 1));
 	sqlite3_bind_int64(p, 6, now);
+	sqlite3_bind_text(p, 7, op->provider != NULL ? op->provider : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(p);
 	sqlite3_reset(p);
 	if (rc != SQLITE_DONE)
@@ -245,10 +246,10 @@ sq_run(void *impl, sg_store_op *batch, bool stopping)
 }
 
 static void
-sq_claim(void *impl, const char *key, sg_flight_fp fp, int64_t lease_ms, sg_store_claim_cb cb,
-         void *arg)
+sq_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
+         sg_store_claim_cb cb, void *arg)
 {
-	sg_store_worker_claim(&((struct sq *)impl)->w, key, fp, lease_ms, cb, arg);
+	sg_store_worker_claim(&((struct sq *)impl)->w, key, fp, provider, lease_ms, cb, arg);
 }
 
 static void
@@ -293,6 +294,21 @@ static const sg_store_ops sqlite_ops = {
         .free = sq_free,
 };
 
+/* A file made before the provider column gets it (older rows name no provider). */
+static bool
+add_provider(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool has = sqlite3_prepare_v2(db, "SELECT provider FROM idem LIMIT 0", -1, &s, NULL) ==
+	           SQLITE_OK;
+
+	sqlite3_finalize(s);
+	return has || sqlite3_exec(db,
+	                           "ALTER TABLE idem ADD COLUMN provider TEXT NOT NULL"
+	                           " DEFAULT ''",
+	                           NULL, NULL, NULL) == SQLITE_OK;
+}
+
 sg_store *
 sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void), char *err,
                     size_t errlen)
@@ -309,7 +325,8 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	        " lease_until INTEGER NOT NULL," /* in_progress: the claim is live until */
 	        " expires_at INTEGER NOT NULL,"  /* completed: the outcome is kept until */
 	        " status BLOB, payload BLOB, has_payload INTEGER NOT NULL DEFAULT 0,"
-	        " first_seen INTEGER NOT NULL);"
+	        " first_seen INTEGER NOT NULL,"
+	        " provider TEXT NOT NULL DEFAULT '');" /* the call's, for the operator's view */
 	        "CREATE INDEX IF NOT EXISTS idem_expiry ON idem(state, expires_at);";
 	struct sq *q = calloc(1, sizeof(*q));
 	sg_store *s = malloc(sizeof(*s));
@@ -340,7 +357,7 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	if (sqlite3_open_v2(path, &q->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK ||
-	    sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !add_provider(q->db) ||
 	    sqlite3_prepare_v2(q->db,
 	                       "SELECT fp_a, fp_b, state, lease_until, expires_at, status, payload,"
 	                       " has_payload FROM idem WHERE key = ?1",
@@ -348,8 +365,8 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	    sqlite3_prepare_v2(
 	            q->db,
 	            "INSERT OR REPLACE INTO idem (key, fp_a, fp_b, state, owner,"
-	            " lease_until, expires_at, first_seen) VALUES (?1, ?2, ?3, 0, ?4, ?5,"
-	            " 0, ?6)",
+	            " lease_until, expires_at, first_seen, provider) VALUES (?1, ?2, ?3, 0, ?4,"
+	            " ?5, 0, ?6, ?7)",
 	            -1, &q->put, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db,
 	                       "UPDATE idem SET state = 1, status = ?1, payload = ?2, has_payload ="
@@ -407,6 +424,17 @@ op_open(const char *path, char *err, size_t errlen)
 	return db;
 }
 
+/*
+ * Which rows an operator sees as unknown, at ?1 (now): a claim whose lease ran out without an
+ * outcome, and a kept outcome that is UNKNOWN itself (the call failed after its request may
+ * have reached the provider). The stored Status is packed by protobuf-c, which writes fields
+ * in field-number order, so a code of UNKNOWN (2) starts it with field 1's tag and value:
+ * 0x08 0x02. sg_store_status_unknown checks the decoded Status as well.
+ */
+#define UNKNOWN_ROWS                                                                               \
+	"((state = 0 AND lease_until <= ?1) OR (state = 1 AND expires_at > ?1 AND"                 \
+	" substr(status, 1, 2) = X'0802'))"
+
 int
 sg_store_sqlite_unknown(const char *path, int64_t now_ms,
                         void (*fn)(void *arg, const sg_store_unknown *u), void *arg, char *err,
@@ -419,8 +447,9 @@ sg_store_sqlite_unknown(const char *path, int64_t now_ms,
 	if (db == NULL)
 		return -1;
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT key, fp_a, fp_b, owner, first_seen, lease_until FROM idem"
-	                       " WHERE state = 0 AND lease_until <= ?1 ORDER BY first_seen",
+	                       "SELECT key, fp_a, fp_b, owner, first_seen, lease_until, provider,"
+	                       " state, status FROM idem WHERE " UNKNOWN_ROWS
+	                       " ORDER BY first_seen",
 	                       -1, &s, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		sqlite3_close(db);
@@ -429,6 +458,12 @@ sg_store_sqlite_unknown(const char *path, int64_t now_ms,
 	sqlite3_bind_int64(s, 1, now_ms);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char why[300] = "";
+		bool stored = sqlite3_column_int(s, 7) == 1;
+		if (stored &&
+		    !sg_store_status_unknown(sqlite3_column_blob(s, 8),
+		                             (size_t)sqlite3_column_bytes(s, 8), why, sizeof(why)))
+			continue;
 		sg_store_unknown u = {
 		        .key = (const char *)sqlite3_column_text(s, 0),
 		        .fp_a = (uint64_t)sqlite3_column_int64(s, 1),
@@ -436,6 +471,9 @@ sg_store_sqlite_unknown(const char *path, int64_t now_ms,
 		        .owner = (const char *)sqlite3_column_text(s, 3),
 		        .first_seen_ms = sqlite3_column_int64(s, 4),
 		        .lease_until_ms = sqlite3_column_int64(s, 5),
+		        .provider = (const char *)sqlite3_column_text(s, 6),
+		        .stored = stored,
+		        .why = stored ? why : "the gateway stopped before the call ended",
 		};
 		fn(arg, &u);
 		n++;
@@ -453,17 +491,34 @@ int
 sg_store_sqlite_release_unknown(const char *path, const char *key, int64_t now_ms, char *err,
                                 size_t errlen)
 {
+	return sg_store_sqlite_resolve(path, key, NULL, 0, 0, now_ms, err, errlen);
+}
+
+int
+sg_store_sqlite_resolve(const char *path, const char *key, const uint8_t *payload,
+                        size_t payload_len, int64_t ttl_ms, int64_t now_ms, char *err,
+                        size_t errlen)
+{
 	sqlite3 *db = op_open(path, err, errlen);
 	sqlite3_stmt *s = NULL;
 	int n = -1;
+	const char *sql =
+	        payload == NULL
+	                ? "DELETE FROM idem WHERE key = ?2 AND " UNKNOWN_ROWS
+	                : "UPDATE idem SET state = 1, status = X'', payload = ?3, has_payload = 1,"
+	                  " expires_at = ?1 + ?4, owner = 'operator' WHERE key = ?2 "
+	                  "AND " UNKNOWN_ROWS;
 
 	if (db == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(
-	            db, "DELETE FROM idem WHERE key = ?1 AND state = 0 AND lease_until <= ?2", -1,
-	            &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, now_ms);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, now_ms);
+		sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+		if (payload != NULL) {
+			sqlite3_bind_blob(s, 3, payload_len ? payload : (const uint8_t *)"",
+			                  (int)payload_len, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, ttl_ms);
+		}
 		if (sqlite3_step(s) == SQLITE_DONE)
 			n = sqlite3_changes(db);
 	}

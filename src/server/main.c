@@ -4,6 +4,7 @@
  * Signals are blocked in every thread and taken synchronously by main with sigwait, so no
  * handler ever runs inside nng or curl code.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -13,9 +14,11 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "config.h"
 #include "gateway/store.h"
+#include "pbjson.h" /* the proto3 JSON mapping (clients/c), for --idempotency-resolve */
 #include "providers/common.h"
 #include "server.h"
 
@@ -32,69 +35,136 @@ usage(FILE *f)
 	        "  -v, --verbose          log every call\n"
 	        "  -q, --quiet            log nothing but fatal errors\n"
 	        "  -h, --help             this text\n"
-	        "Operators (the sqlite idempotency store of this configuration, then exit):\n"
+	        "Operators (the sqlite or redis idempotency store of this configuration, then "
+	        "exit):\n"
 	        "  --idempotency-unknown  list the keys whose outcome is unknown (a gateway "
 	        "claimed\n"
-	        "                         them and stopped without an answer): key, first seen, "
-	        "owner\n"
+	        "                         them and stopped without an answer, or the call failed "
+	        "after\n"
+	        "                         it may have reached the provider), one per line:\n"
+	        "                         provider, key, fingerprint, first seen, owner, what "
+	        "happened\n"
 	        "  --idempotency-release KEY\n"
 	        "                         after checking with the provider that KEY created "
 	        "nothing,\n"
 	        "                         free it: the next call with KEY goes upstream\n"
+	        "  --idempotency-resolve KEY JSON\n"
+	        "                         after finding the order KEY created at the provider, "
+	        "keep\n"
+	        "                         JSON (a CreateOrderResponse, proto3 JSON, e.g.\n"
+	        "                         '{\"awb\":\"BOS-1\"}') as its answer: later calls "
+	        "replay it\n"
 	        "Environment: SHIPGATE_<PROVIDER>_TOKEN and SHIPGATE_<PROVIDER>_URL, e.g.\n"
 	        "SHIPGATE_BOSCOD_TOKEN. Defaults point at the sandbox providers on :18080.\n");
 }
 
-/* One unknown key, as a line: key, first seen (UTC, RFC 3339), owner. */
+/* One unknown key, as a line: provider, key, fingerprint, first seen (UTC, RFC 3339), owner,
+ * what happened. */
 static void
 print_unknown(void *arg, const sg_store_unknown *u)
 {
 	char when[32];
 	time_t t = (time_t)(u->first_seen_ms / 1000);
 	struct tm tm;
+	(void)arg;
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("%s\t%s\t%s\n", u->key, when, u->owner);
+	printf("%s\t%s\t%016" PRIx64 "%016" PRIx64 "\t%s\t%s\t%s\n",
+	       u->provider[0] ? u->provider : "-", u->key, u->fp_a, u->fp_b, when, u->owner,
+	       u->why);
 }
 
-/* --idempotency-unknown and --idempotency-release: exit status 0 done, 1 nothing to release,
- * 2 an error. */
+/* The packed CreateOrderResponse of an operator's JSON, malloc'd into *out; 0, or -1 with
+ * err. */
 static int
-operator_command(const sg_config *cfg, bool list, const char *release)
+resolve_payload(const char *text, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+	json_error_t je;
+	sgc_pbjson_error pe;
+	ProtobufCMessage *m = NULL;
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+
+	if (j == NULL) {
+		snprintf(err, errlen, "--idempotency-resolve: not JSON: %s", je.text);
+		return -1;
+	}
+	int rv = sgc_pbjson_to_message(j, &shipgate__v1__create_order_response__descriptor, NULL, 0,
+	                               &m, &pe);
+	json_decref(j);
+	if (rv != 0) {
+		snprintf(err, errlen,
+		         "--idempotency-resolve: not a CreateOrderResponse: %.120s: %.200s",
+		         pe.path, pe.text);
+		return -1;
+	}
+	((Shipgate__V1__CreateOrderResponse *)m)->replayed = 0; /* set on every replay */
+	*len = protobuf_c_message_get_packed_size(m);
+	if ((*out = malloc(*len + 1)) == NULL) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	protobuf_c_message_pack(m, *out);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+/* --idempotency-unknown, --idempotency-release and --idempotency-resolve: exit status 0 done,
+ * 1 nothing to change (not a key with an unknown outcome), 2 an error. */
+static int
+operator_command(const sg_config *cfg, bool list, const char *key, const char *resolve)
 {
 	char err[512];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	bool redis = strcmp(cfg->idem_store, "redis") == 0;
+	const char *where = redis ? cfg->redis_url : cfg->idem_path;
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	int r;
 
-	if (strcmp(cfg->idem_store, "sqlite") != 0) {
+	if (!redis && strcmp(cfg->idem_store, "sqlite") != 0) {
 		fprintf(stderr,
-		        "shipgated: idempotency.store is %s: only the sqlite store outlives "
-		        "the gateway\n",
+		        "shipgated: idempotency.store is %s: only the sqlite and redis stores "
+		        "outlive the gateway\n",
 		        cfg->idem_store);
 		return 2;
 	}
 	if (list) {
-		int n = sg_store_sqlite_unknown(cfg->idem_path, now, print_unknown, NULL, err,
-		                                sizeof(err));
+		int n = redis ? sg_store_redis_unknown(where, print_unknown, NULL, err, sizeof(err))
+		              : sg_store_sqlite_unknown(where, now, print_unknown, NULL, err,
+		                                        sizeof(err));
 		if (n < 0) {
 			fprintf(stderr, "shipgated: %s\n", err);
 			return 2;
 		}
 		fflush(stdout);
 		fprintf(stderr, "shipgated: %d key%s with an unknown outcome in %s\n", n,
-		        n == 1 ? "" : "s", cfg->idem_path);
+		        n == 1 ? "" : "s", where);
 		return 0;
 	}
-	int r = sg_store_sqlite_release_unknown(cfg->idem_path, release, now, err, sizeof(err));
+	if (resolve != NULL && resolve_payload(resolve, &payload, &len, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shipgated: %s\n", err);
+		return 2;
+	}
+	r = redis ? sg_store_redis_resolve(where, key, payload, len, cfg->idem_ttl_ms, err,
+	                                   sizeof(err))
+	          : sg_store_sqlite_resolve(where, key, payload, len, cfg->idem_ttl_ms, now, err,
+	                                    sizeof(err));
+	free(payload);
 	if (r < 0) {
 		fprintf(stderr, "shipgated: %s\n", err);
 		return 2;
 	}
-	fprintf(stderr,
-	        r ? "shipgated: %s released: its next call goes upstream\n"
-	          : "shipgated: %s is not a key with an unknown outcome; nothing changed\n",
-	        release);
+	if (r == 0)
+		fprintf(stderr,
+		        "shipgated: %s is not a key with an unknown outcome; nothing changed\n",
+		        key);
+	else if (resolve != NULL)
+		fprintf(stderr, "shipgated: %s resolved: its calls replay the order given\n", key);
+	else
+		fprintf(stderr, "shipgated: %s released: its next call goes upstream\n", key);
 	return r ? 0 : 1;
 }
 
@@ -105,7 +175,7 @@ main(int argc, char **argv)
 	sg_server *srv = NULL;
 	char err[512];
 	int rc = 1;
-	const char *config_file = NULL, *release_key = NULL;
+	const char *config_file = NULL, *op_key = NULL, *resolve_json = NULL;
 	bool list_unknown = false;
 
 	sg_config_defaults(&cfg);
@@ -143,7 +213,15 @@ main(int argc, char **argv)
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			continue;
 		} else if (strcmp(a, "--idempotency-release") == 0) {
-			release_key = v;
+			op_key = v;
+		} else if (strcmp(a, "--idempotency-resolve") == 0) {
+			if (i + 1 >= argc) {
+				snprintf(err, sizeof(err), "%s: want KEY JSON (try --help)", a);
+				rc = 2; /* an operator command's error */
+				goto fail;
+			}
+			op_key = v;
+			resolve_json = argv[++i];
 		} else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
 			r = sg_config_set(&cfg, "listen", v, err, sizeof(err));
 		} else if (strcmp(a, "-w") == 0 || strcmp(a, "--workers") == 0) {
@@ -167,8 +245,8 @@ main(int argc, char **argv)
 	}
 	if (sg_config_validate(&cfg, err, sizeof(err)) != 0)
 		goto fail;
-	if (list_unknown || release_key != NULL) {
-		rc = operator_command(&cfg, list_unknown, release_key);
+	if (list_unknown || op_key != NULL) {
+		rc = operator_command(&cfg, list_unknown, op_key, resolve_json);
 		sg_config_fini(&cfg);
 		return rc;
 	}
