@@ -396,7 +396,8 @@ def gen_go(p: Dict[str, Any]) -> str:
     o += ["\treturn decideStop", "}", "",
           "// policyUnsettled reports whether the final failure of a keyed call, one of whose attempts",
           "// may have been sent, is reported as UNKNOWN / OUTCOME_UNKNOWN.", "//"]
-    o += [f"// {t}".rstrip() for t in lines(p["fleet"]["doc"])]
+    # gofmt's doc-comment form of a list: "  - item", continuation lines under the item's text
+    o += [f"// {'  ' + t if t.startswith(('- ', '  ')) else t}".rstrip() for t in lines(p["fleet"]["doc"])]
     o += ["func policyUnsettled(local bool, code Code) bool {",
           "\treturn local || " + " || ".join(f"code == {n}" for _, n in unsettled_codes(p)),
           "}", "",

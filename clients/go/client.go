@@ -28,10 +28,22 @@
 //     idempotency key, sent unchanged in every attempt, after the gateway's UNAVAILABLE only.
 //     A DEADLINE_EXCEEDED from the gateway is never retried: it kept the budget it was given
 //     and spent it. A CreateOrder (or unknown method) whose request went out and whose
-//     connection then broke, or whose gateway did not answer in time, is not retried at all,
-//     on this address or another: it ends with UNKNOWN / OUTCOME_UNKNOWN, since the gateway
-//     may still be working on it. The gateway's retry_after_ms, when given, lengthens the
+//     connection then broke, or whose gateway did not answer in time, ends with UNKNOWN /
+//     OUTCOME_UNKNOWN, since the gateway may still be working on it, unless it went to a
+//     gateway of a fleet (below). The gateway's retry_after_ms, when given, lengthens the
 //     backoff.
+//   - Fleets (client_policy.json, fleet). Before a keyed call (one with an idempotency key, not
+//     idempotent) is sent on a connection, the client asks Health on that connection, once per
+//     connection (again after a drop or a restart: mangos's Attaching pipe event tells a new
+//     one): its fleet is fleet_id when idempotency_scope is "fleet", else none. A Health that
+//     gets no answer is the attempt's failure, the request not sent. A keyed request that went
+//     out to a fleet's gateway and got no answer is retried, on the next address, and only
+//     where Health reports the same fleet (those gateways share the key: the other one waits
+//     for the first one's outcome and replays it); an address of another fleet, or of none,
+//     ends the call UNKNOWN / OUTCOME_UNKNOWN without sending. From then on a final failure
+//     that does not settle the call (a local one, or a gateway code in unsettled_codes) is
+//     reported as UNKNOWN / OUTCOME_UNKNOWN too. Idempotent calls and calls without a key
+//     never ask.
 //   - Concurrency. Every attempt has its own socket context (OpenContext), so any number of
 //     calls may run at once on one Client, from any goroutines.
 //   - Capped replies. OptionMaxRecvSize is set on every socket before it dials, and the client
@@ -126,7 +138,8 @@ type callOptions struct {
 
 // WithIdempotencyKey sends key as RpcRequest.idempotency_key in every attempt. CreateOrder
 // requires one (1–255 printable ASCII); with a key, a CreateOrder (or unknown method) that the
-// gateway answered UNAVAILABLE is retried.
+// gateway answered UNAVAILABLE is retried, and one that got no answer from a gateway of a fleet
+// is retried on another gateway of that fleet (see the package comment).
 func WithIdempotencyKey(key string) CallOption {
 	return func(o *callOptions) { o.idempotencyKey = key }
 }
@@ -155,7 +168,7 @@ func WithMaxAttempts(n int) CallOption {
 // CallInfo receives facts about a finished call, whatever its outcome (WithCallInfo).
 type CallInfo struct {
 	RequestID string // the request_id sent
-	Attempts  int    // attempts sent or tried
+	Attempts  int    // attempts sent or tried (a keyed call's Health probe is part of its attempt)
 	Address   string // the address of the last attempt; "" when none was made
 }
 
@@ -166,20 +179,47 @@ func WithCallInfo(info *CallInfo) CallOption {
 
 // ------------------------------------------------------------------ endpoints
 
-// endpoint is one gateway address: a REQ socket with one dialer.
+// endpoint is one gateway address: a REQ socket with one dialer. A dialer keeps at most one
+// connection (pipe): mangos dials the next one only once the last one is gone from the socket.
 type endpoint struct {
 	addr string
 	sock mangos.Socket
 
+	// attach orders the send of a keyed request against a new connection. The request holds it
+	// (read) from checking which connection it goes out on until mangos has put it on a pipe;
+	// the Attaching event of a new pipe takes it (write) before mangos may send anything on that
+	// pipe. So a keyed request goes out on the connection whose fleet it checked, or not at all.
+	attach sync.RWMutex
+
 	mu   sync.Mutex
 	live map[uint32]struct{} // pipes attached and not detached
 	gone map[uint32]struct{} // pipes whose Detached event came before their Attached one
+	conn *conn               // the newest connection (its Attaching event); nil before the first
+}
+
+// conn is one connection of an endpoint, and what the gateway's Health said on it about where
+// it keeps its idempotency keys (client_policy.json, fleet). Guarded by endpoint.mu.
+type conn struct {
+	pipe  uint32 // the mangos pipe's id
+	dead  bool   // detached, or found gone by a send
+	known bool   // Health answered on this connection
+	fleet string // its fleet: fleet_id when the scope is "fleet", else "" (none)
+	about string // what Health said, for messages
 }
 
 // hook follows the endpoint's connections. mangos reports Detached from its own goroutine, so
-// it may arrive before Attached for a pipe that closed at once.
+// it may arrive before Attached for a pipe that closed at once; Attaching comes first, from the
+// dialing goroutine, before the pipe can carry a request.
 func (ep *endpoint) hook(ev mangos.PipeEvent, p mangos.Pipe) {
 	id := p.ID()
+	if ev == mangos.PipeEventAttaching {
+		ep.attach.Lock() // no keyed request is being put on a pipe now
+		ep.mu.Lock()
+		ep.conn = &conn{pipe: id} // a new connection: its fleet is not known
+		ep.mu.Unlock()
+		ep.attach.Unlock()
+		return
+	}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	switch ev {
@@ -195,6 +235,10 @@ func (ep *endpoint) hook(ev mangos.PipeEvent, p mangos.Pipe) {
 		} else {
 			ep.gone[id] = struct{}{}
 		}
+		// ids are unique until Detached has run, so this is the connection's own event
+		if ep.conn != nil && ep.conn.pipe == id {
+			ep.conn.dead = true
+		}
 	}
 }
 
@@ -202,6 +246,34 @@ func (ep *endpoint) up() bool {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	return len(ep.live) > 0
+}
+
+// ready returns the connection a keyed request may go out on now, and a copy of it: the
+// newest, alive, with its fleet known. nil: Health must be asked first.
+func (ep *endpoint) ready() (*conn, conn) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if cn := ep.conn; cn != nil && cn.known && !cn.dead {
+		return cn, *cn
+	}
+	return nil, conn{}
+}
+
+// learned records what Health, answered on pipe, said. Only the newest connection takes it: an
+// answer on a connection replaced since says nothing about the next one.
+func (ep *endpoint) learned(pipe uint32, fleet, about string) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if cn := ep.conn; cn != nil && cn.pipe == pipe && !cn.dead {
+		cn.known, cn.fleet, cn.about = true, fleet, about
+	}
+}
+
+// lost marks cn gone (a send found no pipe to go out on).
+func (ep *endpoint) lost(cn *conn) {
+	ep.mu.Lock()
+	cn.dead = true
+	ep.mu.Unlock()
 }
 
 // ------------------------------------------------------------------ client
@@ -449,11 +521,13 @@ func (c *Client) GetOrder(ctx context.Context, r *shipgatev1.GetOrderRequest, op
 }
 
 // CreateOrder creates an order. It requires WithIdempotencyKey: without one it fails with
-// INVALID_ARGUMENT / CLIENT_INVALID_ARGUMENT and sends nothing. The key is sent unchanged in
-// every attempt; a retry happens only when nothing was sent or the gateway answered
-// UNAVAILABLE. Once the request went out, a broken connection or a timeout ends the call with
-// UNKNOWN / OUTCOME_UNKNOWN (Local): the gateway may have created the order, so check with the
-// provider before trying again.
+// INVALID_ARGUMENT / CLIENT_INVALID_ARGUMENT and sends nothing. Before it is sent on a
+// connection, the client asks that connection's Health which fleet the gateway is of (once per
+// connection). The key is sent unchanged in every attempt; a retry happens when nothing was
+// sent, when the gateway answered UNAVAILABLE, or when the request went to a gateway of a fleet
+// and got no answer (then only to gateways of that fleet). Otherwise, once the request went
+// out, a broken connection or a timeout ends the call with UNKNOWN / OUTCOME_UNKNOWN (Local):
+// the gateway may have created the order, so check with the provider before trying again.
 func (c *Client) CreateOrder(ctx context.Context, r *shipgatev1.CreateOrderRequest, opts ...CallOption) (*shipgatev1.CreateOrderResponse, error) {
 	var co callOptions
 	for _, o := range opts {
@@ -524,6 +598,21 @@ type call struct {
 	attempts int
 	addr     string
 	last     *Error // the failure of the previous attempt
+
+	// keyed calls (client_policy.json, fleet)
+	unsettled bool     // an attempt may have been sent and no answer came back
+	lostAt    []string // those attempts: "address (what its Health said; the reason)"
+	fleet     string   // set once such an attempt went to a fleet: later attempts go only there
+}
+
+// outcome is what one attempt ended with.
+type outcome struct {
+	payload   []byte
+	err       *Error
+	neverSent bool   // the request provably did not leave the client
+	final     bool   // err ends the call as it is: no retry, no conversion
+	fleet     string // keyed: the fleet of the connection the request went out on; "" none
+	about     string // keyed: what that connection's Health said
 }
 
 func invalid(format string, args ...interface{}) *Error {
@@ -597,20 +686,56 @@ func (st *call) run(method string, r, resp proto.Message) *Error {
 	st.env.Payload = payload
 
 	for {
-		body, e, neverSent := st.attempt()
+		o := st.attempt()
+		e := o.err
 		st.last = e
 		if e == nil {
-			if err := proto.Unmarshal(body, resp); err != nil {
-				return localError(Internal, ReasonClientBadReply, false, err,
+			if err := proto.Unmarshal(o.payload, resp); err != nil {
+				return st.settle(localError(Internal, ReasonClientBadReply, false, err,
 					"reply payload from %s is not a %s: %v", st.addr,
-					resp.ProtoReflect().Descriptor().FullName(), err)
+					resp.ProtoReflect().Descriptor().FullName(), err))
 			}
 			return nil
 		}
-		if !st.retry(e, neverSent, maxAttempts) {
+		if o.final {
 			return e
 		}
+		if st.kind == kindKeyed && !o.neverSent && e.Local && lostReason(e.Reason) {
+			// it may have reached the gateway: from now on the call is settled only by a
+			// gateway's answer (fleet.unsettled_codes), and it may move on only within its fleet
+			st.unsettled = true
+			st.lostAt = append(st.lostAt, fmt.Sprintf("%s (%s; %s)", st.addr, o.about, e.Reason))
+			if o.fleet != "" {
+				st.fleet = o.fleet
+			}
+		}
+		if !st.retry(e, o, maxAttempts) {
+			return st.settle(e)
+		}
 	}
+}
+
+// lostReason: the local reasons after which a request that went out may have been acted on.
+func lostReason(reason string) bool {
+	return reason == ReasonTransportConnectionLost || reason == ReasonTransportError ||
+		reason == ReasonTransportTimeout
+}
+
+// settle applies the fleet section's unsettled conversion to the final failure of a call: once
+// an attempt of a keyed call may have been sent and got no answer, a later failure that does
+// not settle it (local, or a gateway code in unsettled_codes) is UNKNOWN / OUTCOME_UNKNOWN.
+func (st *call) settle(e *Error) *Error {
+	if !st.unsettled || (e.Local && e.Reason == ReasonOutcomeUnknown) || !policyUnsettled(e.Local, e.Code) {
+		return e
+	}
+	from := "the gateway's"
+	if e.Local {
+		from = "the client's"
+	}
+	return localError(Unknown, ReasonOutcomeUnknown, false, e.cause,
+		"%s may have been acted on: it went out to %s and no answer came back; the last "+
+			"attempt, at %s, ended with %s %s (%s): %s (check with the provider before trying again)",
+		st.env.Method, strings.Join(st.lostAt, ", "), st.addr, from, e.Code, e.Reason, e.Message)
 }
 
 // cancelled returns the error for a call its context or the client's Close ended, or nil.
@@ -627,17 +752,21 @@ func (st *call) cancelled() *Error {
 }
 
 // retry decides, after a failed attempt, whether to try again, by the policy's rule
-// (policyDecide); when so it sleeps the backoff first and returns true. neverSent: the request
-// provably did not leave the client. A failure whose outcome is unknown replaces *e.
-func (st *call) retry(e *Error, neverSent bool, maxAttempts int) bool {
+// (policyDecide); when so it sleeps the backoff first and returns true. A failure whose
+// outcome is unknown replaces *e.
+func (st *call) retry(e *Error, o outcome, maxAttempts int) bool {
 	c := st.c
-	switch policyDecide(st.kind, !neverSent, e.Local, e.Code, e.Reason) {
+	switch policyDecide(st.kind, !o.neverSent, e.Local, e.Code, e.Reason, o.fleet != "") {
 	case decideRetry:
 	case decideOutcomeUnknown:
+		keys := ""
+		if st.kind == kindKeyed {
+			keys = fmt.Sprintf(" and its gateway keeps its idempotency keys to itself (%s)", o.about)
+		}
 		*e = *localError(Unknown, ReasonOutcomeUnknown, false, e.cause,
-			"%s went out and no answer came back: %s (%s); the gateway may have acted on it, "+
-				"so it is not retried (check with the provider before trying again)",
-			st.env.Method, e.Message, e.Reason)
+			"%s went out to %s and no answer came back: %s (%s)%s; the gateway may have acted "+
+				"on it, so it is not retried (check with the provider before trying again)",
+			st.env.Method, st.addr, e.Message, e.Reason, keys)
 		return false
 	default:
 		return false
@@ -666,13 +795,13 @@ func (st *call) retry(e *Error, neverSent bool, maxAttempts int) bool {
 	return false
 }
 
-// attempt makes one attempt: encodes the envelope with the budget left, sends it on a fresh
-// context of the next endpoint and waits for the reply. It returns the reply's payload, or the
-// failure and whether the request provably never left the client.
-func (st *call) attempt() ([]byte, *Error, bool) {
+// attempt makes one attempt on the next endpoint: a keyed call first learns the fleet of the
+// connection (keyed); the envelope is encoded with the budget left and sent on a fresh context,
+// and the reply awaited.
+func (st *call) attempt() outcome {
 	c := st.c
 	if e := st.cancelled(); e != nil {
-		return nil, e, true
+		return outcome{err: e, neverSent: true}
 	}
 	now := time.Now()
 	remaining := st.deadline.Sub(now)
@@ -692,27 +821,146 @@ func (st *call) attempt() ([]byte, *Error, bool) {
 			e = localError(DeadlineExceeded, ReasonTransportTimeout, false, st.ctx.Err(),
 				"deadline expired after %d attempts", st.attempts)
 		}
-		return nil, e, true // this attempt sent nothing
+		return outcome{err: e, neverSent: true} // this attempt sent nothing
 	}
+	ep := c.pick()
+	st.addr = ep.addr
+	st.attempts++
+	end := now.Add(budget)
+	if st.kind == kindKeyed {
+		return st.keyed(ep, end)
+	}
+	r := st.send(ep, end, budget, nil)
+	return outcome{payload: r.payload, err: r.err, neverSent: r.neverSent}
+}
+
+// maxProbes bounds the times one attempt asks Health: more than once only when its connection
+// is replaced in between.
+const maxProbes = 3
+
+// keyed is the attempt of a keyed call on ep (client_policy.json, fleet): the request goes out
+// only on a connection whose fleet is known, asked with Health first when it is not; after a
+// failover, only where that fleet is the call's.
+func (st *call) keyed(ep *endpoint, end time.Time) outcome {
+	for probes := 0; ; {
+		if e := st.cancelled(); e != nil {
+			return outcome{err: e, neverSent: true}
+		}
+		cn, info := ep.ready()
+		if cn == nil {
+			if probes == maxProbes {
+				return outcome{neverSent: true, err: localError(Unavailable, ReasonTransportNotConnected, true, nil,
+					"the connection to %s kept changing while its Health was asked; %s was not sent",
+					ep.addr, st.env.Method)}
+			}
+			probes++
+			if e := st.probe(ep, end); e != nil {
+				return outcome{err: e, neverSent: true}
+			}
+			continue
+		}
+		if st.fleet != "" && info.fleet != st.fleet {
+			return outcome{neverSent: true, final: true, err: localError(Unknown, ReasonOutcomeUnknown, false, nil,
+				"%s went out to %s and no answer came back; it may move on only within fleet %q, "+
+					"and %s is not of it (%s), so it is not sent there: the outcome is unknown "+
+					"(check with the provider before trying again)",
+				st.env.Method, strings.Join(st.lostAt, ", "), st.fleet, ep.addr, info.about)}
+		}
+		budget := time.Until(end)
+		if budget.Milliseconds() < 1 {
+			return outcome{neverSent: true, err: localError(DeadlineExceeded, ReasonTransportTimeout, false,
+				st.ctx.Err(), "no budget left for %s after asking the Health of %s; it was not sent",
+				st.env.Method, ep.addr)}
+		}
+		r := st.send(ep, end, budget, cn)
+		if r.replaced {
+			continue // its connection went away before the send: the next one is asked first
+		}
+		return outcome{payload: r.payload, err: r.err, neverSent: r.neverSent, fleet: info.fleet, about: info.about}
+	}
+}
+
+// probe asks ep's gateway for its Health and records the fleet of the connection that answered:
+// fleet_id when idempotency_scope is "fleet" (and fleet_id is set), else none; an error status or
+// an undecodable reply is none too. It returns the failure when no answer came (the attempt's
+// failure, its request not sent). It waits no longer than end.
+func (st *call) probe(ep *endpoint, end time.Time) *Error {
+	budget := time.Until(end)
+	if budget.Milliseconds() < 1 {
+		return localError(DeadlineExceeded, ReasonTransportTimeout, false, st.ctx.Err(),
+			"no budget left to ask the Health of %s before %s; it was not sent", ep.addr, st.env.Method)
+	}
+	env := &shipgatev1.RpcRequest{
+		RequestId:  newRequestID(),
+		Method:     MethodHealth,
+		DeadlineMs: policySentDeadlineMs(budget.Milliseconds()),
+	}
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return invalid("encoding the Health request: %v", err)
+	}
+	r := st.exchange(ep, data, env.RequestId, end, budget, nil)
+	if !r.answered {
+		e := r.err
+		if e.Code != Cancelled {
+			e.Message = fmt.Sprintf("asking the Health of %s before %s (not sent): %s", ep.addr,
+				st.env.Method, e.Message)
+		}
+		return e
+	}
+	var h shipgatev1.HealthResponse
+	fleet, about := "", ""
+	switch {
+	case r.err != nil:
+		about = fmt.Sprintf("its Health answered %s %s: no fleet", r.err.Code, r.err.Reason)
+	case proto.Unmarshal(r.payload, &h) != nil:
+		about = "its Health reply does not decode: no fleet"
+	case h.GetIdempotencyScope() == "fleet" && h.GetFleetId() != "":
+		fleet = h.GetFleetId()
+		about = fmt.Sprintf("fleet %q", fleet)
+	default:
+		about = fmt.Sprintf("idempotency scope %q: no fleet", h.GetIdempotencyScope())
+	}
+	ep.learned(r.pipe, fleet, about)
+	return nil
+}
+
+// send encodes the call's envelope for an attempt of the given budget (ending at end) and
+// exchanges it on ep.
+func (st *call) send(ep *endpoint, end time.Time, budget time.Duration, guard *conn) reply {
 	// the gateway is told a little less than the attempt waits, so that its own answer (its
 	// DEADLINE_EXCEEDED says what happened upstream) comes before this attempt's timer
 	st.env.DeadlineMs = policySentDeadlineMs(budget.Milliseconds())
 	data, err := proto.Marshal(st.env)
 	if err != nil {
-		return nil, invalid("encoding the envelope: %v", err), true
+		return reply{err: invalid("encoding the envelope: %v", err), neverSent: true}
 	}
-	ep := c.pick()
-	st.addr = ep.addr
-	st.attempts++
-	attemptEnd := now.Add(budget)
+	return st.exchange(ep, data, st.env.RequestId, end, budget, guard)
+}
 
+// reply is what one exchange ended with.
+type reply struct {
+	payload   []byte // the reply's payload, on OK
+	err       *Error
+	neverSent bool   // the request provably did not leave the client
+	answered  bool   // a reply came back (err, if any, says what was wrong with it)
+	pipe      uint32 // the connection the reply came on
+	replaced  bool   // guard was gone before the send: nothing was sent
+}
+
+// exchange sends data (an RpcRequest whose request_id is id) on a fresh context of ep and waits
+// for the reply until end (budget: the wait, for messages). With guard (a keyed request), the
+// request goes out on that connection or not at all (replaced).
+func (st *call) exchange(ep *endpoint, data []byte, id string, end time.Time, budget time.Duration, guard *conn) reply {
+	c := st.c
+	remaining := time.Until(st.deadline)
 	mctx, err := ep.sock.OpenContext()
 	if err != nil {
 		if e := st.cancelled(); e != nil {
-			return nil, e, true
+			return reply{err: e, neverSent: true}
 		}
-		return nil, localError(Unavailable, ReasonTransportError, true, err,
-			"%s: cannot open a context: %v", ep.addr, err), true
+		return reply{neverSent: true, err: localError(Unavailable, ReasonTransportError, true, err,
+			"%s: cannot open a context: %v", ep.addr, err)}
 	}
 	defer mctx.Close()
 
@@ -730,35 +978,63 @@ func (st *call) attempt() ([]byte, *Error, bool) {
 	}()
 
 	sendWait := c.opts.ConnectTimeout
-	if budget < sendWait {
-		sendWait = budget
+	if left := time.Until(end); left < sendWait {
+		sendWait = left
 	}
 	_ = mctx.SetOption(mangos.OptionRetryTime, time.Duration(0))
 	_ = mctx.SetOption(mangos.OptionSendDeadline, sendWait)
 	msg := mangos.NewMessage(len(data))
 	msg.Body = append(msg.Body, data...)
-	if err := mctx.SendMsg(msg); err != nil {
+	if guard != nil {
+		// no new connection can attach while this is held; the one there is guard's (one
+		// dialer), or none: then the send fails at once (FailNoPeers) instead of waiting for
+		// the next connection, whose fleet is not known
+		ep.attach.RLock()
+		ep.mu.Lock()
+		same := ep.conn == guard && !guard.dead
+		ep.mu.Unlock()
+		if !same {
+			ep.attach.RUnlock()
+			msg.Free()
+			return reply{replaced: true, neverSent: true}
+		}
+		_ = mctx.SetOption(mangos.OptionFailNoPeers, true)
+		err = mctx.SendMsg(msg)
+		ep.attach.RUnlock()
+		_ = mctx.SetOption(mangos.OptionFailNoPeers, false)
+		if err == mangos.ErrNoPeers {
+			msg.Free()
+			if e := st.cancelled(); e != nil {
+				return reply{err: e, neverSent: true}
+			}
+			ep.lost(guard)
+			return reply{replaced: true, neverSent: true}
+		}
+	} else {
+		err = mctx.SendMsg(msg)
+	}
+	if err != nil {
 		msg.Free()
 		if e := st.cancelled(); e != nil {
-			return nil, e, true
+			return reply{err: e, neverSent: true}
 		}
-		left := st.deadline.Sub(time.Now())
+		left := time.Until(st.deadline)
 		switch {
 		case err == mangos.ErrSendTimeout || (err == mangos.ErrClosed && st.ctx.Err() != nil):
 			// DEADLINE_EXCEEDED when the deadline, not ConnectTimeout, ended the wait
 			if left <= 0 || sendWait >= remaining || st.ctx.Err() != nil {
-				return nil, localError(DeadlineExceeded, ReasonTransportNotConnected, false, err,
-					"no connection to %s within the deadline", ep.addr), true
+				return reply{neverSent: true, err: localError(DeadlineExceeded, ReasonTransportNotConnected, false, err,
+					"no connection to %s within the deadline", ep.addr)}
 			}
-			return nil, localError(Unavailable, ReasonTransportNotConnected, true, err,
-				"no connection to %s within %v", ep.addr, sendWait), true
+			return reply{neverSent: true, err: localError(Unavailable, ReasonTransportNotConnected, true, err,
+				"no connection to %s within %v", ep.addr, sendWait)}
 		default:
-			return nil, localError(Unavailable, ReasonTransportError, true, err,
-				"sending to %s: %v", ep.addr, err), true
+			return reply{neverSent: true, err: localError(Unavailable, ReasonTransportError, true, err,
+				"sending to %s: %v", ep.addr, err)}
 		}
 	}
 
-	wait := time.Until(attemptEnd)
+	wait := time.Until(end)
 	if wait < time.Millisecond {
 		wait = time.Millisecond
 	}
@@ -766,46 +1042,50 @@ func (st *call) attempt() ([]byte, *Error, bool) {
 	rep, err := mctx.RecvMsg()
 	if err != nil {
 		if e := st.cancelled(); e != nil {
-			return nil, e, false
+			return reply{err: e}
 		}
 		switch {
 		case err == mangos.ErrRecvTimeout || (err == mangos.ErrClosed && st.ctx.Err() != nil):
-			return nil, localError(DeadlineExceeded, ReasonTransportTimeout, false, err,
-				"no reply from %s within %d ms", ep.addr, budget.Milliseconds()), false
-		case err == mangos.ErrCanceled || err == mangos.ErrProtoState:
+			return reply{err: localError(DeadlineExceeded, ReasonTransportTimeout, false, err,
+				"no reply from %s within %d ms", ep.addr, budget.Milliseconds())}
+		case err == mangos.ErrCanceled || err == mangos.ErrProtoState || err == mangos.ErrNoPeers:
 			// resend off: mangos drops the request when its connection goes away
-			return nil, localError(Unavailable, ReasonTransportConnectionLost, true, err,
+			return reply{err: localError(Unavailable, ReasonTransportConnectionLost, true, err,
 				"connection to %s lost while waiting for the reply (peer closed it, or the "+
-					"reply exceeded MaxReplySize)", ep.addr), false
+					"reply exceeded MaxReplySize)", ep.addr)}
 		default:
-			return nil, localError(Unavailable, ReasonTransportError, true, err,
-				"receiving from %s: %v", ep.addr, err), false
+			return reply{err: localError(Unavailable, ReasonTransportError, true, err,
+				"receiving from %s: %v", ep.addr, err)}
 		}
 	}
-	body, e, neverSent := st.decode(ep, rep.Body) // copies what it keeps
+	r := reply{answered: true}
+	if rep.Pipe != nil {
+		r.pipe = rep.Pipe.ID()
+	}
+	r.payload, r.err = st.decode(ep, id, rep.Body) // copies what it keeps
 	rep.Free()
-	return body, e, neverSent
+	return r
 }
 
-// decode reads a received RpcReply: the payload on OK, else the status as an *Error.
-func (st *call) decode(ep *endpoint, body []byte) ([]byte, *Error, bool) {
+// decode reads a received RpcReply (to the request id): the payload on OK, else the status as
+// an *Error.
+func (st *call) decode(ep *endpoint, id string, body []byte) ([]byte, *Error) {
 	if len(body) > st.c.opts.MaxReplySize {
 		return nil, localError(ResourceExhausted, ReasonTransportReplyTooLarge, false, nil,
 			"reply of %d bytes from %s exceeds MaxReplySize %d", len(body), ep.addr,
-			st.c.opts.MaxReplySize), false
+			st.c.opts.MaxReplySize)
 	}
 	var rep shipgatev1.RpcReply
 	if err := proto.Unmarshal(body, &rep); err != nil || rep.Status == nil {
 		return nil, localError(Internal, ReasonClientBadReply, false, err,
-			"reply from %s is not a shipgate.v1.RpcReply with a status", ep.addr), false
+			"reply from %s is not a shipgate.v1.RpcReply with a status", ep.addr)
 	}
-	if rep.RequestId != "" && rep.RequestId != st.env.RequestId {
+	if rep.RequestId != "" && rep.RequestId != id {
 		return nil, localError(Internal, ReasonClientBadReply, false, nil,
-			"reply from %s answers request %.64q, not %q", ep.addr, rep.RequestId,
-			st.env.RequestId), false
+			"reply from %s answers request %.64q, not %q", ep.addr, rep.RequestId, id)
 	}
 	if rep.Status.Code == shipgatev1.Code_OK {
-		return rep.Payload, nil, false
+		return rep.Payload, nil
 	}
-	return nil, statusError(rep.Status), false
+	return nil, statusError(rep.Status)
 }

@@ -33,17 +33,27 @@ type seen struct {
 type handler func(n int, env *pb.RpcRequest) []byte
 
 type server struct {
-	t    *testing.T
-	sock mangos.Socket
-	addr string
-	h    handler
+	t     *testing.T
+	sock  mangos.Socket
+	addr  string
+	h     handler
+	probe handler // when set, answers every Health request (counted apart, in probes)
 
-	mu   sync.Mutex
-	reqs []seen
+	mu       sync.Mutex
+	reqs     []seen
+	probes   []seen
+	pipes    map[uint32]mangos.Pipe // connections now
+	attached int                    // connections ever
 }
 
 // newServer starts a REP server with workers contexts answering in parallel.
 func newServer(t *testing.T, workers int, h handler) *server {
+	return newGateway(t, workers, nil, h)
+}
+
+// newGateway is newServer whose Health requests (a keyed call's probes, and Health calls) are
+// answered by health instead of h, and counted apart: h numbers the other requests from 0.
+func newGateway(t *testing.T, workers int, health, h handler) *server {
 	t.Helper()
 	sock, err := rep.NewSocket()
 	if err != nil {
@@ -52,6 +62,18 @@ func newServer(t *testing.T, workers int, h handler) *server {
 	if err := sock.SetOption(mangos.OptionMaxRecvSize, 16<<20); err != nil {
 		t.Fatal(err)
 	}
+	s := &server{t: t, sock: sock, h: h, probe: health, pipes: map[uint32]mangos.Pipe{}}
+	sock.SetPipeEventHook(func(ev mangos.PipeEvent, p mangos.Pipe) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch ev {
+		case mangos.PipeEventAttached:
+			s.pipes[p.ID()] = p
+			s.attached++
+		case mangos.PipeEventDetached:
+			delete(s.pipes, p.ID())
+		}
+	})
 	l, err := sock.NewListener("tcp://127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +81,7 @@ func newServer(t *testing.T, workers int, h handler) *server {
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, sock: sock, addr: l.Address(), h: h}
+	s.addr = l.Address()
 	for i := 0; i < workers; i++ {
 		ctx, err := sock.OpenContext()
 		if err != nil {
@@ -82,11 +104,15 @@ func (s *server) serve(ctx mangos.Context) {
 			s.t.Errorf("server: bad envelope: %v", err)
 			continue
 		}
+		h, list := s.h, &s.reqs
+		if s.probe != nil && env.Method == shipgate.MethodHealth {
+			h, list = s.probe, &s.probes
+		}
 		s.mu.Lock()
-		n := len(s.reqs)
-		s.reqs = append(s.reqs, seen{env: env, at: time.Now()})
+		n := len(*list)
+		*list = append(*list, seen{env: env, at: time.Now()})
 		s.mu.Unlock()
-		if out := s.h(n, env); out != nil {
+		if out := h(n, env); out != nil {
 			_ = ctx.Send(out)
 		}
 	}
@@ -99,6 +125,28 @@ func (s *server) requests() []seen {
 }
 
 func (s *server) count() int { return len(s.requests()) }
+
+// healths returns the Health requests a newGateway server answered.
+func (s *server) healths() []seen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]seen(nil), s.probes...)
+}
+
+// drop closes the server's end of every connection (the clients redial).
+func (s *server) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pipes {
+		_ = p.Close()
+	}
+}
+
+func (s *server) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attached
+}
 
 // ok answers with resp as the payload.
 func ok(env *pb.RpcRequest, resp proto.Message) []byte {
@@ -132,6 +180,22 @@ func silent(int, *pb.RpcRequest) []byte { return nil }
 func unavailable(_ int, env *pb.RpcRequest) []byte {
 	return fail(env, pb.Code_UNAVAILABLE, &pb.ErrorDetail{Reason: "UPSTREAM_UNAVAILABLE", Retryable: true})
 }
+
+// scoped answers Health as a gateway whose idempotency keys have that scope and fleet_id.
+func scoped(scope, fleet string) handler {
+	return func(_ int, env *pb.RpcRequest) []byte {
+		store := "sqlite"
+		if scope == "fleet" {
+			store = "redis"
+		}
+		return ok(env, &pb.HealthResponse{Status: pb.HealthResponse_SERVING_STATUS_SERVING, Version: "test",
+			IdempotencyStore: store, IdempotencyScope: scope, FleetId: fleet})
+	}
+}
+
+var nodeHealth = scoped("node", "")
+
+func fleetHealth(id string) handler { return scoped("fleet", id) }
 
 // newClient makes a client and waits (bounded) until it is connected to every live address.
 func newClient(t *testing.T, o shipgate.Options, live int) *shipgate.Client {
@@ -427,7 +491,8 @@ func TestNoRetryWithoutIdempotency(t *testing.T) {
 }
 
 func TestCreateOrderRetriesWithItsKey(t *testing.T) {
-	s := newServer(t, 1, func(n int, env *pb.RpcRequest) []byte {
+	// the keyed call asks Health first (answered apart): the handler sees the CreateOrders only
+	s := newGateway(t, 1, nodeHealth, func(n int, env *pb.RpcRequest) []byte {
 		if n < 2 {
 			return unavailable(n, env)
 		}
@@ -825,7 +890,8 @@ func TestGatewayDeadlineNotRetried(t *testing.T) {
 
 func TestCreateOrderOutcomeUnknownWhenTheGatewayDies(t *testing.T) {
 	var s1 *server
-	s1 = newServer(t, 1, func(int, *pb.RpcRequest) []byte {
+	// scope node: its keys are its own (the CreateOrder's Health probe answered apart)
+	s1 = newGateway(t, 1, nodeHealth, func(int, *pb.RpcRequest) []byte {
 		_ = s1.sock.Close() // killed while it holds the call
 		return nil
 	})
@@ -852,7 +918,13 @@ func TestCreateOrderOutcomeUnknownWhenTheGatewayDies(t *testing.T) {
 }
 
 func TestCreateOrderOutcomeUnknownOnTransportTimeout(t *testing.T) {
-	s1 := newServer(t, 4, silent)
+	// scope node; it answers the first Health (the CreateOrder's probe) and nothing after
+	s1 := newGateway(t, 4, func(n int, env *pb.RpcRequest) []byte {
+		if n == 0 {
+			return nodeHealth(n, env)
+		}
+		return nil
+	}, silent)
 	s2 := newServer(t, 4, func(_ int, env *pb.RpcRequest) []byte {
 		if env.Method == shipgate.MethodCreateOrder {
 			return ok(env, &pb.CreateOrderResponse{Message: "second order"})
@@ -884,4 +956,285 @@ func TestCreateOrderOutcomeUnknownOnTransportTimeout(t *testing.T) {
 	if s2.count() != 3 {
 		t.Fatalf("%d requests to the second gateway", s2.count())
 	}
+}
+
+// ------------------------------------------------------------------ fleets (client_policy.json, fleet)
+
+var order = &pb.CreateOrderRequest{FormId: "f"}
+
+// reads answers Track and GetOrder with empty responses, and CreateOrder with created.
+func reads(created *pb.CreateOrderResponse) handler {
+	return func(_ int, env *pb.RpcRequest) []byte {
+		switch env.Method {
+		case shipgate.MethodCreateOrder:
+			return ok(env, created)
+		case shipgate.MethodGetOrder:
+			return ok(env, &pb.GetOrderResponse{})
+		}
+		return ok(env, &pb.TrackResponse{})
+	}
+}
+
+// dies closes the server's socket on its first request: a gateway killed while it holds it.
+func dies(s **server) handler {
+	return func(int, *pb.RpcRequest) []byte {
+		_ = (*s).sock.Close()
+		return nil
+	}
+}
+
+func TestKeyedCallAsksHealthOncePerConnection(t *testing.T) {
+	t.Parallel() // no timing assertions: runs with the interop tests
+	s := newGateway(t, 2, fleetHealth("f1"), reads(&pb.CreateOrderResponse{Message: "created"}))
+	c := newClient(t, shipgate.Options{Addresses: []string{s.addr}}, 1)
+	ctx := timeout(t, 5*time.Second)
+	// idempotent calls never ask
+	if _, err := c.Track(ctx, track, shipgate.WithIdempotencyKey("k-track")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetOrder(ctx, &pb.GetOrderRequest{OrderId: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	var info shipgate.CallInfo
+	if _, err := c.Health(ctx, nil, shipgate.WithCallInfo(&info)); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.healths(); len(h) != 1 || h[0].env.RequestId != info.RequestID {
+		t.Fatalf("%d Health requests, want the Health call's only", len(h))
+	}
+	// a keyed call asks on its connection first, then sends
+	if _, err := c.CreateOrder(ctx, order, shipgate.WithIdempotencyKey("k-1"), shipgate.WithCallInfo(&info)); err != nil {
+		t.Fatal(err)
+	}
+	h, reqs := s.healths(), s.requests()
+	if len(h) != 2 || len(reqs) != 3 || info.Attempts != 1 {
+		t.Fatalf("%d Health, %d other requests, info %+v", len(h), len(reqs), info)
+	}
+	probe := h[1].env
+	if probe.RequestId == info.RequestID || probe.IdempotencyKey != "" || len(probe.Payload) != 0 ||
+		probe.DeadlineMs <= 0 || probe.DeadlineMs > 5000 || h[1].at.After(reqs[2].at) {
+		t.Fatalf("probe %v", probe)
+	}
+	if env := reqs[2].env; env.Method != shipgate.MethodCreateOrder || env.IdempotencyKey != "k-1" || env.RequestId != info.RequestID {
+		t.Fatalf("CreateOrder envelope %v", env)
+	}
+	// the same connection: known
+	if _, err := c.CreateOrder(ctx, order, shipgate.WithIdempotencyKey("k-2")); err != nil {
+		t.Fatal(err)
+	}
+	// a call without a key never asks
+	if err := c.Call(ctx, shipgate.MethodCreateOrder, order, &pb.CreateOrderResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.healths()) != 2 || s.count() != 5 {
+		t.Fatalf("%d Health, %d other requests", len(s.healths()), s.count())
+	}
+	// the connection replaced (dropped, redialed): asked again
+	s.drop()
+	for until := time.Now().Add(3 * time.Second); s.connections() < 2 || c.Connected() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(until) {
+			t.Fatal("the client did not redial within 3s")
+		}
+	}
+	if _, err := c.CreateOrder(ctx, order, shipgate.WithIdempotencyKey("k-3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateOrder(ctx, order, shipgate.WithIdempotencyKey("k-4")); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.healths()) != 3 || s.count() != 7 {
+		t.Fatalf("after the reconnect: %d Health, %d other requests", len(s.healths()), s.count())
+	}
+}
+
+// A Health that gets no answer is the attempt's failure, the keyed request not sent: retried.
+func TestHealthProbeFailureIsAnUnsentAttempt(t *testing.T) {
+	t.Parallel() // no timing assertions: runs with the interop tests
+	for _, lost := range []bool{false, true} {
+		lost := lost
+		name := "no answer"
+		if lost {
+			name = "connection lost"
+		}
+		t.Run(name, func(t *testing.T) {
+			var s1 *server
+			probe := silent
+			if lost {
+				probe = dies(&s1)
+			}
+			s1 = newGateway(t, 2, probe, reads(&pb.CreateOrderResponse{Message: "first"}))
+			s2 := newGateway(t, 2, nodeHealth, reads(&pb.CreateOrderResponse{Message: "second"}))
+			c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}, AttemptTimeout: 200 * time.Millisecond}, 2)
+			var info shipgate.CallInfo
+			resp, err := c.CreateOrder(timeout(t, 3*time.Second), order, shipgate.WithIdempotencyKey("k"), shipgate.WithCallInfo(&info))
+			if err != nil || resp.GetMessage() != "second" || info.Attempts != 2 || info.Address != s2.addr {
+				t.Fatalf("resp %v, err %v, info %+v", resp, err, info)
+			}
+			if len(s1.healths()) != 1 || s1.count() != 0 || len(s2.healths()) != 1 || s2.count() != 1 {
+				t.Fatalf("first: %d Health %d other; second: %d Health %d other",
+					len(s1.healths()), s1.count(), len(s2.healths()), s2.count())
+			}
+		})
+	}
+	// a Health that answers an error is no fleet: the call goes on as with scope node
+	var s1 *server
+	s1 = newGateway(t, 1, func(_ int, env *pb.RpcRequest) []byte {
+		return fail(env, pb.Code_UNIMPLEMENTED, &pb.ErrorDetail{Reason: "METHOD_NOT_FOUND"})
+	}, dies(&s1))
+	s2 := newGateway(t, 1, fleetHealth("f"), reads(&pb.CreateOrderResponse{}))
+	c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}}, 2)
+	_, err := c.CreateOrder(timeout(t, 3*time.Second), order, shipgate.WithIdempotencyKey("k-err"))
+	if e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown); e.Attempts != 1 || s2.count() != 0 || len(s2.healths()) != 0 {
+		t.Fatalf("%+v; second gateway: %d requests", e, s2.count())
+	}
+}
+
+func TestFleetFailover(t *testing.T) {
+	t.Parallel() // no timing assertions: runs with the interop tests
+	for _, how := range []string{"connection lost", "attempt timeout"} {
+		how := how
+		t.Run(how, func(t *testing.T) {
+			var s1 *server
+			o := shipgate.Options{}
+			first := dies(&s1)
+			if how == "attempt timeout" {
+				first = silent
+				o.AttemptTimeout = 300 * time.Millisecond
+			}
+			s1 = newGateway(t, 2, fleetHealth("fleet-a"), first)
+			s2 := newGateway(t, 2, fleetHealth("fleet-a"), reads(&pb.CreateOrderResponse{Message: "the first one's", Replayed: true}))
+			o.Addresses = []string{s1.addr, s2.addr}
+			c := newClient(t, o, 2)
+			var info shipgate.CallInfo
+			resp, err := c.CreateOrder(timeout(t, 3*time.Second), order, shipgate.WithIdempotencyKey("k-fleet"), shipgate.WithCallInfo(&info))
+			if err != nil || !resp.GetReplayed() || resp.GetMessage() != "the first one's" {
+				t.Fatalf("resp %v, err %v", resp, err)
+			}
+			if info.Attempts != 2 || info.Address != s2.addr || s1.count() != 1 || s2.count() != 1 ||
+				len(s1.healths()) != 1 || len(s2.healths()) != 1 {
+				t.Fatalf("info %+v; first %d (+%d Health), second %d (+%d Health)", info,
+					s1.count(), len(s1.healths()), s2.count(), len(s2.healths()))
+			}
+			a, b := s1.requests()[0].env, s2.requests()[0].env
+			if a.IdempotencyKey != "k-fleet" || b.IdempotencyKey != "k-fleet" || a.RequestId != b.RequestId ||
+				a.Method != b.Method || string(a.Payload) != string(b.Payload) {
+				t.Fatalf("the retry is not the same request: %v / %v", a, b)
+			}
+		})
+	}
+}
+
+func TestFleetMismatchEndsOutcomeUnknown(t *testing.T) {
+	t.Parallel() // no timing assertions: runs with the interop tests
+	cases := []struct {
+		name   string
+		health handler
+		about  string
+	}{
+		{"another fleet", fleetHealth("fleet-b"), `fleet "fleet-b"`},
+		{"scope node", nodeHealth, `"node"`},
+		{"scope node with a fleet id", scoped("node", "fleet-a"), `"node"`},
+		{"fleet without an id", scoped("fleet", ""), `"fleet"`},
+		{"Health answers an error", func(_ int, env *pb.RpcRequest) []byte {
+			return fail(env, pb.Code_UNIMPLEMENTED, &pb.ErrorDetail{Reason: "METHOD_NOT_FOUND"})
+		}, "UNIMPLEMENTED"},
+	}
+	for _, tc := range cases {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			var s1 *server
+			s1 = newGateway(t, 1, fleetHealth("fleet-a"), dies(&s1))
+			s2 := newGateway(t, 1, tc.health, reads(&pb.CreateOrderResponse{Message: "second order"}))
+			c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}}, 2)
+			_, err := c.CreateOrder(timeout(t, 3*time.Second), order, shipgate.WithIdempotencyKey("k-mismatch"))
+			e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown)
+			if !e.Local || e.Retryable || e.Attempts != 2 {
+				t.Fatalf("%+v", e)
+			}
+			if s1.count() != 1 || s2.count() != 0 || len(s2.healths()) != 1 {
+				t.Fatalf("first %d, second %d (+%d Health)", s1.count(), s2.count(), len(s2.healths()))
+			}
+			for _, part := range []string{s1.addr, s2.addr, `"fleet-a"`, tc.about} {
+				if !strings.Contains(e.Message, part) {
+					t.Fatalf("%q does not name %s", e.Message, part)
+				}
+			}
+		})
+	}
+}
+
+// After a failover, an answer that does not settle the call (fleet.unsettled_codes, or no answer)
+// is OUTCOME_UNKNOWN; the second gateway's own OUTCOME_UNKNOWN, or another code, is reported as is.
+func TestFleetFailoverSettling(t *testing.T) {
+	t.Parallel() // no timing assertions: runs with the interop tests
+	status := func(code pb.Code, reason string) handler {
+		return func(_ int, env *pb.RpcRequest) []byte {
+			return fail(env, code, &pb.ErrorDetail{Reason: reason, Retryable: code == pb.Code_UNAVAILABLE})
+		}
+	}
+	cases := []struct {
+		name   string
+		second handler
+		code   shipgate.Code
+		reason string
+		local  bool
+	}{
+		{"DEADLINE_EXCEEDED", status(pb.Code_DEADLINE_EXCEEDED, "DEADLINE_EXPIRED"), shipgate.Unknown, shipgate.ReasonOutcomeUnknown, true},
+		{"UNAVAILABLE", status(pb.Code_UNAVAILABLE, "IDEMPOTENCY_STORE_UNAVAILABLE"), shipgate.Unknown, shipgate.ReasonOutcomeUnknown, true},
+		{"ABORTED", status(pb.Code_ABORTED, "IDEMPOTENCY_KEY_IN_PROGRESS"), shipgate.Unknown, shipgate.ReasonOutcomeUnknown, true},
+		{"RESOURCE_EXHAUSTED", status(pb.Code_RESOURCE_EXHAUSTED, "OVERLOADED"), shipgate.Unknown, shipgate.ReasonOutcomeUnknown, true},
+		{"no answer", silent, shipgate.Unknown, shipgate.ReasonOutcomeUnknown, true},
+		{"its own OUTCOME_UNKNOWN", status(pb.Code_UNKNOWN, "OUTCOME_UNKNOWN"), shipgate.Unknown, shipgate.ReasonOutcomeUnknown, false},
+		{"FAILED_PRECONDITION", status(pb.Code_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED"), shipgate.FailedPrecondition, "IDEMPOTENCY_KEY_REUSED", false},
+	}
+	for _, tc := range cases {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			var s1 *server
+			s1 = newGateway(t, 1, fleetHealth("fleet-a"), dies(&s1))
+			s2 := newGateway(t, 1, fleetHealth("fleet-a"), tc.second)
+			c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}, ConnectTimeout: 200 * time.Millisecond}, 2)
+			var info shipgate.CallInfo
+			_, err := c.CreateOrder(timeout(t, 600*time.Millisecond), order, shipgate.WithIdempotencyKey("k-settle"), shipgate.WithCallInfo(&info))
+			e := wantErr(t, err, tc.code, tc.reason)
+			if e.Local != tc.local || e.Retryable || info.Attempts < 2 || s1.count() != 1 || s2.count() < 1 {
+				t.Fatalf("%+v, info %+v; requests %d / %d", e, info, s1.count(), s2.count())
+			}
+			if tc.local {
+				for _, part := range []string{s1.addr, s2.addr, shipgate.ReasonTransportConnectionLost} {
+					if !strings.Contains(e.Message, part) {
+						t.Fatalf("%q does not name %s", e.Message, part)
+					}
+				}
+				if tc.name != "no answer" && !strings.Contains(e.Message, tc.name) {
+					t.Fatalf("%q does not keep the last status %s", e.Message, tc.name)
+				}
+			}
+		})
+	}
+	// cancelled while the second gateway has it: unknown too, and still a context error
+	var s1 *server
+	s1 = newGateway(t, 1, fleetHealth("fleet-a"), dies(&s1))
+	s2 := newGateway(t, 1, fleetHealth("fleet-a"), silent)
+	c := newClient(t, shipgate.Options{Addresses: []string{s1.addr, s2.addr}}, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		for until := time.Now().Add(3 * time.Second); s2.count() == 0 && time.Now().Before(until); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := c.CreateOrder(ctx, order, shipgate.WithIdempotencyKey("k-cancel"))
+	if e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown); !errors.Is(err, context.Canceled) || s2.count() != 1 {
+		t.Fatalf("%+v (requests to the second: %d)", e, s2.count())
+	}
+	// without a failover, a cancelled CreateOrder stays CANCELLED
+	s3 := newGateway(t, 1, fleetHealth("fleet-a"), silent)
+	c3 := newClient(t, shipgate.Options{Addresses: []string{s3.addr}}, 1)
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel3()
+	time.AfterFunc(100*time.Millisecond, cancel3)
+	_, err = c3.CreateOrder(ctx3, order, shipgate.WithIdempotencyKey("k-cancel-1"))
+	wantErr(t, err, shipgate.Cancelled, shipgate.ReasonClientCancelled)
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -403,6 +404,7 @@ func runCase(t *testing.T, c *shipgate.Client, gw *proc, addrs []string, sandbox
 }
 
 func TestInterop(t *testing.T) {
+	t.Parallel() // its own processes, like the other interop tests
 	gatewayBin, sandboxBin := os.Getenv("SHIPGATED"), os.Getenv("SHIPGATE_SANDBOX")
 	if gatewayBin == "" || sandboxBin == "" {
 		if testing.Short() {
@@ -521,4 +523,503 @@ func waitStopped(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("gateway %d did not stop", pid)
+}
+
+// ------------------------------------------------------------------ two gateways, a kill -9, a fleet
+
+// Go only, after the list: two gateways on one sandbox and a client given both addresses, the
+// sandbox holding the POST of a CreateOrder whose form id is SLOW-<ms> (SLOW-1500: 1.5 s):
+//   - a fleet (two gateways on one redis-server, scope "fleet"): the gateway that holds the POST
+//     is killed (kill -9): the client moves to the other gateway, which waits for the key and
+//     ends UNKNOWN / OUTCOME_UNKNOWN; one POST (TestInteropFleetKill);
+//   - the same fleet, the first gateway's answer not reaching the client (an attempt timeout of
+//     500 ms, or the connection cut): the other gateway waits for the first one's outcome and
+//     replays it; one POST. A first gateway that keeps its deadline and can answer does, with
+//     its own OUTCOME_UNKNOWN, and that settles the call (TestInteropFleetReplay);
+//   - node stores (SQLite, a state directory each): the kill ends OUTCOME_UNKNOWN after one
+//     attempt; one POST (TestInteropNodeKill).
+// Each test starts its own processes, so they run in parallel.
+
+// binaries returns the gateway and sandbox binaries, or skips (-short) or fails without them.
+func binaries(t *testing.T) (string, string) {
+	t.Helper()
+	gatewayBin, sandboxBin := os.Getenv("SHIPGATED"), os.Getenv("SHIPGATE_SANDBOX")
+	if gatewayBin == "" || sandboxBin == "" {
+		if testing.Short() {
+			t.Skip("-short: SHIPGATED / SHIPGATE_SANDBOX not set")
+		}
+		t.Fatal("SHIPGATED and SHIPGATE_SANDBOX must name the shipgated and shipgate-sandbox binaries")
+	}
+	return gatewayBin, sandboxBin
+}
+
+// kill sends SIGKILL and waits for the process.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.waited
+	p.waited <- nil // stop() after this returns at once
+}
+
+func startSandbox(t *testing.T, bin string) string {
+	t.Helper()
+	sb, err := startProc([]string{bin, "--listen", "127.0.0.1:0"}, "listening on ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sb.stop(); err != nil {
+			t.Errorf("shipgate-sandbox: %v; stderr:\n%s", err, sb.stderr.String())
+		}
+	})
+	return strings.TrimPrefix(sb.line, "listening on ")
+}
+
+// startGateway starts shipgated on loopback tcp with a fresh state directory, the providers at
+// sandbox, and extra arguments; it is stopped at cleanup (unless killed). Returns its address.
+func startGateway(t *testing.T, bin, sandbox string, extra ...string) (*proc, string) {
+	t.Helper()
+	args := []string{bin, "--quiet", "--listen", "tcp://127.0.0.1:0", "--set", "state_dir=" + t.TempDir()}
+	for _, p := range []string{"boscod", "bosonline", "biteship", "fuuffy"} {
+		args = append(args, "--set", p+".base_url="+sandbox+"/"+p)
+	}
+	gw, err := startProc(append(args, extra...), "shipgated ready on ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := gw.stop(); err != nil {
+			t.Logf("shipgated: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("shipgated stderr:\n%s", gw.stderr.String())
+		}
+	})
+	urls := strings.Fields(strings.TrimPrefix(gw.line, "shipgated ready on "))
+	if len(urls) == 0 {
+		t.Fatalf("no address in %q", gw.line)
+	}
+	return gw, urls[0]
+}
+
+// startRedis starts /usr/bin/redis-server (or $REDIS_SERVER) on a free loopback port, keeping
+// nothing on disk, waits for its PING and stops it at cleanup. Returns its redis:// URL.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("REDIS_SERVER")
+	if bin == "" {
+		bin = "/usr/bin/redis-server"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir())
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-waited
+		}
+	})
+	for until := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			_ = conn.SetDeadline(time.Now().Add(time.Second))
+			_, _ = conn.Write([]byte("PING\r\n"))
+			line, _ := bufio.NewReader(conn).ReadString('\n')
+			_ = conn.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return "redis://127.0.0.1:" + port
+			}
+		}
+		select {
+		case err := <-waited:
+			t.Fatalf("redis-server exited: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(until) {
+			t.Fatalf("redis-server on port %s does not answer PING:\n%s", port, out.String())
+		}
+	}
+}
+
+// slowCreate is the list's CreateOrder ("create order: the document's example") with form id
+// SLOW-1500: the sandbox holds its POST 1.5 s.
+func slowCreate(t *testing.T) *pb.CreateOrderRequest {
+	t.Helper()
+	path := os.Getenv("SHIPGATE_INTEROP_CASES")
+	if path == "" {
+		path = filepath.Join("..", "..", "tests", "interop", "cases.json")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []interopCase `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range doc.Cases {
+		if cs.Name == "create order: the document's example" {
+			r := &pb.CreateOrderRequest{}
+			if err := protojson.Unmarshal(cs.Request, r); err != nil {
+				t.Fatal(err)
+			}
+			r.FormId = "SLOW-1500"
+			return r
+		}
+	}
+	t.Fatalf("%s has no case \"create order: the document's example\"", path)
+	return nil
+}
+
+const slowHold = 1500 * time.Millisecond // the sandbox's hold of SLOW-1500
+
+// waitPOSTs waits (5 s at most) until the sandbox has n POSTs under /bosonline/order/.
+func waitPOSTs(t *testing.T, sandbox string, n int) {
+	t.Helper()
+	for until := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, err := sandboxCount(sandbox, "/bosonline/order/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(until) {
+			t.Fatalf("the sandbox has %d POSTs, want %d", got, n)
+		}
+	}
+}
+
+func wantPOSTs(t *testing.T, sandbox string, n int) {
+	t.Helper()
+	if got, err := sandboxCount(sandbox, "/bosonline/order/"); err != nil || got != n {
+		t.Fatalf("the sandbox has %d POSTs under /bosonline/order/ (%v), want %d", got, err, n)
+	}
+}
+
+// health asks one gateway its Health, on c (a client of that gateway only; a new one if nil).
+func health(t *testing.T, addr string, c *shipgate.Client) *pb.HealthResponse {
+	t.Helper()
+	if c == nil {
+		c = newClient(t, shipgate.Options{Addresses: []string{addr}}, 1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	h, err := c.Health(ctx, nil)
+	if err != nil {
+		t.Fatalf("Health of %s: %v", addr, err)
+	}
+	return h
+}
+
+// holder returns which of the gateways (addrs, each asked on its own client of cs) has the call
+// in flight: the one whose Health counts more calls in flight than before (base), asked until
+// one does (3 s at most).
+func holder(t *testing.T, addrs []string, cs []*shipgate.Client, base []int64) int {
+	t.Helper()
+	for until := time.Now().Add(3 * time.Second); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+		busy := -1
+		for i, a := range addrs {
+			if health(t, a, cs[i]).GetInFlight() > base[i] {
+				if busy >= 0 {
+					t.Fatalf("both gateways have calls in flight")
+				}
+				busy = i
+			}
+		}
+		if busy >= 0 {
+			return busy
+		}
+	}
+	t.Fatal("no gateway reports the CreateOrder in flight")
+	return -1
+}
+
+type callResult struct {
+	resp *pb.CreateOrderResponse
+	err  error
+	info shipgate.CallInfo
+}
+
+// twoGateways starts a sandbox and two gateways with extra arguments, and a client of both.
+func twoGateways(t *testing.T, o shipgate.Options, extra ...string) (string, []*proc, []string, *shipgate.Client) {
+	gatewayBin, sandboxBin := binaries(t)
+	sandbox := startSandbox(t, sandboxBin)
+	g1, u1 := startGateway(t, gatewayBin, sandbox, extra...)
+	g2, u2 := startGateway(t, gatewayBin, sandbox, extra...)
+	o.Addresses = []string{u1, u2}
+	return sandbox, []*proc{g1, g2}, o.Addresses, newClient(t, o, 2)
+}
+
+// killHolder makes a keyed slow CreateOrder on c, kill -9s the gateway that holds its POST and
+// returns the call's result, with when the POST was seen.
+func killHolder(t *testing.T, c *shipgate.Client, sandbox string, gws []*proc, addrs []string, key string) (callResult, time.Time) {
+	t.Helper()
+	req := slowCreate(t)
+	own := []*shipgate.Client{
+		newClient(t, shipgate.Options{Addresses: addrs[:1]}, 1),
+		newClient(t, shipgate.Options{Addresses: addrs[1:]}, 1),
+	}
+	base := []int64{health(t, addrs[0], own[0]).GetInFlight(), health(t, addrs[1], own[1]).GetInFlight()}
+	if err := sandboxReset(sandbox); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan callResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var r callResult
+		r.resp, r.err = c.CreateOrder(ctx, req, shipgate.WithIdempotencyKey(key), shipgate.WithCallInfo(&r.info))
+		done <- r
+	}()
+	waitPOSTs(t, sandbox, 1)
+	posted := time.Now()
+	i := holder(t, addrs, own, base)
+	gws[i].kill()
+	t.Logf("killed %s, which held the POST", addrs[i])
+	select {
+	case r := <-done:
+		return r, posted
+	case <-time.After(10 * time.Second):
+		t.Fatal("the CreateOrder did not end within 10 s")
+	}
+	return callResult{}, posted
+}
+
+func TestInteropFleetKill(t *testing.T) {
+	t.Parallel()
+	redisURL := startRedis(t)
+	sandbox, gws, addrs, c := twoGateways(t, shipgate.Options{},
+		"--set", "idempotency.store=redis", "--set", "idempotency.redis_url="+redisURL)
+	for _, a := range addrs {
+		if h := health(t, a, nil); h.GetIdempotencyScope() != "fleet" || h.GetFleetId() != redisURL {
+			t.Fatalf("%s: Health says store %q scope %q fleet %q", a, h.GetIdempotencyStore(),
+				h.GetIdempotencyScope(), h.GetFleetId())
+		}
+	}
+	r, posted := killHolder(t, c, sandbox, gws, addrs, "go-fleet-kill")
+	e := wantErr(t, r.err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown)
+	if r.info.Attempts < 2 || e.Retryable {
+		t.Fatalf("%+v after %d attempts: it did not move to the other gateway", e, r.info.Attempts)
+	}
+	t.Logf("fleet kill -9: %s (local %v) after %d attempts: %s", e.Reason, e.Local, r.info.Attempts, e.Message)
+	time.Sleep(time.Until(posted.Add(slowHold + 200*time.Millisecond)))
+	wantPOSTs(t, sandbox, 1)
+}
+
+// cutoff is a TCP proxy in front of a gateway: a network between the client and it that can
+// fail. Once it has forwarded a CreateOrder request (it looks for the method name in the bytes
+// going to the gateway), with hold it forwards nothing more back to the client; cut closes the
+// client's side of every connection and takes no more. The gateway's side stays open either way:
+// the gateway goes on with the call, cut off from the client.
+type cutoff struct {
+	addr    string // tcp://127.0.0.1:P, for the client
+	l       net.Listener
+	target  string
+	hold    bool
+	created chan struct{} // closed once a CreateOrder went through
+
+	mu      sync.Mutex
+	held    bool
+	once    sync.Once
+	clients []net.Conn
+	conns   []net.Conn
+}
+
+func startCutoff(t *testing.T, gateway string, hold bool) *cutoff {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutoff{addr: "tcp://" + l.Addr().String(), l: l, target: strings.TrimPrefix(gateway, "tcp://"),
+		hold: hold, created: make(chan struct{})}
+	t.Cleanup(func() {
+		_ = l.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range append(p.clients, p.conns...) {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.clients = append(p.clients, c)
+			p.conns = append(p.conns, up)
+			p.mu.Unlock()
+			go p.pump(c, up, true)
+			go p.pump(up, c, false)
+		}
+	}()
+	return p
+}
+
+var createOrderName = []byte(shipgate.MethodCreateOrder)
+
+func (p *cutoff) pump(from, to net.Conn, toGateway bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			held := p.held && !toGateway
+			p.mu.Unlock()
+			if !held {
+				if _, werr := to.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if toGateway && bytes.Contains(buf[:n], createOrderName) {
+				p.mu.Lock()
+				p.held = p.hold
+				p.mu.Unlock()
+				p.once.Do(func() { close(p.created) })
+			}
+		}
+		if err != nil {
+			if !toGateway {
+				_ = to.Close()
+			}
+			return
+		}
+	}
+}
+
+// cut closes the client's side of every connection and takes no new ones.
+func (p *cutoff) cut() {
+	_ = p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.clients {
+		_ = c.Close()
+	}
+}
+
+// The fleet, the first attempt getting no answer in time (AttemptTimeout 500 ms, deadline 5 s).
+func TestInteropFleetReplay(t *testing.T) {
+	t.Parallel()
+	gatewayBin, sandboxBin := binaries(t)
+	redisURL := startRedis(t)
+	sandbox := startSandbox(t, sandboxBin)
+	fleet := []string{"--set", "idempotency.store=redis", "--set", "idempotency.redis_url=" + redisURL}
+	_, u1 := startGateway(t, gatewayBin, sandbox, fleet...)
+	_, u2 := startGateway(t, gatewayBin, sandbox, fleet...)
+	create := func(t *testing.T, c *shipgate.Client, form, key string) (*pb.CreateOrderResponse, shipgate.CallInfo, error) {
+		t.Helper()
+		if err := sandboxReset(sandbox); err != nil {
+			t.Fatal(err)
+		}
+		req := slowCreate(t)
+		req.FormId = form
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var info shipgate.CallInfo
+		resp, err := c.CreateOrder(ctx, req, shipgate.WithIdempotencyKey(key), shipgate.WithCallInfo(&info))
+		return resp, info, err
+	}
+	attempt := 500 * time.Millisecond
+
+	// the first gateway keeps the deadline it is told (the attempt's, less the reply margin):
+	// with the provider slower than that, it answers its own OUTCOME_UNKNOWN before the
+	// client's timer, and that answer settles the call
+	t.Run("the gateway answers its own OUTCOME_UNKNOWN in time", func(t *testing.T) {
+		c := newClient(t, shipgate.Options{Addresses: []string{u1, u2}, AttemptTimeout: attempt}, 2)
+		_, info, err := create(t, c, "SLOW-1500", "go-fleet-own-deadline")
+		if e := wantErr(t, err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown); e.Local || info.Attempts != 1 {
+			t.Fatalf("%+v after %d attempts", e, info.Attempts)
+		}
+		wantPOSTs(t, sandbox, 1)
+	})
+
+	// the first gateway's answer (OK, 300 ms) never reaches the client: its attempt times out,
+	// and the other gateway of the fleet replays the stored outcome
+	t.Run("the reply is lost: the attempt times out, the fleet replays", func(t *testing.T) {
+		p := startCutoff(t, u1, true)
+		c := newClient(t, shipgate.Options{Addresses: []string{p.addr, u2}, AttemptTimeout: attempt}, 2)
+		resp, info, err := create(t, c, "SLOW-300", "go-fleet-replay-timeout")
+		select {
+		case <-p.created:
+		default:
+			t.Fatalf("the first attempt did not go to the first gateway (%v, %+v)", err, info)
+		}
+		if err != nil || !resp.GetReplayed() || info.Attempts != 2 || info.Address != u2 {
+			t.Fatalf("resp %v, err %v, info %+v: want the first gateway's order, replayed by the second", resp, err, info)
+		}
+		wantPOSTs(t, sandbox, 1)
+	})
+
+	// the first gateway is cut off from the client while it holds the POST (1.5 s): the client
+	// moves to the other gateway, which waits for the first one's outcome and replays it
+	t.Run("cut off while it holds the POST: the other waits and replays", func(t *testing.T) {
+		p := startCutoff(t, u1, false)
+		// no attempt timeout: the first gateway is told the whole budget, and finishes the POST
+		c := newClient(t, shipgate.Options{Addresses: []string{p.addr, u2}}, 2)
+		go func() {
+			select {
+			case <-p.created:
+				for until := time.Now().Add(3 * time.Second); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+					if n, _ := sandboxCount(sandbox, "/bosonline/order/"); n > 0 {
+						break
+					}
+				}
+				p.cut()
+			case <-time.After(5 * time.Second):
+			}
+		}()
+		resp, info, err := create(t, c, "SLOW-1500", "go-fleet-replay-cut")
+		select {
+		case <-p.created:
+		default:
+			t.Fatalf("the first attempt did not go to the first gateway (%v, %+v)", err, info)
+		}
+		if err != nil || !resp.GetReplayed() || info.Attempts != 2 || info.Address != u2 {
+			t.Fatalf("resp %v, err %v, info %+v: want the first gateway's order, replayed by the second", resp, err, info)
+		}
+		wantPOSTs(t, sandbox, 1)
+	})
+}
+
+func TestInteropNodeKill(t *testing.T) {
+	t.Parallel()
+	sandbox, gws, addrs, c := twoGateways(t, shipgate.Options{}) // each its own sqlite store
+	for _, a := range addrs {
+		if h := health(t, a, nil); h.GetIdempotencyScope() != "node" || h.GetFleetId() != "" {
+			t.Fatalf("%s: Health says scope %q fleet %q", a, h.GetIdempotencyScope(), h.GetFleetId())
+		}
+	}
+	r, posted := killHolder(t, c, sandbox, gws, addrs, "go-node-kill")
+	e := wantErr(t, r.err, shipgate.Unknown, shipgate.ReasonOutcomeUnknown)
+	if !e.Local || e.Retryable || r.info.Attempts != 1 {
+		t.Fatalf("%+v after %d attempts", e, r.info.Attempts)
+	}
+	time.Sleep(time.Until(posted.Add(slowHold + 200*time.Millisecond)))
+	wantPOSTs(t, sandbox, 1)
 }

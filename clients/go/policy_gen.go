@@ -113,10 +113,11 @@ const (
 // first rule that matches decides: retry, stop (report the failure as it is) or outcome_unknown
 // (report UNKNOWN / OUTCOME_UNKNOWN instead, and stop). A rule matches when each of its fields
 // that is given holds: sent (the request may have left the client), calls (the call's kind), from
-// (client: a failure the client made itself, local; gateway: the gateway's status), codes, reasons.
+// (client: a failure the client made itself, local; gateway: the gateway's status), codes, reasons,
+// fleet (the failed attempt went to a gateway of a fleet: see fleet).
 // No rule matching means stop. A retry also needs attempts left (max_attempts) and budget left for
 // the backoff; without them the failure is reported as it is (after the outcome_unknown conversion,
-// which applies whatever is left).
+// which applies whatever is left, and the fleet section's unsettled conversion).
 //
 // The one retry rule about deadlines: a DEADLINE_EXCEEDED the gateway returned is never retried. The
 // gateway was told the attempt's budget, kept it and spent it (a slow provider, its own retries
@@ -126,7 +127,7 @@ const (
 // and an idempotent call may be retried, on the next address, while budget remains (possible only
 // with attempt_timeout_ms shorter than the budget). Until this file, C and Python retried only their
 // own TRANSPORT_TIMEOUT while Go and Node retried any DEADLINE_EXCEEDED; this is the C/Python rule.
-func policyDecide(kind callKind, sent, local bool, code Code, reason string) decision {
+func policyDecide(kind callKind, sent, local bool, code Code, reason string, fleet bool) decision {
 	// cancelled by the caller or by closing the client
 	if code == 1 {
 		return decideStop
@@ -150,14 +151,47 @@ func policyDecide(kind callKind, sent, local bool, code Code, reason string) dec
 	if kind == kindIdempotent && local && (reason == ReasonTransportConnectionLost || reason == ReasonTransportError || reason == ReasonTransportTimeout) {
 		return decideRetry
 	}
-	// the request went out and no answer came back: the gateway that has it may still be
-	// working on it (a gateway killed while it holds the POST, one cut off from the client),
-	// and the idempotency table is per gateway process, so a retry, on any address, could
-	// create a second order
+	// the request went to a gateway of a fleet (its Health said scope fleet, with a fleet_id)
+	// and no answer came back: every gateway of that fleet shares its idempotency keys, so the
+	// same key on another of them waits for the first one's outcome and replays it, or answers
+	// OUTCOME_UNKNOWN; it never sends a second POST. The retry goes only to an address of the
+	// same fleet (see fleet)
+	if kind == kindKeyed && local && (reason == ReasonTransportConnectionLost || reason == ReasonTransportError || reason == ReasonTransportTimeout) && fleet {
+		return decideRetry
+	}
+	// the request went out and no answer came back, from a gateway whose idempotency keys are
+	// its own (scope node, or not known): the gateway that has it may still be working on it
+	// (one killed while it holds the POST, one cut off from the client), so a retry, on any
+	// address, could create a second order
 	if (kind == kindKeyed || kind == kindOther) && local && (reason == ReasonTransportConnectionLost || reason == ReasonTransportError || reason == ReasonTransportTimeout) {
 		return decideOutcomeUnknown
 	}
 	return decideStop
+}
+
+// policyUnsettled reports whether the final failure of a keyed call, one of whose attempts
+// may have been sent, is reported as UNKNOWN / OUTCOME_UNKNOWN.
+//
+// How a keyed call (a CreateOrder with an idempotency key) may move to another gateway. Health
+// says where a gateway keeps its idempotency keys: idempotency_scope "node" (its own process or
+// host) or "fleet", shared by every gateway that reports the same fleet_id.
+//   - Before a keyed call is sent on a connection, the client knows the fleet behind it: it asks
+//     Health on that connection first, once per connection (a new connection, after a drop or a
+//     restart, may reach another process with another store, so it asks again). The fleet is the
+//     fleet_id when the scope is "fleet", else none. Health answering an error leaves none; Health
+//     failing in transport is the attempt's failure, with the keyed request not sent.
+//   - The retry rules' fleet condition holds when the attempt that failed went to a connection whose
+//     fleet was known and not none. The next attempts then go only where Health reports that same
+//     fleet (asked first on a new connection); an address of another fleet, or of none, ends the call
+//     UNKNOWN / OUTCOME_UNKNOWN without sending.
+//   - Once an attempt of a keyed call may have been sent, a later failure settles the call only when
+//     the gateway answered it with a code that is not in unsettled_codes (its own OUTCOME_UNKNOWN
+//     included: the fleet's store says so). A local failure, or a gateway answer with one of these
+//     codes (the key still in progress, the store down, the deadline spent waiting for the first
+//     gateway), is reported as UNKNOWN / OUTCOME_UNKNOWN instead: the first attempt may have created
+//     the order.
+func policyUnsettled(local bool, code Code) bool {
+	return local || code == 1 || code == 4 || code == 8 || code == 10 || code == 14
 }
 
 // policySentDeadlineMs is the deadline_ms an attempt with budgetMs left sends

@@ -4,8 +4,8 @@
 #   clients/go/run-tests.sh [extra go test flags]
 #
 # Steps: go mod download (the ordinary module proxy), generate.sh --check (the committed
-# shipgatev1/*.pb.go match proto/), go vet, go test ./... -count=1 -timeout 120s. Prints go
-# test's summary and exits non-zero on any failure.
+# shipgatev1/*.pb.go match proto/), go vet, go test ./... -count=1 -parallel 8 -timeout 120s.
+# Prints go test's summary and exits non-zero on any failure.
 #
 # Environment:
 #   GO                 the go command (default: go; e.g. /usr/lib/go-1.19/bin/go)
@@ -42,11 +42,12 @@ echo "run-tests.sh: generate.sh --check"
 echo "run-tests.sh: go vet ./..."
 "$GO" vet ./...
 
-echo "run-tests.sh: go test ./... -count=1 -timeout 120s $*"
+# -parallel: the interop tests (t.Parallel) mostly wait on their gateways, whatever the CPUs
+echo "run-tests.sh: go test ./... -count=1 -parallel 8 -timeout 120s $*"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-"$GO" test ./... -v -count=1 -timeout 120s "$@" >"$log" 2>&1
+"$GO" test ./... -v -count=1 -parallel 8 -timeout 120s "$@" >"$log" 2>&1
 rc=$?
 set -e
 

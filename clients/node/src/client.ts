@@ -16,13 +16,22 @@
 //     - any method when the attempt provably never left the client (TRANSPORT_NOT_CONNECTED);
 //     - idempotent methods (Track, GetOrder, Health) after UNAVAILABLE (gateway or transport)
 //       and after the client's own TRANSPORT_TIMEOUT while budget remains;
-//     - CreateOrder (and methods unknown to this client) with an idempotency key, sent
-//       unchanged in every attempt, after the gateway's UNAVAILABLE only.
+//     - CreateOrder (and methods unknown to this client) with an idempotency key ("keyed"),
+//       sent unchanged in every attempt, after the gateway's UNAVAILABLE; and after a lost
+//       connection or a timeout only within a fleet (below).
 //   A DEADLINE_EXCEEDED from the gateway is never retried (it spent the budget it was given).
 //   A CreateOrder (or unknown method) whose request went out and whose connection then broke,
-//   or whose gateway did not answer in time, is not retried at all, on this address or
-//   another: it fails with UNKNOWN / OUTCOME_UNKNOWN. The gateway's retry_after_ms, when
+//   or whose gateway did not answer in time, is otherwise not retried at all, on this address
+//   or another: it fails with UNKNOWN / OUTCOME_UNKNOWN. The gateway's retry_after_ms, when
 //   given, lengthens the backoff.
+// - Fleets: before a keyed call is sent on a connection, the client asks that connection's
+//   Health once (again on each new connection) where the gateway keeps idempotency keys; its
+//   fleet is fleet_id when idempotency_scope is "fleet", else none. A keyed call lost (or timed
+//   out) on a gateway of a fleet is retried, only where Health reports the same fleet: the
+//   gateways of a fleet share the keys, so the next one waits for the first one's outcome and
+//   replays it. An address of another fleet (or none) ends the call OUTCOME_UNKNOWN unsent.
+//   Once an attempt may have been sent, a final failure that does not settle the call (local,
+//   or a gateway code in client_policy.json's unsettled_codes) is reported OUTCOME_UNKNOWN.
 // - Lost connections: requests waiting on a connection that drops fail with UNAVAILABLE /
 //   TRANSPORT_CONNECTION_LOST, and the rules above decide; nothing is silently re-sent.
 
@@ -34,7 +43,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import { parseAddress } from "./address.js";
 import { Endpoint, type Loss } from "./endpoint.js";
 import { ClientReason, Code, ShipgateError } from "./errors.js";
-import { decide, IDEMPOTENT_METHODS, PolicyDefaults, sentDeadlineMs, type CallKind } from "./gen/policy.js";
+import { decide, IDEMPOTENT_METHODS, PolicyDefaults, sentDeadlineMs, unsettled, type CallKind } from "./gen/policy.js";
 import { RpcReplySchema, RpcRequestSchema, type RpcRequest } from "./gen/shipgate/v1/rpc_pb.js";
 import {
   CreateOrderRequestSchema,
@@ -94,7 +103,11 @@ export interface CallOptions {
   metadata?: Record<string, string>;
   /** RpcRequest.request_id, echoed by the gateway; default 16 random hex digits. */
   requestId?: string;
-  /** Sent in every attempt; required by createOrder. With it, a call that is not idempotent is retried after the gateway's UNAVAILABLE. */
+  /**
+   * Sent in every attempt; required by createOrder. With it, a call that is not idempotent is
+   * retried after the gateway's UNAVAILABLE, and after a lost or timed-out attempt only to a
+   * gateway of the same fleet (its Health, asked first on each connection).
+   */
   idempotencyKey?: string;
   /** Overrides the client's maxAttempts for this call. */
   maxAttempts?: number;
@@ -113,6 +126,31 @@ export interface RawResult {
 type Outcome =
   | { ok: true; payload: Uint8Array }
   | { ok: false; error: ShipgateError; neverSent?: boolean; final?: boolean };
+
+/** What a connection's Health said about where its gateway keeps idempotency keys. */
+interface FleetInfo {
+  /** the Endpoint.connectionId it was learned on */
+  conn: number;
+  /** the fleet_id (scope "fleet"), or null: none (scope "node", not given, or Health failed) */
+  fleet: string | null;
+  /** how it was learned, for messages */
+  why: string;
+}
+
+type ProbeResult = { ok: true; info: FleetInfo } | { ok: false; error: ShipgateError };
+
+/** An attempt's outcome; a keyed one's with the fleet of the connection it went to, once known. */
+type KeyedOutcome = Outcome & { fleet?: FleetInfo };
+
+/** A keyed call's attempt that may have been sent and got no answer. */
+interface Lost {
+  url: string;
+  fleet: FleetInfo | undefined;
+  error: ShipgateError;
+}
+
+/** The transport failures after which a request that went out may have been acted on. */
+const LOSSES = new Set<string>([ClientReason.TRANSPORT_CONNECTION_LOST, ClientReason.TRANSPORT_ERROR, ClientReason.TRANSPORT_TIMEOUT]);
 
 interface ActiveCall {
   cancelled: string | undefined; // why, once cancelled
@@ -158,6 +196,10 @@ export class Client {
 
   private readonly eps: Endpoint[];
   private rr = 0;
+  /** per address: the fleet learned on its connection (valid while that connection is the current one) */
+  private readonly fleets = new Map<Endpoint, FleetInfo>();
+  /** per address: the Health in flight for its connection's fleet */
+  private readonly probes = new Map<Endpoint, { conn: number; done: Promise<ProbeResult> }>();
   private readonly active = new Set<ActiveCall>();
   private closing: Promise<void> | undefined;
 
@@ -198,16 +240,31 @@ export class Client {
     return this.eps.filter((e) => e.up).length;
   }
 
-  /** Per-address state, for diagnostics. */
-  stats(): { url: string; state: string; inFlight: number; connections: number; unknownReplies: number; lastError?: string }[] {
-    return this.eps.map((e) => ({
-      url: e.url,
-      state: e.state,
-      inFlight: e.inFlight,
-      connections: e.connections,
-      unknownReplies: e.unknownReplies,
-      lastError: e.lastError,
-    }));
+  /**
+   * Per-address state, for diagnostics. `fleet` is what the current connection's Health said
+   * (asked before a keyed call): the fleet_id, null for none, undefined when not asked yet.
+   */
+  stats(): {
+    url: string;
+    state: string;
+    inFlight: number;
+    connections: number;
+    unknownReplies: number;
+    lastError?: string;
+    fleet?: string | null;
+  }[] {
+    return this.eps.map((e) => {
+      const f = this.fleets.get(e);
+      return {
+        url: e.url,
+        state: e.state,
+        inFlight: e.inFlight,
+        connections: e.connections,
+        unknownReplies: e.unknownReplies,
+        lastError: e.lastError,
+        fleet: f !== undefined && e.connectionId !== 0 && f.conn === e.connectionId ? f.fleet : undefined,
+      };
+    });
   }
 
   // ---------------------------------------------------------------- typed calls
@@ -224,10 +281,11 @@ export class Client {
 
   /**
    * CreateOrder (bosOnline checkout). opts.idempotencyKey is required: the gateway turns
-   * every call with one key into at most one order. The call is retried only when nothing was
-   * sent or the gateway answered UNAVAILABLE; once the request went out, a broken connection
-   * or a timeout fails it with UNKNOWN / OUTCOME_UNKNOWN (check with the provider before
-   * trying again).
+   * every call with one key into at most one order. The call is retried when nothing was sent
+   * or the gateway answered UNAVAILABLE; once the request went out, a broken connection or a
+   * timeout fails it with UNKNOWN / OUTCOME_UNKNOWN (check with the provider before trying
+   * again), unless its gateway is of a fleet (Health, asked first on each connection): then it
+   * is retried on a gateway of the same fleet, which replays the first one's outcome.
    */
   createOrder(
     req: MessageInitShape<typeof CreateOrderRequestSchema>,
@@ -349,6 +407,18 @@ export class Client {
     const deadline = start + budget;
     const kind: CallKind = IDEMPOTENT.has(full) ? "idempotent" : key !== "" ? "keyed" : "other";
 
+    // A keyed call's failover (client_policy.json, fleet): `lost` is its first attempt that may
+    // have been sent and got no answer; once that one is retried (its gateway was of a fleet),
+    // every next attempt must reach `required`, that same fleet. After `lost`, a final failure
+    // that does not settle the call is reported as UNKNOWN / OUTCOME_UNKNOWN.
+    let lost: Lost | undefined;
+    let required: { url: string; fleet: string } | undefined;
+    let lastUrl = "";
+    const settle = (e: ShipgateError): ShipgateError =>
+      lost !== undefined && unsettled(e.local, e.code) && !(e.local && e.reason === ClientReason.OUTCOME_UNKNOWN)
+        ? unsettledOutcome(full, lost, lastUrl, e)
+        : e;
+
     const env = create(RpcRequestSchema, { method: full, requestId, metadata, idempotencyKey: key, payload });
     const call: ActiveCall = { cancelled: undefined, interrupt: undefined };
     if (this.closing) call.cancelled = "client closed";
@@ -359,40 +429,53 @@ export class Client {
     this.active.add(call);
     try {
       for (;;) {
-        if (call.cancelled !== undefined) throw fail(cancelledError(call.cancelled));
+        if (call.cancelled !== undefined) throw fail(settle(cancelledError(call.cancelled)));
         const t = now();
         const remaining = deadline - t;
         if (remaining < 1) {
           throw fail(
-            attempts === 0
-              ? ShipgateError.local(
-                  Code.DEADLINE_EXCEEDED,
-                  ClientReason.CLIENT_DEADLINE_EXPIRED,
-                  false,
-                  "deadline expired before the request was sent",
-                )
-              : ShipgateError.local(
-                  Code.DEADLINE_EXCEEDED,
-                  ClientReason.TRANSPORT_TIMEOUT,
-                  false,
-                  `deadline expired after ${attempts} attempts`,
-                ),
+            settle(
+              attempts === 0
+                ? ShipgateError.local(
+                    Code.DEADLINE_EXCEEDED,
+                    ClientReason.CLIENT_DEADLINE_EXPIRED,
+                    false,
+                    "deadline expired before the request was sent",
+                  )
+                : ShipgateError.local(
+                    Code.DEADLINE_EXCEEDED,
+                    ClientReason.TRANSPORT_TIMEOUT,
+                    false,
+                    `deadline expired after ${attempts} attempts`,
+                  ),
+            ),
           );
         }
         const ep = this.pick();
         attempts++;
+        lastUrl = ep.url;
         const attemptEnd = t + (this.attemptTimeoutMs > 0 ? Math.min(remaining, this.attemptTimeoutMs) : remaining);
-        const out = await this.attempt(call, ep, env, deadline, attemptEnd);
+        const out: KeyedOutcome =
+          kind === "keyed"
+            ? await this.keyedAttempt(call, ep, env, deadline, attemptEnd, full, required, lost)
+            : await this.attempt(call, ep, env, deadline, attemptEnd);
         if (out.ok) return { payload: out.payload, attempts, requestId };
         const err = out.error;
-        if (call.cancelled !== undefined) throw fail(cancelledError(call.cancelled));
-        if (out.final) throw fail(err);
-        const decision = decide(kind, out.neverSent !== true, err.local, err.code, err.reason);
-        if (decision === "outcome_unknown") throw fail(outcomeUnknown(full, err));
-        if (decision !== "retry" || attempts >= maxAttempts) throw fail(err);
+        if (call.cancelled !== undefined) throw fail(settle(cancelledError(call.cancelled)));
+        if (out.final) throw fail(settle(err));
+        const sent = out.neverSent !== true;
+        // the fleet condition: this attempt went to a connection whose fleet was known, and not none
+        const inFleet = out.fleet !== undefined && out.fleet.fleet !== null;
+        if (kind === "keyed" && sent && err.local && LOSSES.has(err.reason ?? "") && lost === undefined)
+          lost = { url: ep.url, fleet: out.fleet, error: err };
+        const decision = decide(kind, sent, err.local, err.code, err.reason, inFleet);
+        if (decision === "outcome_unknown")
+          throw fail(outcomeUnknown(full, err, out.fleet && `${ep.url} is in no fleet (${out.fleet.why}): no other gateway knows its keys`));
+        if (required === undefined && lost?.fleet?.fleet != null) required = { url: lost.url, fleet: lost.fleet.fleet };
+        if (decision !== "retry" || attempts >= maxAttempts) throw fail(settle(err));
         let delay = this.backoff(attempts);
         if (err.retryAfterMs > delay) delay = err.retryAfterMs;
-        if (delay >= deadline - now()) throw fail(err); // no budget for another attempt
+        if (delay >= deadline - now()) throw fail(settle(err)); // no budget for another attempt
         await this.sleep(call, delay);
       }
     } finally {
@@ -402,98 +485,265 @@ export class Client {
   }
 
   /** One attempt on ep: wait for its connection, send, wait for the reply. Never rejects. */
-  private attempt(call: ActiveCall, ep: Endpoint, env: RpcRequest, deadline: number, attemptEnd: number): Promise<Outcome> {
+  private async attempt(call: ActiveCall, ep: Endpoint, env: RpcRequest, deadline: number, attemptEnd: number): Promise<Outcome> {
+    const down = await this.connect(call, ep, deadline, attemptEnd);
+    return down ?? this.exchange(call, ep, env, deadline, attemptEnd);
+  }
+
+  /**
+   * One attempt of a keyed call on ep: wait for its connection, learn that connection's fleet
+   * (Health, once per connection), then send and wait for the reply, all within attemptEnd.
+   * With `required`, an address of another fleet (or of none) ends the call without sending.
+   * Never rejects.
+   */
+  private async keyedAttempt(
+    call: ActiveCall,
+    ep: Endpoint,
+    env: RpcRequest,
+    deadline: number,
+    attemptEnd: number,
+    method: string,
+    required: { url: string; fleet: string } | undefined,
+    lost: Lost | undefined,
+  ): Promise<KeyedOutcome> {
+    for (;;) {
+      const down = await this.connect(call, ep, deadline, attemptEnd);
+      if (down !== undefined) return down;
+      const conn = ep.connectionId;
+      const r = await this.fleetOf(call, ep, conn, deadline, attemptEnd, env.requestId);
+      if (!r.ok) return { ok: false, neverSent: true, error: r.error }; // the keyed request was not sent
+      if (ep.connectionId !== conn) continue; // replaced meanwhile: ask the new connection
+      const info = r.info;
+      if (required !== undefined && info.fleet !== required.fleet)
+        return { ok: false, final: true, fleet: info, error: fleetMismatch(method, required, lost, ep.url, info) };
+      if (Math.floor(attemptEnd - now()) < 1)
+        return {
+          ok: false,
+          neverSent: true,
+          fleet: info,
+          error: ShipgateError.local(
+            Code.DEADLINE_EXCEEDED,
+            ClientReason.TRANSPORT_TIMEOUT,
+            false,
+            `the attempt's budget was spent asking ${ep.url} for its fleet (Health); ${method} was not sent`,
+          ),
+        };
+      return { ...(await this.exchange(call, ep, env, deadline, attemptEnd)), fleet: info };
+    }
+  }
+
+  /**
+   * The fleet of ep's connection conn (up now): known, or learned from its Health. Concurrent
+   * keyed calls on one connection share one Health request. A Health that fails in transport
+   * (or is not answered within attemptEnd) is the failure returned; any answer gives a fleet
+   * (none for an error status or a reply that does not decode). Never rejects.
+   */
+  private async fleetOf(
+    call: ActiveCall,
+    ep: Endpoint,
+    conn: number,
+    deadline: number,
+    attemptEnd: number,
+    requestId: string,
+  ): Promise<ProbeResult> {
+    for (;;) {
+      const known = this.fleets.get(ep);
+      if (known !== undefined && known.conn === conn) return { ok: true, info: known };
+      let p = this.probes.get(ep);
+      const mine = p === undefined || p.conn !== conn;
+      if (p === undefined || mine) {
+        const entry = { conn, done: this.probe(ep, conn, deadline, attemptEnd, requestId) };
+        this.probes.set(ep, entry);
+        void entry.done.then((res) => {
+          if (this.probes.get(ep) === entry) this.probes.delete(ep);
+          if (res.ok && (this.fleets.get(ep)?.conn ?? 0) <= conn) this.fleets.set(ep, res.info);
+        });
+        p = entry;
+      }
+      const r = await this.within(call, p.done, attemptEnd);
+      if (r === undefined) {
+        if (call.cancelled !== undefined) return { ok: false, error: cancelledError(call.cancelled) };
+        return {
+          ok: false,
+          error: ShipgateError.local(
+            Code.DEADLINE_EXCEEDED,
+            ClientReason.TRANSPORT_TIMEOUT,
+            false,
+            `no answer from ${ep.url} to Health (asked for its fleet before a keyed call) within the attempt's budget`,
+          ),
+        };
+      }
+      // another call's Health failed within that call's budget: ask again while this one has time
+      if (r.ok || mine || ep.connectionId !== conn || attemptEnd - now() < 1) return r;
+    }
+  }
+
+  /** Health on ep's current connection conn, for its fleet, within attemptEnd. Never rejects. */
+  private async probe(ep: Endpoint, conn: number, deadline: number, attemptEnd: number, requestId: string): Promise<ProbeResult> {
+    const env = create(RpcRequestSchema, { method: Method.Health, requestId: `${requestId}.fleet`, payload: new Uint8Array(0) });
+    const out = await this.exchange(undefined, ep, env, deadline, attemptEnd);
+    const none = (why: string): ProbeResult => ({ ok: true, info: { conn, fleet: null, why } });
+    if (out.ok) {
+      let h: HealthResponse;
+      try {
+        h = fromBinary(HealthResponseSchema, out.payload);
+      } catch (e) {
+        return none(`its Health reply does not decode: ${(e as Error).message}`);
+      }
+      if (h.idempotencyScope === "fleet" && h.fleetId !== "")
+        return { ok: true, info: { conn, fleet: h.fleetId, why: `idempotency scope "fleet", fleet_id "${h.fleetId}"` } };
+      return none(h.idempotencyScope === "" ? "its Health names no idempotency scope" : `idempotency scope "${h.idempotencyScope}"`);
+    }
+    const e = out.error;
+    if (out.final || !e.local) return none(`its Health answered ${e.codeName}${e.reason ? ` / ${e.reason}` : ""}`);
+    return {
+      ok: false,
+      error: ShipgateError.local(
+        e.code,
+        e.reason ?? ClientReason.TRANSPORT_ERROR,
+        e.retryable,
+        `Health (asked for its fleet before a keyed call): ${e.message}`,
+      ),
+    };
+  }
+
+  /** p's value, or undefined once the call is cancelled or `until` passes first. */
+  private within<T>(call: ActiveCall, p: Promise<T>, until: number): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve) => {
+      if (call.cancelled !== undefined) return resolve(undefined);
+      let done = false;
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const finish = (v: T | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        call.interrupt = undefined;
+        resolve(v);
+      };
+      // not before the Health's own timer (floor of the same wait, set earlier): a call's own
+      // Health reports its own timeout
+      timer = setTimeout(() => finish(undefined), Math.max(0, Math.ceil(until - now())));
+      call.interrupt = () => finish(undefined);
+      void p.then(finish);
+    });
+  }
+
+  /** Waits (at most connectTimeoutMs, within attemptEnd) until ep is up: undefined then, else the failure. Never rejects. */
+  private connect(call: ActiveCall, ep: Endpoint, deadline: number, attemptEnd: number): Promise<Outcome | undefined> {
+    return new Promise<Outcome | undefined>((resolve) => {
+      if (call.cancelled !== undefined) return resolve({ ok: false, error: cancelledError(call.cancelled), neverSent: true });
+      if (ep.state === "closed") return resolve({ ok: false, error: cancelledError("client closed"), neverSent: true });
+      if (ep.up) return resolve(undefined);
+      ep.start();
+      let done = false;
+      let timer: NodeJS.Timeout | undefined = undefined;
+      let unwait: (() => void) | undefined = undefined;
+      const finish = (o: Outcome | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        unwait?.();
+        call.interrupt = undefined;
+        resolve(o);
+      };
+      call.interrupt = () => finish({ ok: false, error: cancelledError(call.cancelled ?? "cancelled"), neverSent: true });
+      const wait = Math.max(0, Math.min(this.connectTimeoutMs, attemptEnd - now()));
+      timer = setTimeout(() => finish(this.notConnected(ep, deadline)), Math.ceil(wait));
+      unwait = ep.waitUp(() => {
+        unwait = undefined;
+        if (ep.state === "closed") finish({ ok: false, error: cancelledError("client closed"), neverSent: true });
+        else if (ep.up) finish(undefined);
+        else finish(this.notConnected(ep, deadline));
+      });
+    });
+  }
+
+  /**
+   * Sends env on ep's connection (up now) and waits for its reply until attemptEnd. Without a
+   * call (a Health for the fleet, shared), nothing cancels it but its timer (unref'd) and the
+   * connection. Never rejects.
+   */
+  private exchange(call: ActiveCall | undefined, ep: Endpoint, env: RpcRequest, deadline: number, attemptEnd: number): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       let done = false;
       let timer: NodeJS.Timeout | undefined;
-      let unwait: (() => void) | undefined;
       let id = -1; // the request id while a reply is awaited
       let sent = false;
       const finish = (o: Outcome) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        unwait?.();
         if (id !== -1) ep.forget(id);
-        call.interrupt = undefined;
+        if (call !== undefined) call.interrupt = undefined;
         resolve(o);
       };
-      call.interrupt = () => finish({ ok: false, error: cancelledError(call.cancelled ?? "cancelled"), neverSent: !sent });
-      const notConnected = (): Outcome => {
-        const why = ep.lastError ? ` (last error: ${ep.lastError})` : "";
-        return deadline - now() < 1
-          ? {
-              ok: false,
-              neverSent: true,
-              error: ShipgateError.local(
-                Code.DEADLINE_EXCEEDED,
-                ClientReason.TRANSPORT_NOT_CONNECTED,
-                false,
-                `no connection to ${ep.url} within the deadline${why}`,
-              ),
-            }
-          : {
-              ok: false,
-              neverSent: true,
-              error: ShipgateError.local(
-                Code.UNAVAILABLE,
-                ClientReason.TRANSPORT_NOT_CONNECTED,
-                true,
-                `no connection to ${ep.url} within ${this.connectTimeoutMs} ms${why}`,
-              ),
-            };
-      };
-      const send = () => {
-        unwait = undefined;
-        clearTimeout(timer);
-        if (ep.state === "closed") return finish({ ok: false, error: cancelledError("client closed"), neverSent: true });
-        const left = Math.floor(attemptEnd - now());
-        if (left < 1) return finish(notConnected()); // the wait for a connection used the budget up
-        // a little less than this attempt waits, so that the gateway's own answer comes first
-        env.deadlineMs = BigInt(sentDeadlineMs(left));
-        let bytes: Uint8Array;
-        try {
-          bytes = toBinary(RpcRequestSchema, env);
-          id = ep.send(bytes, {
-            onReply: (body) => {
-              id = -1;
-              finish(decodeReply(body, env.requestId, ep.url));
-            },
-            onLoss: (loss) => {
-              id = -1;
-              finish(lossOutcome(loss));
-            },
-          });
-        } catch (e) {
-          return finish({
-            ok: false,
-            neverSent: true,
-            error: ShipgateError.local(Code.UNAVAILABLE, ClientReason.TRANSPORT_ERROR, true, `sending to ${ep.url}: ${(e as Error).message}`),
-          });
-        }
-        sent = true;
-        timer = setTimeout(() => {
-          finish({
-            ok: false,
-            error: ShipgateError.local(
-              Code.DEADLINE_EXCEEDED,
-              ClientReason.TRANSPORT_TIMEOUT,
-              false,
-              `no reply from ${ep.url} within ${left} ms`,
-            ),
-          });
-        }, left);
-      };
-      if (call.cancelled !== undefined) return finish({ ok: false, error: cancelledError(call.cancelled), neverSent: true });
-      if (ep.up) return send();
-      ep.start();
-      const wait = Math.max(0, Math.min(this.connectTimeoutMs, attemptEnd - now()));
-      unwait = ep.waitUp(() => {
-        unwait = undefined;
-        send();
-      });
-      timer = setTimeout(() => finish(notConnected()), Math.ceil(wait));
+      if (call?.cancelled !== undefined) return finish({ ok: false, error: cancelledError(call.cancelled), neverSent: true });
+      if (ep.state === "closed") return finish({ ok: false, error: cancelledError("client closed"), neverSent: true });
+      const left = Math.floor(attemptEnd - now());
+      if (left < 1) return finish(this.notConnected(ep, deadline)); // the wait for a connection used the budget up
+      if (call !== undefined)
+        call.interrupt = () => finish({ ok: false, error: cancelledError(call.cancelled ?? "cancelled"), neverSent: !sent });
+      // a little less than this attempt waits, so that the gateway's own answer comes first
+      env.deadlineMs = BigInt(sentDeadlineMs(left));
+      try {
+        const bytes = toBinary(RpcRequestSchema, env);
+        id = ep.send(bytes, {
+          onReply: (body) => {
+            id = -1;
+            finish(decodeReply(body, env.requestId, ep.url));
+          },
+          onLoss: (loss) => {
+            id = -1;
+            finish(lossOutcome(loss));
+          },
+        });
+      } catch (e) {
+        return finish({
+          ok: false,
+          neverSent: true,
+          error: ShipgateError.local(Code.UNAVAILABLE, ClientReason.TRANSPORT_ERROR, true, `sending to ${ep.url}: ${(e as Error).message}`),
+        });
+      }
+      sent = true;
+      timer = setTimeout(() => {
+        finish({
+          ok: false,
+          error: ShipgateError.local(
+            Code.DEADLINE_EXCEEDED,
+            ClientReason.TRANSPORT_TIMEOUT,
+            false,
+            `no reply from ${ep.url} within ${left} ms`,
+          ),
+        });
+      }, left);
+      if (call === undefined) timer.unref();
     });
+  }
+
+  /** TRANSPORT_NOT_CONNECTED: UNAVAILABLE, or DEADLINE_EXCEEDED when the call's budget is spent. */
+  private notConnected(ep: Endpoint, deadline: number): Outcome {
+    const why = ep.lastError ? ` (last error: ${ep.lastError})` : "";
+    return deadline - now() < 1
+      ? {
+          ok: false,
+          neverSent: true,
+          error: ShipgateError.local(
+            Code.DEADLINE_EXCEEDED,
+            ClientReason.TRANSPORT_NOT_CONNECTED,
+            false,
+            `no connection to ${ep.url} within the deadline${why}`,
+          ),
+        }
+      : {
+          ok: false,
+          neverSent: true,
+          error: ShipgateError.local(
+            Code.UNAVAILABLE,
+            ClientReason.TRANSPORT_NOT_CONNECTED,
+            true,
+            `no connection to ${ep.url} within ${this.connectTimeoutMs} ms${why}`,
+          ),
+        };
   }
 
   private sleep(call: ActiveCall, ms: number): Promise<void> {
@@ -537,14 +787,46 @@ export class Client {
   }
 }
 
+const CHECK = "check with the provider before trying again";
+
 /** What replaces a transport failure after a call that is not idempotent went out. */
-function outcomeUnknown(method: string, err: ShipgateError): ShipgateError {
+function outcomeUnknown(method: string, err: ShipgateError, why?: string): ShipgateError {
   return ShipgateError.local(
     Code.UNKNOWN,
     ClientReason.OUTCOME_UNKNOWN,
     false,
-    `${method} went out and no answer came back: ${err.message} (${err.reason}); the gateway may have acted on it, ` +
-      "so it is not retried (check with the provider before trying again)",
+    `${method} went out and no answer came back: ${err.message} (${err.reason}); ${why ? `${why}; ` : ""}` +
+      `the gateway may have acted on it, so it is not retried (${CHECK})`,
+  );
+}
+
+function status(e: ShipgateError): string {
+  return `${e.codeName}${e.reason ? ` / ${e.reason}` : ""}: ${e.message}`;
+}
+
+/** A keyed call that failed over may not go to url, whose connection is of another fleet (or none). */
+function fleetMismatch(method: string, required: { url: string; fleet: string }, lost: Lost | undefined, url: string, info: FleetInfo): ShipgateError {
+  const there = info.fleet !== null ? `is in fleet "${info.fleet}"` : `is in no fleet (${info.why})`;
+  return ShipgateError.local(
+    Code.UNKNOWN,
+    ClientReason.OUTCOME_UNKNOWN,
+    false,
+    `${method} went out to ${lost?.url ?? required.url} (fleet "${required.fleet}") and no answer came back` +
+      `${lost ? ` (${status(lost.error)})` : ""}; the next address, ${url}, ${there}, not fleet "${required.fleet}", ` +
+      `so it was not sent there: the first gateway may have acted on it (${CHECK})`,
+  );
+}
+
+/** The final failure of a keyed call after an attempt that may have been sent: its outcome is not settled. */
+function unsettledOutcome(method: string, lost: Lost, lastUrl: string, err: ShipgateError): ShipgateError {
+  const fleet = lost.fleet?.fleet != null ? ` (fleet "${lost.fleet.fleet}")` : "";
+  const last = err === lost.error ? "no attempt (or budget) was left to try again" : `the last attempt, on ${lastUrl}, ended ${status(err)}`;
+  return ShipgateError.local(
+    Code.UNKNOWN,
+    ClientReason.OUTCOME_UNKNOWN,
+    false,
+    `${method} went out to ${lost.url}${fleet} and no answer came back (${status(lost.error)}); ` +
+      `${last}; nothing settled the call, so its outcome is unknown: a gateway may have acted on it (${CHECK})`,
   );
 }
 

@@ -73,6 +73,15 @@ export class Endpoint {
     return this.st === "up";
   }
 
+  /**
+   * The current connection's number (its place in `connections`, from 1) while up, else 0: it
+   * changes whenever the connection is replaced (a drop, a gateway restart, a redial), so what
+   * was learned about one connection (its gateway's fleet) is not taken for the next.
+   */
+  get connectionId(): number {
+    return this.st === "up" ? this.connections : 0;
+  }
+
   /** Requests waiting for their reply on this endpoint. */
   get inFlight(): number {
     return this.pending.size;

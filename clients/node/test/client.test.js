@@ -7,7 +7,16 @@ const assert = require("node:assert/strict");
 const { spawnSync } = require("node:child_process");
 const path = require("node:path");
 const { create, toBinary } = require("@bufbuild/protobuf");
-const { Client, Code, ShipgateError, HealthResponseSchema, TrackResponseSchema, Provider, Method } = require("../dist/index.js");
+const {
+  Client,
+  Code,
+  ShipgateError,
+  CreateOrderResponseSchema,
+  HealthResponseSchema,
+  TrackResponseSchema,
+  Provider,
+  Method,
+} = require("../dist/index.js");
 const { FakeRep, frame, header } = require("./fake-rep.js");
 
 const health = (version) => Buffer.from(toBinary(HealthResponseSchema, create(HealthResponseSchema, { version })));
@@ -193,10 +202,11 @@ test("a silent peer (no connection header) times out the handshake", async () =>
 
 test("a dropped connection fails its calls at once; idempotent calls are retried on the next connection, others end OUTCOME_UNKNOWN and are not resent", async () => {
   let drop = true;
+  let spare; // a method the drop spares
   await withServer(
     {
       handler: (req, ctx) => {
-        if (drop) {
+        if (drop && req.env.method !== spare) {
           drop = false;
           ctx.destroy();
         } else ctx.reply({ payload: health("second connection") });
@@ -220,14 +230,20 @@ test("a dropped connection fails its calls at once; idempotent calls are retried
       assert.equal(e.attempts, 1);
       assert.equal(srv.requests.length, 1, "sent once, never again");
 
-      // with an idempotency key too: the gateway may still be working on it
+      // with an idempotency key too: the gateway may still be working on it (its Health, asked
+      // first for the connection's fleet, names no scope: none)
       drop = true;
+      spare = Method.Health;
       srv.requests.length = 0;
       const e2 = await failure(client.createOrder({ formId: "f" }, { idempotencyKey: "k-1", requestId: "rid-1" }));
       assert.equal(e2.reason, "OUTCOME_UNKNOWN");
       assert.equal(e2.attempts, 1);
-      assert.equal(srv.requests.length, 1);
-      assert.equal(srv.requests[0].env.idempotencyKey, "k-1");
+      assert.deepEqual(
+        srv.requests.map((r) => r.env.method),
+        [Method.Health, Method.CreateOrder],
+      );
+      assert.equal(srv.requests[0].env.requestId, "rid-1.fleet");
+      assert.equal(srv.requests[1].env.idempotencyKey, "k-1");
     },
   );
 });
@@ -282,7 +298,10 @@ test("retries: idempotent calls on UNAVAILABLE, backoff between them, maxAttempt
     assert.equal((await failure(client.call("CreateOrder", new Uint8Array(0)))).attempts, 1);
     assert.equal((await failure(client.call("/other.v1.Svc/Do", new Uint8Array(0)))).attempts, 1);
     assert.equal((await failure(client.call("/other.v1.Svc/Do", new Uint8Array(0), { idempotencyKey: "k" }))).attempts, 4);
-    assert.equal(srv.requests.length, 7);
+    // 1 + 1 + 1 + 4, and the one Health the keyed call asked first on this connection (for its
+    // fleet; answered UNAVAILABLE here, which means none): not asked again by the retries
+    assert.equal(srv.requests.length, 8);
+    assert.equal(srv.requests.filter((r) => r.env.method === Method.Health).length, 2);
   });
 });
 
@@ -547,10 +566,17 @@ test("a DEADLINE_EXCEEDED from the gateway is not retried, even with budget left
   );
 });
 
-/** Two fake gateways: `first` handles requests as given, the second answers every call OK. */
-async function withTwo(first, clientOpts, fn) {
-  const a = await FakeRep.start({ handler: first });
-  const b = await FakeRep.start({ handler: (req, ctx) => ctx.reply({ payload: new Uint8Array(0) }) });
+/**
+ * Two fake gateways: `first` handles requests as given, the second (more.second) answers every
+ * call OK. Both answer Health themselves (more.healthA, more.healthB; default scope "node"),
+ * out of their `requests`.
+ */
+async function withTwo(first, clientOpts, fn, more = {}) {
+  const a = await FakeRep.start({ handler: first, health: more.healthA ?? { scope: "node" } });
+  const b = await FakeRep.start({
+    handler: more.second ?? ((req, ctx) => ctx.reply({ payload: new Uint8Array(0) })),
+    health: more.healthB ?? { scope: "node" },
+  });
   const client = new Client({ addresses: [a.url, b.url], backoffBaseMs: 10, ...clientOpts });
   try {
     await waitFor(() => client.connected === 2);
@@ -570,9 +596,11 @@ test("a CreateOrder is never sent to a second gateway after the first dropped it
     assert.equal(e.attempts, 1);
     assert.equal(a.requests.length, 1);
     assert.equal(b.requests.length, 0);
+    assert.equal(a.healthRequests.length, 1, "its fleet asked first: scope node");
+    assert.equal(b.healthRequests.length, 0);
     // a read in the same place goes on to the other gateway (whichever round robin picks first)
-    await client.health({}, { deadlineMs: 3000 });
-    await client.health({}, { deadlineMs: 3000 });
+    await client.track({ provider: Provider.BOSCOD, orderId: "X" }, { deadlineMs: 3000 });
+    await client.track({ provider: Provider.BOSCOD, orderId: "X" }, { deadlineMs: 3000 });
     assert.ok(b.requests.length >= 1);
   });
 });
@@ -584,8 +612,9 @@ test("a CreateOrder whose gateway stays silent past the attempt timeout ends OUT
     assert.match(e.message, /TRANSPORT_TIMEOUT/);
     assert.equal(e.attempts, 1);
     assert.equal(b.requests.length, 0);
-    await client.health({}, { deadlineMs: 3000 }); // b's turn
-    await client.health({}, { deadlineMs: 3000 }); // a's: its own timeout, then b
+    assert.equal(b.healthRequests.length, 0);
+    await client.track({ provider: Provider.BOSCOD, orderId: "X" }, { deadlineMs: 3000 }); // b's turn
+    await client.track({ provider: Provider.BOSCOD, orderId: "X" }, { deadlineMs: 3000 }); // a's: its own timeout, then b
     assert.equal(a.requests.length, 2);
     assert.equal(b.requests.length, 2);
   });
@@ -594,12 +623,297 @@ test("a CreateOrder whose gateway stays silent past the attempt timeout ends OUT
 test("a keyed CreateOrder is retried after the gateway's UNAVAILABLE, with its key", async () => {
   let n = 0;
   await withServer(
-    { handler: (req, ctx) => (n++ === 0 ? ctx.reply(unavailable()) : ctx.reply({ payload: new Uint8Array(0) })) },
+    {
+      handler: (req, ctx) => (n++ === 0 ? ctx.reply(unavailable()) : ctx.reply({ payload: new Uint8Array(0) })),
+      health: { scope: "node" },
+    },
     { backoffBaseMs: 10 },
     async (srv, client) => {
       await client.createOrder({ formId: "f" }, { idempotencyKey: "order-503", deadlineMs: 3000 });
       assert.equal(srv.requests.length, 2);
       for (const q of srv.requests) assert.equal(q.env.idempotencyKey, "order-503");
     },
+  );
+});
+
+// ---------------------------------------------------------------- keyed calls and fleets (client_policy.json, fleet)
+
+const created = (fields = {}) => Buffer.from(toBinary(CreateOrderResponseSchema, create(CreateOrderResponseSchema, { awb: "AWB-1", ...fields })));
+const order = (key, extra = {}) => [{ provider: Provider.BOSONLINE, formId: "f" }, { idempotencyKey: key, deadlineMs: 3000, ...extra }];
+const track = { provider: Provider.BOSCOD, orderId: "X" };
+const isProbe = (r) => r.env.method === Method.Health && /\.fleet$/.test(r.env.requestId);
+
+test("a keyed call asks its connection's Health once before sending; again on a new connection; other calls never ask", async () => {
+  await withServer(
+    { handler: (req, ctx) => ctx.reply({ payload: req.env.method === Method.CreateOrder ? created() : new Uint8Array(0) }), health: { scope: "node" } },
+    { reconnectMinMs: 10, reconnectMaxMs: 20 },
+    async (srv, client) => {
+      // idempotent calls, an un-keyed call, and Health itself: no Health asked for them
+      await client.track(track);
+      await client.getOrder({ provider: Provider.BITESHIP, orderId: "x" });
+      await client.call("/other.v1.Svc/Do", new Uint8Array(0));
+      await client.health();
+      assert.equal(srv.healthRequests.length, 1, "only the call's own Health");
+      assert.equal(client.stats()[0].fleet, undefined, "not asked yet");
+
+      await client.createOrder(...order("k-probe-1"));
+      assert.equal(srv.healthRequests.length, 2);
+      const probe = srv.healthRequests[1];
+      assert.ok(isProbe(probe), probe.env.requestId);
+      const sent = srv.requests.at(-1);
+      assert.equal(sent.env.method, Method.CreateOrder);
+      assert.equal(probe.conn, sent.conn, "asked on the connection it then sends on");
+      assert.ok(probe.at <= sent.at);
+      assert.match(probe.env.requestId, new RegExp(`^${sent.env.requestId}\\.fleet$`));
+      assert.ok(Number(probe.env.deadlineMs) > 2500 && Number(probe.env.deadlineMs) <= 3000, "the call's budget");
+      assert.equal(client.stats()[0].fleet, null, "scope node: none");
+
+      // the same connection: known
+      await client.createOrder(...order("k-probe-2"));
+      await client.call("/other.v1.Svc/Do", new Uint8Array(0), { idempotencyKey: "k-probe-3" }); // keyed too
+      assert.equal(srv.healthRequests.length, 2);
+
+      // the connection replaced (the gateway restarted, now in a fleet): asked again
+      srv.health = { scope: "fleet", fleetId: "fleet-a" };
+      srv.dropAll();
+      await waitFor(() => client.connected === 0, 2000, "the drop");
+      await client.createOrder(...order("k-probe-4"));
+      assert.equal(srv.healthRequests.length, 3);
+      assert.equal(srv.connectCount, 2);
+      assert.equal(client.stats()[0].fleet, "fleet-a");
+      await client.track(track);
+      assert.equal(srv.healthRequests.length, 3);
+    },
+  );
+});
+
+test("keyed calls at once on a new connection share one Health", async () => {
+  await withServer(
+    {
+      handler: (req, ctx) => ctx.reply({ payload: created() }),
+      health: (req, ctx) => setTimeout(() => ctx.reply({ payload: require("./fake-rep.js").healthBytes({ scope: "fleet", fleetId: "f" }) }), 30),
+    },
+    {},
+    async (srv, client) => {
+      await waitFor(() => client.connected === 1);
+      await Promise.all([1, 2, 3, 4].map((i) => client.createOrder(...order(`k-together-${i}`))));
+      assert.equal(srv.healthRequests.length, 1);
+      assert.equal(srv.requests.length, 4);
+    },
+  );
+});
+
+test("a Health that fails in transport is the attempt's failure, the keyed request not sent: retried", async () => {
+  let drops = 1;
+  await withServer(
+    {
+      handler: (req, ctx) => ctx.reply({ payload: created() }),
+      health: (req, ctx) => (drops-- > 0 ? ctx.destroy() : ctx.reply({ payload: require("./fake-rep.js").healthBytes() })),
+    },
+    { backoffBaseMs: 10, reconnectMinMs: 10, reconnectMaxMs: 20 },
+    async (srv, client) => {
+      const r = await client.callRaw(Method.CreateOrder, new Uint8Array(0), { idempotencyKey: "k-health-lost", deadlineMs: 3000 });
+      assert.equal(r.attempts, 2);
+      assert.equal(srv.healthRequests.length, 2);
+      assert.equal(srv.requests.length, 1, "the CreateOrder went out once, after the second Health");
+      assert.equal(srv.connectCount, 2);
+    },
+  );
+  // a Health that is never answered: the attempt times out with nothing sent, and so does the call
+  await withServer({ handler: (req, ctx) => ctx.reply({ payload: created() }), health: () => {} }, { attemptTimeoutMs: 60, backoffBaseMs: 10 }, async (srv, client) => {
+    const e = await failure(client.createOrder(...order("k-health-silent", { deadlineMs: 2000 })));
+    assert.equal(e.codeName, "DEADLINE_EXCEEDED");
+    assert.equal(e.reason, "TRANSPORT_TIMEOUT");
+    assert.match(e.message, /Health/);
+    assert.equal(e.attempts, 3);
+    assert.equal(srv.requests.length, 0);
+  });
+});
+
+test("no fleet: a Health with scope node, an error status or a reply that does not decode; the lost CreateOrder is not sent elsewhere", async () => {
+  const { replyBytes, healthBytes } = require("./fake-rep.js");
+  const healths = [
+    { scope: "node" },
+    { scope: "fleet", fleetId: "" }, // a fleet without an id is none
+    (req, ctx) => ctx.reply({ code: Code.UNIMPLEMENTED, message: "no Health here" }),
+    (req, ctx) => ctx.replyFrame(req.id, Buffer.from([0xff, 0xff, 0xff])), // not an RpcReply
+    (req, ctx) => ctx.replyFrame(req.id, replyBytes({ requestId: req.env.requestId, payload: Buffer.from([0x0a, 0x05]) })), // not a HealthResponse
+  ];
+  for (const [i, h] of healths.entries()) {
+    await withTwo(
+      (req, ctx) => ctx.destroy(),
+      {},
+      async (a, b, client) => {
+        const e = await failure(client.createOrder(...order(`k-none-${i}`)));
+        assert.equal(e.codeName, "UNKNOWN", `case ${i}: ${e.message}`);
+        assert.equal(e.reason, "OUTCOME_UNKNOWN");
+        assert.equal(e.local, true);
+        assert.equal(e.attempts, 1);
+        assert.match(e.message, /no fleet/);
+        assert.equal(a.requests.length, 1);
+        assert.equal(b.requests.length + b.healthRequests.length, 0, "the second address never asked, never sent");
+      },
+      { healthA: h, healthB: { scope: "fleet", fleetId: "f" } },
+    );
+  }
+  void healthBytes;
+});
+
+test("one fleet on both addresses: a CreateOrder lost on the first is retried on the second, whose answer (a replay) is returned", async () => {
+  const replay = (req, ctx) => ctx.reply({ payload: created({ replayed: true }) });
+  for (const [what, first, opts] of [
+    ["connection lost", (req, ctx) => ctx.destroy(), {}],
+    ["attempt timeout", () => {}, { attemptTimeoutMs: 100 }],
+  ]) {
+    await withTwo(
+      first,
+      opts,
+      async (a, b, client) => {
+        const r = await client.createOrder(...order(`k-fleet-${what}`, { requestId: "rid-fleet" }));
+        assert.equal(r.replayed, true, what);
+        assert.equal(r.awb, "AWB-1");
+        assert.equal(a.requests.length, 1);
+        assert.equal(b.requests.length, 1);
+        for (const q of [a.requests[0], b.requests[0]]) {
+          assert.equal(q.env.method, Method.CreateOrder);
+          assert.equal(q.env.idempotencyKey, `k-fleet-${what}`);
+          assert.equal(q.env.requestId, "rid-fleet");
+        }
+        assert.equal(a.healthRequests.length, 1);
+        assert.equal(b.healthRequests.length, 1, "the second address's fleet asked before sending");
+        assert.ok(b.healthRequests[0].at <= b.requests[0].at);
+        assert.deepEqual(
+          client.stats().map((s) => s.fleet),
+          [what === "connection lost" ? undefined : "fleet-1", "fleet-1"],
+        );
+      },
+      { healthA: { scope: "fleet", fleetId: "fleet-1" }, healthB: { scope: "fleet", fleetId: "fleet-1" }, second: replay },
+    );
+  }
+  // one address: the new connection is asked again, and is of the same fleet
+  let n = 0;
+  await withServer(
+    {
+      handler: (req, ctx) => (n++ === 0 ? ctx.destroy() : ctx.reply({ payload: created({ replayed: true }) })),
+      health: { scope: "fleet", fleetId: "fleet-1" },
+    },
+    { backoffBaseMs: 10, reconnectMinMs: 10, reconnectMaxMs: 20 },
+    async (srv, client) => {
+      const r = await client.callRaw(Method.CreateOrder, new Uint8Array(0), { idempotencyKey: "k-fleet-one", deadlineMs: 3000 });
+      assert.equal(r.attempts, 2);
+      assert.equal(srv.requests.length, 2);
+      assert.equal(srv.healthRequests.length, 2);
+      assert.equal(srv.connectCount, 2);
+    },
+  );
+});
+
+test("another fleet (or none) at the next address: OUTCOME_UNKNOWN, and that address never gets the CreateOrder", async () => {
+  for (const healthB of [{ scope: "fleet", fleetId: "fleet-2" }, { scope: "node" }]) {
+    await withTwo(
+      (req, ctx) => ctx.destroy(),
+      {},
+      async (a, b, client) => {
+        const e = await failure(client.createOrder(...order("k-other-fleet")));
+        assert.equal(e.codeName, "UNKNOWN");
+        assert.equal(e.reason, "OUTCOME_UNKNOWN");
+        assert.equal(e.local, true);
+        assert.equal(e.retryable, false);
+        assert.equal(e.attempts, 2, "the second attempt asked Health and stopped");
+        assert.ok(e.message.includes(a.url) && e.message.includes(b.url), e.message);
+        assert.ok(e.message.includes('"fleet-1"'), e.message);
+        assert.match(e.message, healthB.fleetId ? /in fleet "fleet-2"/ : /in no fleet \(idempotency scope "node"\)/);
+        assert.equal(a.requests.length, 1);
+        assert.equal(b.healthRequests.length, 1);
+        assert.equal(b.requests.length, 0);
+      },
+      { healthA: { scope: "fleet", fleetId: "fleet-1" }, healthB },
+    );
+  }
+});
+
+test("after a failover, an answer that does not settle the call is reported OUTCOME_UNKNOWN; one that settles it, as it is", async () => {
+  const cases = [
+    [{ code: Code.DEADLINE_EXCEEDED, message: "deadline passed while waiting", detail: { reason: "DEADLINE_EXPIRED", retryable: true } }, false],
+    [unavailable({ reason: "IDEMPOTENCY_STORE_UNAVAILABLE" }), false],
+    [{ code: Code.ABORTED, message: "still in progress", detail: { reason: "IDEMPOTENCY_KEY_IN_PROGRESS", retryable: true } }, false],
+    [{ code: Code.UNKNOWN, message: "outcome unknown at the gateway", detail: { reason: "OUTCOME_UNKNOWN" } }, true],
+    [{ code: Code.INVALID_ARGUMENT, message: "key reused", detail: { reason: "IDEMPOTENCY_KEY_REUSED" } }, true],
+  ];
+  for (const [st, settles] of cases) {
+    await withTwo(
+      (req, ctx) => ctx.destroy(),
+      { maxAttempts: 2 },
+      async (a, b, client) => {
+        const e = await failure(client.createOrder(...order(`k-after-${st.detail.reason}`)));
+        assert.equal(e.attempts, 2);
+        assert.equal(b.requests.length, 1);
+        if (settles) {
+          assert.equal(e.local, false, e.message);
+          assert.equal(e.code, st.code);
+          assert.equal(e.reason, st.detail.reason);
+          assert.equal(e.message, st.message);
+        } else {
+          assert.equal(e.local, true, e.message);
+          assert.equal(e.codeName, "UNKNOWN");
+          assert.equal(e.reason, "OUTCOME_UNKNOWN");
+          assert.equal(e.retryable, false);
+          assert.ok(e.message.includes(st.detail.reason) && e.message.includes(st.message), e.message);
+          assert.ok(e.message.includes(a.url) && e.message.includes(b.url), e.message);
+          assert.match(e.message, /TRANSPORT_CONNECTION_LOST/);
+        }
+      },
+      {
+        healthA: { scope: "fleet", fleetId: "fleet-1" },
+        healthB: { scope: "fleet", fleetId: "fleet-1" },
+        second: (req, ctx) => ctx.reply(st),
+      },
+    );
+  }
+});
+
+test("after a failover, no attempt left, the budget spent or the call cancelled: OUTCOME_UNKNOWN, never the transport status", async () => {
+  const fleet = { healthA: { scope: "fleet", fleetId: "fleet-1" }, healthB: { scope: "fleet", fleetId: "fleet-1" }, second: () => {} };
+  // maxAttempts 1: the fleet would allow a retry, but there is none
+  await withTwo(
+    (req, ctx) => ctx.destroy(),
+    { maxAttempts: 1 },
+    async (a, b, client) => {
+      const e = await failure(client.createOrder(...order("k-no-more")));
+      assert.equal(e.reason, "OUTCOME_UNKNOWN");
+      assert.equal(e.local, true);
+      assert.equal(e.attempts, 1);
+      assert.match(e.message, /TRANSPORT_CONNECTION_LOST/);
+      assert.equal(b.requests.length, 0);
+    },
+    fleet,
+  );
+  // the second gateway silent: the call's own deadline
+  await withTwo(
+    (req, ctx) => ctx.destroy(),
+    {},
+    async (a, b, client) => {
+      const e = await failure(client.createOrder(...order("k-silent-second", { deadlineMs: 250 })));
+      assert.equal(e.reason, "OUTCOME_UNKNOWN");
+      assert.equal(e.local, true);
+      assert.match(e.message, /TRANSPORT_TIMEOUT/);
+      assert.equal(b.requests.length, 1);
+    },
+    fleet,
+  );
+  // cancelled while the second gateway has it
+  await withTwo(
+    (req, ctx) => ctx.destroy(),
+    {},
+    async (a, b, client) => {
+      const ac = new AbortController();
+      const p = failure(client.createOrder(...order("k-cancelled", { signal: ac.signal })));
+      await waitFor(() => b.requests.length === 1, 3000, "the failover");
+      ac.abort();
+      const e = await p;
+      assert.equal(e.reason, "OUTCOME_UNKNOWN");
+      assert.match(e.message, /CLIENT_CANCELLED/);
+    },
+    fleet,
   );
 });

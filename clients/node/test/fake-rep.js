@@ -9,7 +9,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { create, fromBinary, toBinary } = require("@bufbuild/protobuf");
-const { RpcRequestSchema, RpcReplySchema, Code } = require("../dist/index.js");
+const { RpcRequestSchema, RpcReplySchema, HealthResponseSchema, HealthResponse_ServingStatus, Code, Method } = require("../dist/index.js");
 
 function header(proto) {
   return Buffer.from([0, 0x53, 0x50, 0, (proto >> 8) & 0xff, proto & 0xff, 0, 0]);
@@ -38,6 +38,22 @@ function replyBytes({ requestId = "", code = Code.OK, message = "", detail, payl
   );
 }
 
+/** An encoded HealthResponse saying where the gateway keeps its idempotency keys. */
+function healthBytes({ scope = "node", fleetId = "", store = scope === "fleet" ? "redis" : "sqlite", version = "fake" } = {}) {
+  return Buffer.from(
+    toBinary(
+      HealthResponseSchema,
+      create(HealthResponseSchema, {
+        status: HealthResponse_ServingStatus.SERVING,
+        version,
+        idempotencyStore: store,
+        idempotencyScope: scope,
+        fleetId,
+      }),
+    ),
+  );
+}
+
 let ipcSeq = 0;
 
 class FakeRep {
@@ -46,6 +62,9 @@ class FakeRep {
    * (default rep0 0x31); opts.headerBytes: raw bytes instead of the header;
    * opts.handler(req, ctx): req = { id, env (RpcRequest), body, conn }, ctx = { reply(init),
    * raw(buf), replyFrame(id, body), destroy() }.
+   * opts.health: the fake answers every Health itself (the handler never sees it) and records
+   * it in healthRequests instead of requests: { scope, fleetId, store } for a HealthResponse,
+   * or a function (req, ctx) answering it. It may be changed later (srv.health = ...).
    */
   static async start(opts = {}) {
     const s = new FakeRep(opts);
@@ -58,7 +77,9 @@ class FakeRep {
     this.protocol = opts.protocol ?? 0x31;
     this.headerBytes = opts.headerBytes;
     this.handler = opts.handler ?? ((req, ctx) => ctx.reply({}));
+    this.health = opts.health;
     this.requests = [];
+    this.healthRequests = [];
     this.conns = new Set();
     this.connectCount = 0;
     this.server = net.createServer((c) => this.onConn(c));
@@ -111,7 +132,8 @@ class FakeRep {
           env = undefined;
         }
         const req = { id, env, body: payload, conn: c, at: Date.now() };
-        this.requests.push(req);
+        const isHealth = this.health !== undefined && env !== undefined && env.method === Method.Health;
+        (isHealth ? this.healthRequests : this.requests).push(req);
         const ctx = {
           reply: (init) => {
             if (!c.destroyed) c.write(frame(id, replyBytes({ requestId: env ? env.requestId : "", ...init }), this.ipc));
@@ -124,7 +146,9 @@ class FakeRep {
           },
           destroy: () => c.destroy(),
         };
-        this.handler(req, ctx);
+        if (!isHealth) this.handler(req, ctx);
+        else if (typeof this.health === "function") this.health(req, ctx);
+        else ctx.reply({ payload: healthBytes(this.health) });
       }
     });
   }
@@ -145,4 +169,4 @@ class FakeRep {
   }
 }
 
-module.exports = { FakeRep, frame, header, replyBytes };
+module.exports = { FakeRep, frame, header, replyBytes, healthBytes };

@@ -4,6 +4,7 @@
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 
@@ -71,10 +72,11 @@ async function startSandbox(bin) {
   return { ...p, base: p.line.slice("listening on ".length).trim() };
 }
 
-async function startGateway(bin, sandboxBase, listen = ["tcp://127.0.0.1:0"]) {
+/** extra: more arguments (e.g. ["--set", "idempotency.store=redis", ...]). */
+async function startGateway(bin, sandboxBase, listen = ["tcp://127.0.0.1:0"], extra = []) {
   // a fresh state directory (the idempotency store): no keys from an earlier run
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "shipgate-node-"));
-  const argv = [bin, "--quiet", "--set", `state_dir=${stateDir}`];
+  const argv = [bin, "--quiet", "--set", `state_dir=${stateDir}`, ...extra];
   for (const l of listen) argv.push("--listen", l);
   for (const name of ["boscod", "bosonline", "biteship", "fuuffy"]) argv.push("--set", `${name}.base_url=${sandboxBase}/${name}`);
   const p = await startProcess(argv, "shipgated ready on ");
@@ -96,4 +98,80 @@ function httpRequest(method, url, timeoutMs = 5000) {
   });
 }
 
-module.exports = { repo, findBinary, startProcess, startSandbox, startGateway, httpRequest };
+/** A free loopback tcp port (closed again: the caller binds it). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** One command to redis on port (RESP inline); resolves its first reply line, rejects after 1 s. */
+function redisCommand(port, cmd) {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: "127.0.0.1", port });
+    let buf = "";
+    const t = setTimeout(() => c.destroy(new Error("redis: no reply within 1 s")), 1000);
+    c.setEncoding("utf8");
+    c.on("connect", () => c.write(`${cmd}\r\n`));
+    c.on("data", (d) => {
+      buf += d;
+      const i = buf.indexOf("\r\n");
+      if (i >= 0) {
+        clearTimeout(t);
+        c.end();
+        resolve(buf.slice(0, i));
+      }
+    });
+    c.on("error", (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+/**
+ * A redis-server of its own (no persistence) on a free loopback port, ready once it answers
+ * PING (10 s at most). Resolves { proc, port, url, stop() }; stop() as startProcess's.
+ */
+async function startRedis(bin = process.env.REDIS_SERVER || "/usr/bin/redis-server") {
+  for (let tries = 0; ; tries++) {
+    const port = await freePort();
+    const proc = spawn(bin, ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const exited = new Promise((res) => proc.once("exit", (code, signal) => res(code ?? (signal ? 128 : -1))));
+    let gone = false;
+    void exited.then(() => (gone = true));
+    proc.once("error", () => {});
+    const until = Date.now() + 10000;
+    while (!gone && Date.now() < until) {
+      if ((await redisCommand(port, "PING").catch(() => "")) === "+PONG") {
+        return {
+          proc,
+          port,
+          url: `redis://127.0.0.1:${port}`,
+          stop: async () => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+            proc.kill("SIGTERM");
+            const t = setTimeout(() => proc.kill("SIGKILL"), 10000);
+            const code = await exited;
+            clearTimeout(t);
+            return code;
+          },
+        };
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (!gone) proc.kill("SIGKILL");
+    await exited;
+    // the port was taken meanwhile (or redis did not start): another one, twice more
+    if (tries >= 2) throw new Error(`${bin} did not answer PING`);
+  }
+}
+
+module.exports = { repo, findBinary, startProcess, startSandbox, startGateway, startRedis, httpRequest };
