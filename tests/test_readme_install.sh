@@ -15,12 +15,12 @@
 # count shows that the calls reached this test's gateway.
 #
 # Package caches (pip, npm, Go modules and builds) are the user's own, as for a person.
-# usage: test_readme_install.sh REPO_ROOT [LANG...]   (default: c python go node cli)
+# usage: test_readme_install.sh REPO_ROOT [LANG...]   (default: c python go node cli fleet)
 set -uo pipefail
 root=$(cd "$1" && pwd)
 shift
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(c python go node cli)
+[ ${#langs[@]} -gt 0 ] || langs=(c python go node cli fleet)
 step_timeout=${README_STEP_TIMEOUT:-240}
 pass=0 fail=0
 check() { if eval "$1"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $2" >&2; fi; }
@@ -135,7 +135,30 @@ for lang in "${langs[@]}"; do
   cmds=${cmds//tcp:\/\/127.0.0.1:7400/$url}
   say "$lang"
   start=$SECONDS failed_before=$fail
-  if [ "$lang" = cli ]; then
+  if [ "$lang" = fleet ]; then
+    # free ports for redis and the two gateways, the demo's sandbox for bosOnline; the block
+    # runs in a process group of its own, stopped afterwards whatever happened
+    read -r p_redis p_a p_b < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+[s.bind(("127.0.0.1", 0)) for s in ss]
+print(*[s.getsockname()[1] for s in ss])')
+    cmds=${cmds//6390/$p_redis}
+    cmds=${cmds//7401/$p_a}
+    cmds=${cmds//7402/$p_b}
+    posts() { curl -fs "$sb_url/__sandbox/requests" | grep -o '"POST"[^}]*/bosonline/order/' | wc -l; }
+    before=$(posts)
+    (cd "$src" && SHIPGATE_BOSONLINE_URL=$sb_url/bosonline exec setsid -w timeout "$step_timeout" \
+      bash -e -o pipefail -c "$cmds") >"$tmp/$lang.log" 2>&1
+    rc=$?
+    pkill -f "redis-server 127.0.0.1:$p_redis" 2>/dev/null
+    pkill -f "tcp://127.0.0.1:$p_a" 2>/dev/null
+    pkill -f "tcp://127.0.0.1:$p_b" 2>/dev/null
+    check '[ "$rc" = 0 ]' "fleet: the README's commands succeed (exit status $rc)"
+    check 'grep -q "\"idempotencyScope\": *\"fleet\"" "$tmp/$lang.log"' "fleet: Health says scope fleet"
+    check 'grep -q "\"replayed\": *true" "$tmp/$lang.log"' "fleet: the other gateway replays"
+    check '[ "$(grep -c "\"totalPayment\"" "$tmp/$lang.log")" = 2 ]' "fleet: both calls answered"
+    check '[ "$(($(posts) - before))" = 1 ]' "fleet: one POST for the two calls"
+  elif [ "$lang" = cli ]; then
     # one call after another, errors included: no -e; the last one (ERR-404) exits 15
     (cd "$src" && SHIPGATE_ADDR=$url timeout "$step_timeout" bash -c "$cmds") >"$tmp/$lang.log" 2>&1
     rc=$?
