@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 
 from . import _methods
 from ._gen import policy
-from ._gen.shipgate.v1 import rpc_pb2
+from ._gen.shipgate.v1 import rpc_pb2, shipgate_pb2
 from .errors import Code, ShipgateError, error_for
 
 # the defaults, the idempotent methods, the local reasons and the retry rule come from
@@ -253,6 +253,11 @@ def remaining_ms(call: PreparedCall) -> int:
 def decode_reply(call: PreparedCall, data: bytes, url: str, max_reply_size: int):
     """(RpcReply, None) for a usable reply (its status may be any code), else
     (None, local error). Over-size or undecodable replies are never retried."""
+    return decode_reply_of(call.request_id, data, url, max_reply_size)
+
+
+def decode_reply_of(request_id: str, data: bytes, url: str, max_reply_size: int):
+    """decode_reply for a request sent with request_id (a call's, or its Health probe's)."""
     if len(data) > max_reply_size:
         return None, local_error(
             Code.RESOURCE_EXHAUSTED,
@@ -270,11 +275,11 @@ def decode_reply(call: PreparedCall, data: bytes, url: str, max_reply_size: int)
             policy.REASON_CLIENT_BAD_REPLY,
             f"reply from {url} is not a shipgate.v1.RpcReply with a status",
         )
-    if rep.request_id and rep.request_id != call.request_id:
+    if rep.request_id and rep.request_id != request_id:
         return None, local_error(
             Code.INTERNAL,
             policy.REASON_CLIENT_BAD_REPLY,
-            f"reply from {url} answers request {rep.request_id[:64]}, not {call.request_id}",
+            f"reply from {url} answers request {rep.request_id[:64]}, not {request_id}",
         )
     return rep, None
 
@@ -301,23 +306,79 @@ def sent_deadline_ms(budget_ms: int) -> int:
     return policy.sent_deadline_ms(budget_ms)
 
 
-def decide(call: PreparedCall, err: ShipgateError, never_sent: bool) -> str:
+def decide(call: PreparedCall, err: ShipgateError, never_sent: bool, fleet: bool = False) -> str:
     """The policy's retry rule for a failed attempt: policy.RETRY, STOP or OUTCOME_UNKNOWN
     (attempts and budget are checked apart). In short: any method is retried when the request
     provably never left; idempotent methods after UNAVAILABLE and after the client's own
-    TRANSPORT_TIMEOUT; keyed calls (CreateOrder) after the gateway's UNAVAILABLE only; a
-    DEADLINE_EXCEEDED from the gateway never; a call that is not idempotent whose request went
-    out and whose connection broke or timed out ends with UNKNOWN / OUTCOME_UNKNOWN."""
-    return policy.decide(call.kind, not never_sent, err.local, int(err.code), err.reason)
+    TRANSPORT_TIMEOUT; keyed calls (CreateOrder) after the gateway's UNAVAILABLE, and after a
+    lost connection or a timeout only when the attempt went to a gateway of a fleet (``fleet``:
+    its connection's Health said scope "fleet" with a fleet_id); a DEADLINE_EXCEEDED from the
+    gateway never; any other call that is not idempotent whose request went out and whose
+    connection broke or timed out ends with UNKNOWN / OUTCOME_UNKNOWN."""
+    return policy.decide(call.kind, not never_sent, err.local, int(err.code), err.reason, fleet)
+
+
+def fleet_of_health(payload: bytes) -> Optional[str]:
+    """The fleet a HealthResponse (encoded) reports: its fleet_id when idempotency_scope is
+    "fleet" and fleet_id is set, else None (scope "node", an older gateway, a bad payload)."""
+    h = shipgate_pb2.HealthResponse()
+    try:
+        h.ParseFromString(payload)
+    except (DecodeError, ValueError, RuntimeError):
+        return None
+    if h.idempotency_scope == "fleet" and h.fleet_id:
+        return h.fleet_id
+    return None
+
+
+def describe_fleet(fleet: Optional[str]) -> str:
+    return f"fleet {fleet!r}" if fleet is not None else "no fleet"
 
 
 def outcome_unknown(call: PreparedCall, err: ShipgateError) -> ShipgateError:
     """The UNKNOWN / OUTCOME_UNKNOWN error that replaces a transport failure after a call that
     is not idempotent went out."""
+    why = ""
+    if call.kind == policy.KEYED:
+        why = " to a gateway not known to share its idempotency keys with a fleet,"
     return local_error(
         Code.UNKNOWN,
         policy.REASON_OUTCOME_UNKNOWN,
-        f"{call.method} went out and no answer came back: {err.message} ({err.reason}); the "
+        f"{call.method} went out{why} and no answer came back: {err.message} ({err.reason}); the "
         "gateway may have acted on it, so it is not retried (check with the provider before "
         "trying again)",
+    )
+
+
+def fleet_mismatch(call: PreparedCall, first_url: str, fleet: Optional[str], url: str,
+                   other: Optional[str]) -> ShipgateError:
+    """UNKNOWN / OUTCOME_UNKNOWN: a keyed call that may have reached first_url (of ``fleet``)
+    would have gone on to url, whose Health reports ``other``; it is not sent there."""
+    return local_error(
+        Code.UNKNOWN,
+        policy.REASON_OUTCOME_UNKNOWN,
+        f"{call.method} went to {first_url} ({describe_fleet(fleet)}) and no answer came back; "
+        f"the next address, {url}, reports {describe_fleet(other)}, so it does not share that "
+        "gateway's idempotency keys and the call is not sent there: the first gateway may have "
+        "acted on it (check with the provider before trying again)",
+    )
+
+
+def settle(call: PreparedCall, err: ShipgateError, first_url: Optional[str],
+           fleet: Optional[str], last_url: Optional[str]) -> ShipgateError:
+    """The final failure of a call. Once an attempt of a keyed call may have been sent (it went
+    to first_url, of ``fleet``, and no answer came back), a failure that does not settle it
+    (local, or a gateway code in policy.UNSETTLED_CODES) becomes UNKNOWN / OUTCOME_UNKNOWN; a
+    gateway's answer that settles it (its own OUTCOME_UNKNOWN included) is reported as is."""
+    if first_url is None or not policy.unsettled(err.local, int(err.code)):
+        return err
+    who = "the client" if err.local else "the gateway"
+    at = f" at {last_url}" if last_url else ""
+    return local_error(
+        Code.UNKNOWN,
+        policy.REASON_OUTCOME_UNKNOWN,
+        f"{call.method} went to {first_url} ({describe_fleet(fleet)}) and no answer came back; "
+        f"the call then ended{at} with {err.code_name} from {who}: {err.message}"
+        f"{f' ({err.reason})' if err.reason else ''}; the first gateway may have acted on it "
+        "(check with the provider before trying again)",
     )

@@ -9,6 +9,13 @@ socket has nng's REQ resend switched off (``resend_time`` = -1, i.e.
 ``NNG_OPT_REQ_RESENDTIME`` = ``NNG_DURATION_INFINITE``) and ``recv_max_size`` set before it
 dials. Every attempt opens its own nng context, so any number of calls may be in flight on one
 client at once; the context is closed when the attempt ends (a late reply is then dropped).
+
+Fleets (proto/shipgate/v1/client_policy.json, section fleet): before a keyed call (CreateOrder
+with an idempotency key) is sent on a connection, the client asks Health on that connection,
+once per connection (nng pipe: a new pipe, after a drop or a gateway restart, is asked again),
+and keeps the fleet it reports (fleet_id with idempotency_scope "fleet", else none). A keyed
+call whose request went out to a gateway of a fleet and got no answer may be retried, but only
+on a connection whose Health reports that same fleet.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from google.protobuf.message import Message
 from . import _core
 from ._core import MetadataArg, Options, PreparedCall, RequestArg, local_error, now_ms
 from ._gen import policy
+from ._gen.shipgate.v1 import rpc_pb2
 from ._gen.shipgate.v1 import shipgate_pb2 as pb
 from ._methods import CREATE_ORDER, GET_ORDER, HEALTH, TRACK
 from .errors import Code, ShipgateError
@@ -30,6 +38,7 @@ from .errors import Code, ShipgateError
 __all__ = ["AsyncClient"]
 
 _NO_RESEND = -1  # NNG_DURATION_INFINITE: nng never resends a request by itself
+_MAX_PROBES = 3  # Health probes in one attempt whose connection is replaced meanwhile
 
 
 def _cancelled() -> ShipgateError:
@@ -74,6 +83,10 @@ class _Endpoint:
         self.url = url
         self.up = False  # a pipe is connected now
         self._pipe: Optional[int] = None
+        self._last_pipe: Optional[int] = None  # the newest connection that came up (kept when down)
+        # what Health said on a connection: (its pipe id, the fleet or None); it holds only
+        # while that pipe is the one connected (a new connection may reach another store)
+        self._fleet: Optional[Tuple[int, Optional[str]]] = None
         self.waiters = _Waiters()  # woken when a pipe comes up
         # all options before dialing: contexts copy the resend time, the dialer the size cap
         self.sock = pynng.Req0(
@@ -97,6 +110,7 @@ class _Endpoint:
 
     # nng threads
     def _on_up(self, pipe: Any) -> None:
+        self._last_pipe = pipe.id
         self._pipe = pipe.id
         self.up = True
         self.waiters.wake_all()
@@ -105,6 +119,35 @@ class _Endpoint:
         if pipe.id == self._pipe:
             self.up = False
             self._pipe = None
+            self._fleet = None
+
+    # any thread
+    @property
+    def pipe(self) -> Optional[int]:
+        """The id of the connection up now, or None."""
+        return self._pipe
+
+    @property
+    def last_pipe(self) -> Optional[int]:
+        """The id of the newest connection that came up, up now or not. A request whose send
+        completed while it was p went out on p: nng sends only on a connection that is up, and
+        a new one gets a new id."""
+        return self._last_pipe
+
+    def fleet(self) -> Tuple[bool, Optional[str], Optional[int]]:
+        """(known, fleet, pipe) of the connection up now (pipe): the fleet its Health
+        reported, None for none; known is False when no Health was asked on it."""
+        pipe, f = self._pipe, self._fleet
+        if pipe is not None and f is not None and f[0] == pipe:
+            return True, f[1], pipe
+        return False, None, pipe
+
+    def learn(self, pipe: Optional[int], fleet: Optional[str]) -> bool:
+        """Keeps what Health said on connection ``pipe``, if that is still the one up."""
+        if pipe is None or self._pipe != pipe:
+            return False
+        self._fleet = (pipe, fleet)
+        return self._pipe == pipe
 
     def close(self) -> None:
         self.sock.close()
@@ -256,7 +299,9 @@ class AsyncClient:
         Retries follow proto/shipgate/v1/client_policy.json: a DEADLINE_EXCEEDED from the
         gateway is never retried, and a call that is not idempotent (CreateOrder) whose request
         went out and whose connection then broke or timed out raises Unknown /
-        OUTCOME_UNKNOWN, on any number of addresses.
+        OUTCOME_UNKNOWN, on any number of addresses - unless it is keyed and went to a gateway
+        of a fleet (Health, asked once per connection before a keyed call: scope "fleet" with
+        a fleet_id): then it is retried, only where Health reports the same fleet.
         """
         call = _core.prepare(
             self._opts,
@@ -320,10 +365,15 @@ class AsyncClient:
     ) -> pb.CreateOrderResponse:
         """CreateOrder (bosOnline checkout). ``idempotency_key`` is required: the same key
         again is answered from the first call (``replayed``) and never creates a second
-        order on that gateway; it is sent unchanged in every attempt. The call is retried only
-        when nothing was sent or the gateway answered UNAVAILABLE; once the request went out, a
-        broken connection or a timeout raises :class:`shipgate.Unknown` with reason
-        OUTCOME_UNKNOWN (check with the provider before trying again)."""
+        order on that gateway (or its fleet); it is sent unchanged in every attempt. Before it
+        is sent on a connection, the client asks that gateway's Health once (per connection)
+        for its fleet. The call is retried when nothing was sent or the gateway answered
+        UNAVAILABLE; once the request went out, a broken connection or a timeout raises
+        :class:`shipgate.Unknown` with reason OUTCOME_UNKNOWN (check with the provider before
+        trying again), unless the gateway is of a fleet: then the call moves on to an address
+        whose Health reports the same fleet (any other ends it OUTCOME_UNKNOWN unsent), and a
+        later failure that does not settle it (local, or the gateway's CANCELLED,
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE) is OUTCOME_UNKNOWN too."""
         if not isinstance(idempotency_key, str) or not idempotency_key:
             e = _core.invalid("create_order needs an idempotency_key")
             raise e
@@ -381,15 +431,29 @@ class AsyncClient:
             if ep is not None:
                 ep.waiters.discard(loop, fut)
 
+    def _budget(self, call: PreparedCall) -> int:
+        """The longest wait for one reply now: the call's remaining budget, at most
+        attempt_timeout_ms."""
+        budget = _core.remaining_ms(call)
+        if 0 < self._opts.attempt_timeout_ms < budget:
+            budget = self._opts.attempt_timeout_ms
+        return budget
+
     async def _run(self, call: PreparedCall) -> Any:
         opts = self._opts
         attempts = 0
+        keyed = call.kind == policy.KEYED
+        # Once an attempt of a keyed call went out and no answer came back: where it went and
+        # the fleet of that connection. Every later attempt goes only where Health reports that
+        # fleet, and a final failure that does not settle the call becomes OUTCOME_UNKNOWN.
+        first_url: Optional[str] = None
+        first_fleet: Optional[str] = None
+        last_url: Optional[str] = None
         while True:
-            remaining = _core.remaining_ms(call)
             if self._closed:
                 err = _cancelled()
                 break
-            if remaining <= 0:
+            if _core.remaining_ms(call) <= 0:
                 if attempts == 0:
                     err = local_error(
                         Code.DEADLINE_EXCEEDED, policy.REASON_CLIENT_DEADLINE_EXPIRED,
@@ -402,90 +466,189 @@ class AsyncClient:
                     )
                 break
             ep = self._pick()
-            budget = remaining
-            if 0 < opts.attempt_timeout_ms < budget:
-                budget = opts.attempt_timeout_ms
-            # the budget left when the attempt goes out, less the reply margin
-            call.envelope.deadline_ms = _core.sent_deadline_ms(budget)
-            data = call.envelope.SerializeToString()
             attempts += 1
-            rep, err, never_sent = await self._attempt(call, ep, data, budget)
+            last_url = ep.url
+            res = await self._attempt(call, ep, first_url, first_fleet)
+            err = res.err
             if err is None:
-                if rep.status.code == Code.OK:
+                if res.rep.status.code == Code.OK:
                     try:
-                        return _core.decode_payload(call, rep)
+                        return _core.decode_payload(call, res.rep)
                     except ShipgateError as e:
                         e.attempts, e.request_id = attempts, call.request_id
                         raise
-                err = ShipgateError.from_status(rep.status)
+                err = ShipgateError.from_status(res.rep.status)
             err.attempts, err.request_id = attempts, call.request_id
+            if res.final:  # OUTCOME_UNKNOWN already: the next address is of another fleet
+                raise err
             if self._closed and err.code != Code.CANCELLED:
                 err = _cancelled()
                 break
-            decision = _core.decide(call, err, never_sent)
+            decision = _core.decide(call, err, res.never_sent, res.fleet is not None)
+            if (keyed and first_url is None and not res.never_sent and err.local
+                    and decision != policy.STOP):
+                first_url, first_fleet = ep.url, res.fleet  # it went out, no answer came back
             if decision == policy.OUTCOME_UNKNOWN:
                 err = _core.outcome_unknown(call, err)
                 err.attempts, err.request_id = attempts, call.request_id
                 raise err
             if decision != policy.RETRY or attempts >= opts.max_attempts:
-                raise err
+                break
             delay = opts.backoff_ms(attempts)
             if err.retry_after_ms > delay:
                 delay = float(err.retry_after_ms)
             if delay >= call.deadline - now_ms():
-                raise err  # no budget for another attempt: report this one
+                break  # no budget for another attempt: report this one
             await self._wait(delay / 1000.0)
+        err = _core.settle(call, err, first_url, first_fleet, last_url)
         err.attempts, err.request_id = attempts, call.request_id
         raise err
 
+    def _not_connected(self, call: PreparedCall, ep: _Endpoint) -> ShipgateError:
+        if _core.remaining_ms(call) <= 0:  # not even a millisecond left
+            return local_error(
+                Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_NOT_CONNECTED,
+                f"no connection to {ep.url} within the deadline",
+            )
+        return local_error(
+            Code.UNAVAILABLE, policy.REASON_TRANSPORT_NOT_CONNECTED,
+            f"no connection to {ep.url} within {self._opts.connect_timeout_ms} ms", True,
+        )
+
     async def _attempt(
-        self, call: PreparedCall, ep: _Endpoint, data: bytes, budget: int
-    ) -> Tuple[Any, Optional[ShipgateError], bool]:
-        """One attempt: (reply, None, False) when a usable reply came (any status), else
-        (None, error, never_sent)."""
+        self, call: PreparedCall, ep: _Endpoint, first_url: Optional[str], first_fleet: Optional[str]
+    ) -> "_Attempt":
+        """One attempt on ep: for a keyed call, Health first when the fleet behind ep's
+        connection is not known, then the request (not sent when the call has moved on from
+        first_url and ep is not of first_fleet)."""
         opts = self._opts
         start = now_ms()
+        budget = self._budget(call)
         send_end = start + min(budget, opts.connect_timeout_ms)
-        try:
-            ctx = ep.sock.new_context()
-        except pynng.Closed:
-            return None, _cancelled(), True
-        except pynng.NNGException as e:
-            return None, local_error(
-                Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"{ep.url}: cannot open a context: {e}", True
-            ), True
-        try:
+        keyed = call.kind == policy.KEYED
+        fleet: Optional[str] = None
+        pipe: Optional[int] = None
+        probes = 0
+        while True:
             # Wait for a connection here rather than inside nng: a send that nng gives up on
             # keeps its message, and pynng does not free it.
             if not ep.up:
                 await self._wait((send_end - now_ms()) / 1000.0, ep)
             if self._closed:
-                return None, _cancelled(), True
-            sent = False
+                return _Attempt(err=_cancelled())
+            if not ep.up:
+                return _Attempt(err=self._not_connected(call, ep))
+            if not keyed:
+                pipe = ep.pipe
+                break
+            known, fleet, pipe = ep.fleet()
+            if known:
+                break
+            if probes == _MAX_PROBES:
+                return _Attempt(err=local_error(
+                    Code.UNAVAILABLE, policy.REASON_TRANSPORT_CONNECTION_LOST,
+                    f"the connection to {ep.url} was replaced during each of {probes} Health "
+                    f"probes; {call.method} not sent", True,
+                ))
+            probes += 1
+            err = await self._probe(call, ep, send_end)
+            if err is not None:
+                return _Attempt(err=err)
+            # the fleet is known now, unless the connection was replaced meanwhile: see above
+        if keyed:
+            if first_url is not None and fleet != first_fleet:
+                return _Attempt(err=_core.fleet_mismatch(call, first_url, first_fleet, ep.url, fleet),
+                                final=True)
+            if probes:  # the request's own wait starts after the probe's
+                start = now_ms()
+                budget = self._budget(call)
+                if budget <= 0:
+                    return _Attempt(err=local_error(
+                        Code.DEADLINE_EXCEEDED, policy.REASON_CLIENT_DEADLINE_EXPIRED,
+                        f"deadline expired in the Health probe of {ep.url}; {call.method} not sent",
+                    ))
+                send_end = start + min(budget, opts.connect_timeout_ms)
+        # the budget left when the attempt goes out, less the reply margin
+        call.envelope.deadline_ms = _core.sent_deadline_ms(budget)
+        data = call.envelope.SerializeToString()
+        reply, err, sent_on = await self._exchange(call, ep, data, start, budget, send_end)
+        # the attempt's fleet: the one Health reported on the connection it went out on. (The
+        # newest connection differs when the probed one dropped just before the send, which
+        # then waited for the next one: that one was not asked, so its fleet is not known.)
+        went_fleet = fleet if keyed and sent_on is not None and sent_on == pipe else None
+        if err is not None:
+            return _Attempt(err=err, never_sent=sent_on is None, fleet=went_fleet)
+        rep, err = _core.decode_reply(call, reply, ep.url, opts.max_reply_size)
+        if rep is not None and call.method == HEALTH and rep.status.code == Code.OK:
+            # a Health of the caller's tells the fleet of its connection as well as a probe
+            ep.learn(sent_on if sent_on == pipe else None, _core.fleet_of_health(rep.payload))
+        return _Attempt(rep=rep, err=err, never_sent=False, fleet=went_fleet)
+
+    async def _probe(self, call: PreparedCall, ep: _Endpoint, send_end: float) -> Optional[ShipgateError]:
+        """Health on ep's connection, before a keyed call is sent on it: keeps the fleet it
+        reports (none for an error status or a reply that does not decode). Returns None, or
+        the attempt's failure when Health failed in transport (the call's request not sent)."""
+        start = now_ms()
+        budget = self._budget(call)  # the call's remaining budget, bounded by the attempt's
+        if budget <= 0:
+            return local_error(
+                Code.DEADLINE_EXCEEDED, policy.REASON_CLIENT_DEADLINE_EXPIRED,
+                f"deadline expired before the Health probe of {ep.url}; {call.method} not sent",
+            )
+        rid = call.request_id  # as the C client: the call's request id, an empty HealthRequest
+        env = rpc_pb2.RpcRequest(method=HEALTH, request_id=rid,
+                                 deadline_ms=_core.sent_deadline_ms(budget),
+                                 payload=pb.HealthRequest().SerializeToString())
+        pipe = ep.pipe
+        reply, err, sent_on = await self._exchange(call, ep, env.SerializeToString(), start, budget,
+                                                   send_end)
+        if err is not None:
+            if err.code == Code.CANCELLED:
+                return err
+            return local_error(
+                err.code, err.reason or policy.REASON_TRANSPORT_ERROR,
+                f"Health probe before {call.method}: {err.message}; {call.method} not sent",
+                err.retryable,
+            )
+        rep, _ = _core.decode_reply_of(rid, reply, ep.url, self._opts.max_reply_size)
+        fleet = None
+        if rep is not None and rep.status.code == Code.OK:
+            fleet = _core.fleet_of_health(rep.payload)
+        ep.learn(pipe if sent_on == pipe else None, fleet)
+        return None
+
+    async def _exchange(
+        self, call: PreparedCall, ep: _Endpoint, data: bytes, start: float, budget: int,
+        send_end: float,
+    ) -> Tuple[Optional[bytes], Optional[ShipgateError], Optional[int]]:
+        """Sends data on a context of its own and waits for the reply until start + budget:
+        (reply, None, pipe) or (None, error, pipe), pipe being the connection it went out on
+        (None: not sent)."""
+        try:
+            ctx = ep.sock.new_context()
+        except pynng.Closed:
+            return None, _cancelled(), None
+        except pynng.NNGException as e:
+            return None, local_error(
+                Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"{ep.url}: cannot open a context: {e}", True
+            ), None
+        try:
+            sent_on: Optional[int] = None
             if ep.up:
                 try:
                     await asyncio.wait_for(ctx.asend(data), max(send_end - now_ms(), 1.0) / 1000.0)
-                    sent = True
+                    # (it may be down already: a gateway that dropped it at once)
+                    sent_on = ep.last_pipe if ep.last_pipe is not None else -1
                 except asyncio.TimeoutError:
                     pass
                 except pynng.Closed:
-                    return None, _cancelled(), True
+                    return None, _cancelled(), None
                 except pynng.NNGException as e:
                     return None, local_error(
                         Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"sending to {ep.url}: {e}", True
-                    ), True
-            if not sent:
-                if _core.remaining_ms(call) <= 0:  # not even a millisecond left
-                    err = local_error(
-                        Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_NOT_CONNECTED,
-                        f"no connection to {ep.url} within the deadline",
-                    )
-                else:
-                    err = local_error(
-                        Code.UNAVAILABLE, policy.REASON_TRANSPORT_NOT_CONNECTED,
-                        f"no connection to {ep.url} within {opts.connect_timeout_ms} ms", True,
-                    )
-                return None, err, True
+                    ), None
+            if sent_on is None:
+                return None, self._not_connected(call, ep), None
             wait = max(start + budget - now_ms(), 1.0)
             try:
                 reply = await asyncio.wait_for(ctx.arecv(), wait / 1000.0)
@@ -493,23 +656,38 @@ class AsyncClient:
                 return None, local_error(
                     Code.DEADLINE_EXCEEDED, policy.REASON_TRANSPORT_TIMEOUT,
                     f"no reply from {ep.url} within {budget} ms",
-                ), False
+                ), sent_on
             except pynng.ConnectionReset:
                 return None, local_error(
                     Code.UNAVAILABLE, policy.REASON_TRANSPORT_CONNECTION_LOST,
                     f"connection to {ep.url} lost while waiting for the reply (peer closed it, "
                     "or the reply exceeded max_reply_size)", True,
-                ), False
+                ), sent_on
             except pynng.Closed:
-                return None, _cancelled(), False
+                return None, _cancelled(), sent_on
             except pynng.NNGException as e:
                 return None, local_error(
                     Code.UNAVAILABLE, policy.REASON_TRANSPORT_ERROR, f"receiving from {ep.url}: {e}", True
-                ), False
-            rep, err = _core.decode_reply(call, reply, ep.url, opts.max_reply_size)
-            return rep, err, False
+                ), sent_on
+            return reply, None, sent_on
         finally:
             try:
                 ctx.close()
             except Exception:  # the socket is closed already
                 pass
+
+
+class _Attempt:
+    """What one attempt came to: a usable reply (rep, any status) or a failure (err);
+    never_sent: the call's request provably did not leave; fleet: the fleet of the connection
+    it went out on, when known and not none; final: err ends the call as it is."""
+
+    __slots__ = ("rep", "err", "never_sent", "fleet", "final")
+
+    def __init__(self, rep: Any = None, err: Optional[ShipgateError] = None, never_sent: bool = True,
+                 fleet: Optional[str] = None, final: bool = False) -> None:
+        self.rep = rep
+        self.err = err
+        self.never_sent = never_sent
+        self.fleet = fleet
+        self.final = final

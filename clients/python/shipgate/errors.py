@@ -17,7 +17,8 @@ proto/shipgate/v1/client_policy.json (``shipgate._gen.policy.REASON_*``), as in 
 ``TRANSPORT_REPLY_TOO_LARGE``         RESOURCE_EXHAUSTED: reply over ``max_reply_size``
 ``OUTCOME_UNKNOWN``                   UNKNOWN: a CreateOrder (or unknown method) went out, then its
                                       connection broke or no reply came in time; not retried
-                                      (check with the provider before trying again)
+                                      (check with the provider before trying again), except on
+                                      a gateway of the same fleet (see README, Fleets)
 ``CLIENT_DEADLINE_EXPIRED``           DEADLINE_EXCEEDED: the budget was spent before anything
                                       was sent
 ``CLIENT_BAD_REPLY``                  INTERNAL: the reply (envelope or payload) does not decode

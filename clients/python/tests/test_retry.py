@@ -11,7 +11,7 @@ import shipgate
 from shipgate import Code
 from shipgate._core import Options
 
-from conftest import DROP, Reply, free_tcp_url
+from conftest import DROP, NODE, Reply, free_tcp_url
 
 TRACK_REQ = shipgate.TrackRequest(provider=shipgate.PROVIDER_BOSCOD, order_id="BOS123")
 CREATE_REQ = shipgate.CreateOrderRequest(provider=shipgate.PROVIDER_BOSONLINE, form_id="f-1")
@@ -146,11 +146,11 @@ def test_retries_stay_within_the_deadline(fake):
 
 
 def test_create_order_with_its_key_is_retried_with_the_same_key(fake):
-    g = fake(fails_then_ok(2))
+    g = fake(fails_then_ok(2), health=NODE)
     with shipgate.Client([g.url], backoff_base_ms=10) as c:
         r = c.create_order(CREATE_REQ, idempotency_key="order-77", deadline_ms=3000)
     assert isinstance(r, shipgate.CreateOrderResponse)
-    assert g.count == 3
+    assert g.count == 3 and g.probes == 1  # Health once on the connection, before the first
     assert {e.idempotency_key for _, e in g.requests} == {"order-77"}
     assert {e.method for _, e in g.requests} == {"/shipgate.v1.Shipgate/CreateOrder"}
 
@@ -177,14 +177,14 @@ def test_create_order_without_a_key_is_never_retried(fake):
 
 
 def test_foreign_method_retried_only_with_a_key(fake):
-    g = fake(lambda req, n: UNAVAILABLE)
+    g = fake(lambda req, n: UNAVAILABLE, health=NODE)
     with shipgate.Client([g.url], backoff_base_ms=10) as c:
         with pytest.raises(shipgate.Unavailable):
             c.call("/other.v1.Svc/Do", b"", deadline_ms=2000)
         assert g.count == 1
         with pytest.raises(shipgate.Unavailable):
             c.call("/other.v1.Svc/Do", b"", deadline_ms=2000, idempotency_key="k")
-        assert g.count == 4
+        assert g.count == 4 and g.probes == 1  # keyed: Health first
 
 
 # ---------------------------------------------------------------------------- transport
@@ -272,7 +272,7 @@ def test_gateway_deadline_exceeded_is_not_retried(fake):
 @pytest.mark.parametrize("keyed", [True, False])
 def test_create_order_is_not_retried_when_its_gateway_dies(fake, keyed):
     """kill -9 of the gateway that holds the CreateOrder: no second gateway sees it."""
-    a = fake(lambda req, n: DROP)
+    a = fake(lambda req, n: DROP, health=NODE)  # its keys are its own
     b = fake(lambda req, n: Reply())
     with shipgate.Client([a.url, b.url], backoff_base_ms=10) as c:
         wait_connected(c, 2)
@@ -284,7 +284,7 @@ def test_create_order_is_not_retried_when_its_gateway_dies(fake, keyed):
         e = ei.value
         assert e.local and not e.retryable and e.reason == "OUTCOME_UNKNOWN" and e.attempts == 1
         assert "TRANSPORT_CONNECTION_LOST" in e.message
-        assert a.count == 1 and b.count == 0
+        assert a.count == 1 and b.count == 0 and a.probes == (1 if keyed else 0)
     # a read in the same place goes on to the other gateway
     with shipgate.Client([a.url, b.url], backoff_base_ms=10) as c:
         wait_connected(c, 2)
@@ -293,7 +293,8 @@ def test_create_order_is_not_retried_when_its_gateway_dies(fake, keyed):
 
 
 def test_create_order_is_not_retried_after_a_transport_timeout(fake):
-    a = fake(lambda req, n: None)
+    # a answers the keyed call's Health probe (its keys are its own), then nothing
+    a = fake(lambda req, n: None, health=lambda req, n: NODE if n == 0 else None)
     b = fake(lambda req, n: Reply())
     with shipgate.Client([a.url, b.url], attempt_timeout_ms=200, backoff_base_ms=10) as c:
         wait_connected(c, 2)
@@ -303,11 +304,11 @@ def test_create_order_is_not_retried_after_a_transport_timeout(fake):
         assert ei.value.attempts == 1 and a.count == 1 and b.count == 0
         c.health(deadline_ms=3000)  # b's turn
         c.health(deadline_ms=3000)  # a's: its own timeout, then b
-    assert a.count == 2 and b.count == 2
+    assert a.count == 1 and a.probes == 2 and b.count == 2  # a: the probe, then that Health
 
 
 def test_keyed_create_order_is_retried_after_the_gateways_unavailable(fake):
-    g = fake(fails_then_ok(1))
+    g = fake(fails_then_ok(1), health=NODE)
     with shipgate.Client([g.url], backoff_base_ms=10) as c:
         c.create_order(CREATE_REQ, idempotency_key="order-503", deadline_ms=3000)
     assert g.count == 2 and {e.idempotency_key for _, e in g.requests} == {"order-503"}
