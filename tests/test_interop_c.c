@@ -306,6 +306,22 @@ wait_posts(int count)
 	return n;
 }
 
+/* The slow CreateOrder (slow_create_json) as a message to send, or NULL (a CHECK failed). */
+static ProtobufCMessage *
+slow_create_request(void)
+{
+	ProtobufCMessage *req = NULL;
+	sgc_pbjson_error perr;
+	json_t *j = json_loads(slow_create_json, 0, NULL);
+
+	CHECK(j != NULL);
+	CHECK_INT(sgc_pbjson_to_message(j, &shipgate__v1__create_order_request__descriptor, NULL, 0,
+	                                &req, &perr),
+	          0);
+	json_decref(j);
+	return req;
+}
+
 typedef struct kill9_rec {
 	shipgate_status st; /* the outcome, copied */
 	int done;           /* the callback ran */
@@ -331,16 +347,8 @@ kill9_library(const char *bin)
 {
 	hs_proc g1, g2;
 	char u1[256], u2[256];
-	ProtobufCMessage *req = NULL;
-	sgc_pbjson_error perr;
 	kill9_rec rec = {SHIPGATE_STATUS_INIT, 0};
-	json_t *j = json_loads(slow_create_json, 0, NULL);
-
-	CHECK(j != NULL);
-	CHECK_INT(sgc_pbjson_to_message(j, &shipgate__v1__create_order_request__descriptor, NULL, 0,
-	                                &req, &perr),
-	          0);
-	json_decref(j);
+	ProtobufCMessage *req = slow_create_request();
 	if (req == NULL || two_gateways(bin, &g1, &g2, u1, u2, sizeof(u1)) != 0) {
 		CHECK(0);
 		protobuf_c_message_free_unpacked(req, NULL);
@@ -418,17 +426,9 @@ fleet_library(const char *bin)
 	hs_proc rd, g1, g2;
 	int port = 0;
 	char u1[256], u2[256], rurl[96], url[300];
-	ProtobufCMessage *req = NULL;
-	sgc_pbjson_error perr;
 	kill9_rec rec = {SHIPGATE_STATUS_INIT, 0};
 	replay_rec rr = {SHIPGATE_STATUS_INIT, false, 0};
-	json_t *j = json_loads(slow_create_json, 0, NULL);
-
-	CHECK(j != NULL);
-	CHECK_INT(sgc_pbjson_to_message(j, &shipgate__v1__create_order_request__descriptor, NULL, 0,
-	                                &req, &perr),
-	          0);
-	json_decref(j);
+	ProtobufCMessage *req = slow_create_request();
 	if (req == NULL || hs_redis_start(&rd, &port) != 0) {
 		CHECK(0);
 		protobuf_c_message_free_unpacked(req, NULL);
