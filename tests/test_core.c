@@ -2,12 +2,17 @@
  * test_core.c - src/core: the arena, the error table, sg_status, the deadline heap and UTF-8.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/bounded.h"
 #include "core/dheap.h"
 #include "core/dynbuf.h"
 #include "core/list.h"
@@ -469,6 +474,52 @@ test_utf8(void)
 	sg_arena_fini(&a);
 }
 
+/* sg_run_bounded: a call that returns is waited for; one that blocks is given up on, keeps
+ * running, and finishes later without the waiter. */
+struct blocker {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	bool release; /* under mtx */
+	atomic_int runs;
+};
+
+static void
+blocker_fn(void *arg)
+{
+	struct blocker *b = arg;
+	pthread_mutex_lock(&b->mtx);
+	while (!b->release)
+		pthread_cond_wait(&b->cv, &b->mtx);
+	pthread_mutex_unlock(&b->mtx);
+	atomic_fetch_add(&b->runs, 1);
+}
+
+static void
+quick_fn(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void
+test_bounded(void)
+{
+	atomic_int n = 0;
+	CHECK(sg_run_bounded(quick_fn, &n, 5000));
+	CHECK_INT(atomic_load(&n), 1);
+
+	static struct blocker b = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+	CHECK(!sg_run_bounded(blocker_fn, &b, 50));
+	CHECK_INT(atomic_load(&b.runs), 0);
+	pthread_mutex_lock(&b.mtx);
+	b.release = true;
+	pthread_cond_broadcast(&b.cv);
+	pthread_mutex_unlock(&b.mtx);
+	/* the abandoned thread still runs to its end (and frees what it shares) */
+	for (int i = 0; i < 500 && atomic_load(&b.runs) == 0; i++)
+		nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+	CHECK_INT(atomic_load(&b.runs), 1);
+}
+
 int
 main(void)
 {
@@ -484,5 +535,6 @@ main(void)
 	test_utf8();
 	test_dynbuf();
 	test_list();
+	test_bounded();
 	TEST_MAIN_END();
 }

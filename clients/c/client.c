@@ -34,6 +34,8 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "core/bounded.h"
+
 /* the defaults (SGC_DEFAULT_*), the reasons (SGC_REASON_*) and the retry rule
  * (sgc_policy_decide) come from proto/shipgate/v1/client_policy.json, through sgc_policy.h */
 
@@ -353,6 +355,15 @@ shipgate_client_wait_all(shipgate_client *c)
 	nng_mtx_unlock(c->mtx);
 }
 
+/* How long a free waits for one socket's nng_close (milliseconds when it returns at all). */
+#define CLOSE_TIMEOUT_MS 2000
+
+static void
+close_sock(void *arg)
+{
+	nng_close(*(nng_socket *)arg);
+}
+
 void
 shipgate_client_free(shipgate_client *c)
 {
@@ -368,10 +379,17 @@ shipgate_client_free(shipgate_client *c)
 			nng_cv_wait(c->cv);
 		nng_mtx_unlock(c->mtx);
 	}
-	/* nng's order: close the sockets, then stop (in nng_aio_free) each aio, then free */
+	/* nng's order: close the sockets, then stop (in nng_aio_free) each aio, then free.
+	 * nng 1.5.2's close can wait forever on a socket whose peer stalled (nanomsg/nng #1543):
+	 * each close is bounded, and a client with a socket that did not close is left allocated
+	 * (nng may still use its aios), a leak of a few KiB instead of a caller that hangs. */
+	bool stuck = false;
 	for (size_t i = 0; i < c->n_eps; i++)
-		if (c->eps[i].open)
-			nng_close(c->eps[i].sock);
+		if (c->eps[i].open &&
+		    !sg_run_bounded(close_sock, &c->eps[i].sock, CLOSE_TIMEOUT_MS))
+			stuck = true;
+	if (stuck)
+		return;
 	while ((call = c->free) != NULL) {
 		c->free = call->next;
 		nng_aio_free(call->aio);

@@ -28,6 +28,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "core/bounded.h"
 #include "core/clock.h"
 #include "gateway/gateway.h"
 #include "shipgate/v1/rpc.pb-c.h"
@@ -73,6 +74,7 @@ struct sg_server {
 	struct work *works;                           /* the context pool */
 	int nworks;                                   /* entries in works[] */
 	bool stopped;                                 /* sg_server_stop has run */
+	bool close_stuck;                             /* nng_close never returned (see stop) */
 	pthread_t watchdog;                           /* ipc listener watchdog thread */
 	bool watchdog_running;                        /* watchdog was started and must be joined */
 	pthread_mutex_t wd_mtx;                       /* guards wd_stop */
@@ -389,11 +391,20 @@ sg_server_url(const sg_server *s, size_t i)
 	return i < s->nlisteners ? s->bound[i] : NULL;
 }
 
-void
+/* How long a stop waits for nng_close: it takes milliseconds when it returns at all. */
+#define SG_CLOSE_TIMEOUT_MS 2000
+
+static void
+close_sock(void *arg)
+{
+	nng_close(*(nng_socket *)arg);
+}
+
+bool
 sg_server_stop(sg_server *s)
 {
 	if (s == NULL || s->stopped)
-		return;
+		return s == NULL || !s->close_stuck;
 	s->stopped = true;
 	watchdog_stop(s);
 	/* 1. New calls are refused; upstream calls may finish, up to the drain timeout. */
@@ -412,21 +423,28 @@ sg_server_stop(sg_server *s)
 	nanosleep(&linger, NULL);
 	/* 4. No call is parked any more (their owners finished in 2): stop the deadlines. */
 	sg_gateway_stop(s->gw);
-	/* 5. Close, then stop each aio (never from a callback), then free. */
+	/* 5. Close, then stop each aio (never from a callback), then free. nng 1.5.2's close can
+	 * wait forever after a stalled peer (nanomsg/nng #1543): every call is answered and the
+	 * store is quiet by now, so the wait is bounded, and a close that never returns leaves
+	 * the socket, its aios and the calls they use alone for the process's exit. */
 	if (s->sock_open) {
-		nng_close(s->sock);
 		s->sock_open = false;
+		if (!sg_run_bounded(close_sock, &s->sock, SG_CLOSE_TIMEOUT_MS)) {
+			s->close_stuck = true;
+			return false;
+		}
 	}
 	for (int i = 0; i < s->nworks; i++)
 		if (s->works[i].aio != NULL)
 			nng_aio_stop(s->works[i].aio);
+	return true;
 }
 
 void
 sg_server_free(sg_server *s)
 {
-	if (s == NULL)
-		return;
+	if (s == NULL || s->close_stuck)
+		return; /* nng may still use all of it: left for the process's exit */
 	if (!s->stopped && s->nlisteners > 0) {
 		sg_server_stop(s);
 	} else {

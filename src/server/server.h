@@ -11,6 +11,8 @@
 #ifndef SG_SERVER_H
 #define SG_SERVER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "core/err.h"
 
@@ -33,10 +35,14 @@ const char *sg_server_url(const sg_server *s, size_t i);
  * Graceful stop: new calls get UNAVAILABLE (Health reports NOT_SERVING), calls in flight may
  * finish until cfg->drain_timeout_ms, the rest get UNAVAILABLE; then every reply is flushed
  * and the socket closed. Idempotent.
+ *
+ * Returns false when nng_close did not return within 2 s (nng 1.5.2 can hang there after a
+ * stalled peer). Every call is answered by then, but the server can no longer be freed:
+ * sg_server_free leaves it alone, and the caller should _exit.
  */
-void sg_server_stop(sg_server *s);
+bool sg_server_stop(sg_server *s);
 
-/* Stops (if needed) and frees everything. NULL is a no-op. */
+/* Stops (if needed) and frees everything, or nothing after a stuck stop. NULL is a no-op. */
 void sg_server_free(sg_server *s);
 
 #endif /* SG_SERVER_H */
