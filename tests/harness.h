@@ -68,6 +68,9 @@ int hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n);
 /* Sleeps ms milliseconds. */
 void hs_sleep_ms(long ms);
 
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t hs_now_ms(void);
+
 /* HTTP GET/POST on loopback; body (malloc'd, NUL-terminated) into *out. Returns HTTP status. */
 int hs_http(const char *method, const char *url, char **out);
 

@@ -141,6 +141,28 @@ test_keys(void)
 	set_ok(&c, "idempotency.store", "sqlite");
 	set_ok(&c, "idempotency.path", "/tmp/x.db");
 	CHECK_STR(c.idem_path, "/tmp/x.db");
+	/* the lookup cache's backend: memory by default; redis takes the idempotency store's Redis
+	 * unless given its own, and needs the local cache in front of it */
+	CHECK_STR(c.cache_backend, "memory");
+	CHECK_INT(c.cache_redis_timeout_ms, 200);
+	set_ok(&c, "cache.backend", "memcached");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "cache.backend") != NULL);
+	set_ok(&c, "cache.backend", "redis");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1); /* cache.max_bytes is 0 here */
+	CHECK(strstr(err, "cache.max_bytes") != NULL);
+	set_ok(&c, "cache.max_bytes", "1048576");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.cache_redis_url, "redis://127.0.0.1:6379/2");
+	set_ok(&c, "cache.redis_url", "redis://10.0.0.1:6380");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.cache_redis_url, "redis://10.0.0.1:6380");
+	set_bad(&c, "cache.redis_timeout_ms", "0", "cache.redis_timeout_ms");
+	set_bad(&c, "cache.redis_timeout_ms", "10001", "cache.redis_timeout_ms");
+	set_ok(&c, "cache.redis_timeout_ms", "50");
+	CHECK_INT(c.cache_redis_timeout_ms, 50);
+	set_ok(&c, "cache.backend", "memory");
+	set_ok(&c, "cache.max_bytes", "0");
 	/* the default deadline and each provider's timeout fit under the cap */
 	set_ok(&c, "max_deadline_ms", "1000");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);

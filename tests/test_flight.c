@@ -50,6 +50,15 @@ outcome(const uint8_t *p, size_t n)
 	return o;
 }
 
+/* A lookup cache's table on the fake clock: 100 keys, 1 MiB, evicting. */
+static sg_flight *
+cache_table(void)
+{
+	sg_flight_conf conf = {
+	        .max_entries = 100, .max_bytes = 1 << 20, .evict = true, .clock = fake_clock};
+	return sg_flight_new(&conf);
+}
+
 /* ------------------------------------------------------------------ idempotency */
 
 static void
@@ -249,9 +258,7 @@ test_idempotency_full(void)
 static void
 test_cache_ttl_and_stale(void)
 {
-	sg_flight_conf conf = {
-	        .max_entries = 100, .max_bytes = 1 << 20, .evict = true, .clock = fake_clock};
-	sg_flight *t = sg_flight_new(&conf);
+	sg_flight *t = cache_table();
 	sg_arena a;
 	sg_arena_init(&a, 0, 0);
 	sg_flight_fp none = {0, 0};
@@ -302,12 +309,64 @@ test_cache_ttl_and_stale(void)
 	sg_flight_free(t);
 }
 
+/* An answer from a fleet's shared cache, already aged: its age counts toward the TTL, waiters
+ * get it, and a stale one whose refresh is the owner's keeps the key running. */
+static void
+test_cache_aged(void)
+{
+	sg_flight *t = cache_table();
+	sg_arena a;
+	sg_arena_init(&a, 0, 0);
+	sg_flight_fp none = {0, 0};
+	sg_flight_outcome out, o = outcome(PAYLOAD, sizeof(PAYLOAD)),
+	                       o2 = outcome(PAYLOAD2, sizeof(PAYLOAD2));
+	struct waiter w = {.w.done = waiter_done}, w2 = {.w.done = waiter_done};
+	int64_t age;
+	bool refresh;
+#define BEGIN(key) sg_flight_begin(t, key, none, &w.w, &a, &out, &age, &refresh)
+
+	/* a fresh answer 20 s old, with a 30 s TTL: a hit for 10 s more, aged from 20 s */
+	CHECK_INT(BEGIN("T|1|a"), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_begin(t, "T|1|a", none, &w2.w, &a, &out, &age, &refresh),
+	          SG_FLIGHT_WAITING);
+	sg_flight_finish_aged(t, "T|1|a", 20000, false, 30000, 60000, &o);
+	CHECK_INT(w2.calls, 1); /* the waiter got it */
+	CHECK(w2.payload_len == sizeof(PAYLOAD) &&
+	      memcmp(w2.payload, PAYLOAD, sizeof(PAYLOAD)) == 0);
+	CHECK_INT(BEGIN("T|1|a"), SG_FLIGHT_HIT);
+	CHECK_INT(age, 20000);
+	fake_now += 9999;
+	CHECK_INT(BEGIN("T|1|a"), SG_FLIGHT_HIT);
+	fake_now += 1;
+	CHECK_INT(BEGIN("T|1|a"), SG_FLIGHT_STALE);
+	CHECK(refresh);
+	sg_flight_finish(t, "T|1|a", false, 30000, 60000, &o);
+
+	/* a stale answer whose refresh the owner goes on to run: stale for everyone, and nobody
+	 * else is asked to refresh until the owner reports */
+	CHECK_INT(BEGIN("T|1|b"), SG_FLIGHT_OWNER);
+	sg_flight_finish_aged(t, "T|1|b", 40000, true, 30000, 60000, &o);
+	CHECK_INT(BEGIN("T|1|b"), SG_FLIGHT_STALE);
+	CHECK(!refresh);
+	CHECK_INT(age, 40000);
+	sg_flight_finish(t, "T|1|b", true, 30000, 60000, &o2); /* the refresh lands */
+	CHECK_INT(BEGIN("T|1|b"), SG_FLIGHT_HIT);
+	CHECK_INT(age, 0);
+	CHECK(memcmp(out.payload, PAYLOAD2, sizeof(PAYLOAD2)) == 0);
+	/* an age past TTL and stale window: stored, but gone at the next look */
+	CHECK_INT(BEGIN("T|1|c"), SG_FLIGHT_OWNER);
+	sg_flight_finish_aged(t, "T|1|c", 100000, false, 30000, 60000, &o);
+	CHECK_INT(BEGIN("T|1|c"), SG_FLIGHT_OWNER);
+	sg_flight_finish(t, "T|1|c", false, 30000, 60000, &o);
+#undef BEGIN
+	sg_arena_fini(&a);
+	sg_flight_free(t);
+}
+
 static void
 test_cache_singleflight_and_bypass(void)
 {
-	sg_flight_conf conf = {
-	        .max_entries = 100, .max_bytes = 1 << 20, .evict = true, .clock = fake_clock};
-	sg_flight *t = sg_flight_new(&conf);
+	sg_flight *t = cache_table();
 	sg_arena a;
 	sg_arena_init(&a, 0, 0);
 	sg_flight_fp none = {0, 0};
@@ -462,6 +521,7 @@ main(void)
 	test_leave_race();
 	test_idempotency_full();
 	test_cache_ttl_and_stale();
+	test_cache_aged();
 	test_cache_singleflight_and_bypass();
 	test_cache_lru_budget();
 	test_race();

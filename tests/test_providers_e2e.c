@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "create_order.h"
@@ -933,6 +934,20 @@ track_cached(nng_socket s, const char *id, bool bypass)
 	return t;
 }
 
+/* A Track envelope for BosCOD order id, deadline 10 s; payload is its buffer (64 bytes). */
+static void
+track_env(Shipgate__V1__RpcRequest *env, uint8_t *payload, const char *id)
+{
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	req.order_id = (char *)id;
+	shipgate__v1__rpc_request__init(env);
+	env->method = "/shipgate.v1.Shipgate/Track";
+	env->deadline_ms = 10000;
+	env->payload.data = payload;
+	env->payload.len = shipgate__v1__track_request__pack(&req, payload);
+}
+
 /* The lookup cache through the real gateway: hit, bypass, singleflight, stale-while-revalidate. */
 static void
 test_cache(void)
@@ -974,15 +989,9 @@ test_cache(void)
 
 	/* 50 identical concurrent misses on a slow provider: one upstream call */
 	enum { N = 50 };
-	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
-	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
-	req.order_id = "SLOW-300";
 	uint8_t payload[64];
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	env.method = "/shipgate.v1.Shipgate/Track";
-	env.deadline_ms = 10000;
-	env.payload.data = payload;
-	env.payload.len = shipgate__v1__track_request__pack(&req, payload);
+	Shipgate__V1__RpcRequest env;
+	track_env(&env, payload, "SLOW-300");
 	Shipgate__V1__RpcReply *replies[N];
 	hs_fanout(s, &env, N, replies);
 	int ok = 0;
@@ -1153,6 +1162,18 @@ fan_main(void *arg)
 	return NULL;
 }
 
+/* n calls of env at each of s1 and s2, all at once; their replies into r1 and r2. */
+static void
+fan_two(nng_socket s1, nng_socket s2, const Shipgate__V1__RpcRequest *env,
+        Shipgate__V1__RpcReply **r1, Shipgate__V1__RpcReply **r2, int n)
+{
+	struct fan fans[2] = {{s1, env, r1, n, 0}, {s2, env, r2, n, 0}};
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(pthread_create(&fans[i].thr, NULL, fan_main, &fans[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(fans[i].thr, NULL);
+}
+
 /*
  * A fleet: two gateways on one Redis (a redis-server of the test's own), 100 concurrent
  * CreateOrders with one key, half on each: one POST, one first answer and 99 replays. Then
@@ -1203,11 +1224,7 @@ test_redis_fleet(void)
 	Shipgate__V1__RpcRequest env;
 	create_env(&env, payload, "SLOW-500", "e2e-fleet-100", 10000);
 	static Shipgate__V1__RpcReply *rep1[N / 2], *rep2[N / 2];
-	struct fan fans[2] = {{s1, &env, rep1, N / 2, 0}, {s2, &env, rep2, N / 2, 0}};
-	for (int i = 0; i < 2; i++)
-		CHECK_INT(pthread_create(&fans[i].thr, NULL, fan_main, &fans[i]), 0);
-	for (int i = 0; i < 2; i++)
-		pthread_join(fans[i].thr, NULL);
+	fan_two(s1, s2, &env, rep1, rep2, N / 2);
 	int ok = 0, first = 0, replays = 0;
 	for (int i = 0; i < N; i++) {
 		Shipgate__V1__RpcReply *x = i < N / 2 ? rep1[i] : rep2[i - N / 2];
@@ -1301,6 +1318,244 @@ test_redis_fleet(void)
 	r = call_create(s2, "SLOW-1", "e2e-fleet-down", 3000);
 	CHECK_INT(hs_code(r), 0);
 	free_reply(r);
+	nng_close(s1);
+	nng_close(s2);
+	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	hs_proc_stop(&rd, SIGTERM);
+}
+
+/* A GET count at the sandbox for one tracking id. */
+static int
+track_gets(const char *id)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/boscod/v1/order/tracking/%s", id);
+	json_t *rec = sandbox_requests();
+	int n = count_requests(rec, "GET", path);
+	json_decref(rec);
+	return n;
+}
+
+/* Track through gateway s: OK, 11 events; its cache info into hit/stale (may be NULL). */
+static void
+track_check(nng_socket s, const char *id, bool *hit, bool *stale)
+{
+	Shipgate__V1__TrackResponse *t = track_cached(s, id, false);
+	CHECK(t != NULL && t->tracking != NULL && t->tracking->n_events == 11);
+	if (hit)
+		*hit = t != NULL && t->cache != NULL && t->cache->hit;
+	if (stale)
+		*stale = t != NULL && t->cache != NULL && t->cache->stale;
+	if (t)
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+}
+
+/* Two gateways with cache.backend = redis (on free ports, on rd's Redis) and extra settings. */
+static bool
+cache_fleet_start(hs_proc *g1, hs_proc *g2, nng_socket *s1, nng_socket *s2, int port,
+                  const char *ttl)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	char set_url[128], u1[256], u2[256];
+	snprintf(set_url, sizeof(set_url), "cache.redis_url=redis://127.0.0.1:%d/1", port);
+	const char *const extra[] = {"--set", "cache.backend=redis", "--set", set_url, "--set", ttl,
+	                             NULL};
+	if (hs_gateway_start(g1, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_start(g2, gw_bin, sandbox, listen, extra) != 0 ||
+	    hs_gateway_url(g1, 0, u1, sizeof(u1)) != 0 ||
+	    hs_gateway_url(g2, 0, u2, sizeof(u2)) != 0)
+		return false;
+	return hs_dial(s1, u1) == 0 && hs_dial(s2, u2) == 0;
+}
+
+/*
+ * The fleet's lookup cache: two gateways with cache.backend = redis on a redis-server of the
+ * test's own. One gateway's answer serves the other (one GET); 50 concurrent misses over both
+ * make one GET; a stale answer is refreshed once for the fleet; a corrupt answer in Redis is
+ * never served; Redis stopped: lookups go on (to the provider), and come back to the fleet's
+ * cache once Redis is back, with no restart.
+ */
+static void
+test_cache_fleet(void)
+{
+	enum { N = 50 };
+	hs_proc rd, g1, g2;
+	nng_socket s1, s2;
+	int port = 0;
+	bool hit = false, stale = false;
+
+	if (hs_redis_start(&rd, &port) != 0) {
+		fprintf(stderr, "  redis-server did not start (.ci/deps installs it)\n");
+		CHECK(0);
+		return;
+	}
+	if (!cache_fleet_start(&g1, &g2, &s1, &s2, port, "boscod.cache_ttl_ms=60000")) {
+		CHECK(0);
+		hs_proc_stop(&rd, SIGTERM);
+		return;
+	}
+	sandbox_reset();
+	/* one gateway's answer is the other's: a fleet hit, then a local one */
+	track_check(s1, "FLEET1", &hit, NULL);
+	CHECK(!hit);
+	track_check(s2, "FLEET1", &hit, &stale);
+	CHECK(hit && !stale);
+	track_check(s2, "FLEET1", &hit, NULL);
+	CHECK(hit);
+	CHECK_INT(track_gets("FLEET1"), 1);
+
+	/* 50 identical concurrent misses, half on each gateway, on a slow provider: one GET */
+	uint8_t payload[64];
+	Shipgate__V1__RpcRequest env;
+	track_env(&env, payload, "SLOW-400");
+	static Shipgate__V1__RpcReply *rep1[N / 2], *rep2[N / 2];
+	fan_two(s1, s2, &env, rep1, rep2, N / 2);
+	int ok = 0;
+	for (int i = 0; i < N; i++) {
+		Shipgate__V1__RpcReply *x = i < N / 2 ? rep1[i] : rep2[i - N / 2];
+		ok += hs_code(x) == 0;
+		free_reply(x);
+	}
+	CHECK_INT(ok, N);
+	CHECK_INT(track_gets("SLOW-400"), 1);
+	fprintf(stderr, "  cache fleet of 2: %d concurrent misses over both, %d GET\n", ok,
+	        track_gets("SLOW-400"));
+
+	/* g1 fetches a slow answer for the fleet: g2's caller with a short deadline gets
+	 * DEADLINE_EXCEEDED saying so (no second GET) */
+	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
+	req.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD;
+	req.order_id = "SLOW-1500";
+	track_env(&env, payload, req.order_id);
+	Shipgate__V1__RpcReply *slow = NULL;
+	struct fan holder = {s1, &env, &slow, 1, 0};
+	CHECK_INT(pthread_create(&holder.thr, NULL, fan_main, &holder), 0);
+	hs_sleep_ms(300); /* g1 holds the key's lock, and its GET is out */
+	Shipgate__V1__RpcReply *r = hs_call(s2, "Track", &req.base, 300, NULL);
+	CHECK_INT(hs_code(r), 4);
+	CHECK(r != NULL && r->status != NULL && strstr(r->status->message, "another gateway"));
+	free_reply(r);
+	pthread_join(holder.thr, NULL);
+	CHECK_INT(hs_code(slow), 0);
+	free_reply(slow);
+	CHECK_INT(track_gets("SLOW-1500"), 1);
+
+	/* a corrupt answer in Redis (its payload is not a TrackResponse): a gateway with an empty
+	 * cache of its own fetches it again instead of serving it, and puts it right */
+	redisContext *rc = redisConnect("127.0.0.1", port);
+	CHECK(rc != NULL && rc->err == 0);
+	int corrupted = 0;
+	if (rc != NULL && rc->err == 0) {
+		freeReplyObject(redisCommand(rc, "SELECT 1"));
+		redisReply *k = redisCommand(rc, "KEYS shipgate:cache:*FLEET1*");
+		for (size_t i = 0; k != NULL && k->type == REDIS_REPLY_ARRAY && i < k->elements;
+		     i++)
+			if (strstr(k->element[i]->str, ":lock:") == NULL) {
+				freeReplyObject(redisCommand(rc, "HSET %s payload %b",
+				                             k->element[i]->str, "\xff\xff\xff",
+				                             (size_t)3));
+				corrupted++;
+			}
+		freeReplyObject(k);
+	}
+	CHECK_INT(corrupted, 1);
+	/* a draining gateway stops waiting for another gateway's fetch: its caller is answered
+	 * UNAVAILABLE / SHUTTING_DOWN at once, not left to its deadline */
+	track_env(&env, payload, "SLOW-1400");
+	Shipgate__V1__RpcReply *waiting = NULL;
+	struct fan h1 = {s1, &env, &slow, 1, 0}, h2 = {s2, &env, &waiting, 1, 0};
+	CHECK_INT(pthread_create(&h1.thr, NULL, fan_main, &h1), 0);
+	hs_sleep_ms(300);
+	CHECK_INT(pthread_create(&h2.thr, NULL, fan_main, &h2), 0);
+	hs_sleep_ms(200);
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	pthread_join(h2.thr, NULL);
+	CHECK_INT(hs_code(waiting), 14);
+	CHECK_STR(hs_reason(waiting), "SHUTTING_DOWN");
+	free_reply(waiting);
+	pthread_join(h1.thr, NULL);
+	CHECK_INT(hs_code(slow), 0);
+	free_reply(slow);
+	CHECK_INT(track_gets("SLOW-1400"), 1);
+	nng_close(s2);
+	{
+		static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+		char set_url[128], u2[256];
+		snprintf(set_url, sizeof(set_url), "cache.redis_url=redis://127.0.0.1:%d/1", port);
+		const char *const extra[] = {"--set", "cache.backend=redis", "--set", set_url,
+		                             NULL};
+		CHECK_INT(hs_gateway_start(&g2, gw_bin, sandbox, listen, extra), 0);
+		CHECK_INT(hs_gateway_url(&g2, 0, u2, sizeof(u2)), 0);
+		CHECK_INT(hs_dial(&s2, u2), 0);
+	}
+	track_check(s2, "FLEET1", &hit, NULL);
+	CHECK(!hit);
+	CHECK_INT(track_gets("FLEET1"), 2);
+	if (rc != NULL && rc->err == 0) { /* put right: the payload decodes again */
+		redisReply *k = redisCommand(rc, "KEYS shipgate:cache:*FLEET1*");
+		for (size_t i = 0; k != NULL && k->type == REDIS_REPLY_ARRAY && i < k->elements;
+		     i++)
+			if (strstr(k->element[i]->str, ":lock:") == NULL) {
+				redisReply *v =
+				        redisCommand(rc, "HGET %s payload", k->element[i]->str);
+				CHECK(v != NULL && v->type == REDIS_REPLY_STRING && v->len > 100);
+				freeReplyObject(v);
+			}
+		freeReplyObject(k);
+	}
+
+	/* Redis stopped: a lookup still answers (from the provider), promptly */
+	CHECK_INT(hs_proc_stop(&rd, SIGTERM) >= 0, 1);
+	int64_t t0 = hs_now_ms();
+	track_check(s1, "FLEET2", &hit, NULL);
+	CHECK(!hit);
+	CHECK(hs_now_ms() - t0 < 2000);
+	CHECK_INT(track_gets("FLEET2"), 1);
+	/* back on its port: after the gateways leave it alone for a second, the fleet shares
+	 * again, without a restart */
+	CHECK_INT(hs_redis_start(&rd, &port), 0);
+	hs_sleep_ms(1200);
+	track_check(s1, "FLEET3", &hit, NULL);
+	track_check(s2, "FLEET3", &hit, NULL);
+	for (int i = 0; i < 20 && !hit; i++) { /* (s2 may still be in its second alone) */
+		hs_sleep_ms(100);
+		track_check(s2, "FLEET3", &hit, NULL);
+	}
+	CHECK(hit);
+	CHECK_INT(track_gets("FLEET3"), 1);
+	nng_close(s1);
+	nng_close(s2);
+	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
+	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+
+	/* a stale answer is refreshed once for the fleet: a TTL of 1 s, both gateways stale */
+	if (!cache_fleet_start(&g1, &g2, &s1, &s2, port, "boscod.cache_ttl_ms=1000")) {
+		CHECK(0);
+		hs_proc_stop(&rd, SIGTERM);
+		return;
+	}
+	sandbox_reset();
+	track_check(s1, "FLEET4", NULL, NULL);
+	track_check(s2, "FLEET4", &hit, NULL); /* from the fleet */
+	CHECK(hit);
+	hs_sleep_ms(1100);
+	track_check(s1, "FLEET4", &hit, &stale); /* stale at g1: g1 refreshes for the fleet */
+	CHECK(hit && stale);
+	for (int i = 0; i < 100 && track_gets("FLEET4") < 2; i++)
+		hs_sleep_ms(10);
+	CHECK_INT(track_gets("FLEET4"), 2);
+	hs_sleep_ms(100);
+	track_check(s2, "FLEET4", &hit, &stale); /* stale at g2 too: its refresh finds g1's */
+	CHECK(hit && stale);
+	for (int i = 0; i < 50 && stale; i++) { /* once its refresh is back: a fresh local hit */
+		hs_sleep_ms(10);
+		track_check(s2, "FLEET4", &hit, &stale);
+	}
+	CHECK(hit && !stale);
+	CHECK_INT(track_gets("FLEET4"), 2);
+
+	redisFree(rc);
 	nng_close(s1);
 	nng_close(s2);
 	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
@@ -1579,6 +1834,7 @@ main(int argc, char **argv)
 	test_missing_credential();
 	test_sqlite_restart();
 	test_redis_fleet();
+	test_cache_fleet();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();

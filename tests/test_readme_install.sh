@@ -147,8 +147,10 @@ print(*[s.getsockname()[1] for s in ss])')
     cmds=${cmds//7402/$p_b}
     posts() { curl -fs "$sb_url/__sandbox/requests" | grep -o '"POST"[^}]*/bosonline/order/' | wc -l; }
     before=$(posts)
-    (cd "$src" && SHIPGATE_BOSONLINE_URL=$sb_url/bosonline exec setsid -w timeout "$step_timeout" \
-      bash -e -o pipefail -c "$cmds") >"$tmp/$lang.log" 2>&1
+    gets() { curl -fs "$sb_url/__sandbox/requests" | grep -o '"GET"[^}]*/boscod/v1/order/tracking/BOS123' | wc -l; }
+    gets_before=$(gets)
+    (cd "$src" && SHIPGATE_BOSONLINE_URL=$sb_url/bosonline SHIPGATE_BOSCOD_URL=$sb_url/boscod \
+      exec setsid -w timeout "$step_timeout" bash -e -o pipefail -c "$cmds") >"$tmp/$lang.log" 2>&1
     rc=$?
     pkill -f "redis-server 127.0.0.1:$p_redis" 2>/dev/null
     pkill -f "tcp://127.0.0.1:$p_a" 2>/dev/null
@@ -158,6 +160,8 @@ print(*[s.getsockname()[1] for s in ss])')
     check 'grep -q "\"replayed\": *true" "$tmp/$lang.log"' "fleet: the other gateway replays"
     check '[ "$(grep -c "\"totalPayment\"" "$tmp/$lang.log")" = 2 ]' "fleet: both calls answered"
     check '[ "$(($(posts) - before))" = 1 ]' "fleet: one POST for the two calls"
+    check '[ "$(grep -c "\"hit\": *true" "$tmp/$lang.log")" = 1 ]' "fleet: the second gateway's Track is a cache hit"
+    check '[ "$(($(gets) - gets_before))" = 1 ]' "fleet: one GET for the two Tracks"
   elif [ "$lang" = cli ]; then
     # one call after another, errors included: no -e; the last one (ERR-404) exits 15
     (cd "$src" && SHIPGATE_ADDR=$url timeout "$step_timeout" bash -c "$cmds") >"$tmp/$lang.log" 2>&1

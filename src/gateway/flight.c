@@ -192,10 +192,11 @@ make_room(sg_flight *t, size_t slots, size_t need, int64_t now, const struct ent
 	}
 }
 
-/* Stores out in e (replacing what it held). Lock held. False when memory ran out. */
+/* Stores out in e (replacing what it held), as if stored age_ms before now. Lock held. False
+ * when memory ran out. */
 static bool
-entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t ttl_ms, int64_t stale_ms,
-            const sg_flight_outcome *out)
+entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t age_ms, int64_t ttl_ms,
+            int64_t stale_ms, const sg_flight_outcome *out)
 {
 	size_t n = out->status_len + out->payload_len;
 	size_t cost = sizeof(*e) + strlen(e->key) + n;
@@ -215,8 +216,8 @@ entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t ttl_ms, int64_t 
 	e->payload_len = out->payload_len;
 	e->has_payload = out->payload != NULL;
 	e->stored = true;
-	e->stored_ms = now;
-	e->fresh_until = now + ttl_ms;
+	e->stored_ms = now - (age_ms > 0 ? age_ms : 0);
+	e->fresh_until = e->stored_ms + ttl_ms;
 	e->stale_until = e->fresh_until + stale_ms;
 	e->cost = cost;
 	t->bytes += cost;
@@ -306,9 +307,11 @@ done:
 	return res;
 }
 
-void
-sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64_t stale_ms,
-                 const sg_flight_outcome *out)
+/* sg_flight_finish, and sg_flight_finish_aged: kept as if stored age_ms ago; with refreshing
+ * (and kept), the key stays running. */
+static void
+flight_end(sg_flight *t, const char *key, bool keep, int64_t age_ms, bool refreshing,
+           int64_t ttl_ms, int64_t stale_ms, const sg_flight_outcome *out)
 {
 	uint64_t h = key_hash(key);
 	sg_list waiters;
@@ -324,8 +327,10 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
 			        NULL; /* taken: sg_flight_leave says so from now on */
 		e->running = false;
 		bool kept = keep && entry_store(t, e, t->conf.clock ? t->conf.clock() : sg_now_ms(),
-		                                ttl_ms, stale_ms, out);
-		if (!kept && !e->stored)
+		                                age_ms, ttl_ms, stale_ms, out);
+		if (kept && refreshing)
+			e->running = true; /* its owner goes on to refresh it */
+		else if (!kept && !e->stored)
 			entry_drop(t, e); /* released; a failed refresh keeps the stale outcome */
 	}
 	pthread_mutex_unlock(&t->mtx);
@@ -334,6 +339,20 @@ sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64
 		sg_flight_waiter *w = SG_CONTAINER_OF(n, sg_flight_waiter, link);
 		w->done(w, out);
 	}
+}
+
+void
+sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, int64_t stale_ms,
+                 const sg_flight_outcome *out)
+{
+	flight_end(t, key, keep, 0, false, ttl_ms, stale_ms, out);
+}
+
+void
+sg_flight_finish_aged(sg_flight *t, const char *key, int64_t age_ms, bool refreshing,
+                      int64_t ttl_ms, int64_t stale_ms, const sg_flight_outcome *out)
+{
+	flight_end(t, key, true, age_ms, refreshing, ttl_ms, stale_ms, out);
 }
 
 bool
@@ -370,7 +389,7 @@ sg_flight_put(sg_flight *t, const char *key, int64_t ttl_ms, int64_t stale_ms,
 		e = NULL; /* the owner's answer is on its way */
 	}
 	if (e != NULL) {
-		ok = entry_store(t, e, now, ttl_ms, stale_ms, out);
+		ok = entry_store(t, e, now, 0, ttl_ms, stale_ms, out);
 		if (!ok && !e->stored && !e->running)
 			entry_drop(t, e);
 	}

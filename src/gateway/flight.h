@@ -101,6 +101,15 @@ void sg_flight_finish(sg_flight *t, const char *key, bool keep, int64_t ttl_ms, 
                       const sg_flight_outcome *out);
 
 /*
+ * sg_flight_finish with an outcome fetched elsewhere (a fleet's shared cache) that is already
+ * age_ms old: it is kept, fresh until ttl_ms after it was made. With refreshing, the key stays
+ * running: its owner goes on to refresh it (calls meanwhile get it, stale or not, and none of
+ * them is asked to refresh) and reports again with sg_flight_finish.
+ */
+void sg_flight_finish_aged(sg_flight *t, const char *key, int64_t age_ms, bool refreshing,
+                           int64_t ttl_ms, int64_t stale_ms, const sg_flight_outcome *out);
+
+/*
  * Stores an outcome for key outside of a flight (a fresh answer fetched past the cache).
  * A running owner of the key is left alone. Returns false when there was no room.
  */

@@ -81,7 +81,8 @@ call_release(sg_call *c)
 	c->op = NULL;
 	c->prov = NULL;
 	c->idem_local = c->idem_owner = c->cache_owner = c->cache_store = false;
-	c->cache_key = NULL;
+	c->cache_key = c->shared_key = NULL;
+	c->shared_lock = false;
 	c->auth_retried = false;
 	memset(&c->hreq, 0, sizeof(c->hreq));
 	sg_status_clear(&c->st);
@@ -290,7 +291,13 @@ call_provider(sg_call *c)
 	c->pc = *pc; /* per-call copy: a fetched token replaces pc->token */
 	if (c->method->cacheable && gw->cache != NULL && pc->cache_ttl_ms > 0 && !gw_cache_begin(c))
 		return; /* answered from the cache, or waiting for the same call */
-	if (gw_fetches_token(p, pc)) {
+	gw_call_after_cache(c);
+}
+
+void
+gw_call_after_cache(sg_call *c)
+{
+	if (gw_fetches_token(c->prov, &c->pc)) {
 		gw_call_with_token(c);
 		return;
 	}
@@ -440,6 +447,17 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	}
 	if (strcmp(cfg->idem_store, "redis") == 0)
 		gw->store->fleet_id = cfg->fleet_id;
+	if (cfg->cache_backend != NULL && strcmp(cfg->cache_backend, "redis") == 0 &&
+	    cfg->cache_max_bytes > 0) {
+		sg_shcache_conf sc = {.url = cfg->cache_redis_url,
+		                      .timeout_ms = cfg->cache_redis_timeout_ms,
+		                      .max_queued = 10000,
+		                      .max_value = 1 << 20};
+		if ((gw->shared = sg_shcache_new(&sc, err, errlen)) == NULL) {
+			sg_gateway_free(gw);
+			return SG_EINVAL;
+		}
+	}
 	if ((gw->up = sg_upstream_new(backend)) == NULL ||
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
 	    (gw->store == NULL &&
@@ -460,6 +478,8 @@ void
 sg_gateway_drain(sg_gateway *gw)
 {
 	atomic_store(&gw->draining, true);
+	if (gw->shared != NULL)
+		sg_shcache_drain(gw->shared); /* calls waiting for another gateway end now */
 }
 
 bool
@@ -487,6 +507,7 @@ sg_gateway_free(sg_gateway *gw)
 	if (gw == NULL)
 		return;
 	sg_store_free(gw->store);         /* first: its queued answers still reach the calls */
+	sg_shcache_free(gw->shared);      /* the same */
 	sg_deadlines_free(gw->deadlines); /* before the calls its callbacks use */
 	sg_flight_free(gw->idem);
 	sg_flight_free(gw->cache);

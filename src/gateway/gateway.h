@@ -68,6 +68,8 @@ struct sg_call {
 	bool cache_owner;              /* owns cache_key: must finish it */
 	bool cache_store;              /* bypassed the cache: store a fresh answer */
 	const char *cache_key;         /* lookup cache key (arena), or NULL */
+	const char *shared_key;        /* its key in the fleet's cache (arena), or NULL */
+	bool shared_lock;              /* holds the fleet's refresh lock on shared_key */
 	sg_flight_waiter waiter;       /* parks it behind the owner of its key */
 	sg_token_waiter twait;         /* queues it for a provider token */
 	sg_upcall up;                  /* its upstream call's bookkeeping */

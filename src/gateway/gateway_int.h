@@ -5,7 +5,7 @@
  *   gateway.c  dispatch, the provider step, upstream submit and completion, the one finish,
  *              replies, lifecycle
  *   park.c     parking: waiting behind another call until it ends or the deadline passes
- *   cache.c    the lookup cache step (Track, GetOrder)
+ *   cache.c    the lookup cache step (Track, GetOrder), with the fleet's cache behind it
  *   idem.c     the idempotency step (CreateOrder): coalescing and the store
  *   tokens.c   the token step (providers whose bearer token the gateway fetches)
  *
@@ -19,6 +19,7 @@
 
 #include "core/waitgroup.h"
 #include "gateway/gateway.h"
+#include "gateway/shcache.h"
 
 struct sg_gateway {
 	const sg_config *cfg;    /* borrowed; outlives the gateway */
@@ -27,6 +28,7 @@ struct sg_gateway {
 	sg_flight *idem;         /* CreateOrder keys running in this process (coalescing) */
 	sg_store *store;         /* CreateOrder outcomes by key (claim before call) */
 	sg_flight *cache;        /* Track/GetOrder answers, or NULL */
+	sg_shcache *shared;      /* the fleet's cache behind it (cache.backend redis), or NULL */
 	sg_auth *auth;           /* fetched provider tokens */
 	sg_deadlines *deadlines; /* deadlines of parked calls */
 	int64_t started_ms;      /* for Health uptime */
@@ -81,6 +83,10 @@ void gw_call_deliver(sg_call *c);
 
 /* Builds the provider request and sends it (through the idempotency step for CreateOrder). */
 void gw_call_build_submit(sg_call *c);
+
+/* The provider step after the cache: the token (when the provider issues them), then build
+ * and submit. */
+void gw_call_after_cache(sg_call *c);
 
 /* Sends c's built request upstream (sg_upstream_call), or finishes the call. */
 void gw_call_submit(sg_call *c);

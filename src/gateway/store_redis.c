@@ -26,12 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "core/clock.h"
+#include "gateway/redis_conn.h"
 #include "gateway/store_worker.h"
 
 #define POLL_MS    25   /* how often a busy key is looked at again */
@@ -86,43 +85,19 @@ static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= AR
                                   "return 1\n";
 
 struct rd {
-	char host[256]; /* Redis */
-	int port;
-	int db;            /* SELECT */
-	int64_t ttl_ms;    /* keys expire after this */
-	char owner[96];    /* this process's claims */
-	redisContext *c;   /* the connection (the worker's thread only), or NULL */
-	sg_store_op *busy; /* claims waiting for another owner's outcome (thread only) */
-	sg_store_worker w; /* the thread and its queue */
+	sg_redis_addr addr; /* Redis */
+	int64_t ttl_ms;     /* keys expire after this */
+	char owner[96];     /* this process's claims */
+	redisContext *c;    /* the connection (the worker's thread only), or NULL */
+	sg_store_op *busy;  /* claims waiting for another owner's outcome (thread only) */
+	sg_store_worker w;  /* the thread and its queue */
 };
 
 /* A live connection, or NULL (connecting again on every call until Redis is back). */
 static redisContext *
 rd_conn(struct rd *r)
 {
-	if (r->c != NULL && r->c->err == 0)
-		return r->c;
-	if (r->c != NULL) {
-		redisFree(r->c);
-		r->c = NULL;
-	}
-	struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
-	redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
-	if (c == NULL || c->err != 0) {
-		redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	if (r->db != 0) {
-		redisReply *rep = redisCommand(c, "SELECT %d", r->db);
-		bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
-		freeReplyObject(rep);
-		if (!ok) {
-			redisFree(c);
-			return NULL;
-		}
-	}
-	return r->c = c;
+	return sg_redis_conn(&r->c, &r->addr, TIMEOUT_MS);
 }
 
 /* Appends op's script to c's output buffer (pipelined; nothing is sent yet). */
@@ -318,66 +293,20 @@ static const sg_store_ops redis_ops = {
         .free = rd_free,
 };
 
-/* redis://HOST:PORT[/DB] into r's host, port and db. 0, or -1 with err. */
-static int
-parse_url(struct rd *r, const char *url, char *err, size_t errlen)
-{
-	char rest[300];
-	int n = 0;
-
-	r->port = 6379;
-	if (strncmp(url, "redis://", 8) != 0 || strlen(url + 8) >= sizeof(rest) ||
-	    sscanf(url + 8, "%255[^:/]%n", r->host, &n) != 1) {
-		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
-		         url);
-		return -1;
-	}
-	const char *p = url + 8 + n;
-	if (*p == ':') {
-		char *end;
-		long port = strtol(p + 1, &end, 10);
-		if (port < 1 || port > 65535) {
-			snprintf(err, errlen, "idempotency.redis_url: %s: bad port", url);
-			return -1;
-		}
-		r->port = (int)port;
-		p = end;
-	}
-	if (*p == '/') {
-		char *end;
-		long db = strtol(p + 1, &end, 10);
-		if (db < 0 || db > 1000 || *end != '\0') {
-			snprintf(err, errlen, "idempotency.redis_url: %s: bad database", url);
-			return -1;
-		}
-		r->db = (int)db;
-	} else if (*p != '\0') {
-		snprintf(err, errlen, "idempotency.redis_url: %s: want redis://HOST:PORT[/DB]",
-		         url);
-		return -1;
-	}
-	return 0;
-}
-
 sg_store *
 sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
 {
 	struct rd *r = calloc(1, sizeof(*r));
 	sg_store *s = malloc(sizeof(*s));
-	char host[64] = "host";
 
 	if (r == NULL || s == NULL) {
 		snprintf(err, errlen, "idempotency store redis: out of memory");
 		goto fail;
 	}
-	if (parse_url(r, url, err, errlen) != 0)
+	if (sg_redis_parse_url(&r->addr, "idempotency.redis_url", url, err, errlen) != 0)
 		goto fail;
 	r->ttl_ms = ttl_ms > 0 ? ttl_ms : 86400000;
-	gethostname(host, sizeof(host) - 1);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(r->owner, sizeof(r->owner), "%.40s:%d:%lx", host, (int)getpid(),
-	         (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (uintptr_t)r));
+	sg_redis_owner_id(r->owner, sizeof(r->owner), r);
 	r->w.prefix = KEY_PREFIX;
 	r->w.run = rd_run;
 	r->w.due = rd_due;
@@ -402,11 +331,11 @@ fail:
 static redisContext *
 op_connect(struct rd *r, const char *url, char *err, size_t errlen)
 {
-	if (parse_url(r, url, err, errlen) != 0)
+	if (sg_redis_parse_url(&r->addr, "idempotency.redis_url", url, err, errlen) != 0)
 		return NULL;
 	redisContext *c = rd_conn(r);
 	if (c == NULL)
-		snprintf(err, errlen, "redis %s:%d: cannot connect", r->host, r->port);
+		snprintf(err, errlen, "redis %s:%d: cannot connect", r->addr.host, r->addr.port);
 	return c;
 }
 
@@ -430,7 +359,7 @@ sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store_unk
 		return -1;
 	if ((t = redisCommand(c, "TIME")) == NULL || t->type != REDIS_REPLY_ARRAY ||
 	    t->elements != 2) {
-		snprintf(err, errlen, "redis %s:%d: TIME failed", r.host, r.port);
+		snprintf(err, errlen, "redis %s:%d: TIME failed", r.addr.host, r.addr.port);
 		freeReplyObject(t);
 		redisFree(c);
 		return -1;
@@ -440,7 +369,7 @@ sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store_unk
 	do {
 		sc = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, KEY_PREFIX);
 		if (sc == NULL || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
-			snprintf(err, errlen, "redis %s:%d: SCAN failed", r.host, r.port);
+			snprintf(err, errlen, "redis %s:%d: SCAN failed", r.addr.host, r.addr.port);
 			n = -1;
 			break;
 		}
@@ -453,7 +382,8 @@ sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store_unk
 			redisReply *h = NULL;
 			if (redisGetReply(c, (void **)&h) != REDIS_OK || h == NULL ||
 			    h->type != REDIS_REPLY_ARRAY || h->elements != 8) {
-				snprintf(err, errlen, "redis %s:%d: HMGET failed", r.host, r.port);
+				snprintf(err, errlen, "redis %s:%d: HMGET failed", r.addr.host,
+				         r.addr.port);
 				freeReplyObject(h);
 				n = -1;
 				break;
@@ -513,7 +443,7 @@ sg_store_redis_resolve(const char *url, const char *key, const uint8_t *payload,
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
 		n = (int)rep->integer;
 	else
-		snprintf(err, errlen, "redis %s:%d: %s", r.host, r.port,
+		snprintf(err, errlen, "redis %s:%d: %s", r.addr.host, r.addr.port,
 		         rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "EVAL failed");
 	freeReplyObject(rep);
 	redisFree(c);

@@ -79,6 +79,9 @@ static const struct cfg_key keys[] = {
         G("idempotency.fleet_id", K_STR, 0, 0, fleet_id, 0),
         G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
         G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
+        G("cache.backend", K_STR, 0, 0, cache_backend, 0),
+        G("cache.redis_url", K_STR, 0, 0, cache_redis_url, 0),
+        G("cache.redis_timeout_ms", K_INT, 1, 10000, cache_redis_timeout_ms, 200),
         PK("base_url", K_URL, 0, 0, base_url),
         PK("token", K_STR, 0, 0, token),
         PK("auth_scheme", K_SCHEME, 0, 0, auth_scheme),
@@ -264,6 +267,7 @@ sg_config_defaults(sg_config *cfg)
 			store_num(&keys[i], (char *)cfg + keys[i].off, keys[i].dflt);
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
 	cfg->idem_store = "sqlite"; /* in <state_dir>, resolved by sg_config_validate */
+	cfg->cache_backend = "memory";
 	/* each provider's defaults are its module's: the sandbox's credentials */
 	for (size_t i = 0; i < np; i++) {
 		const sg_provider *p = &ps[i];
@@ -396,6 +400,22 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "idempotency.redis_url: the redis store needs one");
 	if (cfg->fleet_id == NULL)
 		cfg->fleet_id = cfg->redis_url;
+	if (cfg->cache_backend == NULL ||
+	    (strcmp(cfg->cache_backend, "memory") != 0 && strcmp(cfg->cache_backend, "redis") != 0))
+		return cfg_error(err, errlen, "cache.backend: want memory or redis");
+	if (strcmp(cfg->cache_backend, "redis") == 0) {
+		if (cfg->cache_redis_url == NULL)
+			cfg->cache_redis_url = cfg->redis_url;
+		if (cfg->cache_redis_url == NULL)
+			return cfg_error(err, errlen,
+			                 "cache.redis_url: the redis cache needs one (or "
+			                 "idempotency.redis_url)");
+		if (cfg->cache_max_bytes == 0)
+			return cfg_error(
+			        err, errlen,
+			        "cache.backend redis: the local cache in front of it is off "
+			        "(cache.max_bytes = 0)");
+	}
 	if (cfg->state_dir == NULL) {
 		/* systemd's StateDirectory= sets STATE_DIRECTORY (a ':'-separated list) */
 		const char *sd = getenv("STATE_DIRECTORY");

@@ -32,6 +32,9 @@ typedef struct sg_config {
 	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
 	size_t cache_max_bytes;      /* lookup cache memory; 0 disables the cache */
 	size_t cache_max_entries;    /* lookup cache keys at most */
+	const char *cache_backend;   /* "memory" (this process) or "redis" (shared by a fleet) */
+	const char *cache_redis_url; /* the redis cache; NULL: redis_url */
+	int cache_redis_timeout_ms;  /* its connect and command timeout */
 	size_t idem_max_entries;     /* idempotency keys held at most */
 	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
 	const char *idem_store;      /* "memory" or "sqlite" */

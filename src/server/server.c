@@ -196,6 +196,22 @@ work_cb(void *arg)
  * and then, and re-creates a listener that stopped answering.
  */
 
+/* How long a close may take: milliseconds when nng_close returns at all. */
+#define SG_CLOSE_TIMEOUT_MS 2000
+
+static void
+close_sock(void *arg)
+{
+	nng_close(*(nng_socket *)arg);
+}
+
+static void
+close_free_sock(void *arg)
+{
+	nng_close(*(nng_socket *)arg);
+	free(arg);
+}
+
 /*
  * True when the listener at url answers a Health call within timeout_ms. A handshake alone is
  * not enough: a broken 1.5.2 ipc listener still accepts and negotiates, but never hands the new
@@ -225,7 +241,17 @@ listener_probe(const char *url, int timeout_ms)
 		ok = true;
 		nng_msg_free(m);
 	}
-	nng_close(p);
+	/* bounded, as the server's own close (nng 1.5.2 can hang there): a stuck probe socket is
+	 * left behind, never the watchdog, which the stop joins */
+	nng_socket *ps = malloc(sizeof(*ps));
+	if (ps == NULL) {
+		nng_close(p);
+		return ok;
+	}
+	*ps = p;
+	if (!sg_run_bounded(close_free_sock, ps, SG_CLOSE_TIMEOUT_MS))
+		fprintf(stderr, "shipgated: warning: an ipc probe socket did not close within 2 s "
+		                "(nng 1.5.2); left open\n");
 	return ok;
 }
 
@@ -389,15 +415,6 @@ const char *
 sg_server_url(const sg_server *s, size_t i)
 {
 	return i < s->nlisteners ? s->bound[i] : NULL;
-}
-
-/* How long a stop waits for nng_close: it takes milliseconds when it returns at all. */
-#define SG_CLOSE_TIMEOUT_MS 2000
-
-static void
-close_sock(void *arg)
-{
-	nng_close(*(nng_socket *)arg);
 }
 
 bool
