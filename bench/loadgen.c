@@ -87,6 +87,8 @@ struct lg {
 	bool echo;                  /* raw baseline: do not decode replies */
 	enum lg_method method;      /* what is sent */
 	const char *label;          /* free text in the output */
+	const char *unique;         /* Track: ids <unique>-0, -1, ... (one per call), or NULL */
+	int provider;               /* Track: the provider */
 	int pid;                    /* process to sample in /proc, or 0 */
 	/* the request */
 	uint8_t *req;       /* encoded RpcRequest (Track, Health) */
@@ -276,6 +278,29 @@ static nng_msg *
 make_request(struct lg *lg, struct client *c)
 {
 	nng_msg *m;
+	if (lg->method == LG_TRACK && lg->unique != NULL) {
+		/* a fresh id per call: every call misses every cache */
+		char id[128];
+		uint8_t payload[256], buf[512];
+		snprintf(id, sizeof(id), "%.64s-%" PRIuFAST64, lg->unique,
+		         atomic_fetch_add_explicit(&lg->keyseq, 1, memory_order_relaxed));
+		Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
+		tr.provider = (Shipgate__V1__Provider)lg->provider;
+		if (lg->provider == SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE)
+			tr.tracking_number = id;
+		else
+			tr.order_id = id;
+		Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
+		env.method = "/shipgate.v1.Shipgate/Track";
+		env.deadline_ms = lg->deadline_ms;
+		env.payload.data = payload;
+		env.payload.len = shipgate__v1__track_request__pack(&tr, payload);
+		size_t n = shipgate__v1__rpc_request__pack(&env, buf);
+		if (nng_msg_alloc(&m, n) != 0)
+			return NULL;
+		memcpy(nng_msg_body(m), buf, n);
+		return m;
+	}
 	if (lg->method != LG_CREATE) {
 		if (nng_msg_alloc(&m, lg->req_len) != 0)
 			return NULL;
@@ -455,6 +480,7 @@ usage(FILE *f)
 	        "  --provider P         boscod | bosonline | biteship | fuuffy (bosonline)\n"
 	        "  --id ID              the provider's tracking id (IDE987651421)\n"
 	        "  --bypass-cache       TrackRequest.bypass_cache = true\n"
+	        "  --unique-ids PREFIX  Track: the id PREFIX-<n>, a new n per call (0, 1, ...)\n"
 	        "  --create-json FILE   CreateOrderRequest as proto3 JSON (--method create)\n"
 	        "  --deadline-ms MS     RpcRequest.deadline_ms (10000)\n"
 	        "  --echo               raw nng baseline: replies are counted, not decoded\n"
@@ -600,6 +626,7 @@ main(int argc, char **argv)
 		O_PROVIDER,
 		O_ID,
 		O_BYPASS,
+		O_UNIQUE,
 		O_CREATE,
 		O_DEADLINE,
 		O_ECHO,
@@ -622,6 +649,7 @@ main(int argc, char **argv)
 	        {"provider", required_argument, NULL, O_PROVIDER},
 	        {"id", required_argument, NULL, O_ID},
 	        {"bypass-cache", no_argument, NULL, O_BYPASS},
+	        {"unique-ids", required_argument, NULL, O_UNIQUE},
 	        {"create-json", required_argument, NULL, O_CREATE},
 	        {"deadline-ms", required_argument, NULL, O_DEADLINE},
 	        {"echo", no_argument, NULL, O_ECHO},
@@ -660,6 +688,7 @@ main(int argc, char **argv)
 		case O_PROVIDER: provider = optarg; break;
 		case O_ID: id = optarg; break;
 		case O_BYPASS: bypass = true; break;
+		case O_UNIQUE: lg->unique = optarg; break;
 		case O_CREATE: create_json = optarg; break;
 		case O_DEADLINE: lg->deadline_ms = atoll(optarg); break;
 		case O_ECHO: lg->echo = true; break;
@@ -690,6 +719,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "loadgen: unknown provider %s\n", provider);
 		return 2;
 	}
+	lg->provider = prov;
 	if (lg->method == LG_TRACK) {
 		Shipgate__V1__TrackRequest tr = SHIPGATE__V1__TRACK_REQUEST__INIT;
 		tr.provider = (Shipgate__V1__Provider)prov;
