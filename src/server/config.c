@@ -56,8 +56,11 @@ struct cfg_key {
 static const struct cfg_key keys[] = {
         G("listen", K_LISTEN, 0, 0, listen, 0),
         G("workers", K_INT, 1, 65536, workers, 1024),
-        G("max_request_bytes", K_SIZE, 1024, (int64_t)1 << 30, max_request_bytes, 1 << 20),
-        G("recv_max_bytes", K_SIZE, 1024, (int64_t)1 << 30, recv_max_bytes, 4 << 20),
+        G("max_request_bytes", K_SIZE, 1024, (int64_t)1 << 30, max_request_bytes, 64 << 10),
+        G("recv_max_bytes", K_SIZE, 1024, (int64_t)1 << 30, recv_max_bytes, 64 << 10),
+        G("max_connections", K_SIZE, 1, 1000000, max_connections, 4096),
+        G("max_connections_per_peer", K_SIZE, 0, 1000000, max_connections_per_peer, 1024),
+        G("upstream.fd_reserve", K_SIZE, 64, 1000000, fd_reserve, 1024),
         G("default_deadline_ms", K_I64, 1, 3600000, default_deadline_ms, 30000),
         G("max_deadline_ms", K_I64, 1, 3600000, max_deadline_ms, 300000),
         G("drain_timeout_ms", K_I64, 0, 3600000, drain_timeout_ms, 10000),

@@ -24,14 +24,17 @@ typedef struct sg_config {
 	size_t nlisten;                           /* entries used in listen[] */
 	int workers;                              /* nng contexts = calls handled at once */
 	size_t max_request_bytes;                 /* larger requests get RESOURCE_EXHAUSTED */
-	size_t recv_max_bytes;       /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
-	int64_t default_deadline_ms; /* when a request carries deadline_ms = 0 */
-	int64_t max_deadline_ms;     /* longer deadlines are cut to this */
-	int64_t drain_timeout_ms;    /* how long a graceful stop waits for in-flight calls */
-	size_t arena_cap;            /* per-call memory cap */
-	int verbose;                 /* 0 quiet, 1 start/stop and errors, 2 every call */
-	size_t cache_max_bytes;      /* lookup cache memory; 0 disables the cache */
-	size_t cache_max_entries;    /* lookup cache keys at most */
+	size_t recv_max_bytes;           /* NNG_OPT_RECVMAXSZ: larger ones drop the connection */
+	size_t max_connections;          /* caller connections held at most */
+	size_t max_connections_per_peer; /* by one address (or ipc uid); 0: no such cap */
+	size_t fd_reserve;               /* fds kept for the provider side and the stores */
+	int64_t default_deadline_ms;     /* when a request carries deadline_ms = 0 */
+	int64_t max_deadline_ms;         /* longer deadlines are cut to this */
+	int64_t drain_timeout_ms;        /* how long a graceful stop waits for in-flight calls */
+	size_t arena_cap;                /* per-call memory cap */
+	int verbose;                     /* 0 quiet, 1 start/stop and errors, 2 every call */
+	size_t cache_max_bytes;          /* lookup cache memory; 0 disables the cache */
+	size_t cache_max_entries;        /* lookup cache keys at most */
 	const char *cache_backend;   /* "memory" (this process) or "redis" (shared by a fleet) */
 	const char *cache_redis_url; /* the redis cache; NULL: redis_url */
 	int cache_redis_timeout_ms;  /* its connect and command timeout */

@@ -4,6 +4,7 @@
  * Signals are blocked in every thread and taken synchronously by main with sigwait, so no
  * handler ever runs inside nng or curl code.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,6 +171,39 @@ operator_command(const sg_config *cfg, bool list, const char *key, const char *r
 	return r ? 0 : 1;
 }
 
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard limit (capped by the kernel's fs.nr_open): a soft
+ * limit of 1024, the usual default, lets a handful of idle peers use up every descriptor. The
+ * server then fits max_connections and upstream.fd_reserve into what it got.
+ */
+static void
+raise_nofile(int verbose)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = rl.rlim_max, was = rl.rlim_cur;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+	unsigned long long nr = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%llu", &nr) == 1 && nr > 0 && (want == RLIM_INFINITY || want > nr))
+			want = (rlim_t)nr;
+		fclose(f);
+	}
+	if (want == RLIM_INFINITY || want <= was)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		fprintf(stderr, "shipgated: RLIMIT_NOFILE stays %llu: %s\n",
+		        (unsigned long long)was, strerror(errno));
+		return;
+	}
+	if (verbose >= 1)
+		fprintf(stderr,
+		        "shipgated: RLIMIT_NOFILE raised from %llu to %llu (the hard limit)\n",
+		        (unsigned long long)was, (unsigned long long)want);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -251,6 +286,8 @@ main(int argc, char **argv)
 		sg_config_fini(&cfg);
 		return rc;
 	}
+
+	raise_nofile(cfg.verbose);
 
 	sigset_t sigs;
 	sigemptyset(&sigs);

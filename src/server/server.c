@@ -16,18 +16,21 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "admit.h"
 #include "core/bounded.h"
 #include "core/clock.h"
 #include "gateway/gateway.h"
@@ -80,6 +83,9 @@ struct sg_server {
 	pthread_mutex_t wd_mtx;                       /* guards wd_stop */
 	pthread_cond_t wd_cv;                         /* wakes the watchdog to stop */
 	bool wd_stop;                                 /* the watchdog must exit */
+	sg_admit *admit;                              /* connections held, by peer */
+	size_t max_connections;                       /* the cap in force (after the fd budget) */
+	atomic_llong refuse_logged_ms;                /* when a refusal was last logged */
 };
 
 static sg_err
@@ -308,6 +314,93 @@ watchdog_stop(struct sg_server *s)
 	s->watchdog_running = false;
 }
 
+/* ------------------------------------------------------------------ connections */
+
+/*
+ * Every pipe passes the admission table as nng adds it (before any message is read from it): a
+ * pipe over max_connections, or over max_connections_per_peer for its peer, is closed at once.
+ * nng 1.5.2 allocates a message's whole announced size (up to recv_max_bytes) as soon as its
+ * header arrives, so the cap also bounds what partial messages can hold: max_connections x
+ * recv_max_bytes (256 MiB with the defaults).
+ */
+static void
+pipe_peer(nng_pipe p, char *out, size_t n)
+{
+	nng_sockaddr sa;
+	uint64_t uid;
+
+	snprintf(out, n, "?");
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	switch (sa.s_family) {
+	case NNG_AF_INET: inet_ntop(AF_INET, &sa.s_in.sa_addr, out, (socklen_t)n); break;
+	case NNG_AF_INET6: inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, (socklen_t)n); break;
+	case NNG_AF_IPC:
+		if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0)
+			snprintf(out, n, "uid:%llu", (unsigned long long)uid);
+		else
+			snprintf(out, n, "ipc");
+		break;
+	default: snprintf(out, n, "family:%d", (int)sa.s_family); break;
+	}
+}
+
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct sg_server *s = arg;
+	char peer[64];
+
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		sg_admit_remove(s->admit, (uint32_t)nng_pipe_id(p));
+		return;
+	}
+	pipe_peer(p, peer, sizeof(peer));
+	sg_admit_res res = sg_admit_add(s->admit, (uint32_t)nng_pipe_id(p), peer);
+	if (res == SG_ADMIT_OK)
+		return;
+	nng_pipe_close(p);
+	/* one line a second at most, with the count since the start */
+	long long now = sg_now_ms(), last = atomic_load(&s->refuse_logged_ms);
+	if (now - last >= 1000 && atomic_compare_exchange_strong(&s->refuse_logged_ms, &last, now))
+		fprintf(stderr, "shipgated: connection from %s refused: %s (%llu refused so far)\n",
+		        peer,
+		        res == SG_ADMIT_FULL   ? "max_connections reached"
+		        : res == SG_ADMIT_PEER ? "max_connections_per_peer reached for it"
+		                               : "out of memory",
+		        (unsigned long long)sg_admit_refused(s->admit));
+}
+
+/*
+ * The fd budget: callers may hold max_connections fds, and upstream.fd_reserve stay for the
+ * provider side (curl's connections), the stores and the rest, so that callers can never
+ * starve the providers. A soft RLIMIT_NOFILE too small for both lowers max_connections; an
+ * upstream connection cap larger than the reserve is lowered to fit it.
+ */
+static void
+fd_budget(struct sg_server *s, sg_engine_conf *ec)
+{
+	struct rlimit rl;
+	size_t nofile = 1024, reserve = s->cfg->fd_reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		nofile = (size_t)rl.rlim_cur;
+	else if (rl.rlim_cur == RLIM_INFINITY)
+		nofile = (size_t)1 << 20;
+	s->max_connections = s->cfg->max_connections;
+	size_t room = nofile > reserve + 16 ? nofile - reserve : 16;
+	if (s->max_connections > room) {
+		fprintf(stderr,
+		        "shipgated: max_connections lowered from %zu to %zu: RLIMIT_NOFILE is %zu, "
+		        "and upstream.fd_reserve keeps %zu\n",
+		        s->max_connections, room, nofile, reserve);
+		s->max_connections = room;
+	}
+	long up = reserve > 128 ? (long)(reserve - 64) : 64; /* curl's share of the reserve */
+	if (ec->max_total_conns == 0 || ec->max_total_conns > up)
+		ec->max_total_conns = up;
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 sg_err
@@ -320,6 +413,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 	if (s == NULL)
 		return SG_ENOMEM;
 	s->cfg = cfg;
+	atomic_init(&s->refuse_logged_ms, 0);
 	pthread_mutex_init(&s->wd_mtx, NULL);
 	sg_cond_init(&s->wd_cv);
 	atomic_init(&s->eng.next, 0);
@@ -335,8 +429,20 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		e = SG_EINTERNAL;
 		goto fail;
 	}
-	/* each engine gets its share of the connection caps */
+	/* each engine gets its share of the connection caps, within the fd budget */
 	sg_engine_conf ec = cfg->engine;
+	fd_budget(s, &ec);
+	if ((s->admit = sg_admit_new(s->max_connections, cfg->max_connections_per_peer)) == NULL) {
+		e = SG_ENOMEM;
+		goto fail;
+	}
+	/* before any listener: every pipe is admitted, or closed, as it is added */
+	if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_event, s)) != 0 ||
+	    (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_event, s)) != 0) {
+		snprintf(err, errlen, "nng_pipe_notify: %s", nng_strerror(rv));
+		e = SG_EINTERNAL;
+		goto fail;
+	}
 	s->eng.n = cfg->engine_threads < 1 ? 1 : cfg->engine_threads;
 	if (s->eng.n > SG_MAX_ENGINES)
 		s->eng.n = SG_MAX_ENGINES;
@@ -492,5 +598,6 @@ sg_server_free(sg_server *s)
 	watchdog_stop(s);
 	pthread_mutex_destroy(&s->wd_mtx);
 	pthread_cond_destroy(&s->wd_cv);
+	sg_admit_free(s->admit); /* after the socket: no pipe event comes any more */
 	free(s);
 }
