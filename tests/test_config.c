@@ -163,6 +163,20 @@ test_keys(void)
 	CHECK_INT(c.cache_redis_timeout_ms, 50);
 	set_ok(&c, "cache.backend", "memory");
 	set_ok(&c, "cache.max_bytes", "0");
+	/* ipc sockets: 0600 by default; an octal mode that keeps the owner's read and write */
+	CHECK_INT(c.ipc_mode, 0600);
+	set_ok(&c, "ipc.mode", "0660");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_INT(c.ipc_mode, 0660);
+	static const char *const bad_modes[] = {"0400", "0644x", "1777", "rw-rw----", "-600"};
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+		set_ok(&c, "ipc.mode", bad_modes[i]);
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+		CHECK(strstr(err, "ipc.mode") != NULL);
+	}
+	set_ok(&c, "ipc.mode", "600");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_INT(c.ipc_mode, 0600);
 	/* the default deadline and each provider's timeout fit under the cap */
 	set_ok(&c, "max_deadline_ms", "1000");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);

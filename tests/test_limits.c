@@ -8,11 +8,14 @@
  *   - partial messages: a peer that announces a message and never finishes it costs at most
  *     recv_max_bytes (64 KiB by default), and one announcing more is dropped at once; new
  *     callers are served meanwhile;
+ *   - ipc sockets: mode 0600 (or ipc.mode) and ipc.group whatever the umask; a path holding
+ *     anything but a socket is refused and kept; a stale socket is replaced;
  *   - a small descriptor budget (soft = hard = 700, fd_reserve 256): max_connections is lowered
  *     to fit, and Track still reaches the provider while callers hold every caller fd.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +24,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -290,6 +295,119 @@ test_partial_messages(void)
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 }
 
+/* Runs the gateway to its start-up failure: its exit status, its stderr into out[n]. */
+static int
+run_failing(const char *const *args, char *out, size_t n)
+{
+	int pfd[2];
+	if (pipe(pfd) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1);
+		close(pfd[0]);
+		execv(gw_bin, (char *const *)args);
+		_exit(127);
+	}
+	close(pfd[1]);
+	size_t got = 0;
+	ssize_t r;
+	struct pollfd p = {pfd[0], POLLIN, 0};
+	while (got + 1 < n && poll(&p, 1, 5000) == 1 &&
+	       (r = read(pfd[0], out + got, n - 1 - got)) > 0)
+		got += (size_t)r;
+	out[got] = '\0';
+	close(pfd[0]);
+	int status = 0;
+	for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		hs_sleep_ms(10);
+	if (waitpid(pid, &status, WNOHANG) == 0) { /* it started: not what was wanted */
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ipc: the socket's mode and group hold whatever the umask; anything but a socket at the path
+ * is refused and kept; a stale socket (a gateway killed) is replaced. */
+static void
+test_ipc_socket(void)
+{
+	char path[128], url[160], set_mode[64], set_group[64], msg[2048];
+	struct stat st;
+	hs_proc gw;
+	snprintf(path, sizeof(path), "/tmp/shipgate-limits-%d.sock", (int)getpid());
+	snprintf(url, sizeof(url), "ipc://%s", path);
+	const char *const listen[] = {url, NULL};
+	unlink(path);
+
+	/* umask 000 at start: still 0600 */
+	mode_t old = umask(0);
+	int up = hs_gateway_start(&gw, gw_bin, sandbox, listen, NULL);
+	umask(old);
+	CHECK_INT(up, 0);
+	CHECK(stat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+	CHECK_INT(st.st_mode & 0777, 0600);
+	/* killed: the socket file stays behind, and the next gateway replaces it */
+	CHECK_INT(WTERMSIG(hs_proc_stop(&gw, SIGKILL)), SIGKILL);
+	CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+	snprintf(set_mode, sizeof(set_mode), "ipc.mode=0660");
+	snprintf(set_group, sizeof(set_group), "ipc.group=%d", (int)getgid());
+	const char *const extra[] = {"--set", set_mode, "--set", set_group, NULL};
+	old = umask(0077);
+	up = hs_gateway_start(&gw, gw_bin, sandbox, listen, extra);
+	umask(old);
+	CHECK_INT(up, 0);
+	CHECK(stat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+	CHECK_INT(st.st_mode & 0777, 0660);
+	CHECK_INT(st.st_gid, getgid());
+	nng_socket s;
+	CHECK_INT(hs_dial(&s, url), 0);
+	track_ok(s, "ipc 0660");
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+	unlink(path);
+
+	/* a regular file, a directory: refused with a clear message, and kept */
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs("precious\n", f);
+		fclose(f);
+	}
+	const char *const args[] = {gw_bin, "--quiet", "-l", url, NULL};
+	CHECK_INT(run_failing(args, msg, sizeof(msg)), 1);
+	CHECK(strstr(msg, "is not a socket") != NULL && strstr(msg, "regular file") != NULL);
+	char back[32] = "";
+	f = fopen(path, "r");
+	CHECK(f != NULL && fgets(back, sizeof(back), f) != NULL);
+	if (f)
+		fclose(f);
+	CHECK_STR(back, "precious\n");
+	unlink(path);
+	CHECK_INT(mkdir(path, 0700), 0);
+	CHECK_INT(run_failing(args, msg, sizeof(msg)), 1);
+	CHECK(strstr(msg, "a directory") != NULL);
+	CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+	rmdir(path);
+	/* a bad mode or group: refused at start */
+	const char *const bad_mode[] = {gw_bin,  "--quiet",       "-l", url,
+	                                "--set", "ipc.mode=0400", NULL};
+	CHECK_INT(run_failing(bad_mode, msg, sizeof(msg)), 1);
+	CHECK(strstr(msg, "ipc.mode") != NULL);
+	const char *const bad_group[] = {
+	        gw_bin, "--quiet", "-l", url, "--set", "ipc.group=no-such-group-here", NULL};
+	CHECK_INT(run_failing(bad_group, msg, sizeof(msg)), 1);
+	CHECK(strstr(msg, "no such group") != NULL);
+	unlink(path);
+	fprintf(stderr, "  ipc: 0600 under umask 000, 0660 and its group when asked; a file and a "
+	                "directory at the path refused and kept\n");
+}
+
 /* A small fd budget: max_connections fits what is left after the reserve, and callers that
  * hold every caller fd cannot starve Track of its upstream connection. Last: it lowers this
  * process's hard limit for good. */
@@ -339,6 +457,7 @@ main(int argc, char **argv)
 	test_rlimit();
 	test_idle_connections();
 	test_partial_messages();
+	test_ipc_socket();
 	test_fd_budget();
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();

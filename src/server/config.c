@@ -67,6 +67,8 @@ static const struct cfg_key keys[] = {
         G("arena_cap_bytes", K_SIZE, 65536, (int64_t)1 << 32, arena_cap, (int64_t)64 << 20),
         G("verbose", K_INT, 0, 2, verbose, 1),
         G("ipc_watchdog_ms", K_I64, 0, 3600000, ipc_watchdog_ms, 1000),
+        G("ipc.mode", K_STR, 0, 0, ipc_mode_str, 0),
+        G("ipc.group", K_STR, 0, 0, ipc_group, 0),
         G("upstream.threads", K_INT, 1, 16, engine_threads, 2),
         G("upstream.max_host_conns", K_LONG, 0, 1000000, engine.max_host_conns, 256),
         G("upstream.max_total_conns", K_LONG, 0, 1000000, engine.max_total_conns, 0),
@@ -271,6 +273,7 @@ sg_config_defaults(sg_config *cfg)
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
 	cfg->idem_store = "sqlite"; /* in <state_dir>, resolved by sg_config_validate */
 	cfg->cache_backend = "memory";
+	cfg->ipc_mode = 0600;
 	/* each provider's defaults are its module's: the sandbox's credentials */
 	for (size_t i = 0; i < np; i++) {
 		const sg_provider *p = &ps[i];
@@ -403,6 +406,17 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "idempotency.redis_url: the redis store needs one");
 	if (cfg->fleet_id == NULL)
 		cfg->fleet_id = cfg->redis_url;
+	if (cfg->ipc_mode_str != NULL) {
+		char *end;
+		long m = strtol(cfg->ipc_mode_str, &end, 8);
+		if (*cfg->ipc_mode_str == '\0' || *end != '\0' || m < 0 || m > 0777 ||
+		    (m & 0600) != 0600)
+			return cfg_error(err, errlen,
+			                 "ipc.mode: %s: want an octal mode such as 0600 or 0660, "
+			                 "with read and write for the owner",
+			                 cfg->ipc_mode_str);
+		cfg->ipc_mode = (int)m;
+	}
 	if (cfg->cache_backend == NULL ||
 	    (strcmp(cfg->cache_backend, "memory") != 0 && strcmp(cfg->cache_backend, "redis") != 0))
 		return cfg_error(err, errlen, "cache.backend: want memory or redis");

@@ -46,6 +46,9 @@ typedef struct sg_config {
 	const char *redis_url;   /* the redis store: redis://HOST:PORT[/DB] */
 	const char *fleet_id;    /* the redis store's fleet; NULL: redis_url */
 	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
+	const char *ipc_mode_str; /* ipc.mode as given (octal), or NULL */
+	int ipc_mode;             /* ipc sockets' mode, whatever the umask (0600) */
+	const char *ipc_group;    /* their group (a name or a gid), or NULL: the process's */
 	sg_engine_conf engine;   /* upstream engine knobs */
 	int engine_threads;      /* upstream engines, one thread and curl multi each */
 	sg_pconf providers[SG_MAX_PROVIDERS]; /* indexed by Provider id - 1; name NULL: none */

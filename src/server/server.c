@@ -23,7 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <grp.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -202,6 +206,70 @@ work_cb(void *arg)
  * and then, and re-creates a listener that stopped answering.
  */
 
+/*
+ * Starts a listener on url. An ipc path gets the configured mode (ipc.mode, 0600 by default)
+ * and group whatever the umask: the socket is made under a umask of 0177, so it is never wider
+ * than the owner's for a moment, then nng sets the mode. A path that holds anything but a
+ * socket is refused, never replaced (nng would unlink it). 0, or -1 with err.
+ */
+static int
+listen_one(struct sg_server *s, const char *url, nng_listener *l, char *err, size_t errlen)
+{
+	const sg_config *cfg = s->cfg;
+	bool ipc = strncmp(url, "ipc://", 6) == 0;
+	const char *path = url + 6;
+	struct stat st;
+	gid_t gid = (gid_t)-1;
+	int rv;
+
+	if (ipc && lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen,
+		         "listen %s: %s exists and is not a socket (%s); refusing to "
+		         "replace it",
+		         url, path,
+		         S_ISREG(st.st_mode)   ? "a regular file"
+		         : S_ISDIR(st.st_mode) ? "a directory"
+		         : S_ISLNK(st.st_mode) ? "a symbolic link"
+		                               : "not a socket");
+		return -1;
+	}
+	if (ipc && cfg->ipc_group != NULL) {
+		char *end;
+		unsigned long n = strtoul(cfg->ipc_group, &end, 10);
+		struct group *g;
+		if (end != cfg->ipc_group && *end == '\0') {
+			gid = (gid_t)n;
+		} else if ((g = getgrnam(cfg->ipc_group)) != NULL) {
+			gid = g->gr_gid;
+		} else {
+			snprintf(err, errlen, "ipc.group: %s: no such group", cfg->ipc_group);
+			return -1;
+		}
+	}
+	if ((rv = nng_listener_create(l, s->sock, url)) != 0 ||
+	    (ipc && (rv = nng_listener_set_int(*l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode)) != 0)) {
+		snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
+		return -1;
+	}
+	/* (umask is the process's: the only files made meanwhile are other ipc sockets) */
+	mode_t old = ipc ? umask(0177) : 0;
+	rv = nng_listener_start(*l, 0);
+	if (ipc)
+		umask(old);
+	if (rv != 0) {
+		nng_listener_close(*l);
+		snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
+		return -1;
+	}
+	if (ipc && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
+		snprintf(err, errlen, "listen %s: chown to group %s: %s", url, cfg->ipc_group,
+		         strerror(errno));
+		nng_listener_close(*l);
+		return -1;
+	}
+	return 0;
+}
+
 /* How long a close may take: milliseconds when nng_close returns at all. */
 #define SG_CLOSE_TIMEOUT_MS 2000
 
@@ -288,11 +356,10 @@ ipc_watchdog(void *arg)
 				continue; /* one slow answer under load is not a dead listener */
 			fprintf(stderr,
 			        "shipgated: %s stopped accepting (nng #1518); re-listening\n", url);
+			char why[300];
 			nng_listener_close(s->listeners[i]);
-			int rv = nng_listen(s->sock, url, &s->listeners[i], 0);
-			if (rv != 0)
-				fprintf(stderr, "shipgated: re-listen %s: %s\n", url,
-				        nng_strerror(rv));
+			if (listen_one(s, url, &s->listeners[i], why, sizeof(why)) != 0)
+				fprintf(stderr, "shipgated: re-listen: %s\n", why);
 			misses[i] = 0;
 		}
 		pthread_mutex_lock(&s->wd_mtx);
@@ -486,13 +553,10 @@ fail:
 sg_err
 sg_server_start(sg_server *s, char *err, size_t errlen)
 {
-	int rv;
 	for (size_t i = 0; i < s->cfg->nlisten; i++) {
 		const char *url = s->cfg->listen[i];
-		if ((rv = nng_listen(s->sock, url, &s->listeners[i], 0)) != 0) {
-			snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
+		if (listen_one(s, url, &s->listeners[i], err, errlen) != 0)
 			return SG_EINTERNAL;
-		}
 		s->nlisteners++;
 		snprintf(s->bound[i], sizeof(s->bound[i]), "%s", url);
 		int port;
