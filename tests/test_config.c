@@ -3,6 +3,7 @@
  * message naming them, and file, environment and flags layer as documented.
  */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,6 +164,55 @@ test_keys(void)
 	CHECK_INT(c.cache_redis_timeout_ms, 50);
 	set_ok(&c, "cache.backend", "memory");
 	set_ok(&c, "cache.max_bytes", "0");
+	/* secrets from files: one line, printable, no spaces; a final newline (CRLF too) dropped */
+	{
+		char path[128];
+		snprintf(path, sizeof(path), "/tmp/shipgate-test-config-%d.secret", (int)getpid());
+		static const struct {
+			const char *content;
+			const char *want; /* NULL: refused */
+		} files[] = {
+		        {"file-token-1\n", "file-token-1"},
+		        {"file-token-2\r\n", "file-token-2"},
+		        {"no-newline", "no-newline"},
+		        {"", NULL},
+		        {"\n", NULL},
+		        {"two words\n", NULL},
+		        {"line1\nline2\n", NULL},
+		        {"tab\there", NULL},
+		};
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			FILE *f = fopen(path, "w");
+			fputs(files[i].content, f);
+			fclose(f);
+			chmod(path, 0600);
+			set_ok(&c, "fuuffy.client_secret_file", path);
+			int rv = sg_config_validate(&c, err, sizeof(err));
+			if (files[i].want != NULL) {
+				CHECK_INT(rv, 0);
+				CHECK_STR(c.providers[3].client_secret, files[i].want);
+			} else {
+				CHECK_INT(rv, -1);
+				CHECK(strstr(err, "fuuffy.client_secret_file") != NULL);
+			}
+		}
+		set_ok(&c, "fuuffy.client_secret_file", "");
+		set_ok(&c, "boscod.token_file", "/nonexistent/shipgate-token");
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+		CHECK(strstr(err, "boscod.token_file") != NULL &&
+		      strstr(err, "No such file") != NULL);
+		set_ok(&c, "boscod.token_file", "/tmp");
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+		CHECK(strstr(err, "regular file") != NULL);
+		FILE *f = fopen(path, "w");
+		fputs("boscod-from-file\n", f);
+		fclose(f);
+		set_ok(&c, "boscod.token_file", path);
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+		CHECK_STR(c.providers[0].token, "boscod-from-file");
+		set_ok(&c, "boscod.token_file", "");
+		unlink(path);
+	}
 	/* ipc sockets: 0600 by default; an octal mode that keeps the owner's read and write */
 	CHECK_INT(c.ipc_mode, 0600);
 	set_ok(&c, "ipc.mode", "0660");

@@ -13,12 +13,14 @@
 
 #include "core/arena.h"
 #include "core/bounded.h"
+#include "core/redact.h"
 #include "core/dheap.h"
 #include "core/dynbuf.h"
 #include "core/list.h"
 #include "core/err.h"
 #include "core/status.h"
 #include "core/utf8.h"
+#include "shipgate/v1/shipgate.pb-c.h"
 #include "testutil.h"
 
 /* ================================================================== arena */
@@ -520,6 +522,61 @@ test_bounded(void)
 	CHECK_INT(atomic_load(&b.runs), 1);
 }
 
+/* sg_redact: every occurrence of each secret, short secrets left alone, the arena running out
+ * (the text is withheld, never leaked), and whole messages (nested, repeated, oneof-safe). */
+static void
+test_redact(void)
+{
+	sg_arena a;
+	sg_arena_init(&a, 0, 0);
+	const char *const sec[] = {"s3cr3t-token", NULL, "abc", "other-secret"};
+	const char *t = "no secret here";
+	CHECK(sg_redact(&a, t, sec, 4) == t); /* untouched: the same pointer */
+	CHECK(sg_redact(&a, NULL, sec, 4) == NULL);
+	CHECK_STR(sg_redact(&a, "Bearer s3cr3t-token!", sec, 4), "Bearer [redacted]!");
+	CHECK_STR(sg_redact(&a, "s3cr3t-tokens3cr3t-token", sec, 4), "[redacted][redacted]");
+	CHECK_STR(sg_redact(&a, "a=other-secret b=s3cr3t-token c=abc", sec, 4),
+	          "a=[redacted] b=[redacted] c=abc"); /* "abc" is too short to look for */
+	CHECK(sg_redact_found("xx s3cr3t-token", 15, sec, 4));
+	CHECK(!sg_redact_found("xx s3cr3t-toke", 14, sec, 4));
+	CHECK(!sg_redact_found("", 0, sec, 4));
+	sg_arena_fini(&a);
+
+	/* an arena with no room: the text is withheld */
+	sg_arena small;
+	sg_arena_init(&small, 64, 64);
+	char big[200];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big + 50, "s3cr3t-token", 12);
+	const char *r = sg_redact(&small, big, sec, 4);
+	CHECK(r != NULL && strstr(r, "s3cr3t") == NULL && strstr(r, "withheld") != NULL);
+	sg_arena_fini(&small);
+
+	/* a whole TrackResponse: nested messages and repeated fields */
+	sg_arena_init(&a, 0, 0);
+	Shipgate__V1__TrackingEvent e1 = SHIPGATE__V1__TRACKING_EVENT__INIT,
+	                            e2 = SHIPGATE__V1__TRACKING_EVENT__INIT;
+	e1.description = "picked up; auth=s3cr3t-token";
+	e2.description = "delivered";
+	e2.location = "hub other-secret";
+	Shipgate__V1__TrackingEvent *evs[] = {&e1, &e2};
+	Shipgate__V1__Tracking tr = SHIPGATE__V1__TRACKING__INIT;
+	tr.order_id = "ORD-1";
+	tr.events = evs;
+	tr.n_events = 2;
+	Shipgate__V1__TrackResponse resp = SHIPGATE__V1__TRACK_RESPONSE__INIT;
+	resp.tracking = &tr;
+	CHECK_INT(sg_redact_message(&resp.base, &a, sec, 4), 2);
+	CHECK_STR(e1.description, "picked up; auth=[redacted]");
+	CHECK_STR(e2.location, "hub [redacted]");
+	CHECK_STR(e2.description, "delivered");
+	CHECK_STR(tr.order_id, "ORD-1");
+	CHECK_INT(sg_redact_message(&resp.base, &a, sec, 4), 0); /* nothing left */
+	CHECK_INT(sg_redact_message(NULL, &a, sec, 4), 0);
+	sg_arena_fini(&a);
+}
+
 int
 main(void)
 {
@@ -536,5 +593,6 @@ main(void)
 	test_dynbuf();
 	test_list();
 	test_bounded();
+	test_redact();
 	TEST_MAIN_END();
 }

@@ -7,6 +7,7 @@
  * document's example, it covers routing, error detail per provider, the CreateOrder body the
  * provider receives, idempotency under 100 concurrent callers, and Fuuffy's token cache.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1325,6 +1326,79 @@ test_redis_fleet(void)
 	hs_proc_stop(&rd, SIGTERM);
 }
 
+/*
+ * A provider that echoes its request's headers into its error text (the sandbox's reserved id
+ * ECHO-HEADERS): the credential reaches neither the caller nor the log, for a static bearer
+ * token (BosCOD), a raw key (Biteship) and a fetched OAuth token (Fuuffy). The log is the
+ * gateway's stderr at verbose 2, a line per call, into a file of the test's own.
+ */
+static void
+test_secret_redaction(void)
+{
+	static const char *const listen[] = {"tcp://127.0.0.1:0", NULL};
+	static const char *const extra[] = {"--set", "verbose=2", NULL};
+	char logpath[128], url[256];
+	hs_proc gw;
+	nng_socket s;
+
+	snprintf(logpath, sizeof(logpath), "/tmp/shipgate-e2e-redact-%d.log", (int)getpid());
+	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600), saved = dup(2);
+	CHECK(logfd >= 0 && saved >= 0);
+	dup2(logfd, 2); /* the gateway inherits it */
+	int up = hs_gateway_start(&gw, gw_bin, sandbox, listen, extra);
+	dup2(saved, 2);
+	close(saved);
+	close(logfd);
+	CHECK_INT(up, 0);
+	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
+	CHECK_INT(hs_dial(&s, url), 0);
+	static const char *const calls[][2] = {
+	        {"Track", "{\"provider\":\"PROVIDER_BOSCOD\",\"orderId\":\"ECHO-HEADERS\"}"},
+	        {"Track",
+	         "{\"provider\":\"PROVIDER_BOSONLINE\",\"trackingNumber\":\"ECHO-HEADERS\"}"},
+	        {"GetOrder", "{\"provider\":\"PROVIDER_BITESHIP\",\"orderId\":\"ECHO-HEADERS\"}"},
+	        {"Track", "{\"provider\":\"PROVIDER_FUUFFY\",\"orderId\":\"ECHO-HEADERS\"}"},
+	};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		Shipgate__V1__RpcReply *r = call_json(s, calls[i][0], calls[i][1], 5000, NULL);
+		CHECK_INT(hs_code(r), 3); /* the provider's 400 */
+		const Shipgate__V1__ErrorDetail *d =
+		        r != NULL && r->status != NULL ? r->status->detail : NULL;
+		const char *pm = d != NULL ? d->provider_message : "";
+		const char *msg = r != NULL && r->status != NULL ? r->status->message : "";
+		if (strstr(pm, "[redacted]") == NULL)
+			fprintf(stderr, "  %s: provider_message \"%s\"\n", calls[i][1], pm);
+		CHECK(strstr(pm, "Authorization") != NULL && strstr(pm, "[redacted]") != NULL);
+		CHECK(strstr(msg, "[redacted]") != NULL);
+		CHECK(strstr(pm, "sandbox-token") == NULL && strstr(msg, "sandbox-token") == NULL);
+		CHECK(strstr(pm, "biteship_test.sandbox") == NULL &&
+		      strstr(msg, "biteship_test.sandbox") == NULL);
+		CHECK(strstr(pm, "Bearer fu") == NULL); /* (the sandbox's fetched tokens) */
+		free_reply(r);
+	}
+	nng_close(s);
+	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
+	/* the log has a line per call, and no credential in any of them */
+	FILE *f = fopen(logpath, "r");
+	char line[4096];
+	int lines = 0, redacted = 0, leaked = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		lines++;
+		redacted += strstr(line, "[redacted]") != NULL;
+		leaked += strstr(line, "sandbox-token") != NULL ||
+		          strstr(line, "biteship_test.sandbox") != NULL;
+	}
+	if (f)
+		fclose(f);
+	CHECK(lines >= 4);
+	CHECK_INT(redacted, 4);
+	CHECK_INT(leaked, 0);
+	unlink(logpath);
+	fprintf(stderr,
+	        "  a provider echoing its headers: 4 calls, the credential redacted in every "
+	        "answer and log line\n");
+}
+
 /* A GET count at the sandbox for one tracking id. */
 static int
 track_gets(const char *id)
@@ -1842,6 +1916,7 @@ main(int argc, char **argv)
 	test_sqlite_restart();
 	test_redis_fleet();
 	test_cache_fleet();
+	test_secret_redaction();
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
 	curl_global_cleanup();

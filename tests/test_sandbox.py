@@ -76,6 +76,7 @@ for name,t in targets.items():
     s,h,b=req(*t('MALFORMED')); check(s==200 and j(b) is None and h['content-type']=='application/json' and len(b)>10,'%s MALFORMED'%name)
     s,h,b=req(*t('MALFORMED-HTML')); check(s==200 and j(b) is None and h['content-type']=='text/html','%s MALFORMED-HTML'%name)
     s,h,b=req(*t('WRONGTYPE')); check(s==200 and j(b) is not None,'%s WRONGTYPE'%name)
+    s,h,b=req(*t('ECHO-HEADERS')); check(s==400 and j(b) is not None and (t('x')[2].get('Authorization','') in b.decode()) and 'rejected headers: Authorization: ' in b.decode(),'%s ECHO-HEADERS %r'%(name,b[:200]))
     t0=time.time(); s,h,b=req(*t('SLOW-300')); dt=time.time()-t0; check(s==200 and 0.29<dt<1.5,'%s SLOW %.3f'%(name,dt))
     s,h,b=req(*t('ERR-999')); check(s==400,'%s bad reserved ERR-999 %d'%(name,s))
     s,h,b=req(*t('SLOW-x')); check(s==400,'%s bad reserved'%name)

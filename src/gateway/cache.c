@@ -131,7 +131,8 @@ refresh_done(void *arg, sg_err err, const sg_http_resp *resp)
 
 	bool parsed = err == SG_OK &&
 	              gw_op_parse(r->op, &r->pc, r->req, resp, &r->arena, &reply, &r->st) == SG_OK;
-	bool keep = parsed && reply != NULL && sg_payload_pack(reply, &r->arena, &o) == 0;
+	bool keep = parsed && reply != NULL && sg_payload_pack(reply, &r->arena, &o) == 0 &&
+	            gw_redact_reply(&r->pc, reply, &r->arena, &o) == 0;
 	sg_flight_finish(gw->cache, r->key, keep, r->pc.cache_ttl_ms, r->pc.cache_stale_ms, &o);
 	shared_end(gw, r->skey, r->locked, keep, &r->pc, &o);
 	refresh_free(r);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/redact.h"
 #include "core/utf8.h"
 #include "providers/common.h"
 #include "shipgate/v1/shipgate.pb-c.h"
@@ -155,6 +156,65 @@ gw_call_fail(sg_call *c, sg_err err, const char *msg)
 	gw_call_finish(c);
 }
 
+/* ------------------------------------------------------------------ secrets */
+
+/*
+ * The secrets an outcome must never carry: the token this call used (a fetched one too), and
+ * with all, every provider's configured token and client secret. A provider that echoes its
+ * request's headers into its error text, or into an answer, must not hand them to callers, to
+ * the cache, to the idempotency store or to the log.
+ */
+static size_t
+call_secrets(const sg_call *c, bool all, const char **out)
+{
+	const sg_config *cfg = c->gw->cfg;
+	size_t n = 0;
+
+	if (c->prov != NULL) {
+		out[n++] = c->pc.token;
+		out[n++] = c->pc.client_secret;
+	}
+	for (size_t i = 0; all && i < cfg->nproviders; i++) {
+		out[n++] = cfg->providers[i].token;
+		out[n++] = cfg->providers[i].client_secret;
+	}
+	return n;
+}
+
+/* Every provider-given text of a failed call's status, redacted. */
+static void
+call_redact_status(sg_call *c)
+{
+	const char *sec[2 * SG_MAX_PROVIDERS + 2];
+	size_t n = call_secrets(c, true, sec);
+	sg_status *st = &c->st;
+
+	st->message = sg_redact(&c->arena, st->message, sec, n);
+	st->provider_code = sg_redact(&c->arena, st->provider_code, sec, n);
+	st->provider_message = sg_redact(&c->arena, st->provider_message, sec, n);
+	for (size_t i = 0; i < st->nviolations; i++) {
+		st->violations[i].field = sg_redact(&c->arena, st->violations[i].field, sec, n);
+		st->violations[i].description =
+		        sg_redact(&c->arena, st->violations[i].description, sec, n);
+	}
+}
+
+/* An answer that carries its call's secret (pc's token or client secret; its packed bytes are
+ * searched, one memmem per secret) is redacted and packed again. 0, or -1 when it no longer
+ * fits the arena. */
+int
+gw_redact_reply(const sg_pconf *pc, ProtobufCMessage *reply, sg_arena *a, sg_outcome *o)
+{
+	const char *sec[2] = {pc->token, pc->client_secret};
+
+	if (!sg_redact_found(o->payload, o->payload_len, sec, 2))
+		return 0;
+	sg_redact_message(reply, a, sec, 2);
+	o->payload = NULL;
+	o->payload_len = 0;
+	return sg_payload_pack(reply, a, o);
+}
+
 /* ------------------------------------------------------------------ the one finish */
 
 /* Hands c's encoded outcome (c->out) to the calls waiting for it and to the cache, then
@@ -182,8 +242,12 @@ gw_call_finish(sg_call *c)
 	if (c->st.err != SG_OK)
 		c->reply = NULL;
 	gw_idem_outcome(c);
+	if (c->st.err != SG_OK)
+		call_redact_status(c);
 	memset(o, 0, sizeof(*o));
-	if (c->reply != NULL && sg_payload_pack(c->reply, &c->arena, o) != 0)
+	if (c->reply != NULL &&
+	    (sg_payload_pack(c->reply, &c->arena, o) != 0 ||
+	     (c->prov != NULL && gw_redact_reply(&c->pc, c->reply, &c->arena, o) != 0)))
 		sg_status_set(&c->st, &c->arena, SG_ENOMEM,
 		              "reply does not fit the call's memory cap");
 	if (sg_status_pack(&c->st, &c->arena, o) != 0) {

@@ -51,6 +51,10 @@ sg_err gw_op_build(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *
 sg_err gw_op_parse(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req,
                    const sg_http_resp *resp, sg_arena *a, ProtobufCMessage **reply, sg_status *st);
 
+/* An answer o (packed from reply) that carries pc's token or client secret is redacted and
+ * packed again (gateway.c, "secrets"). 0, or -1 when it no longer fits the arena. */
+int gw_redact_reply(const sg_pconf *pc, ProtobufCMessage *reply, sg_arena *a, sg_outcome *o);
+
 /* True when calls to p fetch their bearer token (OAuth2 client credentials). */
 bool gw_fetches_token(const sg_provider *p, const sg_pconf *pc);
 

@@ -171,7 +171,7 @@ sbx_biteship(const sbx_call *c, sbx_reply *r)
 		biteship_variant(ex, &id, r);
 		return;
 	}
-	if (sbx_reserved(&id, SBX_STYLE_BITESHIP, ex, r))
+	if (sbx_reserved(&id, SBX_STYLE_BITESHIP, ex, c->authorization, r))
 		return;
 	if (sbx_id_reshapes(&id)) {
 		biteship_variant(ex, &id, r);

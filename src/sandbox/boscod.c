@@ -54,7 +54,7 @@ sbx_boscod(const sbx_call *c, sbx_reply *r)
 		sbx_reply_error(r, SBX_STYLE_MESSAGE, 400, "Bad Request: invalid order_no");
 		return;
 	}
-	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, r))
+	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, c->authorization, r))
 		return;
 	if (sbx_id_reshapes(&id)) {
 		root = sbx_blob_json(ex);

@@ -68,7 +68,7 @@ bosonline_tracking(const sbx_call *c, sbx_reply *r)
 		sbx_reply_error(r, SBX_STYLE_MESSAGE, 400, "Bad Request: invalid awb");
 		return;
 	}
-	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, r))
+	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, c->authorization, r))
 		return;
 	if (sbx_id_reshapes(&id)) {
 		root = sbx_blob_json(ex);
@@ -135,7 +135,7 @@ bosonline_create(const sbx_call *c, sbx_reply *r)
 		sbx_reply_error(r, SBX_STYLE_MESSAGE, 400, "Invalid input: invalid form id");
 		return;
 	}
-	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, r))
+	if (sbx_reserved(&id, SBX_STYLE_MESSAGE, ex, c->authorization, r))
 		return;
 	if (c->content_type == NULL || strncasecmp(c->content_type, "application/json", 16) != 0) {
 		sbx_reply_error(r, SBX_STYLE_MESSAGE, 400,

@@ -211,7 +211,8 @@ fuuffy_token(const sbx_call *c, sbx_reply *r)
 			return;
 		}
 		ttl = (int64_t)v;
-	} else if (sbx_reserved(&id, SBX_STYLE_FUUFFY, sbx_blob_get(FUUFFY_EXAMPLE), r)) {
+	} else if (sbx_reserved(&id, SBX_STYLE_FUUFFY, sbx_blob_get(FUUFFY_EXAMPLE),
+	                        c->authorization, r)) {
 		return;
 	}
 	token_make(c->conf, ttl, tok, sizeof(tok));
@@ -391,7 +392,7 @@ fuuffy_tracking(const sbx_call *c, sbx_reply *r)
 		           "order_id is required when tracking_number is not provided");
 		return;
 	}
-	if (!is_special(id.text) && sbx_reserved(&id, SBX_STYLE_FUUFFY, ex, r))
+	if (!is_special(id.text) && sbx_reserved(&id, SBX_STYLE_FUUFFY, ex, c->authorization, r))
 		return;
 	sbx_reply_ratelimit(r, 99);
 	if (is_special(id.text) || sbx_id_reshapes(&id)) {

@@ -386,6 +386,8 @@ sbx_id_parse(sbx_str s, sbx_id *id)
 		id->kind = SBX_ID_WRONGTYPE;
 	} else if (strcmp(t, "EMPTY") == 0) {
 		id->kind = SBX_ID_EMPTY;
+	} else if (strcmp(t, "ECHO-HEADERS") == 0) {
+		id->kind = SBX_ID_ECHO_HEADERS;
 	}
 	return true;
 }
@@ -397,9 +399,11 @@ static const char html_body[] =
         "</body>\r\n</html>\r\n";
 
 bool
-sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, sbx_reply *r)
+sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, const char *authorization,
+             sbx_reply *r)
 {
 	size_t cut;
+	char echo[600];
 
 	switch (id->kind) {
 	case SBX_ID_BADRESERVED:
@@ -424,6 +428,12 @@ sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, sbx_reply 
 		reply_set_static(r, 200, "text/html", html_body, sizeof(html_body) - 1);
 		return true;
 	case SBX_ID_SLOW: r->delay_ms += id->n; return false;
+	case SBX_ID_ECHO_HEADERS:
+		/* a careless provider: its error text repeats what the request sent */
+		snprintf(echo, sizeof(echo), "Bad Request: rejected headers: Authorization: %.500s",
+		         authorization != NULL ? authorization : "(none)");
+		sbx_reply_error(r, st, 400, echo);
+		return true;
 	case SBX_ID_NORMAL:
 	case SBX_ID_WRONGTYPE:
 	case SBX_ID_EMPTY:

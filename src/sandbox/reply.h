@@ -137,7 +137,8 @@ typedef enum sbx_idkind {
 	SBX_ID_SLOW,           /* SLOW-<ms>: the example answer after ms milliseconds */
 	SBX_ID_EMPTY,          /* EMPTY: the example with an empty history */
 	SBX_ID_BIG,            /* BIG-<n>: the example with n history events */
-	SBX_ID_BADRESERVED,    /* starts ERR-/SLOW-/BIG- but is not one we know: 400 */
+	SBX_ID_ECHO_HEADERS, /* ECHO-HEADERS: 400 whose message repeats the Authorization header */
+	SBX_ID_BADRESERVED,  /* starts ERR-/SLOW-/BIG- but is not one we know: 400 */
 } sbx_idkind;
 
 /* A parsed id. */
@@ -160,7 +161,8 @@ bool sbx_id_parse(sbx_str s, sbx_id *id);
  * r->delay_ms and returns false, as do the ids the provider must shape itself (NORMAL, EMPTY,
  * BIG, WRONGTYPE). example is the provider's success body (MALFORMED cuts it).
  */
-bool sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example, sbx_reply *r);
+bool sbx_reserved(const sbx_id *id, sbx_style st, const sbx_blob *example,
+                  const char *authorization, sbx_reply *r);
 
 /* True for the ids a provider answers with its example reshaped: EMPTY, BIG-<n>, WRONGTYPE. */
 bool sbx_id_reshapes(const sbx_id *id);

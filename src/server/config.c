@@ -14,6 +14,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -92,6 +95,8 @@ static const struct cfg_key keys[] = {
         PK("auth_scheme", K_SCHEME, 0, 0, auth_scheme),
         PK("client_id", K_STR, 0, 0, client_id),
         PK("client_secret", K_STR, 0, 0, client_secret),
+        PK("token_file", K_STR, 0, 0, token_file),
+        PK("client_secret_file", K_STR, 0, 0, client_secret_file),
         PK("utc_offset", K_OFFSET, 0, 0, utc_offset_s),
         PK("timeout_ms", K_I64, 1, 3600000, timeout_ms),
         PK("cache_ttl_ms", K_I64, 0, MS_DAY, cache_ttl_ms),
@@ -389,6 +394,51 @@ sg_config_load_env(sg_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A secret from a file (<provider>.token_file, .client_secret_file): a regular file of at most
+ * 8 KiB, one line (a final newline is dropped), printable ASCII with no spaces inside (it goes
+ * into a header: a CR or LF there would inject one). A file that others may read is warned
+ * about. 0 with the secret in *out (owned by cfg), or -1 with err.
+ */
+static int
+read_secret(sg_config *cfg, const char *key, const char *path, const char **out, char *err,
+            size_t errlen)
+{
+	char buf[8193];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return cfg_error(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 8192) {
+		close(fd);
+		return cfg_error(err, errlen, "%s: %s: not a regular file of at most 8 KiB", key,
+		                 path);
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return cfg_error(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+	size_t len = (size_t)n;
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return cfg_error(err, errlen, "%s: %s is empty", key, path);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] < 0x21 || buf[i] > 0x7e)
+			return cfg_error(err, errlen,
+			                 "%s: %s: byte %zu is not printable ASCII (one line, no "
+			                 "spaces)",
+			                 key, path, i);
+	if ((st.st_mode & 077) != 0)
+		fprintf(stderr, "shipgated: warning: %s: %s may be read by others (mode %03o)\n",
+		        key, path, (unsigned)(st.st_mode & 0777));
+	if ((*out = cfg_strdup(cfg, buf, len)) == NULL)
+		return cfg_error(err, errlen, "out of memory");
+	return 0;
+}
+
 int
 sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 {
@@ -453,6 +503,16 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		sg_pconf *pc = &cfg->providers[i];
 		if (pc->name == NULL)
 			continue;
+		char key[64];
+		snprintf(key, sizeof(key), "%s.token_file", pc->name);
+		if (pc->token_file != NULL &&
+		    read_secret(cfg, key, pc->token_file, &pc->token, err, errlen) != 0)
+			return -1;
+		snprintf(key, sizeof(key), "%s.client_secret_file", pc->name);
+		if (pc->client_secret_file != NULL &&
+		    read_secret(cfg, key, pc->client_secret_file, &pc->client_secret, err,
+		                errlen) != 0)
+			return -1;
 		if (pc->timeout_ms == 0)
 			pc->timeout_ms = cfg->default_deadline_ms;
 		if (pc->timeout_ms > cfg->max_deadline_ms)
