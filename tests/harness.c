@@ -152,6 +152,18 @@ hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n)
 }
 
 int
+hs_sandbox_start_tls(hs_proc *p, const char *bin, const char *cert, const char *key, char *base,
+                     size_t n)
+{
+	char *argv[] = {(char *)bin,  "--listen",  "127.0.0.1:0", "--tls-cert",
+	                (char *)cert, "--tls-key", (char *)key,   NULL};
+	if (hs_proc_start(p, argv, "listening on ") != 0)
+		return -1;
+	snprintf(base, n, "%s", p->line + strlen("listening on "));
+	return 0;
+}
+
+int
 hs_gateway_start(hs_proc *p, const char *bin, const char *sandbox_base, const char *const *listen,
                  const char *const *extra)
 {

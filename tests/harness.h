@@ -37,6 +37,10 @@ int hs_proc_stop(hs_proc *p, int sig);
 /* Starts the sandbox on 127.0.0.1:0; base URL "http://127.0.0.1:PORT" into base[n]. */
 int hs_sandbox_start(hs_proc *p, const char *bin, char *base, size_t n);
 
+/* The same, serving https with a PEM certificate and key (files): base is https://... */
+int hs_sandbox_start_tls(hs_proc *p, const char *bin, const char *cert, const char *key, char *base,
+                         size_t n);
+
 /*
  * Starts shipgated with every provider pointed at sandbox_base (may be NULL to keep defaults),
  * listening on the URLs in `listen` (NULL-terminated), plus extra "--set k=v" style args

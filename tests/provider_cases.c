@@ -1597,7 +1597,7 @@ static void
 wrong_request(pc_ctx *x, const char *provider, const sg_op *op, const char *method,
               const ProtobufCMessage *req, const sg_pconf *pc)
 {
-	static const sg_http_resp resp = {200, "{}", 2, NULL, 0};
+	static const sg_http_resp resp = {200, "{}", 2, NULL, 0, NULL};
 	ProtobufCMessage *reply = &pc_poison_reply;
 	char name[128];
 	sg_http_req hr;

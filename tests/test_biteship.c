@@ -140,7 +140,7 @@ test_error_codes(void)
 		snprintf(body, sizeof(body),
 		         "{\"success\": false, \"error\": \"%s\", \"code\": %s}", msg, code);
 		for (int status = 200; status != 0; status = status == 200 ? http : 0) {
-			sg_http_resp resp = {status, body, strlen(body), NULL, 0};
+			sg_http_resp resp = {status, body, strlen(body), NULL, 0, NULL};
 			ProtobufCMessage *reply = (ProtobufCMessage *)&req;
 			sg_status st;
 			sg_arena a;
@@ -285,7 +285,7 @@ test_jansson_oom(void)
 		sg_cases_parse parse = {&p->get_order,
 		                        &biteship_conf,
 		                        &req.base,
-		                        {200, bodies[b], strlen(bodies[b]), NULL, 0}};
+		                        {200, bodies[b], strlen(bodies[b]), NULL, 0, NULL}};
 		char name[64];
 		snprintf(name, sizeof(name), "jansson oom (body %zu)", b);
 		sg_cases_result r =
@@ -481,7 +481,7 @@ test_registry(void)
 	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP);
 	Shipgate__V1__GetOrderRequest g = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
 	sg_pconf pc = biteship_conf;
-	sg_http_resp resp = {200, "{}", 2, NULL, 0};
+	sg_http_resp resp = {200, "{}", 2, NULL, 0, NULL};
 	ProtobufCMessage *reply;
 	sg_arena a;
 	sg_status st;

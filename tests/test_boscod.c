@@ -161,7 +161,8 @@ test_jansson_oom(void)
 	Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
 	size_t len = 0;
 	char *body = sg_cases_slurp(FIX "/bodies/example.json", &len);
-	sg_cases_parse example = {&p->track, &boscod_conf, &req.base, {200, body, len, NULL, 0}};
+	sg_cases_parse example = {
+	        &p->track, &boscod_conf, &req.base, {200, body, len, NULL, 0, NULL}};
 
 	CASE_BEGIN("jansson out of memory");
 	CHECK(body != NULL);
@@ -302,7 +303,7 @@ test_headers_and_errors(void)
 	                          "RETRY-after:\t 7 \r\n"
 	                          "Retry-After: 99\n"
 	                          "\r\n";
-	sg_http_resp r = {429, NULL, 0, raw, sizeof(raw) - 1};
+	sg_http_resp r = {429, NULL, 0, raw, sizeof(raw) - 1, NULL};
 	const char *v, *code, *msg;
 	size_t len;
 	sg_arena a;
@@ -317,12 +318,12 @@ test_headers_and_errors(void)
 	CHECK(!sg_http_header(&r, "HTTP/1.1 429 Too Many", &v, &len));
 	CHECK_INT(sg_retry_after_ms(&r), 7000);
 	static const char huge[] = "Retry-After: 99999999999999999999999\r\n";
-	sg_http_resp h = {503, NULL, 0, huge, sizeof(huge) - 1};
+	sg_http_resp h = {503, NULL, 0, huge, sizeof(huge) - 1, NULL};
 	CHECK_INT(sg_retry_after_ms(&h), 86400000);
 	static const char neg[] = "Retry-After: -5\r\n";
-	sg_http_resp hn = {503, NULL, 0, neg, sizeof(neg) - 1};
+	sg_http_resp hn = {503, NULL, 0, neg, sizeof(neg) - 1, NULL};
 	CHECK_INT(sg_retry_after_ms(&hn), 0);
-	sg_http_resp none = {503, NULL, 0, NULL, 0};
+	sg_http_resp none = {503, NULL, 0, NULL, 0, NULL};
 	CHECK_INT(sg_retry_after_ms(&none), 0);
 
 	/* the error body shapes */
@@ -365,16 +366,16 @@ test_headers_and_errors(void)
 	CHECK(msg != NULL && strlen(msg) <= 1024 && strlen(msg) % 2 == 0);
 
 	sg_status_clear(&st);
-	sg_http_resp e = {502, "{\"message\": \"bad gateway\"}", 26, NULL, 0};
+	sg_http_resp e = {502, "{\"message\": \"bad gateway\"}", 26, NULL, 0, NULL};
 	CHECK_INT(sg_http_error("x", &e, &a, &st), SG_EUP_UNAVAIL);
 	CHECK_STR(st.message, "x answered HTTP 502: bad gateway");
 	CHECK_INT(st.http_status, 502);
 	sg_status_clear(&st);
-	sg_http_resp e2 = {409, NULL, 0, NULL, 0};
+	sg_http_resp e2 = {409, NULL, 0, NULL, 0, NULL};
 	CHECK_INT(sg_http_error("x", &e2, &a, &st), SG_EUP_CONFLICT);
 	CHECK(st.provider_code == NULL && st.provider_message == NULL);
 	sg_status_clear(&st);
-	sg_http_resp e3 = {100, NULL, 0, NULL, 0};
+	sg_http_resp e3 = {100, NULL, 0, NULL, 0, NULL};
 	CHECK_INT(sg_http_error("x", &e3, &a, &st), SG_EUP_HTTP);
 	CHECK(sg_http_is_success(200) && sg_http_is_success(299) && !sg_http_is_success(300) &&
 	      !sg_http_is_success(199));

@@ -251,11 +251,12 @@ test_jansson_oom(void)
 	/* the typed request is made before jansson's budget starts to count */
 	Shipgate__V1__CreateOrderRequest *co = doc_order(&ra);
 	tr.tracking_number = "IDE987651421";
-	sg_cases_parse track = {&p->track, &bosonline_conf, &tr.base, {200, tbody, tlen, NULL, 0}};
+	sg_cases_parse track = {
+	        &p->track, &bosonline_conf, &tr.base, {200, tbody, tlen, NULL, 0, NULL}};
 	sg_cases_parse order = {&p->create_order,
 	                        &bosonline_conf,
 	                        co != NULL ? &co->base : NULL,
-	                        {200, obody, olen, NULL, 0}};
+	                        {200, obody, olen, NULL, 0, NULL}};
 	const struct {
 		const char *name;
 		sg_cases_jfn fn;

@@ -213,6 +213,31 @@ test_keys(void)
 		set_ok(&c, "boscod.token_file", "");
 		unlink(path);
 	}
+	/* upstream TLS: a minimum version, a proxy's scheme, readable files, cert and key together
+	 */
+	set_ok(&c, "upstream.tls_min_version", "1.1");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "upstream.tls_min_version") != NULL);
+	set_ok(&c, "upstream.tls_min_version", "1.3");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_INT(c.providers[0].tls.min_version, 13);
+	set_ok(&c, "upstream.tls_min_version", "");
+	set_ok(&c, "upstream.proxy", "ftp://proxy:21");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "upstream.proxy") != NULL);
+	set_ok(&c, "upstream.proxy", "http://10.0.0.9:3128");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(c.providers[1].tls.proxy, "http://10.0.0.9:3128");
+	set_ok(&c, "upstream.proxy", "");
+	set_ok(&c, "upstream.ca_file", "/nonexistent/ca.pem");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "ca_file") != NULL && strstr(err, "/nonexistent/ca.pem") != NULL);
+	set_ok(&c, "upstream.ca_file", "");
+	set_ok(&c, "biteship.client_cert", "/etc/hostname");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "biteship.client_key") != NULL);
+	set_ok(&c, "biteship.client_cert", "");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
 	/* ipc sockets: 0600 by default; an octal mode that keeps the owner's read and write */
 	CHECK_INT(c.ipc_mode, 0600);
 	set_ok(&c, "ipc.mode", "0660");

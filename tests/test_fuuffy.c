@@ -169,7 +169,7 @@ test_big_list(void)
 	for (int js = 0; js < 2; js++) {
 		Shipgate__V1__TrackRequest req = SHIPGATE__V1__TRACK_REQUEST__INIT;
 		char *body = big_body(n, ndup, js == 1);
-		sg_http_resp resp = {200, body, strlen(body), NULL, 0};
+		sg_http_resp resp = {200, body, strlen(body), NULL, 0, NULL};
 		ProtobufCMessage *reply = NULL;
 		sg_status st;
 		sg_arena a;
@@ -224,7 +224,7 @@ test_jsonstring_cap(void)
 	memcpy(body, head, sizeof(head) - 1);
 	memset(body + sizeof(head) - 1, ' ', inner - 2);
 	memcpy(body + sizeof(head) - 1 + inner - 2, tail, sizeof(tail) - 1);
-	sg_http_resp resp = {200, body, len, NULL, 0};
+	sg_http_resp resp = {200, body, len, NULL, 0, NULL};
 	sg_arena_init(&a, 0, 0);
 	sg_status_clear(&st);
 	req.order_id = "1";
@@ -267,8 +267,10 @@ test_jansson_oom(void)
 		json_t *ur = json_object_get(doc, "upstream_reply");
 		char *body = json_dumps(json_object_get(ur, "body_json"), JSON_COMPACT);
 		int status = (int)json_integer_value(json_object_get(ur, "status"));
-		sg_cases_parse parse = {
-		        &p->track, &fuuffy_conf, &req.base, {status, body, strlen(body), NULL, 0}};
+		sg_cases_parse parse = {&p->track,
+		                        &fuuffy_conf,
+		                        &req.base,
+		                        {status, body, strlen(body), NULL, 0, NULL}};
 
 		/* the 403's error is whole once its provider code could be kept */
 		snprintf(name, sizeof(name), "jansson oom %s", files[f]);
@@ -301,7 +303,7 @@ test_errors(void)
 		                        "%s{\"field\": \"f%d\", \"message\": \"m%d\"}",
 		                        i ? "," : "", i, i);
 	off += (size_t)snprintf(trace + off, sizeof(trace) - off, "]}}");
-	sg_http_resp r1 = {422, trace, off, NULL, 0};
+	sg_http_resp r1 = {422, trace, off, NULL, 0, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r1, &a, &st), SG_EUP_BADREQ);
 	CHECK_INT(st.nviolations, SG_STATUS_MAX_VIOLATIONS);
@@ -316,7 +318,7 @@ test_errors(void)
 	for (int i = 0; i < 700; i++)
 		off += (size_t)snprintf(big + off, sizeof(big) - off, "\xe4\xb8\xad");
 	off += (size_t)snprintf(big + off, sizeof(big) - off, "\"}}");
-	sg_http_resp r2 = {500, big, off, NULL, 0};
+	sg_http_resp r2 = {500, big, off, NULL, 0, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r2, &a, &st), SG_EUP_UNAVAIL);
 	CHECK(st.provider_message != NULL && strlen(st.provider_message) == 1023);
@@ -327,7 +329,7 @@ test_errors(void)
 	                           "X-RateLimit-Remaining: \x01\r\n"
 	                           "X-RateLimit-Reset: 1765273031\r\n"
 	                           "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n";
-	sg_http_resp r3 = {429, NULL, 0, hdrs, sizeof(hdrs) - 1};
+	sg_http_resp r3 = {429, NULL, 0, hdrs, sizeof(hdrs) - 1, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r3, &a, &st), SG_EUP_RATELIMIT);
 	CHECK_STR(st.message, "fuuffy answered HTTP 429 [X-RateLimit-Reset: 1765273031]");
@@ -339,7 +341,7 @@ test_errors(void)
 	                            "X-RateLimit-Remaining: 12345678901234567890123456789012\r\n"
 	                            "X-RateLimit-Reset: 12345678901234567890123456789012\r\n"
 	                            "X-RateLimit-Limit: 123456789012345678901234567890123\r\n\r\n";
-	sg_http_resp r3b = {429, NULL, 0, longh, sizeof(longh) - 1};
+	sg_http_resp r3b = {429, NULL, 0, longh, sizeof(longh) - 1, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r3b, &a, &st), SG_EUP_RATELIMIT);
 	CHECK_STR(st.message, "fuuffy answered HTTP 429 [X-RateLimit-Limit: "
@@ -349,7 +351,7 @@ test_errors(void)
 	static const char longer[] =
 	        "HTTP/1.1 429 x\r\n"
 	        "X-RateLimit-Remaining: 123456789012345678901234567890123\r\n\r\n";
-	sg_http_resp r3c = {429, NULL, 0, longer, sizeof(longer) - 1};
+	sg_http_resp r3c = {429, NULL, 0, longer, sizeof(longer) - 1, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r3c, &a, &st), SG_EUP_RATELIMIT);
 	CHECK_STR(st.message, "fuuffy answered HTTP 429");
@@ -357,18 +359,18 @@ test_errors(void)
 	/* ORDER_NOT_FOUND becomes NOT_FOUND only where the status said "bad request" */
 	static const char onf[] = "{\"error\": {\"code\": \"401000\", \"error_code\": "
 	                          "\"ORDER_NOT_FOUND\"}}";
-	sg_http_resp r4 = {401, onf, sizeof(onf) - 1, NULL, 0};
+	sg_http_resp r4 = {401, onf, sizeof(onf) - 1, NULL, 0, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r4, &a, &st), SG_EUP_UNAUTH);
 	CHECK_STR(st.provider_code, "ORDER_NOT_FOUND");
 	/* a json-string error that holds an array, or a duplicate key: status alone */
 	static const char arr[] = "{\"error\": \"[1, 2]\"}";
-	sg_http_resp r5 = {403, arr, sizeof(arr) - 1, NULL, 0};
+	sg_http_resp r5 = {403, arr, sizeof(arr) - 1, NULL, 0, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r5, &a, &st), SG_EUP_FORBIDDEN);
 	CHECK(st.provider_code == NULL && st.nviolations == 0);
 	static const char dup[] = "{\"error\": {\"code\": \"1\", \"code\": \"2\"}}";
-	sg_http_resp r6 = {400, dup, sizeof(dup) - 1, NULL, 0};
+	sg_http_resp r6 = {400, dup, sizeof(dup) - 1, NULL, 0, NULL};
 	sg_status_clear(&st);
 	CHECK_INT(sg_fuuffy_http_error(&r6, &a, &st), SG_EUP_BADREQ);
 	CHECK(st.provider_code == NULL);
@@ -556,8 +558,12 @@ token_parse(int status, const char *body, const char *hdrs, sg_arena *a, const c
             int64_t *ttl, sg_status *st)
 {
 	const sg_provider *p = sg_provider_get(SHIPGATE__V1__PROVIDER__PROVIDER_FUUFFY);
-	sg_http_resp r = {status, body, body != NULL ? strlen(body) : 0, hdrs,
-	                  hdrs != NULL ? strlen(hdrs) : 0};
+	sg_http_resp r = {status,
+	                  body,
+	                  body != NULL ? strlen(body) : 0,
+	                  hdrs,
+	                  hdrs != NULL ? strlen(hdrs) : 0,
+	                  NULL};
 	sg_status_clear(st);
 	return p->auth.parse(&cred_conf, &r, a, tok, ttl, st);
 }

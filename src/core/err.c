@@ -82,6 +82,10 @@ static const struct err_row err_table[SG_ERR_COUNT] = {
                               C_INTERNAL, false},
         [SG_EUP_TOOBIG] = {"UPSTREAM_TOO_LARGE", "provider answer exceeds the size limit",
                            C_INTERNAL, false},
+        /* FAILED_PRECONDITION: the trust set up for the provider does not hold; the clients'
+         * policy retries UNAVAILABLE, which a certificate will not become by itself */
+        [SG_EUP_TLS] = {"UPSTREAM_TLS", "provider's TLS certificate or handshake failed",
+                        C_FAILED_PRECONDITION, false},
 };
 
 static const struct err_row *

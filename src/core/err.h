@@ -44,6 +44,8 @@ typedef enum sg_err {
 	SG_EUP_BROKEN,    /* connection broke after sending: the outcome is unknown */
 	SG_EUP_MALFORMED, /* body is not JSON, or JSON of the wrong shape or type */
 	SG_EUP_TOOBIG,    /* body over the upstream response cap */
+	SG_EUP_TLS,       /* the provider's certificate did not verify, or the TLS handshake
+	                     failed: nothing was sent, and retrying will not help */
 	SG_ERR_COUNT
 } sg_err;
 

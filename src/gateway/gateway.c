@@ -45,6 +45,7 @@ gw_op_build(const sg_op *op, const sg_pconf *pc, const ProtobufCMessage *req, sg
 	sg_json_arena_set(a);
 	sg_err err = op->build(pc, req, a, out, st);
 	sg_json_arena_set(NULL);
+	out->tls = &pc->tls; /* the provider's TLS and proxy settings */
 	return err;
 }
 
@@ -281,7 +282,10 @@ call_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 			return;
 		}
 	} else {
-		sg_status_set(&c->st, &c->arena, err, "%s: %s", c->prov->name, sg_strerror(err));
+		/* with libcurl's words when it has them: a certificate's verify error, say */
+		const char *why = resp != NULL ? resp->error : NULL;
+		sg_status_set(&c->st, &c->arena, err, "%s: %s%s%s", c->prov->name, sg_strerror(err),
+		              why ? ": " : "", why ? why : "");
 		c->st.provider = c->prov->name;
 	}
 	gw_call_finish(c);

@@ -26,6 +26,7 @@ idem_keep(sg_err err)
 	switch (err) {
 	case SG_OK: return true;
 	case SG_EUP_CONNECT:
+	case SG_EUP_TLS:
 	case SG_EDEADLINE:
 	case SG_ENOCRED:
 	case SG_EINVAL:

@@ -19,6 +19,7 @@ auth_build(const sg_provider *p, const sg_pconf *pc, sg_arena *a, sg_http_req *o
 	sg_json_arena_set(a);
 	sg_err err = p->auth.build(pc, a, out, st);
 	sg_json_arena_set(NULL);
+	out->tls = &pc->tls;
 	return err;
 }
 
@@ -89,8 +90,9 @@ token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 	if (err == SG_OK)
 		err = auth_parse(f->prov, &f->pc, resp, &f->arena, &tok, &lifetime_s, &f->st);
 	else if (f->st.err == SG_OK) /* an engine error; a build error already said why */
-		sg_status_set(&f->st, &f->arena, err, "%s token: %s", f->prov->name,
-		              sg_strerror(err));
+		sg_status_set(&f->st, &f->arena, err, "%s token: %s%s%s", f->prov->name,
+		              sg_strerror(err), resp != NULL && resp->error ? ": " : "",
+		              resp != NULL && resp->error ? resp->error : "");
 	if (err == SG_OK && (tok == NULL || tok[0] == '\0'))
 		err = sg_status_set(&f->st, &f->arena, SG_EUP_MALFORMED, "%s token: empty",
 		                    f->prov->name);

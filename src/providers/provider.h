@@ -33,6 +33,8 @@ typedef struct sg_pconf {
 	int64_t cache_stale_ms;  /* then served stale this long while one refresh runs */
 	const char *client_id;   /* OAuth2 client credentials, for providers with an auth op; */
 	const char *client_secret; /* when both are set the gateway fetches and caches tokens */
+	sg_tls_conf tls;           /* TLS to it (ca_file, client_cert, ...; see core/http.h) */
+	bool tls_ca_inherited;     /* config: tls.ca_file is upstream.ca_file's */
 	const char *token_file;    /* config: token read from this file at start, or NULL */
 	const char *client_secret_file; /* config: client_secret read from this file, or NULL */
 } sg_pconf;

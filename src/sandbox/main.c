@@ -39,7 +39,7 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: shipgate-sandbox [--listen HOST:PORT] [--token TOKEN]\n"
 	        "                        [--biteship-key KEY] [--delay-ms N] [--max-conns N]\n"
-	        "                        [--threads N]\n"
+	        "                        [--threads N] [--tls-cert FILE --tls-key FILE]\n"
 	        "  --listen HOST:PORT   address to listen on (default " DEFAULT_LISTEN
 	        "; port 0: any free port;\n"
 	        "                       IPv6 as [::1]:PORT)\n"
@@ -51,8 +51,34 @@ usage(FILE *f)
 	        "  --max-conns N        concurrent connection cap (default %u, within the\n"
 	        "                       open-file limit)\n"
 	        "  --threads N          HTTP threads (default: CPUs, at most %u)\n"
-	        "Prints \"listening on http://HOST:PORT\" when ready; stops on SIGINT/SIGTERM.\n",
+	        "  --tls-cert FILE      serve https with this PEM certificate (chain)\n"
+	        "  --tls-key FILE       and this PEM private key\n"
+	        "Prints \"listening on http://HOST:PORT\" (https with TLS) when ready; stops on\n"
+	        "SIGINT/SIGTERM.\n",
 	        DEFAULT_MAX_CONNS, MAX_THREADS);
+}
+
+/* A PEM file's text (malloc'd, NUL-terminated; kept for the process's life), or NULL with a
+ * message. */
+static char *
+read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long n = -1;
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
+		buf[n] = '\0';
+		fclose(f);
+		return buf;
+	}
+	fprintf(stderr, "shipgate-sandbox: %s: cannot read a PEM file (%s)\n", path,
+	        f == NULL ? strerror(errno) : "empty, too large or unreadable");
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	return NULL;
 }
 
 /* Parses a decimal in [lo, hi]. */
@@ -173,6 +199,7 @@ int
 main(int argc, char **argv)
 {
 	const char *listen_at = DEFAULT_LISTEN, *why;
+	const char *tls_cert_path = NULL, *tls_key_path = NULL;
 	unsigned long long v, max_conns = 0, threads = 0;
 	char err[256], host[INET6_ADDRSTRLEN];
 	sbx_server_opts o;
@@ -228,6 +255,10 @@ main(int argc, char **argv)
 				fprintf(stderr, "shipgate-sandbox: --max-conns takes 1..1000000\n");
 				return 2;
 			}
+		} else if (strcmp(name, "--tls-cert") == 0) {
+			tls_cert_path = val;
+		} else if (strcmp(name, "--tls-key") == 0) {
+			tls_key_path = val;
 		} else if (strcmp(name, "--threads") == 0) {
 			if (parse_uint(val, 1, 64, &threads) != 0) {
 				fprintf(stderr, "shipgate-sandbox: --threads takes 1..64\n");
@@ -297,6 +328,14 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((tls_cert_path == NULL) != (tls_key_path == NULL)) {
+		fprintf(stderr, "shipgate-sandbox: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (tls_cert_path != NULL && ((o.tls_cert = read_pem(tls_cert_path)) == NULL ||
+	                              (o.tls_key = read_pem(tls_key_path)) == NULL))
+		return 2;
+	const char *scheme = tls_cert_path != NULL ? "https" : "http";
 	if (sbx_server_start(&srv, &o, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shipgate-sandbox: %s: %s\n", listen_at, err);
 		return 1;
@@ -304,10 +343,10 @@ main(int argc, char **argv)
 	if (o.addr.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&o.addr)->sin6_addr, host,
 		          sizeof(host));
-		printf("listening on http://[%s]:%u\n", host, sbx_server_port(srv));
+		printf("listening on %s://[%s]:%u\n", scheme, host, sbx_server_port(srv));
 	} else {
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&o.addr)->sin_addr, host, sizeof(host));
-		printf("listening on http://%s:%u\n", host, sbx_server_port(srv));
+		printf("listening on %s://%s:%u\n", scheme, host, sbx_server_port(srv));
 	}
 	fflush(stdout);
 

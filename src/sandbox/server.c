@@ -512,17 +512,28 @@ sbx_server_start(sbx_server **out, const sbx_server_opts *o, char *err, size_t c
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (o->addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-	                          on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-	                          (const struct sockaddr *)&o->addr, MHD_OPTION_URI_LOG_CALLBACK,
-	                          on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conns,
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-	                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
-	                          MHD_OPTION_THREAD_POOL_SIZE,
-	                          (unsigned)(o->threads > 1 ? o->threads : 0), MHD_OPTION_END);
+	/* https: libmicrohttpd's TLS (GnuTLS), with the certificate and key in memory */
+	struct MHD_OptionItem tls[] = {
+	        {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+	if (o->tls_cert != NULL && o->tls_key != NULL) {
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key};
+		tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert};
+	}
+	s->mhd = MHD_start_daemon(
+	        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&o->addr,
+	        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	        s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conns,
+	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+	        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
+	        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 1 ? o->threads : 0),
+	        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (s->mhd == NULL) {
-		snprintf(err, cap, "cannot listen (address in use, or not permitted?)");
+		snprintf(err, cap,
+		         o->tls_cert != NULL ? "cannot listen (address in use, not permitted, or a "
+		                               "certificate and key that do not load?)"
+		                             : "cannot listen (address in use, or not permitted?)");
 		goto fail;
 	}
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);

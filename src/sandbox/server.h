@@ -21,6 +21,8 @@ typedef struct sbx_server_opts {
 	unsigned max_conns;           /* concurrent connection cap */
 	unsigned threads;             /* MHD polling threads (1 = no pool) */
 	sbx_conf conf;                /* copied; its strings must outlive the server */
+	const char *tls_cert;         /* PEM certificate chain: serve https (NULL: http) */
+	const char *tls_key;          /* PEM private key, with tls_cert */
 } sbx_server_opts;
 
 /*

@@ -78,6 +78,9 @@ static const struct cfg_key keys[] = {
         G("upstream.max_body_bytes", K_SIZE, 1024, (int64_t)1 << 30, engine.max_body, 8 << 20),
         G("upstream.recv_buffer_bytes", K_LONG, 1024, 512 << 10, engine.recv_buffer, 1024),
         G("upstream.connect_timeout_ms", K_LONG, 1, 600000, engine.connect_timeout_ms, 5000),
+        G("upstream.ca_file", K_STR, 0, 0, upstream_ca_file, 0),
+        G("upstream.tls_min_version", K_STR, 0, 0, upstream_tls_min, 0),
+        G("upstream.proxy", K_STR, 0, 0, upstream_proxy, 0),
         G("idempotency.max_entries", K_SIZE, 1, 100000000, idem_max_entries, 100000),
         G("idempotency.ttl_ms", K_I64, 1000, 30 * MS_DAY, idem_ttl_ms, MS_DAY),
         G("idempotency.store", K_STR, 0, 0, idem_store, 0),
@@ -96,6 +99,9 @@ static const struct cfg_key keys[] = {
         PK("client_id", K_STR, 0, 0, client_id),
         PK("client_secret", K_STR, 0, 0, client_secret),
         PK("token_file", K_STR, 0, 0, token_file),
+        PK("ca_file", K_STR, 0, 0, tls.ca_file),
+        PK("client_cert", K_STR, 0, 0, tls.client_cert),
+        PK("client_key", K_STR, 0, 0, tls.client_key),
         PK("client_secret_file", K_STR, 0, 0, client_secret_file),
         PK("utc_offset", K_OFFSET, 0, 0, utc_offset_s),
         PK("timeout_ms", K_I64, 1, 3600000, timeout_ms),
@@ -499,11 +505,48 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 			return cfg_error(err, errlen, "state_dir: too long");
 	}
 	cfg->engine.default_timeout_ms = cfg->default_deadline_ms;
+	int tls_min = 12;
+	if (cfg->upstream_tls_min != NULL) {
+		if (strcmp(cfg->upstream_tls_min, "1.2") == 0)
+			tls_min = 12;
+		else if (strcmp(cfg->upstream_tls_min, "1.3") == 0)
+			tls_min = 13;
+		else
+			return cfg_error(err, errlen,
+			                 "upstream.tls_min_version: %s: want 1.2 or 1.3",
+			                 cfg->upstream_tls_min);
+	}
+	if (cfg->upstream_proxy != NULL && strncmp(cfg->upstream_proxy, "http://", 7) != 0 &&
+	    strncmp(cfg->upstream_proxy, "https://", 8) != 0 &&
+	    strncmp(cfg->upstream_proxy, "socks5h://", 10) != 0)
+		return cfg_error(
+		        err, errlen,
+		        "upstream.proxy: %s: want http://, https:// or socks5h://HOST:PORT",
+		        cfg->upstream_proxy);
 	for (size_t i = 0; i < cfg->nproviders; i++) {
 		sg_pconf *pc = &cfg->providers[i];
 		if (pc->name == NULL)
 			continue;
 		char key[64];
+		/* TLS: the provider's own CA bundle, else the global one; files readable now */
+		if (pc->tls_ca_inherited) /* (validated before: the global one may have changed) */
+			pc->tls.ca_file = NULL;
+		pc->tls_ca_inherited = pc->tls.ca_file == NULL;
+		if (pc->tls.ca_file == NULL)
+			pc->tls.ca_file = cfg->upstream_ca_file;
+		pc->tls.min_version = tls_min;
+		pc->tls.proxy = cfg->upstream_proxy;
+		if ((pc->tls.client_cert == NULL) != (pc->tls.client_key == NULL))
+			return cfg_error(err, errlen,
+			                 "%s.client_cert and %s.client_key go together", pc->name,
+			                 pc->name);
+		const char *files[][2] = {{"ca_file", pc->tls.ca_file},
+		                          {"client_cert", pc->tls.client_cert},
+		                          {"client_key", pc->tls.client_key}};
+		for (size_t k = 0; k < 3; k++)
+			if (files[k][1] != NULL && access(files[k][1], R_OK) != 0)
+				return cfg_error(err, errlen, "%s.%s: %s: %s", pc->name,
+				                 files[k][0], files[k][1], strerror(errno));
 		snprintf(key, sizeof(key), "%s.token_file", pc->name);
 		if (pc->token_file != NULL &&
 		    read_secret(cfg, key, pc->token_file, &pc->token, err, errlen) != 0)

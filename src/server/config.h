@@ -42,15 +42,18 @@ typedef struct sg_config {
 	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
 	const char *idem_store;      /* "memory" or "sqlite" */
 	const char *idem_path;       /* the sqlite store's file; NULL: <state_dir>/idempotency.db */
-	const char *state_dir;   /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
-	const char *redis_url;   /* the redis store: redis://HOST:PORT[/DB] */
-	const char *fleet_id;    /* the redis store's fleet; NULL: redis_url */
-	int64_t ipc_watchdog_ms; /* ipc listener probe period (nng #1518); 0 = off */
+	const char *state_dir;    /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
+	const char *redis_url;    /* the redis store: redis://HOST:PORT[/DB] */
+	const char *fleet_id;     /* the redis store's fleet; NULL: redis_url */
+	int64_t ipc_watchdog_ms;  /* ipc listener probe period (nng #1518); 0 = off */
 	const char *ipc_mode_str; /* ipc.mode as given (octal), or NULL */
 	int ipc_mode;             /* ipc sockets' mode, whatever the umask (0600) */
 	const char *ipc_group;    /* their group (a name or a gid), or NULL: the process's */
-	sg_engine_conf engine;   /* upstream engine knobs */
-	int engine_threads;      /* upstream engines, one thread and curl multi each */
+	sg_engine_conf engine;    /* upstream engine knobs */
+	const char *upstream_ca_file; /* CA bundle for providers without their own; NULL: system */
+	const char *upstream_tls_min; /* "1.2" (default) or "1.3" */
+	const char *upstream_proxy;   /* egress proxy URL, or NULL: none (environment ignored) */
+	int engine_threads;           /* upstream engines, one thread and curl multi each */
 	sg_pconf providers[SG_MAX_PROVIDERS]; /* indexed by Provider id - 1; name NULL: none */
 	size_t nproviders;                    /* entries in use: the highest provider id */
 	char *owned[256];                     /* strings this config allocated */

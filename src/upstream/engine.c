@@ -119,6 +119,7 @@ struct xfer {
 	/* CURLOPT_HTTPHEADER list built in place: the caller's lines (borrowed, see
 	 * xfer_setup) plus "Expect:". No allocation per request. */
 	struct curl_slist hlist[SG_HTTP_MAX_HEADERS + 1];
+	char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER: a failure in libcurl's words */
 };
 
 /* One upstream origin: its running count and the transfers waiting for a slot. Created on
@@ -472,8 +473,25 @@ xfer_setup(struct xfer *x, const sg_http_req *req)
 	XSET(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	XSET(h, CURLOPT_FOLLOWLOCATION, 0L);
 	XSET(h, CURLOPT_PATH_AS_IS, 1L); /* send the path exactly as built: no ".." folding */
-	XSET(h, CURLOPT_PROXY, "");      /* "" disables proxies, environment included */
-	XSET(h, CURLOPT_NOPROXY, "*");
+	/* TLS: verification always on; the provider's CA bundle, client certificate and minimum
+	 * version when configured. A proxy only when configured: "" disables proxies, the
+	 * environment's included. */
+	const sg_tls_conf *tls = req->tls;
+	XSET(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	XSET(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	XSET(h, CURLOPT_SSLVERSION,
+	     tls != NULL && tls->min_version >= 13 ? (long)CURL_SSLVERSION_TLSv1_3
+	                                           : (long)CURL_SSLVERSION_TLSv1_2);
+	if (tls != NULL && tls->ca_file != NULL)
+		XSET(h, CURLOPT_CAINFO, tls->ca_file);
+	if (tls != NULL && tls->client_cert != NULL) {
+		XSET(h, CURLOPT_SSLCERT, tls->client_cert);
+		XSET(h, CURLOPT_SSLKEY, tls->client_key);
+	}
+	XSET(h, CURLOPT_PROXY, tls != NULL && tls->proxy != NULL ? tls->proxy : "");
+	XSET(h, CURLOPT_NOPROXY, tls != NULL && tls->proxy != NULL ? "" : "*");
+	x->errbuf[0] = '\0';
+	XSET(h, CURLOPT_ERRORBUFFER, x->errbuf);
 	XSET(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	/* libcurl holds this buffer for every running transfer, idle ones waiting for an answer
 	 * included: 16 KiB by default, 1 KiB here. Provider answers are a few KiB, read in a
@@ -517,7 +535,9 @@ curl_to_err(CURLcode cc)
 	/* could not reach the upstream: nothing was sent */
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_CONNECT: return SG_EUP_CONNECT;
+	/* the certificate did not verify, or the handshake failed: nothing was sent either, but
+	 * another try meets the same certificate */
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -527,7 +547,7 @@ curl_to_err(CURLcode cc)
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
 	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_USE_SSL_FAILED: return SG_EUP_CONNECT;
+	case CURLE_USE_SSL_FAILED: return SG_EUP_TLS;
 	/* the exchange broke or was garbled after the request (maybe) left: outcome unknown */
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
@@ -569,7 +589,10 @@ xfer_finish(sg_engine *e, struct xfer *x, CURLcode cc)
 
 	err = x->err != SG_OK ? x->err : curl_to_err(cc);
 	if (err != SG_OK) {
-		xfer_complete(e, x, err, NULL);
+		/* libcurl's words for it (the verify error of a certificate, say) */
+		memset(&resp, 0, sizeof(resp));
+		resp.error = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(cc);
+		xfer_complete(e, x, err, x->err == SG_OK ? &resp : NULL);
 		return;
 	}
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);

@@ -32,8 +32,9 @@ typedef struct sg_engine_conf {
  * Completion callback. Runs on the engine thread, exactly once per successful submit.
  * err is SG_OK with resp set (resp->status is the HTTP status, possibly 4xx/5xx), or one of
  * SG_EUP_TIMEOUT, SG_EUP_CONNECT (nothing sent), SG_EUP_BROKEN (sent, no answer), SG_EUP_TOOBIG,
- * SG_ESHUTDOWN, SG_ENOMEM, SG_EINTERNAL with resp
- * NULL. resp and its buffers are valid only during the callback. Must not block.
+ * SG_EUP_TLS, SG_ESHUTDOWN, SG_ENOMEM, SG_EINTERNAL, with resp NULL or (a failure inside
+ * libcurl) carrying only resp->error, libcurl's text for it. resp and its buffers are valid
+ * only during the callback. Must not block.
  */
 typedef void (*sg_engine_cb)(void *arg, sg_err err, const sg_http_resp *resp);
 
