@@ -32,6 +32,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "core/bounded.h"
@@ -128,6 +129,7 @@ struct shipgate_client {
 	struct sgc_call *free;       /* idle calls, ready for reuse */
 	size_t n_active;             /* length of active */
 	bool closing;                /* shipgate_client_free has begun */
+	nng_tls_config *tls;         /* tls+tcp:// dialers' config, or NULL */
 };
 
 static void call_cb(void *arg);
@@ -233,6 +235,16 @@ endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
 	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep) != 0 ||
 	    nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep) != 0)
 		return SHIPGATE_ENNG;
+	if (strncmp(url, "tls+tcp://", 10) == 0) {
+		nng_dialer d;
+		if (c->tls == NULL)
+			return SHIPGATE_EINVAL; /* no CA to verify the gateway with */
+		if ((rv = nng_dialer_create(&d, ep->sock, url)) != 0)
+			return rv == NNG_ENOMEM ? SHIPGATE_ENOMEM : SHIPGATE_EADDR;
+		if (nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls) != 0)
+			return SHIPGATE_ENNG;
+		return nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0 ? SHIPGATE_OK : SHIPGATE_ENNG;
+	}
 	switch (nng_dial(ep->sock, url, NULL, NNG_FLAG_NONBLOCK)) {
 	case 0: return SHIPGATE_OK;
 	case NNG_ENOMEM: return SHIPGATE_ENOMEM;
@@ -244,6 +256,57 @@ endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
 }
 
 /* ------------------------------------------------------------------ client */
+
+/* A small PEM file as a string (malloc'd), or NULL. */
+static char *
+read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long n = -1;
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n)
+		buf[n] = '\0';
+	else {
+		free(buf);
+		buf = NULL;
+	}
+	if (f != NULL)
+		fclose(f);
+	return buf;
+}
+
+/*
+ * The dialers' TLS config: the CA the gateways' certificates must chain to (verification is
+ * required), the name to check (else each URL's host), and an optional client certificate.
+ * SHIPGATE_OK, SHIPGATE_EINVAL for files that do not load.
+ */
+static int
+tls_client_config(shipgate_client *c, const shipgate_tls_opts *t)
+{
+	char *cert = NULL, *key = NULL;
+	int rv = SHIPGATE_EINVAL;
+
+	if (nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_CLIENT) != 0)
+		return SHIPGATE_ENOMEM;
+	if (nng_tls_config_ca_file(c->tls, t->ca_file) != 0 ||
+	    nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_REQUIRED) != 0 ||
+	    (t->server_name != NULL && nng_tls_config_server_name(c->tls, t->server_name) != 0))
+		goto done;
+	if (t->cert_file != NULL || t->key_file != NULL) {
+		if (t->cert_file == NULL || t->key_file == NULL ||
+		    (cert = read_pem(t->cert_file)) == NULL ||
+		    (key = read_pem(t->key_file)) == NULL ||
+		    nng_tls_config_own_cert(c->tls, cert, key, NULL) != 0)
+			goto done;
+	}
+	rv = SHIPGATE_OK;
+done:
+	free(cert);
+	free(key);
+	return rv;
+}
 
 int
 shipgate_client_new(shipgate_client **cp, const shipgate_client_opts *opts)
@@ -295,6 +358,9 @@ shipgate_client_new(shipgate_client **cp, const shipgate_client_opts *opts)
 	if ((c->eps = calloc(o.n_urls, sizeof(*c->eps))) == NULL)
 		goto fail;
 	c->n_eps = o.n_urls;
+	if (o.tls.ca_file != NULL && (rv = tls_client_config(c, &o.tls)) != SHIPGATE_OK)
+		goto fail;
+	rv = SHIPGATE_ENOMEM;
 	for (size_t i = 0; i < c->n_eps; i++) {
 		c->eps[i].index = i;
 		if ((rv = endpoint_open(c, &c->eps[i], o.urls[i])) != SHIPGATE_OK)
@@ -403,6 +469,8 @@ shipgate_client_free(shipgate_client *c)
 		free(c->eps[i].fleet);
 	}
 	free(c->eps);
+	if (c->tls != NULL)
+		nng_tls_config_free(c->tls);
 	if (c->cv != NULL)
 		nng_cv_free(c->cv);
 	if (c->mtx != NULL)

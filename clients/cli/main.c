@@ -43,7 +43,8 @@ static const char usage_text[] =
         "  describe NAME      a method (and its types), a message (its fields) or an enum\n"
         "\n"
         "options (anywhere on the line):\n"
-        "  -a URL             gateway address (tcp://, ipc://, inproc://); repeat for several,\n"
+        "  -a URL             gateway address (tcp://, tls+tcp://, ipc://, inproc://); repeat\n"
+        "                     for several,\n"
         "                     used round-robin. Default: $SHIPGATE_ADDR (comma-separated URLs),\n"
         "                     else tcp://127.0.0.1:7400\n"
         "  -d MS              deadline of the call in milliseconds, retries included (10000)\n"
@@ -59,6 +60,12 @@ static const char usage_text[] =
         "  -o json|text       output format (default json)\n"
         "  -e                 JSON output includes fields that hold their default value\n"
         "  -P                 JSON output uses the .proto field names, not lowerCamelCase\n"
+        "  --tls-ca FILE      tls+tcp://: the PEM CA the gateway's certificate must chain to\n"
+        "                     (default: $SHIPGATE_TLS_CA)\n"
+        "  --tls-cert FILE    a PEM client certificate, for a gateway that asks for one\n"
+        "  --tls-key FILE     its PEM private key\n"
+        "  --tls-server-name NAME  the name the gateway's certificate must carry (default:\n"
+        "                     the address's host)\n"
         "  -h, --help         this help\n"
         "\n"
         "output:\n"
@@ -94,6 +101,7 @@ typedef struct cli {
 	int json_flags;                     /* -e, -P */
 	const char *args[3];                /* command and its operands */
 	size_t n_args;                      /* entries in args */
+	shipgate_tls_opts tls;              /* --tls-*: for tls+tcp:// addresses */
 } cli;
 
 static int
@@ -144,6 +152,20 @@ parse_args(cli *c, int argc, char **argv)
 			fputs(usage_text, stdout);
 			return -1;
 		}
+		static const char *const tls_opts[] = {"--tls-ca", "--tls-cert", "--tls-key",
+		                                       "--tls-server-name"};
+		const char **tls_slot[] = {&c->tls.ca_file, &c->tls.cert_file, &c->tls.key_file,
+		                           &c->tls.server_name};
+		bool tls_opt = false;
+		for (size_t t = 0; t < 4; t++)
+			if (strcmp(a, tls_opts[t]) == 0) {
+				if (i + 1 >= argc)
+					return usage_error("option %s needs a value", a);
+				*tls_slot[t] = argv[++i];
+				tls_opt = true;
+			}
+		if (tls_opt)
+			continue;
 		opt = a[1];
 		if (strchr("adkHiro", opt) != NULL) {
 			if (a[2] != '\0')
@@ -639,6 +661,9 @@ cmd_call(cli *c, const char *method, const char *json_arg)
 		protobuf_c_message_pack(req, payload);
 
 	co.urls = c->urls;
+	co.tls = c->tls;
+	if (co.tls.ca_file == NULL)
+		co.tls.ca_file = getenv("SHIPGATE_TLS_CA");
 	co.n_urls = c->n_urls;
 	co.retry.max_attempts = c->attempts;
 	if ((rv = shipgate_client_new(&client, &co)) != SHIPGATE_OK) {
@@ -646,6 +671,17 @@ cmd_call(cli *c, const char *method, const char *json_arg)
 		for (size_t i = 0; i < c->n_urls; i++)
 			fprintf(stderr, " %s", c->urls[i]);
 		fprintf(stderr, ": %s\n", shipgate_strerror(rv));
+		for (size_t i = 0; i < c->n_urls; i++)
+			if (strncmp(c->urls[i], "tls+tcp://", 10) == 0 && co.tls.ca_file == NULL) {
+				fprintf(stderr,
+				        "shipgate: a tls+tcp:// address needs --tls-ca FILE "
+				        "(or $SHIPGATE_TLS_CA)\n");
+				break;
+			}
+		if (co.tls.ca_file != NULL && rv == SHIPGATE_EINVAL)
+			fprintf(stderr,
+			        "shipgate: check --tls-ca, --tls-cert and --tls-key: each must "
+			        "be a readable PEM file, the certificate with its key\n");
 		goto done;
 	}
 	opts.deadline_ms = c->deadline_ms;

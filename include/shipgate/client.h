@@ -185,6 +185,18 @@ typedef struct shipgate_retry_policy {
 
 /* Options of shipgate_client_new. Zero fields take the defaults shown. Borrowed: the client
  * copies what it keeps. */
+/* TLS to gateways (tls+tcp:// URLs). The gateway's certificate is always verified, and its
+ * name too. */
+typedef struct shipgate_tls_opts {
+	const char *ca_file;     /* PEM CA bundle the gateway's certificate must chain to; needed
+	                            for tls+tcp:// URLs */
+	const char *cert_file;   /* PEM client certificate (chain), for a gateway that asks for
+	                            one (mTLS); NULL: none */
+	const char *key_file;    /* its PEM private key, with cert_file */
+	const char *server_name; /* the name the gateway's certificate must carry; NULL: the
+	                            URL's host */
+} shipgate_tls_opts;
+
 typedef struct shipgate_client_opts {
 	const char *const *urls;     /* gateway URLs; n_urls entries (NULL entries not allowed) */
 	size_t n_urls;               /* 0: one URL, SHIPGATE_DEFAULT_URL */
@@ -192,6 +204,7 @@ typedef struct shipgate_client_opts {
 	size_t max_reply_size;       /* largest RpcReply accepted, bytes; 0: 4 MiB */
 	int connect_timeout_ms;      /* longest an attempt waits for a connection; 0: 1000 */
 	shipgate_retry_policy retry; /* retries of failed attempts */
+	shipgate_tls_opts tls;       /* for tls+tcp:// URLs */
 } shipgate_client_opts;
 
 /*

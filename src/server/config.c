@@ -70,6 +70,11 @@ static const struct cfg_key keys[] = {
         G("arena_cap_bytes", K_SIZE, 65536, (int64_t)1 << 32, arena_cap, (int64_t)64 << 20),
         G("verbose", K_INT, 0, 2, verbose, 1),
         G("ipc_watchdog_ms", K_I64, 0, 3600000, ipc_watchdog_ms, 1000),
+        G("tls.cert_file", K_STR, 0, 0, tls_cert_file, 0),
+        G("tls.key_file", K_STR, 0, 0, tls_key_file, 0),
+        G("tls.ca_file", K_STR, 0, 0, tls_ca_file, 0),
+        G("tls.client_auth", K_STR, 0, 0, tls_client_auth, 0),
+        G("tls.min_version", K_STR, 0, 0, tls_min_version, 0),
         G("ipc.mode", K_STR, 0, 0, ipc_mode_str, 0),
         G("ipc.group", K_STR, 0, 0, ipc_group, 0),
         G("upstream.threads", K_INT, 1, 16, engine_threads, 2),
@@ -259,9 +264,10 @@ key_set(sg_config *cfg, const struct cfg_key *k, void *base, const char *who, co
 			return cfg_error(err, errlen, "listen: at most %d URLs",
 			                 SG_CONFIG_MAX_LISTEN);
 		if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0 &&
-		    strncmp(value, "inproc://", 9) != 0)
+		    strncmp(value, "inproc://", 9) != 0 && strncmp(value, "tls+tcp://", 10) != 0)
 			return cfg_error(err, errlen,
-			                 "listen: %s: want tcp://, ipc:// or inproc://", value);
+			                 "listen: %s: want tcp://, tls+tcp://, ipc:// or inproc://",
+			                 value);
 		if ((cfg->listen[cfg->nlisten] = cfg_strdup(cfg, value, n)) == NULL)
 			return cfg_error(err, errlen, "out of memory");
 		cfg->nlisten++;
@@ -462,6 +468,29 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "idempotency.redis_url: the redis store needs one");
 	if (cfg->fleet_id == NULL)
 		cfg->fleet_id = cfg->redis_url;
+	/* TLS for callers: a tls+tcp:// listener needs a certificate and its key */
+	bool tls_listen = false;
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		tls_listen |= strncmp(cfg->listen[i], "tls+tcp://", 10) == 0;
+	if (tls_listen && (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL))
+		return cfg_error(err, errlen,
+		                 "a tls+tcp:// listener needs tls.cert_file and tls.key_file");
+	if (cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "none") != 0 &&
+	    strcmp(cfg->tls_client_auth, "optional") != 0 &&
+	    strcmp(cfg->tls_client_auth, "required") != 0)
+		return cfg_error(err, errlen,
+		                 "tls.client_auth: %s: want none, optional or required",
+		                 cfg->tls_client_auth);
+	if (cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "none") != 0 &&
+	    cfg->tls_ca_file == NULL)
+		return cfg_error(err, errlen,
+		                 "tls.client_auth %s needs tls.ca_file (the CA of the callers' "
+		                 "certificates)",
+		                 cfg->tls_client_auth);
+	if (cfg->tls_min_version != NULL && strcmp(cfg->tls_min_version, "1.2") != 0 &&
+	    strcmp(cfg->tls_min_version, "1.3") != 0)
+		return cfg_error(err, errlen, "tls.min_version: %s: want 1.2 or 1.3",
+		                 cfg->tls_min_version);
 	if (cfg->ipc_mode_str != NULL) {
 		char *end;
 		long m = strtol(cfg->ipc_mode_str, &end, 8);

@@ -42,14 +42,19 @@ typedef struct sg_config {
 	int64_t idem_ttl_ms;         /* how long a CreateOrder outcome is kept */
 	const char *idem_store;      /* "memory" or "sqlite" */
 	const char *idem_path;       /* the sqlite store's file; NULL: <state_dir>/idempotency.db */
-	const char *state_dir;    /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
-	const char *redis_url;    /* the redis store: redis://HOST:PORT[/DB] */
-	const char *fleet_id;     /* the redis store's fleet; NULL: redis_url */
-	int64_t ipc_watchdog_ms;  /* ipc listener probe period (nng #1518); 0 = off */
-	const char *ipc_mode_str; /* ipc.mode as given (octal), or NULL */
-	int ipc_mode;             /* ipc sockets' mode, whatever the umask (0600) */
-	const char *ipc_group;    /* their group (a name or a gid), or NULL: the process's */
-	sg_engine_conf engine;    /* upstream engine knobs */
+	const char *state_dir;     /* where state lives; NULL: $STATE_DIRECTORY or shipgate-state */
+	const char *redis_url;     /* the redis store: redis://HOST:PORT[/DB] */
+	const char *fleet_id;      /* the redis store's fleet; NULL: redis_url */
+	int64_t ipc_watchdog_ms;   /* ipc listener probe period (nng #1518); 0 = off */
+	const char *tls_cert_file; /* tls+tcp listeners: the server certificate (PEM chain) */
+	const char *tls_key_file;  /* and its key (PEM) */
+	const char *tls_ca_file;   /* the CA of callers' certificates, or NULL: none asked for */
+	const char *tls_client_auth;  /* none | optional | required (required with tls_ca_file) */
+	const char *tls_min_version;  /* "1.2" (default) or "1.3" */
+	const char *ipc_mode_str;     /* ipc.mode as given (octal), or NULL */
+	int ipc_mode;                 /* ipc sockets' mode, whatever the umask (0600) */
+	const char *ipc_group;        /* their group (a name or a gid), or NULL: the process's */
+	sg_engine_conf engine;        /* upstream engine knobs */
 	const char *upstream_ca_file; /* CA bundle for providers without their own; NULL: system */
 	const char *upstream_tls_min; /* "1.2" (default) or "1.3" */
 	const char *upstream_proxy;   /* egress proxy URL, or NULL: none (environment ignored) */

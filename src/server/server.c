@@ -33,6 +33,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "admit.h"
 #include "core/bounded.h"
@@ -88,6 +89,7 @@ struct sg_server {
 	pthread_cond_t wd_cv;                         /* wakes the watchdog to stop */
 	bool wd_stop;                                 /* the watchdog must exit */
 	sg_admit *admit;                              /* connections held, by peer */
+	nng_tls_config *tls;                          /* tls+tcp listeners' config, or NULL */
 	size_t max_connections;                       /* the cap in force (after the fd budget) */
 	atomic_llong refuse_logged_ms;                /* when a refusal was last logged */
 };
@@ -206,6 +208,94 @@ work_cb(void *arg)
  * and then, and re-creates a listener that stopped answering.
  */
 
+/* A whole (small) file as a NUL-terminated string (malloc'd), or NULL with err. */
+static char *
+slurp(const char *what, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long n = -1;
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
+		buf[n] = '\0';
+		fclose(f);
+		return buf;
+	}
+	snprintf(err, errlen, "%s: %s: %s", what, path,
+	         f == NULL ? strerror(errno) : "empty, over 1 MiB, or unreadable");
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * The tls+tcp listeners' configuration (made once, shared by all of them): the certificate and
+ * key, the oldest version, and with tls.ca_file the callers' certificates checked (required
+ * unless tls.client_auth says otherwise). 0, or -1 with err.
+ */
+static int
+tls_server_config(struct sg_server *s, char *err, size_t errlen)
+{
+	const sg_config *cfg = s->cfg;
+	char *cert = NULL, *key = NULL;
+	int rv;
+
+	if (s->tls != NULL)
+		return 0;
+	if ((rv = nng_tls_config_alloc(&s->tls, NNG_TLS_MODE_SERVER)) != 0) {
+		snprintf(err, errlen, "tls: %s", nng_strerror(rv));
+		return -1;
+	}
+	if ((cert = slurp("tls.cert_file", cfg->tls_cert_file, err, errlen)) == NULL ||
+	    (key = slurp("tls.key_file", cfg->tls_key_file, err, errlen)) == NULL)
+		goto fail;
+	if ((rv = nng_tls_config_own_cert(s->tls, cert, key, NULL)) != 0) {
+		snprintf(err, errlen,
+		         "tls.cert_file/tls.key_file: %s (not a PEM certificate and its "
+		         "key?)",
+		         nng_strerror(rv));
+		goto fail;
+	}
+	nng_tls_version min =
+	        cfg->tls_min_version != NULL && strcmp(cfg->tls_min_version, "1.3") == 0
+	                ? NNG_TLS_1_3
+	                : NNG_TLS_1_2;
+	if ((rv = nng_tls_config_version(s->tls, min, NNG_TLS_1_3)) != 0) {
+		snprintf(err, errlen, "tls.min_version %s: %s (nng's TLS engine: %s)",
+		         cfg->tls_min_version ? cfg->tls_min_version : "1.2", nng_strerror(rv),
+		         nng_tls_engine_description());
+		goto fail;
+	}
+	nng_tls_auth_mode mode = NNG_TLS_AUTH_MODE_NONE;
+	if (cfg->tls_ca_file != NULL) {
+		mode = cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "optional") == 0
+		               ? NNG_TLS_AUTH_MODE_OPTIONAL
+		       : cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "none") == 0
+		               ? NNG_TLS_AUTH_MODE_NONE
+		               : NNG_TLS_AUTH_MODE_REQUIRED;
+		if ((rv = nng_tls_config_ca_file(s->tls, cfg->tls_ca_file)) != 0) {
+			snprintf(err, errlen, "tls.ca_file: %s: %s", cfg->tls_ca_file,
+			         nng_strerror(rv));
+			goto fail;
+		}
+	}
+	if ((rv = nng_tls_config_auth_mode(s->tls, mode)) != 0) {
+		snprintf(err, errlen, "tls.client_auth: %s", nng_strerror(rv));
+		goto fail;
+	}
+	free(cert);
+	free(key);
+	return 0;
+fail:
+	free(cert);
+	free(key);
+	nng_tls_config_free(s->tls);
+	s->tls = NULL;
+	return -1;
+}
+
 /*
  * Starts a listener on url. An ipc path gets the configured mode (ipc.mode, 0600 by default)
  * and group whatever the umask: the socket is made under a umask of 0177, so it is never wider
@@ -246,8 +336,12 @@ listen_one(struct sg_server *s, const char *url, nng_listener *l, char *err, siz
 			return -1;
 		}
 	}
+	bool tls = strncmp(url, "tls+tcp://", 10) == 0;
+	if (tls && tls_server_config(s, err, errlen) != 0)
+		return -1;
 	if ((rv = nng_listener_create(l, s->sock, url)) != 0 ||
-	    (ipc && (rv = nng_listener_set_int(*l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode)) != 0)) {
+	    (ipc && (rv = nng_listener_set_int(*l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode)) != 0) ||
+	    (tls && (rv = nng_listener_set_ptr(*l, NNG_OPT_TLS_CONFIG, s->tls)) != 0)) {
 		snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
 		return -1;
 	}
@@ -561,7 +655,8 @@ sg_server_start(sg_server *s, char *err, size_t errlen)
 		snprintf(s->bound[i], sizeof(s->bound[i]), "%s", url);
 		int port;
 		const char *colon = strrchr(url, ':');
-		if (strncmp(url, "tcp://", 6) == 0 && colon != NULL && strcmp(colon, ":0") == 0 &&
+		if ((strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) &&
+		    colon != NULL && strcmp(colon, ":0") == 0 &&
 		    nng_listener_get_int(s->listeners[i], NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 			snprintf(s->bound[i], sizeof(s->bound[i]), "%.*s:%d", (int)(colon - url),
 			         url, port);
@@ -663,5 +758,7 @@ sg_server_free(sg_server *s)
 	pthread_mutex_destroy(&s->wd_mtx);
 	pthread_cond_destroy(&s->wd_cv);
 	sg_admit_free(s->admit); /* after the socket: no pipe event comes any more */
+	if (s->tls != NULL)
+		nng_tls_config_free(s->tls);
 	free(s);
 }
