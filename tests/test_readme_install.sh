@@ -15,12 +15,12 @@
 # count shows that the calls reached this test's gateway.
 #
 # Package caches (pip, npm, Go modules and builds) are the user's own, as for a person.
-# usage: test_readme_install.sh REPO_ROOT [LANG...]   (default: c python go node cli fleet)
+# usage: test_readme_install.sh REPO_ROOT [LANG...]   (default: c python go node cli fleet tls)
 set -uo pipefail
 root=$(cd "$1" && pwd)
 shift
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(c python go node cli fleet)
+[ ${#langs[@]} -gt 0 ] || langs=(c python go node cli fleet tls)
 step_timeout=${README_STEP_TIMEOUT:-240}
 pass=0 fail=0
 check() { if eval "$1"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $2" >&2; fi; }
@@ -162,6 +162,17 @@ print(*[s.getsockname()[1] for s in ss])')
     check '[ "$(($(posts) - before))" = 1 ]' "fleet: one POST for the two calls"
     check '[ "$(grep -c "\"hit\": *true" "$tmp/$lang.log")" = 1 ]' "fleet: the second gateway's Track is a cache hit"
     check '[ "$(($(gets) - gets_before))" = 1 ]' "fleet: one GET for the two Tracks"
+  elif [ "$lang" = tls ]; then
+    # a free port, the demo's sandbox for BosCOD; a process group of its own, stopped after
+    p_tls=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cmds=${cmds//7443/$p_tls}
+    (cd "$src" && SHIPGATE_BOSCOD_URL=$sb_url/boscod exec setsid -w timeout "$step_timeout" \
+      bash -e -o pipefail -c "$cmds") >"$tmp/$lang.log" 2>&1
+    rc=$?
+    pkill -f "tls+tcp://127.0.0.1:$p_tls" 2>/dev/null
+    check '[ "$rc" = 0 ]' "tls: the README's commands succeed (exit status $rc)"
+    check 'grep -q "DELIVERED" "$tmp/$lang.log"' "tls: Track answered over mTLS"
+    check 'grep -q "refused without a client certificate" "$tmp/$lang.log"' "tls: no client certificate, no call"
   elif [ "$lang" = cli ]; then
     # one call after another, errors included: no -e; the last one (ERR-404) exits 15
     (cd "$src" && SHIPGATE_ADDR=$url timeout "$step_timeout" bash -c "$cmds") >"$tmp/$lang.log" 2>&1
