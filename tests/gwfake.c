@@ -193,6 +193,7 @@ start(int i, const char *method, const ProtobufCMessage *payload, int64_t deadli
 	env.payload.data = pbuf;
 	env.payload.len = payload ? protobuf_c_message_pack(payload, pbuf) : 0;
 	size_t n = shipgate__v1__rpc_request__pack(&env, ebuf);
+	slots[i].call.peer_local = 1; /* an in-process caller, as inproc:// */
 	sg_call_start(&slots[i].call, ebuf, n);
 }
 

@@ -238,6 +238,44 @@ test_keys(void)
 	CHECK(strstr(err, "biteship.client_key") != NULL);
 	set_ok(&c, "biteship.client_cert", "");
 	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	/* the access table: caller.<name>.* and access.anonymous */
+	{
+		static const char h[] =
+		        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+		CHECK_INT(c.ncallers, 0);
+		set_ok(&c, "caller.checkout.token_sha256", h);
+		CHECK_INT(c.ncallers, 1);
+		CHECK_STR(c.callers[0].name, "checkout");
+		CHECK(c.callers[0].has_token && c.callers[0].token_sha256[0] == 0x9f &&
+		      c.callers[0].token_sha256[31] == 0x08);
+		CHECK_INT(c.callers[0].methods, SG_CALLER_TRACK | SG_CALLER_GET_ORDER);
+		set_ok(&c, "caller.checkout.methods", "CreateOrder, Track");
+		CHECK_INT(c.callers[0].methods, SG_CALLER_TRACK | SG_CALLER_CREATE_ORDER);
+		set_ok(&c, "caller.checkout.providers", "bosonline,boscod");
+		CHECK_INT(c.callers[0].providers, (1u << 0) | (1u << 1));
+		set_ok(&c, "caller.ops.uid", "1000");
+		set_ok(&c, "caller.ops.methods", "*");
+		CHECK_INT(c.ncallers, 2);
+		CHECK_INT(c.callers[1].uid, 1000);
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+		set_bad(&c, "caller.Bad Name.uid", "1", "caller.");
+		set_bad(&c, "caller.x.token_sha256", "abc", "64 hex");
+		set_bad(&c, "caller.x.methods", "Track,Delete", "Delete");
+		set_bad(&c, "caller.x.providers", "acme", "unknown provider");
+		set_bad(&c, "caller.x.uid", "-1", "uid");
+		set_bad(&c, "caller.x.colour", "red", "token_sha256, uid");
+		/* x was named by the refused keys but got no identity: the start is refused */
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+		CHECK(strstr(err, "caller.x") != NULL);
+		set_ok(&c, "caller.x.uid", "1001");
+		set_ok(&c, "access.anonymous", "sometimes");
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+		CHECK(strstr(err, "access.anonymous") != NULL);
+		set_ok(&c, "access.anonymous", "none");
+		CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+		set_ok(&c, "access.anonymous", "");
+		c.ncallers = 0; /* (the rest of this test runs without callers) */
+	}
 	/* ipc sockets: 0600 by default; an octal mode that keeps the owner's read and write */
 	CHECK_INT(c.ipc_mode, 0600);
 	set_ok(&c, "ipc.mode", "0660");

@@ -86,6 +86,10 @@ static const struct err_row err_table[SG_ERR_COUNT] = {
          * policy retries UNAVAILABLE, which a certificate will not become by itself */
         [SG_EUP_TLS] = {"UPSTREAM_TLS", "provider's TLS certificate or handshake failed",
                         C_FAILED_PRECONDITION, false},
+        [SG_ECALLER_UNAUTH] = {"CALLER_UNAUTHENTICATED", "caller not known", C_UNAUTHENTICATED,
+                               false},
+        [SG_ECALLER_DENIED] = {"CALLER_PERMISSION_DENIED", "caller may not do this",
+                               C_PERMISSION_DENIED, false},
 };
 
 static const struct err_row *

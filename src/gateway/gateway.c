@@ -341,6 +341,8 @@ call_provider(sg_call *c)
 		             id == 0 ? "provider: required" : "provider: unknown");
 		return;
 	}
+	if (!gw_access_provider(c, id))
+		return;
 	c->st.provider = p->name;
 	c->op = c->method->kind == SG_M_TRACK       ? &p->track
 	        : c->method->kind == SG_M_GET_ORDER ? &p->get_order
@@ -433,6 +435,8 @@ sg_call_start(sg_call *c, const uint8_t *buf, size_t len)
 		gw_call_finish(c);
 		return;
 	}
+	if (!gw_access_method(c))
+		return;
 	if (c->method->kind != SG_M_HEALTH && atomic_load(&gw->draining)) {
 		gw_call_fail(c, SG_ESHUTDOWN, NULL);
 		return;
@@ -471,6 +475,8 @@ sg_call_init(sg_gateway *gw, sg_call *c, void *t)
 	memset(c, 0, sizeof(*c));
 	c->gw = gw;
 	c->transport = t;
+	c->peer_local = -1;
+	c->peer_uid = -1;
 	sg_arena_init(&c->arena, 2048, gw->cfg->arena_cap); /* idle calls keep 2 KiB */
 	c->waiter.done = gw_flight_done;
 	c->twait.done = gw_token_done;

@@ -45,34 +45,39 @@ typedef struct sg_transport {
 
 /* One call. Embedded in the transport's per-context state and reused call after call. */
 struct sg_call {
-	sg_gateway *gw;                /* owner */
-	void *transport;               /* the transport's own state for this call */
-	sg_arena arena;                /* everything of this call; released once encoded */
-	Shipgate__V1__RpcRequest *env; /* decoded envelope (arena), or NULL */
-	const sg_method *method;       /* resolved method, or NULL */
-	ProtobufCMessage *req;         /* decoded payload (arena) */
-	ProtobufCMessage *reply;       /* response message when OK (arena) */
-	const sg_provider *prov;       /* provider of an upstream call */
-	const sg_op *op;               /* its operation */
-	sg_pconf pc;                   /* its config, with the token to use */
-	sg_http_req hreq;              /* the upstream request (arena strings) */
-	sg_status st;                  /* outcome */
-	int64_t start_ms;              /* when the request arrived */
-	int64_t deadline_ms;           /* absolute sg_now_ms() deadline */
-	bool auth_retried;             /* already retried once after a 401 */
-	bool idem_local;               /* first in this process with its key: must finish the
-	                                  local flight (its waiters get the outcome) */
-	bool idem_owner;               /* holds the store's claim on its key: must complete or
-	                                  release it */
-	sg_outcome out;                /* the encoded outcome, from call_finish to the reply */
-	bool cache_owner;              /* owns cache_key: must finish it */
-	bool cache_store;              /* bypassed the cache: store a fresh answer */
-	const char *cache_key;         /* lookup cache key (arena), or NULL */
-	const char *shared_key;        /* its key in the fleet's cache (arena), or NULL */
-	bool shared_lock;              /* holds the fleet's refresh lock on shared_key */
-	sg_flight_waiter waiter;       /* parks it behind the owner of its key */
-	sg_token_waiter twait;         /* queues it for a provider token */
-	sg_upcall up;                  /* its upstream call's bookkeeping */
+	sg_gateway *gw;  /* owner */
+	void *transport; /* the transport's own state for this call */
+	/* set by the transport before sg_call_start, when the access table needs them
+	 * (sg_gateway_wants_peer): where the request came from */
+	int peer_local;                 /* 1 loopback, ipc or inproc; 0 another host; -1 unknown */
+	long peer_uid;                  /* an ipc peer's uid, or -1 */
+	const struct sg_caller *caller; /* who is calling (the access step), or NULL: anonymous */
+	sg_arena arena;                 /* everything of this call; released once encoded */
+	Shipgate__V1__RpcRequest *env;  /* decoded envelope (arena), or NULL */
+	const sg_method *method;        /* resolved method, or NULL */
+	ProtobufCMessage *req;          /* decoded payload (arena) */
+	ProtobufCMessage *reply;        /* response message when OK (arena) */
+	const sg_provider *prov;        /* provider of an upstream call */
+	const sg_op *op;                /* its operation */
+	sg_pconf pc;                    /* its config, with the token to use */
+	sg_http_req hreq;               /* the upstream request (arena strings) */
+	sg_status st;                   /* outcome */
+	int64_t start_ms;               /* when the request arrived */
+	int64_t deadline_ms;            /* absolute sg_now_ms() deadline */
+	bool auth_retried;              /* already retried once after a 401 */
+	bool idem_local;                /* first in this process with its key: must finish the
+	                                   local flight (its waiters get the outcome) */
+	bool idem_owner;                /* holds the store's claim on its key: must complete or
+	                                   release it */
+	sg_outcome out;                 /* the encoded outcome, from call_finish to the reply */
+	bool cache_owner;               /* owns cache_key: must finish it */
+	bool cache_store;               /* bypassed the cache: store a fresh answer */
+	const char *cache_key;          /* lookup cache key (arena), or NULL */
+	const char *shared_key;         /* its key in the fleet's cache (arena), or NULL */
+	bool shared_lock;               /* holds the fleet's refresh lock on shared_key */
+	sg_flight_waiter waiter;        /* parks it behind the owner of its key */
+	sg_token_waiter twait;          /* queues it for a provider token */
+	sg_upcall up;                   /* its upstream call's bookkeeping */
 	/* Parked (behind the owner of its key, or a token fetch): the party that ends the wait
 	 * and the deadline thread race; exactly one of them runs park_then. */
 	void (*park_then)(sg_call *c); /* how it goes on once its wait is over */
@@ -91,6 +96,10 @@ struct sg_call {
  */
 sg_err sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend *backend,
                       const sg_transport *transport, int calls, char *err, size_t errlen);
+
+/* Whether the transport must fill each call's peer_local and peer_uid (an access table is
+ * configured, or anonymous callers are told apart by where they come from). */
+bool sg_gateway_wants_peer(const sg_gateway *gw);
 
 /* Frees it, after sg_gateway_stop. No call may be running. NULL is a no-op. */
 void sg_gateway_free(sg_gateway *gw);

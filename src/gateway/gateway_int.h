@@ -2,6 +2,7 @@
  * gateway_int.h - what the pipeline's modules share (src/gateway/ only; nothing outside
  * includes it).
  *
+ *   access.c   the access step: the caller's identity and the access table
  *   gateway.c  dispatch, the provider step, upstream submit and completion, the one finish,
  *              replies, lifecycle
  *   park.c     parking: waiting behind another call until it ends or the deadline passes
@@ -94,6 +95,15 @@ void gw_call_after_cache(sg_call *c);
 
 /* Sends c's built request upstream (sg_upstream_call), or finishes the call. */
 void gw_call_submit(sg_call *c);
+
+/* ---------------------------------------------------------------- access.c */
+
+/* Who is calling (c->caller), and whether it may call c's method: false when the call was
+ * failed (UNAUTHENTICATED or PERMISSION_DENIED). */
+bool gw_access_method(sg_call *c);
+
+/* Whether c's caller may use the provider: false when the call was failed. */
+bool gw_access_provider(sg_call *c, int provider_id);
 
 /* ---------------------------------------------------------------- park.c */
 

@@ -75,6 +75,7 @@ static const struct cfg_key keys[] = {
         G("tls.ca_file", K_STR, 0, 0, tls_ca_file, 0),
         G("tls.client_auth", K_STR, 0, 0, tls_client_auth, 0),
         G("tls.min_version", K_STR, 0, 0, tls_min_version, 0),
+        G("access.anonymous", K_STR, 0, 0, access_anonymous, 0),
         G("ipc.mode", K_STR, 0, 0, ipc_mode_str, 0),
         G("ipc.group", K_STR, 0, 0, ipc_group, 0),
         G("upstream.threads", K_INT, 1, 16, engine_threads, 2),
@@ -326,9 +327,138 @@ provider_named(sg_config *cfg, const char *key, size_t n)
 	return NULL;
 }
 
+/* A comma-separated list (spaces allowed) through fn for each item; * is every one. 0 or -1. */
+static int
+each_item(const char *list, int (*fn)(const char *item, size_t n, void *arg), void *arg)
+{
+	for (const char *p = list; *p != '\0';) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n > 0 && fn(p, n, arg) != 0)
+			return -1;
+		p += n;
+	}
+	return 0;
+}
+
+struct caller_set {
+	sg_config *cfg;
+	sg_caller *c;
+};
+
+static int
+method_item(const char *item, size_t n, void *arg)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} m[] = {{"Health", SG_CALLER_HEALTH},
+	         {"Track", SG_CALLER_TRACK},
+	         {"GetOrder", SG_CALLER_GET_ORDER},
+	         {"CreateOrder", SG_CALLER_CREATE_ORDER},
+	         {"*", ~0u}};
+	sg_caller *c = ((struct caller_set *)arg)->c;
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strlen(m[i].name) == n && strncmp(m[i].name, item, n) == 0) {
+			c->methods |= m[i].bit;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+provider_item(const char *item, size_t n, void *arg)
+{
+	struct caller_set *cs = arg;
+	if (n == 1 && item[0] == '*') {
+		cs->c->providers = ~0u;
+		return 0;
+	}
+	sg_pconf *pc = provider_named(cs->cfg, item, n);
+	if (pc == NULL)
+		return -1;
+	cs->c->providers |= 1u << (size_t)(pc - cs->cfg->providers);
+	return 0;
+}
+
+/*
+ * caller.<name>.<field> = value: token_sha256 (64 hex digits: the SHA-256 of its caller token,
+ * `printf %s TOKEN | sha256sum`), uid (its ipc peer uid), methods and providers (comma lists,
+ * * for all). A caller named for the first time may call Track and GetOrder with every
+ * provider until told otherwise; CreateOrder must be granted.
+ */
+static int
+caller_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	const char *name = key + 7, *dot = strchr(name, '.');
+	size_t n = dot != NULL ? (size_t)(dot - name) : 0;
+	if (n == 0 || n > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") < n)
+		return cfg_error(err, errlen, "%s: want caller.NAME.FIELD, NAME of [a-z0-9_-]",
+		                 key);
+	sg_caller *c = NULL;
+	for (size_t i = 0; i < cfg->ncallers; i++)
+		if (strlen(cfg->callers[i].name) == n &&
+		    strncmp(cfg->callers[i].name, name, n) == 0)
+			c = &cfg->callers[i];
+	if (c == NULL) {
+		if (cfg->ncallers == SG_MAX_CALLERS)
+			return cfg_error(err, errlen, "%s: at most %d callers", key,
+			                 SG_MAX_CALLERS);
+		c = &cfg->callers[cfg->ncallers];
+		memset(c, 0, sizeof(*c));
+		if ((c->name = cfg_strdup(cfg, name, n)) == NULL)
+			return cfg_error(err, errlen, "out of memory");
+		c->uid = -1;
+		c->methods = SG_CALLER_TRACK | SG_CALLER_GET_ORDER;
+		c->providers = ~0u;
+		cfg->ncallers++;
+	}
+	const char *field = dot + 1;
+	struct caller_set cs = {cfg, c};
+	if (strcmp(field, "token_sha256") == 0) {
+		if (strlen(value) != 64 || strspn(value, "0123456789abcdefABCDEF") != 64)
+			return cfg_error(err, errlen,
+			                 "%s: want 64 hex digits (sha256sum of the token)", key);
+		for (size_t i = 0; i < 32; i++) {
+			unsigned b;
+			sscanf(value + 2 * i, "%2x", &b);
+			c->token_sha256[i] = (uint8_t)b;
+		}
+		c->has_token = true;
+		return 0;
+	}
+	if (strcmp(field, "uid") == 0) {
+		char *end;
+		long uid = strtol(value, &end, 10);
+		if (*value == '\0' || *end != '\0' || uid < 0 || uid > 0x7fffffff)
+			return cfg_error(err, errlen, "%s: want a uid", key);
+		c->uid = uid;
+		return 0;
+	}
+	if (strcmp(field, "methods") == 0) {
+		c->methods = 0;
+		if (each_item(value, method_item, &cs) != 0)
+			return cfg_error(err, errlen,
+			                 "%s: %s: want Track, GetOrder, CreateOrder, Health or *",
+			                 key, value);
+		return 0;
+	}
+	if (strcmp(field, "providers") == 0) {
+		c->providers = 0;
+		if (each_item(value, provider_item, &cs) != 0)
+			return cfg_error(err, errlen, "%s: %s: unknown provider (or *)", key,
+			                 value);
+		return 0;
+	}
+	return cfg_error(err, errlen, "%s: want token_sha256, uid, methods or providers", key);
+}
+
 int
 sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
+	if (strncmp(key, "caller.", 7) == 0)
+		return caller_set(cfg, key, value, err, errlen);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!keys[i].pub.per_provider && strcmp(key, keys[i].pub.name) == 0)
 			return key_set(cfg, &keys[i], cfg, NULL, value, err, errlen);
@@ -468,6 +598,15 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "idempotency.redis_url: the redis store needs one");
 	if (cfg->fleet_id == NULL)
 		cfg->fleet_id = cfg->redis_url;
+	if (cfg->access_anonymous != NULL && strcmp(cfg->access_anonymous, "local") != 0 &&
+	    strcmp(cfg->access_anonymous, "all") != 0 && strcmp(cfg->access_anonymous, "none") != 0)
+		return cfg_error(err, errlen, "access.anonymous: %s: want local, all or none",
+		                 cfg->access_anonymous);
+	for (size_t i = 0; i < cfg->ncallers; i++)
+		if (!cfg->callers[i].has_token && cfg->callers[i].uid < 0)
+			return cfg_error(err, errlen,
+			                 "caller.%s: needs token_sha256 or uid (how it is known)",
+			                 cfg->callers[i].name);
 	/* TLS for callers: a tls+tcp:// listener needs a certificate and its key */
 	bool tls_listen = false;
 	for (size_t i = 0; i < cfg->nlisten; i++)

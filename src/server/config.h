@@ -18,6 +18,25 @@
 
 #define SG_CONFIG_MAX_LISTEN 8
 #define SG_MAX_PROVIDERS     16 /* highest contract Provider id the config can hold */
+#define SG_MAX_CALLERS       64 /* callers the access table can name */
+
+/* The contract's methods, as bits of a caller's allowed set. */
+enum {
+	SG_CALLER_HEALTH = 1 << 0,
+	SG_CALLER_TRACK = 1 << 1,
+	SG_CALLER_GET_ORDER = 1 << 2,
+	SG_CALLER_CREATE_ORDER = 1 << 3,
+};
+
+/* One caller of the access table (caller.<name>.*). */
+typedef struct sg_caller {
+	const char *name;         /* [a-z0-9_-], 1..32 */
+	uint8_t token_sha256[32]; /* SHA-256 of its caller token, when has_token */
+	bool has_token;
+	long uid;           /* its ipc peer uid, or -1 */
+	unsigned methods;   /* SG_CALLER_* bits it may call (Health is always allowed) */
+	uint32_t providers; /* bit (id - 1) per provider it may use */
+} sg_caller;
 
 typedef struct sg_config {
 	const char *listen[SG_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, ipc://, inproc:// */
@@ -63,6 +82,10 @@ typedef struct sg_config {
 	size_t nproviders;                    /* entries in use: the highest provider id */
 	char *owned[256];                     /* strings this config allocated */
 	size_t nowned;                        /* entries used in owned[] */
+	sg_caller callers[SG_MAX_CALLERS];    /* the access table; name NULL past ncallers */
+	size_t ncallers;
+	const char *access_anonymous; /* callers without an identity: "local" (loopback, ipc and
+	                                 inproc only; default), "all" or "none" */
 } sg_config;
 
 /* Fills cfg with the defaults (the embedded sandbox). */

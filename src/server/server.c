@@ -60,6 +60,7 @@ struct work {
 	nng_ctx ctx;           /* REP context: one request/reply at a time */
 	nng_msg *msg;          /* request message, reused for the reply */
 	sg_call call;          /* the call, between receive and send */
+	bool peer;             /* the gateway wants each call's peer (sg_gateway_wants_peer) */
 };
 
 /* The curl engines, as the gateway's upstream backend: transfers go round-robin, so that every
@@ -104,6 +105,36 @@ engines_submit(void *impl, const sg_http_req *req, int64_t deadline_ms, sg_upstr
 }
 
 /* ------------------------------------------------------------------ the state machine */
+
+/* Where w's request came from, for the access step: loopback, ipc and inproc are local; an
+ * ipc peer's uid. */
+static void
+work_peer(struct work *w)
+{
+	nng_pipe p = nng_msg_get_pipe(w->msg);
+	nng_sockaddr sa;
+	uint64_t uid;
+
+	w->call.peer_local = -1;
+	w->call.peer_uid = -1;
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	switch (sa.s_family) {
+	case NNG_AF_INET: w->call.peer_local = (ntohl(sa.s_in.sa_addr) >> 24) == 127; break;
+	case NNG_AF_INET6: {
+		static const uint8_t lo[16] = {[15] = 1};
+		w->call.peer_local = memcmp(sa.s_in6.sa_addr, lo, 16) == 0;
+		break;
+	}
+	case NNG_AF_IPC:
+		w->call.peer_local = 1;
+		if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0)
+			w->call.peer_uid = (long)uid;
+		break;
+	case NNG_AF_INPROC: w->call.peer_local = 1; break;
+	default: break;
+	}
+}
 
 static void
 work_recv(struct work *w)
@@ -171,6 +202,8 @@ work_cb(void *arg)
 		w->msg = nng_aio_get_msg(w->aio);
 		nng_aio_set_msg(w->aio, NULL);
 		w->state = W_CALL;
+		if (w->peer)
+			work_peer(w);
 		sg_call_start(&w->call, nng_msg_body(w->msg), nng_msg_len(w->msg));
 		return;
 	case W_SEND:
@@ -630,6 +663,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		struct work *w = &s->works[i];
 		w->state = W_INIT;
 		sg_call_init(s->gw, &w->call, w);
+		w->peer = sg_gateway_wants_peer(s->gw);
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
 			snprintf(err, errlen, "context %d: %s", i, nng_strerror(rv));
