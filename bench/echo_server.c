@@ -7,6 +7,7 @@
  * has exactly the size of the gateway's Track reply; --reply-bytes N sends N zero bytes instead.
  *
  *   echo_server --listen URL [--listen URL2] [--workers N] (--reply-file F | --reply-bytes N)
+ *               [--tls-cert F --tls-key F]   (for tls+tcp:// listeners, as shipgated's)
  *
  * Prints "echo_server ready on URL..." on stdout when listening; SIGINT/SIGTERM stop it.
  * Threads: main (waits for the signal), nng's callback threads.
@@ -20,6 +21,7 @@
 #include <pthread.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/protocol/reqrep0/rep.h>
 
 enum work_state {
@@ -78,12 +80,32 @@ work_cb(void *arg)
 	}
 }
 
+/* A small file as a string (malloc'd), or NULL. */
+static char *
+slurp(const char *path)
+{
+	FILE *f = path != NULL ? fopen(path, "r") : NULL;
+	char *buf = NULL;
+	long n = -1;
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n)
+		buf[n] = '\0';
+	else {
+		free(buf);
+		buf = NULL;
+	}
+	if (f != NULL)
+		fclose(f);
+	return buf;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *urls[8];
 	int nurls = 0, nworks = 1024, rv;
-	const char *reply_file = NULL;
+	const char *reply_file = NULL, *tls_cert = NULL, *tls_key = NULL;
 	long reply_bytes = -1;
 
 	for (int i = 1; i < argc; i++) {
@@ -101,6 +123,10 @@ main(int argc, char **argv)
 			reply_file = v;
 		else if (strcmp(a, "--reply-bytes") == 0)
 			reply_bytes = atol(v);
+		else if (strcmp(a, "--tls-cert") == 0)
+			tls_cert = v;
+		else if (strcmp(a, "--tls-key") == 0)
+			tls_key = v;
 		else {
 			fprintf(stderr, "usage: echo_server --listen URL [--workers N] "
 			                "(--reply-file F | --reply-bytes N)\n");
@@ -150,15 +176,30 @@ main(int argc, char **argv)
 	for (int i = 0; i < nurls; i++) {
 		nng_listener l;
 		int port;
-		if ((rv = nng_listen(sock, urls[i], &l, 0)) != 0) {
+		bool tls = strncmp(urls[i], "tls+tcp://", 10) == 0;
+		nng_tls_config *tc = NULL;
+		char *cert = tls ? slurp(tls_cert) : NULL, *key = tls ? slurp(tls_key) : NULL;
+		if (tls && (cert == NULL || key == NULL ||
+		            (rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER)) != 0 ||
+		            (rv = nng_tls_config_own_cert(tc, cert, key, NULL)) != 0)) {
+			fprintf(stderr, "echo_server: %s needs --tls-cert and --tls-key (PEM)\n",
+			        urls[i]);
+			return 1;
+		}
+		if ((rv = nng_listener_create(&l, sock, urls[i])) != 0 ||
+		    (tls && (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc)) != 0) ||
+		    (rv = nng_listener_start(l, 0)) != 0) {
 			fprintf(stderr, "echo_server: listen %s: %s\n", urls[i], nng_strerror(rv));
 			return 1;
 		}
+		free(cert);
+		free(key);
 		/* tcp://HOST:0 picks a free port: print the one bound, as shipgated does */
 		const char *colon = strrchr(urls[i], ':');
 		snprintf(bound[i], sizeof(bound[i]), "%s", urls[i]);
-		if (strncmp(urls[i], "tcp://", 6) == 0 && colon != NULL &&
-		    strcmp(colon, ":0") == 0 &&
+		if ((strncmp(urls[i], "tcp://", 6) == 0 ||
+		     strncmp(urls[i], "tls+tcp://", 10) == 0) &&
+		    colon != NULL && strcmp(colon, ":0") == 0 &&
 		    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 			snprintf(bound[i], sizeof(bound[i]), "%.*s:%d", (int)(colon - urls[i]),
 			         urls[i], port);

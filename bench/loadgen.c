@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
@@ -88,6 +89,7 @@ struct lg {
 	enum lg_method method;      /* what is sent */
 	const char *label;          /* free text in the output */
 	const char *unique;         /* Track: ids <unique>-0, -1, ... (one per call), or NULL */
+	nng_tls_config *tls;        /* tls+tcp:// URLs: verify the server with this, or NULL */
 	int provider;               /* Track: the provider */
 	int pid;                    /* process to sample in /proc, or 0 */
 	/* the request */
@@ -481,6 +483,7 @@ usage(FILE *f)
 	        "  --id ID              the provider's tracking id (IDE987651421)\n"
 	        "  --bypass-cache       TrackRequest.bypass_cache = true\n"
 	        "  --unique-ids PREFIX  Track: the id PREFIX-<n>, a new n per call (0, 1, ...)\n"
+	        "  --tls-ca FILE        tls+tcp:// URLs: the PEM CA the server must chain to\n"
 	        "  --create-json FILE   CreateOrderRequest as proto3 JSON (--method create)\n"
 	        "  --deadline-ms MS     RpcRequest.deadline_ms (10000)\n"
 	        "  --echo               raw nng baseline: replies are counted, not decoded\n"
@@ -536,6 +539,8 @@ write_file(const char *path, const void *buf, size_t len)
 	return fclose(f) == 0 && w == len ? 0 : -1;
 }
 
+static nng_tls_config *tls_conf; /* --tls-ca: for tls+tcp:// URLs */
+
 static int
 open_socket(nng_socket *s, const char *url)
 {
@@ -548,8 +553,19 @@ open_socket(nng_socket *s, const char *url)
 		return rv;
 	/* synchronous dial, retried for 3 s (the server may still be starting) */
 	for (int i = 0; i < 60; i++) {
-		if ((rv = nng_dial(*s, url, NULL, 0)) == 0)
+		if (strncmp(url, "tls+tcp://", 10) == 0) {
+			nng_dialer d;
+			if (tls_conf == NULL)
+				return NNG_EINVAL; /* --tls-ca FILE */
+			if ((rv = nng_dialer_create(&d, *s, url)) == 0 &&
+			    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls_conf)) == 0 &&
+			    (rv = nng_dialer_start(d, 0)) == 0)
+				return 0;
+			if (rv != 0)
+				nng_dialer_close(d);
+		} else if ((rv = nng_dial(*s, url, NULL, 0)) == 0) {
 			return 0;
+		}
 		nng_msleep(50);
 	}
 	return rv;
@@ -627,6 +643,7 @@ main(int argc, char **argv)
 		O_ID,
 		O_BYPASS,
 		O_UNIQUE,
+		O_TLS_CA,
 		O_CREATE,
 		O_DEADLINE,
 		O_ECHO,
@@ -650,6 +667,7 @@ main(int argc, char **argv)
 	        {"id", required_argument, NULL, O_ID},
 	        {"bypass-cache", no_argument, NULL, O_BYPASS},
 	        {"unique-ids", required_argument, NULL, O_UNIQUE},
+	        {"tls-ca", required_argument, NULL, O_TLS_CA},
 	        {"create-json", required_argument, NULL, O_CREATE},
 	        {"deadline-ms", required_argument, NULL, O_DEADLINE},
 	        {"echo", no_argument, NULL, O_ECHO},
@@ -689,6 +707,15 @@ main(int argc, char **argv)
 		case O_ID: id = optarg; break;
 		case O_BYPASS: bypass = true; break;
 		case O_UNIQUE: lg->unique = optarg; break;
+		case O_TLS_CA:
+			if (nng_tls_config_alloc(&tls_conf, NNG_TLS_MODE_CLIENT) != 0 ||
+			    nng_tls_config_ca_file(tls_conf, optarg) != 0 ||
+			    nng_tls_config_auth_mode(tls_conf, NNG_TLS_AUTH_MODE_REQUIRED) != 0) {
+				fprintf(stderr, "loadgen: --tls-ca %s: not a PEM CA file\n",
+				        optarg);
+				return 2;
+			}
+			break;
 		case O_CREATE: create_json = optarg; break;
 		case O_DEADLINE: lg->deadline_ms = atoll(optarg); break;
 		case O_ECHO: lg->echo = true; break;
