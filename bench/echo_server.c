@@ -24,6 +24,8 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "core/file.h"
+
 enum work_state {
 	W_INIT, /* not started */
 	W_RECV, /* a receive is posted */
@@ -80,24 +82,11 @@ work_cb(void *arg)
 	}
 }
 
-/* A small file as a string (malloc'd), or NULL. */
+/* A small PEM file as a string (malloc'd), or NULL. */
 static char *
 slurp(const char *path)
 {
-	FILE *f = path != NULL ? fopen(path, "r") : NULL;
-	char *buf = NULL;
-	long n = -1;
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
-	    fread(buf, 1, (size_t)n, f) == (size_t)n)
-		buf[n] = '\0';
-	else {
-		free(buf);
-		buf = NULL;
-	}
-	if (f != NULL)
-		fclose(f);
-	return buf;
+	return path != NULL ? sg_read_file(path, 1 << 20) : NULL;
 }
 
 int

@@ -36,6 +36,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "core/bounded.h"
+#include "core/file.h"
 
 /* the defaults (SGC_DEFAULT_*), the reasons (SGC_REASON_*) and the retry rule
  * (sgc_policy_decide) come from proto/shipgate/v1/client_policy.json, through sgc_policy.h */
@@ -261,20 +262,7 @@ endpoint_open(shipgate_client *c, sgc_endpoint *ep, const char *url)
 static char *
 read_pem(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long n = -1;
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
-	    fread(buf, 1, (size_t)n, f) == (size_t)n)
-		buf[n] = '\0';
-	else {
-		free(buf);
-		buf = NULL;
-	}
-	if (f != NULL)
-		fclose(f);
-	return buf;
+	return sg_read_file(path, 1 << 20);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "providers.h"
 #include "server.h"
 
@@ -58,27 +59,15 @@ usage(FILE *f)
 	        DEFAULT_MAX_CONNS, MAX_THREADS);
 }
 
-/* A PEM file's text (malloc'd, NUL-terminated; kept for the process's life), or NULL with a
- * message. */
+/* A PEM file's text (malloc'd; kept for the process's life), or NULL with a message. */
 static char *
 read_pem(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long n = -1;
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
-	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
-		buf[n] = '\0';
-		fclose(f);
-		return buf;
-	}
-	fprintf(stderr, "shipgate-sandbox: %s: cannot read a PEM file (%s)\n", path,
-	        f == NULL ? strerror(errno) : "empty, too large or unreadable");
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	return NULL;
+	char *buf = sg_read_file(path, 1 << 20);
+	if (buf == NULL)
+		fprintf(stderr, "shipgate-sandbox: %s: cannot read a PEM file: %s\n", path,
+		        strerror(errno));
+	return buf;
 }
 
 /* Parses a decimal in [lo, hi]. */

@@ -38,6 +38,7 @@
 #include "admit.h"
 #include "core/bounded.h"
 #include "core/clock.h"
+#include "core/file.h"
 #include "gateway/gateway.h"
 #include "shipgate/v1/rpc.pb-c.h"
 #include "upstream/engine.h"
@@ -241,26 +242,14 @@ work_cb(void *arg)
  * and then, and re-creates a listener that stopped answering.
  */
 
-/* A whole (small) file as a NUL-terminated string (malloc'd), or NULL with err. */
+/* A small PEM file as a string (malloc'd), or NULL with err naming what (the config key). */
 static char *
 slurp(const char *what, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long n = -1;
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
-	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
-		buf[n] = '\0';
-		fclose(f);
-		return buf;
-	}
-	snprintf(err, errlen, "%s: %s: %s", what, path,
-	         f == NULL ? strerror(errno) : "empty, over 1 MiB, or unreadable");
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	return NULL;
+	char *buf = sg_read_file(path, 1 << 20);
+	if (buf == NULL)
+		snprintf(err, errlen, "%s: %s: %s", what, path, strerror(errno));
+	return buf;
 }
 
 /*
