@@ -5,10 +5,10 @@
 // contract are generated into the subpackage shipgatev1. On top of a bare REQ socket the client
 // adds what the C client (include/shipgate/client.h) adds, with the same rules:
 //
-//   - Several gateways. Each address (tcp:// or ipc://) gets its own REQ socket with one
-//     dialer, and attempts go round-robin over the addresses, preferring ones connected now.
-//     One socket per address (rather than one socket dialing all) makes the spread
-//     deterministic and tells which connection a request went out on.
+//   - Several gateways. Each address (tcp://, ipc:// or tls+tcp://) gets its own REQ socket
+//     with one dialer, and attempts go round-robin over the addresses, preferring ones
+//     connected now. One socket per address (rather than one socket dialing all) makes the
+//     spread deterministic and tells which connection a request went out on.
 //   - Deadlines. The budget of a call is its context's deadline, else Options.DefaultDeadline;
 //     it covers every attempt and backoff. An attempt waits no longer than the budget left
 //     when it is encoded (or Options.AttemptTimeout), and its envelope's deadline_ms is that
@@ -48,6 +48,9 @@
 //     calls may run at once on one Client, from any goroutines.
 //   - Capped replies. OptionMaxRecvSize is set on every socket before it dials, and the client
 //     checks the size again itself.
+//   - TLS (tls.go). A tls+tcp:// address is dialed with mangos's tlstcp transport, with the
+//     tls.Config built from Options.TLS (OptionTLSConfig): the gateway's certificate is always
+//     verified against the CA, and its name too; a client certificate when one is given (mTLS).
 //
 // Every failure is an *Error (see errors.go for the reasons the client makes itself).
 package shipgate
@@ -55,6 +58,7 @@ package shipgate
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -70,6 +74,7 @@ import (
 	// the transports the gateway speaks that mangos implements compatibly
 	_ "go.nanomsg.org/mangos/v3/transport/ipc"
 	_ "go.nanomsg.org/mangos/v3/transport/tcp"
+	_ "go.nanomsg.org/mangos/v3/transport/tlstcp"
 
 	"shipgate.local/clients/go/shipgatev1"
 )
@@ -105,7 +110,8 @@ const (
 
 // Options configure New. Zero fields take the defaults shown; negative values are refused.
 type Options struct {
-	// Gateway addresses: "tcp://host:port" or "ipc:///path". Empty: DefaultAddress.
+	// Gateway addresses: "tcp://host:port", "ipc:///path" or "tls+tcp://host:port" (TLS,
+	// below). Empty: DefaultAddress.
 	Addresses []string
 	// Budget of a call whose context has no deadline. 0: 10s.
 	DefaultDeadline time.Duration
@@ -122,6 +128,9 @@ type Options struct {
 	// Longest wait for one reply (and the deadline_ms an attempt carries). 0: the whole
 	// remaining budget.
 	AttemptTimeout time.Duration
+	// TLS of the tls+tcp:// addresses: the CA to verify the gateway with (required for them),
+	// a client certificate, the server name (tls.go).
+	TLS TLSOptions
 }
 
 // CallOption sets per-call options: WithIdempotencyKey, WithMetadata, WithRequestID,
@@ -184,6 +193,7 @@ func WithCallInfo(info *CallInfo) CallOption {
 type endpoint struct {
 	addr string
 	sock mangos.Socket
+	tls  bool // a tls+tcp:// address
 
 	// attach orders the send of a keyed request against a new connection. The request holds it
 	// (read) from checking which connection it goes out on until mangos has put it on a pipe;
@@ -294,7 +304,9 @@ type Client struct {
 
 // New creates a client: one REQ socket per address (resend off, OptionMaxRecvSize set), each
 // dialing in the background (a gateway that is down now is redialed every 100ms..1s). It fails
-// only on bad options or an address whose transport is unknown or malformed.
+// only on bad options (among them a tls+tcp:// address without a CA, a client certificate
+// without its key, or TLS files that do not load) or an address whose transport is unknown or
+// malformed.
 func New(o Options) (*Client, error) {
 	if o.DefaultDeadline < 0 || o.MaxReplySize < 0 || o.MaxAttempts < 0 || o.BackoffBase < 0 ||
 		o.BackoffCap < 0 || o.ConnectTimeout < 0 || o.AttemptTimeout < 0 {
@@ -328,13 +340,17 @@ func New(o Options) (*Client, error) {
 	if o.AttemptTimeout == 0 {
 		o.AttemptTimeout = policyAttemptTimeoutMs * time.Millisecond
 	}
+	tlsBase, err := o.TLS.config(o.Addresses)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
 		opts: o,
 		done: make(chan struct{}),
 		rnd:  rand.New(rand.NewSource(time.Now().UnixNano())),
 	}
 	for _, addr := range o.Addresses {
-		ep, err := c.open(addr)
+		ep, err := c.open(addr, tlsBase)
 		if err != nil {
 			c.Close()
 			return nil, err
@@ -344,15 +360,27 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
-func (c *Client) open(addr string) (*endpoint, error) {
-	if !strings.HasPrefix(addr, "tcp://") && !strings.HasPrefix(addr, "ipc://") {
-		return nil, fmt.Errorf("shipgate: address %q: only tcp:// and ipc:// are supported", addr)
+// open makes the endpoint of addr; tlsBase is the TLS configuration of tls+tcp:// addresses
+// (Options.TLS.config), nil when there are none.
+func (c *Client) open(addr string, tlsBase *tls.Config) (*endpoint, error) {
+	dialOpts := map[string]interface{}{mangos.OptionDialAsynch: true}
+	isTLS := strings.HasPrefix(addr, tlsScheme)
+	switch {
+	case isTLS:
+		cfg, err := dialerTLS(tlsBase, addr, c.opts.TLS.ServerName)
+		if err != nil {
+			return nil, err
+		}
+		dialOpts[mangos.OptionTLSConfig] = cfg
+	case strings.HasPrefix(addr, "tcp://"), strings.HasPrefix(addr, "ipc://"):
+	default:
+		return nil, fmt.Errorf("shipgate: address %q: only tcp://, ipc:// and tls+tcp:// are supported", addr)
 	}
 	sock, err := req.NewSocket()
 	if err != nil {
 		return nil, fmt.Errorf("shipgate: %s: %w", addr, err)
 	}
-	ep := &endpoint{addr: addr, sock: sock, live: map[uint32]struct{}{}, gone: map[uint32]struct{}{}}
+	ep := &endpoint{addr: addr, sock: sock, tls: isTLS, live: map[uint32]struct{}{}, gone: map[uint32]struct{}{}}
 	sock.SetPipeEventHook(ep.hook)
 	// all before dialing: contexts copy the resend time, dialers the size limit
 	for _, opt := range []struct {
@@ -369,7 +397,7 @@ func (c *Client) open(addr string) (*endpoint, error) {
 			return nil, fmt.Errorf("shipgate: %s: option %s: %w", addr, opt.name, err)
 		}
 	}
-	if err := sock.DialOptions(addr, map[string]interface{}{mangos.OptionDialAsynch: true}); err != nil {
+	if err := sock.DialOptions(addr, dialOpts); err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("shipgate: %s: %w", addr, err)
 	}
@@ -1024,10 +1052,10 @@ func (st *call) exchange(ep *endpoint, data []byte, id string, end time.Time, bu
 			// DEADLINE_EXCEEDED when the deadline, not ConnectTimeout, ended the wait
 			if left <= 0 || sendWait >= remaining || st.ctx.Err() != nil {
 				return reply{neverSent: true, err: localError(DeadlineExceeded, ReasonTransportNotConnected, false, err,
-					"no connection to %s within the deadline", ep.addr)}
+					"no connection to %s within the deadline%s", ep.addr, ep.tlsHint())}
 			}
 			return reply{neverSent: true, err: localError(Unavailable, ReasonTransportNotConnected, true, err,
-				"no connection to %s within %v", ep.addr, sendWait)}
+				"no connection to %s within %v%s", ep.addr, sendWait, ep.tlsHint())}
 		default:
 			return reply{neverSent: true, err: localError(Unavailable, ReasonTransportError, true, err,
 				"sending to %s: %v", ep.addr, err)}
