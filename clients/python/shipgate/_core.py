@@ -4,12 +4,14 @@ policy, reply decoding. No I/O here."""
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Tuple, Type, Union
+from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -39,6 +41,19 @@ RequestArg = Union[None, Message, bytes, Mapping[str, Any]]
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
+def is_tls_url(url: str) -> bool:
+    """A URL of nng's TLS transport: tls+tcp://, tls+tcp4://, tls+tcp6://."""
+    return url.split("://", 1)[0].lower().startswith("tls+")
+
+
+def url_host(url: str) -> Optional[str]:
+    """The host of an nng URL (IPv6 without its brackets), or None."""
+    try:
+        return urlsplit(url).hostname or None
+    except ValueError:
+        return None
+
+
 def now_ms() -> float:
     return time.monotonic() * 1000.0
 
@@ -63,6 +78,19 @@ class Options:
     backoff_base_ms: int
     backoff_cap_ms: int
     attempt_timeout_ms: int
+    # TLS, for tls+tcp:// addresses (the C client's shipgate_tls_opts): the PEM CA bundle the
+    # gateway's certificate must chain to (required with such an address), an optional client
+    # certificate and its key (together), the name the certificate must carry (None: each
+    # URL's host). The gateway's certificate and name are always verified.
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    server_name: Optional[str] = None
+
+    @property
+    def tls(self) -> bool:
+        """Some address is a tls+tcp:// one."""
+        return any(is_tls_url(a) for a in self.addresses)
 
     @classmethod
     def make(
@@ -76,6 +104,10 @@ class Options:
         backoff_base_ms: int = DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = DEFAULT_BACKOFF_CAP_MS,
         attempt_timeout_ms: int = DEFAULT_ATTEMPT_TIMEOUT_MS,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        cert_file: Union[None, str, "os.PathLike[str]"] = None,
+        key_file: Union[None, str, "os.PathLike[str]"] = None,
+        server_name: Optional[str] = None,
     ) -> "Options":
         if addresses is None:
             addrs: Tuple[str, ...] = (DEFAULT_ADDRESS,)
@@ -87,12 +119,38 @@ class Options:
             addrs = (DEFAULT_ADDRESS,)
         for a in addrs:
             if not isinstance(a, str) or "://" not in a:
-                raise ValueError(f"not an nng URL (tcp://, ipc://, inproc://): {a!r}")
+                raise ValueError(f"not an nng URL (tcp://, tls+tcp://, ipc://, inproc://): {a!r}")
 
         def positive(name: str, v: Any, allow_zero: bool = False) -> int:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not allow_zero):
                 raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} int, not {v!r}")
             return v
+
+        def path(name: str, v: Any) -> Optional[str]:
+            if v is None:
+                return None
+            if isinstance(v, os.PathLike):
+                v = os.fspath(v)
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"{name} must be a file path (str or os.PathLike), not {v!r}")
+            return v
+
+        ca, cert, key = path("ca_file", ca_file), path("cert_file", cert_file), path("key_file", key_file)
+        if (cert is None) != (key is None):
+            given, missing = ("cert_file", "key_file") if key is None else ("key_file", "cert_file")
+            raise ValueError(f"{given} is given without {missing}: a client certificate needs "
+                             "both cert_file (PEM certificate) and key_file (its PEM private key)")
+        if server_name is not None and (not isinstance(server_name, str) or not server_name):
+            raise ValueError(f"server_name must be a non-empty str, not {server_name!r}")
+        for a in addrs:
+            if is_tls_url(a):
+                if ca is None:
+                    raise ValueError(
+                        f"{a!r} is a TLS address: give ca_file, the PEM CA bundle the gateway's "
+                        "certificate must chain to (it is always verified)")
+                if server_name is None and url_host(a) is None:
+                    raise ValueError(f"{a!r} has no host to check the gateway's certificate "
+                                     "against: give server_name")
 
         o = cls(
             addresses=addrs,
@@ -103,6 +161,10 @@ class Options:
             backoff_base_ms=positive("backoff_base_ms", backoff_base_ms, True),
             backoff_cap_ms=positive("backoff_cap_ms", backoff_cap_ms, True),
             attempt_timeout_ms=positive("attempt_timeout_ms", attempt_timeout_ms, True),
+            ca_file=ca,
+            cert_file=cert,
+            key_file=key,
+            server_name=server_name,
         )
         if o.backoff_cap_ms < o.backoff_base_ms:
             object.__setattr__(o, "backoff_cap_ms", o.backoff_base_ms)

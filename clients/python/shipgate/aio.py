@@ -21,6 +21,7 @@ on a connection whose Health reports that same fleet.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any, Iterable, List, Optional, Set, Tuple, Type, Union
 
@@ -76,10 +77,66 @@ class _Waiters:
                 pass
 
 
-class _Endpoint:
-    """One gateway address: a req0 socket with one dialer."""
+def _read_pem(name: str, path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read((1 << 20) + 1)
+    except OSError as e:
+        raise ValueError(f"cannot read {name} {path!r}: {e.strerror or e}") from None
+    if not data or len(data) > 1 << 20:
+        raise ValueError(f"{name} {path!r} is {'empty' if not data else 'over 1 MiB'}, not a PEM file")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} {path!r} is not a PEM file (not text)") from None
 
-    def __init__(self, url: str, opts: Options) -> None:
+
+class _TLSFiles:
+    """The TLS material of a client, read once when it is made: the CA bundle's path (nng
+    loads it, once per tls+tcp:// address) and the client certificate and key, as PEM text."""
+
+    def __init__(self, opts: Options) -> None:
+        assert opts.ca_file is not None  # Options.make refuses a TLS address without it
+        self.ca_file = opts.ca_file
+        _read_pem("ca_file", self.ca_file)  # a clear error for a file that is not there
+        self.own: Optional[Tuple[str, str]] = None
+        if opts.cert_file is not None and opts.key_file is not None:
+            self.own = (_read_pem("cert_file", opts.cert_file), _read_pem("key_file", opts.key_file))
+        self.cert_file, self.key_file = opts.cert_file, opts.key_file
+
+    def config(self, url: str, server_name: Optional[str]) -> "pynng.TLSConfig":
+        """A client TLSConfig for dialing url: the CA, verification required, the name to
+        check (server_name, else the URL's host) and the client certificate if any."""
+        name = server_name or _core.url_host(url)
+        if not name:  # pragma: no cover - Options.make checks it
+            raise ValueError(f"{url!r}: no server name to verify the gateway's certificate against")
+        cfg = pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT)
+        try:
+            cfg.set_auth_mode(pynng.TLSConfig.AUTH_MODE_REQUIRED)
+            # always set, to the URL's host by default: nng does not fill it in for a config
+            # given to it, and without one the bundled mbedTLS (3.6) refuses the handshake
+            cfg.set_server_name(name)
+        except pynng.NNGException as e:
+            raise ValueError(f"{url!r}: cannot set up TLS (server name {name!r}): {e}") from None
+        try:
+            cfg.add_ca_file(self.ca_file)
+        except pynng.NNGException as e:
+            raise ValueError(
+                f"ca_file {self.ca_file!r} does not load as a PEM CA bundle: {e}") from None
+        if self.own is not None:
+            try:
+                cfg.set_own_cert(self.own[0], self.own[1])
+            except pynng.NNGException as e:
+                raise ValueError(
+                    f"cert_file {self.cert_file!r} and key_file {self.key_file!r} do not load "
+                    f"as a PEM certificate and its unencrypted private key: {e}") from None
+        return cfg
+
+
+class _Endpoint:
+    """One gateway address: a req0 socket with one dialer (over TLS for tls+tcp://)."""
+
+    def __init__(self, url: str, opts: Options, tls: Optional[_TLSFiles] = None) -> None:
         self.url = url
         self.up = False  # a pipe is connected now
         self._pipe: Optional[int] = None
@@ -88,12 +145,20 @@ class _Endpoint:
         # while that pipe is the one connected (a new connection may reach another store)
         self._fleet: Optional[Tuple[int, Optional[str]]] = None
         self.waiters = _Waiters()  # woken when a pipe comes up
+        # kept for the socket's life (nng holds its own reference too)
+        self.tls: Optional["pynng.TLSConfig"] = None
+        if _core.is_tls_url(url):
+            if tls is None:  # pragma: no cover - Options.make refuses a TLS URL without ca_file
+                raise ValueError(f"{url!r} is a TLS address: give ca_file")
+            self.tls = tls.config(url, opts.server_name)
         # all options before dialing: contexts copy the resend time, the dialer the size cap
+        # and the TLS config (a socket's, given to the dialers it makes)
         self.sock = pynng.Req0(
             resend_time=_NO_RESEND,
             recv_max_size=opts.max_reply_size,
             reconnect_time_min=_core.RECONNECT_MIN_MS,
             reconnect_time_max=_core.RECONNECT_MAX_MS,
+            tls_config=self.tls,
         )
         try:
             if self.sock.resend_time != _NO_RESEND:  # pragma: no cover - nng refused it
@@ -159,9 +224,11 @@ class AsyncClient:
 
     ``AsyncClient(addresses=["tcp://127.0.0.1:7400"], default_deadline_ms=10000,
     max_reply_size=4 MiB, connect_timeout_ms=1000, max_attempts=3, backoff_base_ms=50,
-    backoff_cap_ms=1000, attempt_timeout_ms=0)``
+    backoff_cap_ms=1000, attempt_timeout_ms=0, ca_file=None, cert_file=None, key_file=None,
+    server_name=None)``
 
-    - ``addresses``: one nng URL or a list (tcp://, ipc://, inproc://); calls go round-robin.
+    - ``addresses``: one nng URL or a list (tcp://, tls+tcp://, ipc://, inproc://); calls go
+      round-robin.
     - ``default_deadline_ms``: budget of a call that gives none; it covers every attempt and
       backoff.
     - ``max_reply_size``: largest reply accepted (bytes), also nng's ``recv_max_size``.
@@ -170,6 +237,14 @@ class AsyncClient:
     - ``backoff_base_ms``/``backoff_cap_ms``: the wait before retry n is
       base * 2^(n-1) capped, jittered into [d/2, d], and at least the gateway's retry_after_ms.
     - ``attempt_timeout_ms``: longest wait for one reply; 0: the whole remaining budget.
+    - TLS, for tls+tcp:// addresses (the gateway's certificate and name are always verified):
+      ``ca_file``: the PEM CA bundle the gateway's certificate must chain to, required with
+      such an address; ``cert_file`` and ``key_file`` (together): a PEM client certificate
+      and its unencrypted key, for a gateway that asks for one (mTLS); ``server_name``: the
+      name the certificate must carry (default: each URL's host). A gateway whose certificate
+      does not verify (or that refuses the client's) is never connected: calls fail as with
+      no gateway there (TRANSPORT_NOT_CONNECTED). Bad options or unreadable files raise
+      ValueError here.
 
     The methods are coroutines; a failed call raises :class:`shipgate.ShipgateError` (a
     subclass per code). Calls may run concurrently from any number of tasks. ``close()`` (or
@@ -189,6 +264,10 @@ class AsyncClient:
         backoff_base_ms: int = _core.DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = _core.DEFAULT_BACKOFF_CAP_MS,
         attempt_timeout_ms: int = _core.DEFAULT_ATTEMPT_TIMEOUT_MS,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        cert_file: Union[None, str, "os.PathLike[str]"] = None,
+        key_file: Union[None, str, "os.PathLike[str]"] = None,
+        server_name: Optional[str] = None,
     ) -> None:
         self._opts = Options.make(
             addresses,
@@ -199,6 +278,10 @@ class AsyncClient:
             backoff_base_ms=backoff_base_ms,
             backoff_cap_ms=backoff_cap_ms,
             attempt_timeout_ms=attempt_timeout_ms,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            server_name=server_name,
         )
         self._lock = threading.Lock()
         self._closed = False
@@ -207,9 +290,11 @@ class AsyncClient:
         self._in_flight = 0
         self._rr = 0
         self._eps: List[_Endpoint] = []
+        # the files are read (and checked) whenever given, as the C client does
+        tls = _TLSFiles(self._opts) if self._opts.ca_file is not None else None
         try:
             for url in self._opts.addresses:
-                self._eps.append(_Endpoint(url, self._opts))
+                self._eps.append(_Endpoint(url, self._opts, tls))
         except BaseException:
             for ep in self._eps:
                 ep.close()

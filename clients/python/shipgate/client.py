@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import weakref
 from typing import Any, Iterable, Optional, Type, Union
@@ -57,8 +58,9 @@ class Client:
 
     ``Client(addresses=["tcp://127.0.0.1:7400"], default_deadline_ms=10000,
     max_reply_size=4 MiB, connect_timeout_ms=1000, max_attempts=3, backoff_base_ms=50,
-    backoff_cap_ms=1000, attempt_timeout_ms=0)`` - the options of
-    :class:`shipgate.AsyncClient`.
+    backoff_cap_ms=1000, attempt_timeout_ms=0, ca_file=None, cert_file=None, key_file=None,
+    server_name=None)`` - the options of :class:`shipgate.AsyncClient` (the last four: TLS,
+    for tls+tcp:// addresses).
 
     The methods block until the call ends and return the response message, or raise
     :class:`shipgate.ShipgateError` (a subclass per code). A client may be used from any
@@ -78,6 +80,10 @@ class Client:
         backoff_base_ms: int = _core.DEFAULT_BACKOFF_BASE_MS,
         backoff_cap_ms: int = _core.DEFAULT_BACKOFF_CAP_MS,
         attempt_timeout_ms: int = _core.DEFAULT_ATTEMPT_TIMEOUT_MS,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        cert_file: Union[None, str, "os.PathLike[str]"] = None,
+        key_file: Union[None, str, "os.PathLike[str]"] = None,
+        server_name: Optional[str] = None,
     ) -> None:
         self._async = AsyncClient(
             addresses,
@@ -88,6 +94,10 @@ class Client:
             backoff_base_ms=backoff_base_ms,
             backoff_cap_ms=backoff_cap_ms,
             attempt_timeout_ms=attempt_timeout_ms,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            server_name=server_name,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

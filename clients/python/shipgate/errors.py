@@ -9,6 +9,8 @@ proto/shipgate/v1/client_policy.json (``shipgate._gen.policy.REASON_*``), as in 
 ====================================  ==========================================================
 ``TRANSPORT_NOT_CONNECTED``           UNAVAILABLE (DEADLINE_EXCEEDED when it used up the
                                       budget): no connection within ``connect_timeout_ms``
+                                      (over TLS also a handshake that fails: a certificate
+                                      that does not verify, or refused)
 ``TRANSPORT_CONNECTION_LOST``         UNAVAILABLE: the connection dropped while waiting for the
                                       reply (over tcp/ipc also what an over-size reply does)
 ``TRANSPORT_TIMEOUT``                 DEADLINE_EXCEEDED: no reply within the deadline (or the

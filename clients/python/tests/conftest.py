@@ -345,19 +345,22 @@ class SandboxHttp:
 
 
 class Live(SandboxHttp):
-    """A sandbox and a gateway on loopback, tcp port 0."""
+    """A sandbox and a gateway on loopback, tcp port 0 (``listen``: another URL, e.g.
+    tls+tcp://127.0.0.1:0; ``sets``: more --set KEY=VALUE options)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: str = "tcp://127.0.0.1:0", sets: Tuple[str, ...] = ()) -> None:
         gw_bin = _binary("SHIPGATED", "shipgated")
         sb_bin = _binary("SHIPGATE_SANDBOX", "shipgate-sandbox")
         self.sandbox = Proc([sb_bin, "--listen", "127.0.0.1:0"], "listening on ")
         self.sandbox_url = self.sandbox.line.split()[0]
         # a fresh state directory (the idempotency store): no keys from an earlier run
         self.state_dir = tempfile.mkdtemp(prefix="shipgate-py-")
-        argv = [gw_bin, "--quiet", "--listen", "tcp://127.0.0.1:0",
+        argv = [gw_bin, "--quiet", "--listen", listen,
                 "--set", f"state_dir={self.state_dir}"]
         for p in PROVIDERS:
             argv += ["--set", f"{p}.base_url={self.sandbox_url}/{p}"]
+        for kv in sets:
+            argv += ["--set", kv]
         try:
             self.gateway = Proc(argv, "shipgated ready on ")
         except BaseException:
