@@ -525,6 +525,7 @@ struct rec {
 	size_t body_len;                 /* resp->body_len (not truncated) */
 	char hdrs[8192];                 /* resp->headers copy */
 	bool hdrs_null;                  /* resp->headers was NULL */
+	char error[256];                 /* a failure's resp->error (libcurl's words), or "" */
 	sg_engine *resubmit_e;           /* non-NULL: submit again from the callback... */
 	const sg_http_req *resubmit_req; /* ...this request */
 	sg_err resubmit;                 /* ...and what that submit returned */
@@ -596,7 +597,10 @@ rec_cb(void *arg, sg_err err, const sg_http_resp *resp)
 	if (r->resubmit_e != NULL && r->chain > 0 && r->calls + 1 >= r->chain) {
 		r->resubmit_e = NULL; /* the submit just made is the last one */
 	}
-	if (resp != NULL) {
+	r->error[0] = '\0';
+	if (resp != NULL && err != SG_OK) { /* a failure: only libcurl's words for it */
+		snprintf(r->error, sizeof(r->error), "%s", resp->error ? resp->error : "");
+	} else if (resp != NULL) {
 		size_t n =
 		        resp->body_len < sizeof(r->body) - 1 ? resp->body_len : sizeof(r->body) - 1;
 		r->status = resp->status;
@@ -924,6 +928,7 @@ test_connect(sg_engine *e)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
 	CHECK_INT(run(e, &req, sg_now_ms() + 10000, &R), SG_OK);
 	CHECK_INT(R.err, SG_EUP_CONNECT);
+	CHECK(strstr(R.error, "onnect") != NULL); /* libcurl's words: "Failed to connect ..." */
 
 	/* accepted, then closed without a reply: the request left, the outcome is unknown */
 	CHECK_INT(get(e, "/drop", 0, &R), SG_OK);
