@@ -42,6 +42,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 
 import { parseAddress } from "./address.js";
 import { Endpoint, type Loss } from "./endpoint.js";
+import { loadTls } from "./tls.js";
 import { ClientReason, Code, ShipgateError } from "./errors.js";
 import { decide, IDEMPOTENT_METHODS, PolicyDefaults, sentDeadlineMs, unsettled, type CallKind } from "./gen/policy.js";
 import { RpcReplySchema, RpcRequestSchema, type RpcRequest } from "./gen/shipgate/v1/rpc_pb.js";
@@ -75,7 +76,10 @@ const IDEMPOTENT = new Set<string>(IDEMPOTENT_METHODS.map((m) => `/shipgate.v1.S
 const MAX_TIMER_MS = 0x7fffffff; // setTimeout's limit, and the C client's clamp of deadline_ms
 
 export interface ClientOptions {
-  /** Gateway addresses: "tcp://host:port", "tcp://[::1]:port", "ipc:///path". Default tcp://127.0.0.1:7400. */
+  /**
+   * Gateway addresses: "tcp://host:port", "tcp://[::1]:port", "tls+tcp://host:port" (TLS: needs
+   * caFile), "ipc:///path". Default tcp://127.0.0.1:7400.
+   */
   addresses?: string | string[];
   /** Budget of a call that gives none, ms. Default 10000. */
   defaultDeadlineMs?: number;
@@ -94,6 +98,18 @@ export interface ClientOptions {
   /** Redial backoff after a failed or dropped connection: from min, doubling to max. Default 100 / 1000. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * TLS (tls+tcp:// addresses): PEM bundle of the CAs the gateway's certificate must chain to
+   * (only these, never the system's). Required with a tls+tcp:// address. The gateway's
+   * certificate and name are always verified.
+   */
+  caFile?: string;
+  /** TLS: PEM client certificate (the chain, leaf first), for a gateway that requires one (mTLS); with keyFile. */
+  certFile?: string;
+  /** TLS: the client certificate's PEM private key; with certFile. */
+  keyFile?: string;
+  /** TLS: the name the gateway's certificate must carry (DNS name or IP address). Default: each address's host. */
+  serverName?: string;
 }
 
 export interface CallOptions {
@@ -223,6 +239,9 @@ export class Client {
     this.connectTimeoutMs = optNumber("connectTimeoutMs", opts.connectTimeoutMs, d.connectTimeoutMs, 1);
     const reconnectMinMs = optNumber("reconnectMinMs", opts.reconnectMinMs, d.reconnectMinMs, 1);
     const reconnectMaxMs = Math.max(optNumber("reconnectMaxMs", opts.reconnectMaxMs, d.reconnectMaxMs, 1), reconnectMinMs);
+    // throws TypeError (a tls+tcp:// address without caFile, a certificate without its key), or
+    // Error (a file that does not load)
+    const tls = loadTls(opts, parsed);
     this.eps = parsed.map(
       (a) =>
         new Endpoint(a, {
@@ -230,6 +249,7 @@ export class Client {
           reconnectMinMs,
           reconnectMaxMs,
           handshakeTimeoutMs: this.connectTimeoutMs,
+          tls,
         }),
     );
     for (const ep of this.eps) ep.start();

@@ -1,4 +1,5 @@
-// One gateway address: a req0 connection (tcp or ipc), redialled with backoff when it drops.
+// One gateway address: a req0 connection (tcp, tls+tcp or ipc), redialled with backoff when it
+// drops. On tls+tcp the same SP bytes go over a tls.TLSSocket, sent once its handshake is done.
 //
 // Requests go out on the connection that is up now, each with its own 4-byte request id;
 // replies are matched back by that id, so any number of requests share one connection. A
@@ -7,10 +8,12 @@
 // nothing is ever sent again by this layer.
 
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { debuglog } from "node:util";
 
 import type { Address } from "./address.js";
 import { connectionHeader, encodeRequest, PROTO_REP0, PROTO_REQ0, SpDecoder, SpError } from "./sp.js";
+import { connectOptions, type TlsSettings } from "./tls.js";
 
 const debug = debuglog("shipgate");
 
@@ -29,8 +32,10 @@ export interface EndpointOptions {
   maxReplySize: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
-  /** longest wait for the peer's connection header after connecting */
+  /** longest wait for the peer's connection header (and before it the TLS handshake) after connecting */
   handshakeTimeoutMs: number;
+  /** for a tls+tcp address: the client's TLS settings (required there) */
+  tls?: TlsSettings;
 }
 
 export type EndpointState = "down" | "connecting" | "up" | "closed";
@@ -58,6 +63,8 @@ export class Endpoint {
     readonly address: Address,
     private readonly opts: EndpointOptions,
   ) {
+    if (address.kind === "tcp" && address.tls === true && opts.tls === undefined)
+      throw new TypeError(`shipgate: address "${address.url}" needs TLS settings`);
     this.delay = opts.reconnectMinMs;
   }
 
@@ -148,10 +155,13 @@ export class Endpoint {
     this.st = "connecting";
     this.closeCause = undefined;
     const a = this.address;
-    const s =
+    const secure = a.kind === "tcp" && a.tls === true;
+    const s: net.Socket =
       a.kind === "ipc"
         ? net.connect({ path: a.path })
-        : net.connect({ host: a.host, port: a.port, family: a.family });
+        : secure
+          ? tls.connect(connectOptions(this.opts.tls!, a.host, a.port, a.family))
+          : net.connect({ host: a.host, port: a.port, family: a.family });
     this.socket = s;
     this.decoder = new SpDecoder({
       ipc: a.kind === "ipc",
@@ -160,16 +170,36 @@ export class Endpoint {
     });
     s.unref(); // pending calls keep the process alive through their own timers
     if (a.kind === "tcp") s.setNoDelay(true);
+    // TLS: between the TCP connection and the end of the TLS handshake
+    let tlsHandshake = false;
     s.on("connect", () => {
-      s.write(connectionHeader(PROTO_REQ0));
+      if (s !== this.socket) return;
+      // one timer for the TLS handshake (tls+tcp) and the SP connection header
       this.handshakeTimer = setTimeout(() => {
-        this.drop(s, `no SP connection header from ${this.url} within ${this.opts.handshakeTimeoutMs} ms`);
+        this.drop(
+          s,
+          tlsHandshake
+            ? `TLS handshake with ${this.url} not done within ${this.opts.handshakeTimeoutMs} ms`
+            : `no SP connection header from ${this.url} within ${this.opts.handshakeTimeoutMs} ms`,
+        );
       }, this.opts.handshakeTimeoutMs);
       this.handshakeTimer.unref();
+      if (secure) tlsHandshake = true;
+      else s.write(connectionHeader(PROTO_REQ0));
     });
+    if (secure)
+      s.on("secureConnect", () => {
+        tlsHandshake = false;
+        // the gateway's certificate and name were verified (rejectUnauthorized): else no secureConnect
+        if (s === this.socket) s.write(connectionHeader(PROTO_REQ0));
+      });
     s.on("data", (chunk: Buffer) => this.onData(s, chunk));
     s.on("error", (err: NodeJS.ErrnoException) => {
-      if (this.closeCause === undefined) this.closeCause = err.code ? `${err.code}: ${err.message}` : err.message;
+      if (this.closeCause === undefined) {
+        const msg = err.message.trim().replace(/\s*\n\s*/g, " "); // OpenSSL's end with a newline
+        const why = err.code ? `${err.code}: ${msg}` : msg;
+        this.closeCause = tlsHandshake ? `TLS handshake failed: ${why}` : why;
+      }
     });
     s.on("close", () => this.onClose(s));
   }

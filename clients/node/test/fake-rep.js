@@ -5,6 +5,7 @@
 "use strict";
 
 const net = require("node:net");
+const tls = require("node:tls");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
@@ -65,6 +66,8 @@ class FakeRep {
    * opts.health: the fake answers every Health itself (the handler never sees it) and records
    * it in healthRequests instead of requests: { scope, fleetId, store } for a HealthResponse,
    * or a function (req, ctx) answering it. It may be changed later (srv.health = ...).
+   * opts.tls: tls.createServer's options: a TLS listener (a tls+tcp:// url), each connection's
+   * { servername, protocol, authorized } recorded in tlsConns once its handshake is done.
    */
   static async start(opts = {}) {
     const s = new FakeRep(opts);
@@ -82,7 +85,18 @@ class FakeRep {
     this.healthRequests = [];
     this.conns = new Set();
     this.connectCount = 0;
-    this.server = net.createServer((c) => this.onConn(c));
+    this.tls = opts.tls;
+    this.tlsConns = [];
+    this.tlsErrors = [];
+    if (this.tls) {
+      this.server = tls.createServer(this.tls, (c) => {
+        this.tlsConns.push({ servername: c.servername, protocol: c.getProtocol(), authorized: c.authorized });
+        this.onConn(c);
+      });
+      this.server.on("tlsClientError", (e) => this.tlsErrors.push(e));
+    } else {
+      this.server = net.createServer((c) => this.onConn(c));
+    }
   }
 
   async listen() {
@@ -95,7 +109,7 @@ class FakeRep {
       this.url = `ipc://${this.path}`;
     } else {
       await new Promise((res) => this.server.listen(0, "127.0.0.1", res));
-      this.url = `tcp://127.0.0.1:${this.server.address().port}`;
+      this.url = `${this.tls ? "tls+tcp" : "tcp"}://127.0.0.1:${this.server.address().port}`;
     }
   }
 

@@ -1,7 +1,7 @@
-// Child processes for the live tests (sandbox, gateway, nngcat) and a small HTTP helper.
+// Child processes for the live tests (sandbox, gateway, nngcat, openssl) and a small HTTP helper.
 "use strict";
 
-const { spawn } = require("node:child_process");
+const { execFileSync, spawn } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
 const net = require("node:net");
@@ -174,4 +174,37 @@ async function startRedis(bin = process.env.REDIS_SERVER || "/usr/bin/redis-serv
   }
 }
 
-module.exports = { repo, findBinary, startProcess, startSandbox, startGateway, startRedis, httpRequest };
+/**
+ * Test certificates, made in dir with the openssl CLI (EC P-256 keys, valid 2 days) the way
+ * tests/test_caller_tls.c makes them: ca and other-ca (self-signed); srv from ca for
+ * IP:127.0.0.1, DNS:127.0.0.1 (which mbedTLS 2.28 matches against an IP host) and
+ * DNS:localhost; client (CN checkout) from ca and stranger from other-ca, both
+ * extendedKeyUsage=clientAuth. Throws when openssl fails (or takes over 60 s). Returns the paths.
+ */
+function makeCerts(dir) {
+  const script = [
+    "set -e",
+    "gen() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj /CN=$2 2>/dev/null; }",
+    "for c in ca other-ca; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $c.key -out $c.pem -days 2 -subj /CN=$c 2>/dev/null; done",
+    "gen srv 127.0.0.1; gen client checkout; gen stranger stranger",
+    "printf 'subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\\n' > srv.ext",
+    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext",
+    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile srv.ext 2>/dev/null",
+    "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext 2>/dev/null",
+    "openssl x509 -req -in stranger.csr -CA other-ca.pem -CAkey other-ca.key -CAcreateserial -out stranger.pem -days 2 -extfile client.ext 2>/dev/null",
+  ].join("\n");
+  execFileSync("sh", ["-c", script], { cwd: dir, timeout: 60000, stdio: ["ignore", "ignore", "inherit"] });
+  const p = (f) => path.join(dir, f);
+  return {
+    ca: p("ca.pem"),
+    otherCa: p("other-ca.pem"),
+    srvCert: p("srv.pem"),
+    srvKey: p("srv.key"),
+    clientCert: p("client.pem"),
+    clientKey: p("client.key"),
+    strangerCert: p("stranger.pem"),
+    strangerKey: p("stranger.key"),
+  };
+}
+
+module.exports = { repo, findBinary, startProcess, startSandbox, startGateway, startRedis, httpRequest, makeCerts };

@@ -47,5 +47,15 @@ export async function example(): Promise<void> {
   }
   const connected: number = client.connected;
   await client.close();
+  const secure = new Client({
+    addresses: "tls+tcp://gw.example:7443",
+    caFile: "ca.pem",
+    certFile: "client.pem",
+    keyFile: "client.key",
+    serverName: "gw.example",
+  });
+  // @ts-expect-error: caFile is a path
+  new Client({ addresses: "tls+tcp://gw.example:7443", caFile: 7 });
+  await secure.close();
   void [done, last, rawCode, h, price, c, bytes, connected];
 }
