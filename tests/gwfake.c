@@ -178,6 +178,11 @@ slurp(const char *name)
 }
 
 /* Starts slot i's call: method, payload message, deadline and key. */
+const char *gwfake_token;
+int gwfake_peer_local = 1; /* an in-process caller, as inproc:// */
+long gwfake_peer_uid = -1;
+void (*gwfake_configure)(sg_config *cfg);
+
 void
 start(int i, const char *method, const ProtobufCMessage *payload, int64_t deadline_ms,
       const char *key)
@@ -192,8 +197,20 @@ start(int i, const char *method, const ProtobufCMessage *payload, int64_t deadli
 	env.idempotency_key = (char *)(key ? key : "");
 	env.payload.data = pbuf;
 	env.payload.len = payload ? protobuf_c_message_pack(payload, pbuf) : 0;
+	char bearer[300];
+	Shipgate__V1__RpcRequest__MetadataEntry md =
+	        SHIPGATE__V1__RPC_REQUEST__METADATA_ENTRY__INIT;
+	Shipgate__V1__RpcRequest__MetadataEntry *mds[] = {&md};
+	if (gwfake_token != NULL) {
+		snprintf(bearer, sizeof(bearer), "Bearer %s", gwfake_token);
+		md.key = "authorization";
+		md.value = bearer;
+		env.metadata = mds;
+		env.n_metadata = 1;
+	}
 	size_t n = shipgate__v1__rpc_request__pack(&env, ebuf);
-	slots[i].call.peer_local = 1; /* an in-process caller, as inproc:// */
+	slots[i].call.peer_local = gwfake_peer_local;
+	slots[i].call.peer_uid = gwfake_peer_uid;
 	sg_call_start(&slots[i].call, ebuf, n);
 }
 
@@ -263,6 +280,8 @@ gwfake_start(void)
 	          0);
 	sg_config_defaults(&cfg);
 	cfg.idem_store = "memory"; /* answers inline: the steps are checked one by one */
+	if (gwfake_configure != NULL)
+		gwfake_configure(&cfg);
 	CHECK_INT(sg_config_validate(&cfg, err, sizeof(err)), 0);
 	CHECK_INT(sg_gateway_new(&gw, &cfg, &backend, &tr, NCALLS, err, sizeof(err)), SG_OK);
 	if (gw == NULL || create_req == NULL)

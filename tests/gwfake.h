@@ -62,6 +62,14 @@ extern sg_config cfg;                              /* its config (the defaults) 
 extern char *doc_boscod, *doc_fuuffy, *doc_create; /* the sandbox's documents */
 extern ProtobufCMessage *create_req;               /* the document's CreateOrder */
 
+/* The caller each start() plays: a caller token sent as "authorization: Bearer" metadata (NULL:
+ * none), where it comes from (1 local, 0 another host) and its ipc uid (-1: none). */
+extern const char *gwfake_token;
+extern int gwfake_peer_local;
+extern long gwfake_peer_uid;
+/* Called on the config after the defaults and before it is validated (NULL: nothing). */
+extern void (*gwfake_configure)(sg_config *cfg);
+
 /* Starts the gateway over the fakes (false on failure), and stops and frees it. */
 bool gwfake_start(void);
 void gwfake_stop(void);

@@ -1,210 +1,126 @@
 /*
- * test_access.c - who may call: caller tokens (hashed in the config) and ipc uids, the access
- * table's methods and providers, and anonymous callers, through the real gateway.
+ * test_access.c - the access step (src/gateway/access.c) through the pipeline and the fakes
+ * of gwfake.h: who is calling and what they may do, decided before anything goes upstream.
  *
- *   no token where the gateway needs one, a token no caller has: UNAUTHENTICATED /
- *   CALLER_UNAUTHENTICATED; a known caller outside its methods or providers:
- *   PERMISSION_DENIED / CALLER_PERMISSION_DENIED, before any cache or provider; the checkout
- *   caller's CreateOrder served; Health always answered; an ipc peer known by its uid;
- *   anonymous callers on loopback served by default (access.anonymous = local).
+ * Callers: "reader" (a token; Track and GetOrder with BosCOD only), "writer" (a token;
+ * CreateOrder too, every provider) and "ops" (ipc uid 4242; everything). Anonymous callers
+ * follow access.anonymous (local by default, then none, then all).
  */
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
-
-#include "create_order.h"
-#include "harness.h"
-#include "pbjson.h"
+#include "gwfake.h"
+#include "server/config.h"
 #include "testutil.h"
 
-static const char *gw_bin, *sb_bin;
-static char sandbox[256];
-
-/* the callers' tokens (the gateway is given their sha256, as sha256sum prints it) */
-#define CHECKOUT_TOKEN "checkout-secret-1"
-#define READER_TOKEN   "reader-secret-22"
-
-/* The document's CreateOrder request, decoded. */
-static ProtobufCMessage *
-create_order_request(void)
-{
-	ProtobufCMessage *m = NULL;
-	sgc_pbjson_error err;
-	if (sgc_pbjson_decode(CREATE_JSON, strlen(CREATE_JSON),
-	                      &shipgate__v1__create_order_request__descriptor, NULL, 0, &m,
-	                      &err) != 0)
-		return NULL;
-	return m;
-}
-
-/* A call with an optional caller token; the reply (free with free_unpacked) or NULL. */
-static Shipgate__V1__RpcReply *
-call(nng_socket s, const char *method, const ProtobufCMessage *req, const char *token,
-     const char *key)
-{
-	uint8_t payload[4096], buf[8192];
-	char bearer[128], full[128];
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	Shipgate__V1__RpcRequest__MetadataEntry md =
-	        SHIPGATE__V1__RPC_REQUEST__METADATA_ENTRY__INIT;
-	Shipgate__V1__RpcRequest__MetadataEntry *mds[] = {&md};
-	snprintf(full, sizeof(full), "/shipgate.v1.Shipgate/%s", method);
-	env.method = full;
-	env.deadline_ms = 5000;
-	env.idempotency_key = (char *)(key ? key : "");
-	env.payload.data = payload;
-	env.payload.len = protobuf_c_message_pack(req, payload);
-	if (token != NULL) {
-		snprintf(bearer, sizeof(bearer), "Bearer %s", token);
-		md.key = "authorization";
-		md.value = bearer;
-		env.metadata = mds;
-		env.n_metadata = 1;
-	}
-	size_t n = shipgate__v1__rpc_request__pack(&env, buf);
-	void *out = NULL;
-	size_t outlen = 0;
-	if (hs_roundtrip_raw(s, buf, n, &out, &outlen) != 0)
-		return NULL;
-	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, outlen, out);
-	free(out);
-	return r;
-}
+/* the SHA-256 of "reader-token-1" and "writer-token-2", as sha256sum prints them */
+static char reader_sha[65], writer_sha[65];
 
 static void
-expect(Shipgate__V1__RpcReply *r, int code, const char *reason, const char *text)
+configure(sg_config *c)
 {
-	const char *msg = r != NULL && r->status != NULL ? r->status->message : "";
-	if (hs_code(r) != code)
-		fprintf(stderr, "  want %d %s: got %d %s \"%s\"\n", code, reason, hs_code(r),
-		        hs_reason(r), msg);
-	CHECK_INT(hs_code(r), code);
-	CHECK_STR(hs_reason(r), reason);
-	if (text != NULL)
-		CHECK(strstr(msg, text) != NULL);
-	if (r)
-		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	char err[256];
+	CHECK_INT(sg_config_set(c, "caller.reader.token_sha256", reader_sha, err, sizeof(err)), 0);
+	CHECK_INT(sg_config_set(c, "caller.reader.providers", "boscod", err, sizeof(err)), 0);
+	CHECK_INT(sg_config_set(c, "caller.writer.token_sha256", writer_sha, err, sizeof(err)), 0);
+	CHECK_INT(sg_config_set(c, "caller.writer.methods", "Track,CreateOrder", err, sizeof(err)),
+	          0);
+	CHECK_INT(sg_config_set(c, "caller.ops.uid", "4242", err, sizeof(err)), 0);
+	CHECK_INT(sg_config_set(c, "caller.ops.methods", "*", err, sizeof(err)), 0);
 }
 
-static Shipgate__V1__TrackRequest
-track_req(int provider, const char *id)
+/* Slot 0's Track as the caller set in gwfake_*, answered by the fake provider when it goes out
+ * (a Fuuffy token fetch first, when one is asked for); its code, its reason into *why. */
+static int
+run_track(int provider, const char *id, const char *token, int peer_local, long uid,
+          const char **why)
 {
-	Shipgate__V1__TrackRequest t = SHIPGATE__V1__TRACK_REQUEST__INIT;
-	t.provider = (Shipgate__V1__Provider)provider;
-	if (provider == SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE)
-		t.tracking_number = (char *)id;
-	else
-		t.order_id = (char *)id;
-	return t;
+	gwfake_token = token;
+	gwfake_peer_local = peer_local;
+	gwfake_peer_uid = uid;
+	int n0 = sent_count();
+	track(0, provider, id, true, 5000);
+	if (sent_count() > n0 && strstr(up.req[n0].url, "/auth/token") != NULL) {
+		complete(n0, SG_OK, 200, TOKEN_OK);
+		n0++;
+	}
+	if (sent_count() > n0)
+		complete(n0, SG_OK, 200, provider == FUUFFY ? doc_fuuffy : doc_boscod);
+	Shipgate__V1__RpcReply *r = wait_reply(0);
+	int c = code(r);
+	*why = reason(r);
+	static char keep[64];
+	snprintf(keep, sizeof(keep), "%s", *why);
+	*why = keep;
+	slot_end(0);
+	return c;
 }
 
 int
-main(int argc, char **argv)
+main(void)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX\n", argv[0]);
-		return 2;
-	}
-	gw_bin = argv[1];
-	sb_bin = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	hs_proc sb, gw;
-	CHECK_INT(hs_sandbox_start(&sb, sb_bin, sandbox, sizeof(sandbox)), 0);
-	char ipc[128], ipc_url[160], url[256], uidset[64], sha_checkout[128], sha_reader[128];
-	snprintf(ipc, sizeof(ipc), "/tmp/shipgate-access-%d.ipc", (int)getpid());
-	snprintf(ipc_url, sizeof(ipc_url), "ipc://%s", ipc);
-	snprintf(uidset, sizeof(uidset), "caller.local-ops.uid=%d", (int)getuid());
-	/* the hashes, as an operator makes them */
-	FILE *p = popen("printf %s " CHECKOUT_TOKEN " | sha256sum | cut -d' ' -f1", "r");
-	char h1[80] = "", h2[80] = "";
-	CHECK(p != NULL && fgets(h1, sizeof(h1), p) != NULL);
+	FILE *p = popen("printf %s reader-token-1 | sha256sum", "r");
+	CHECK(p != NULL && fgets(reader_sha, sizeof(reader_sha), p) != NULL);
 	if (p)
 		pclose(p);
-	p = popen("printf %s " READER_TOKEN " | sha256sum | cut -d' ' -f1", "r");
-	CHECK(p != NULL && fgets(h2, sizeof(h2), p) != NULL);
+	p = popen("printf %s writer-token-2 | sha256sum", "r");
+	CHECK(p != NULL && fgets(writer_sha, sizeof(writer_sha), p) != NULL);
 	if (p)
 		pclose(p);
-	h1[strcspn(h1, "\n")] = h2[strcspn(h2, "\n")] = '\0';
-	snprintf(sha_checkout, sizeof(sha_checkout), "caller.checkout.token_sha256=%s", h1);
-	snprintf(sha_reader, sizeof(sha_reader), "caller.reader.token_sha256=%s", h2);
-	const char *const listen[] = {"tcp://127.0.0.1:0", ipc_url, NULL};
-	const char *const extra[] = {"--set", sha_checkout,
-	                             "--set", "caller.checkout.methods=Track,CreateOrder",
-	                             "--set", sha_reader,
-	                             "--set", "caller.reader.providers=boscod, biteship",
-	                             "--set", uidset,
-	                             "--set", "caller.local-ops.methods=*",
-	                             "--set", "access.anonymous=none",
-	                             NULL};
-	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, extra), 0);
-	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
-	nng_socket s, si;
-	CHECK_INT(hs_dial(&s, url), 0);
-	CHECK_INT(hs_dial(&si, ipc_url), 0);
+	gwfake_configure = configure;
+	if (!gwfake_start())
+		TEST_MAIN_END();
+	const char *why;
+	int n0;
 
-	Shipgate__V1__TrackRequest bos = track_req(SHIPGATE__V1__PROVIDER__PROVIDER_BOSCOD,
-	                                           "BOS123"),
-	                           bon = track_req(SHIPGATE__V1__PROVIDER__PROVIDER_BOSONLINE,
-	                                           "IDE987651421");
+	/* known callers, by token */
+	CHECK_INT(run_track(BOSCOD, "BOS123", "reader-token-1", 0, -1, &why), 0);
+	n0 = sent_count();
+	CHECK_INT(run_track(FUUFFY, "3550875", "reader-token-1", 0, -1, &why), 7);
+	CHECK_STR(why, "CALLER_PERMISSION_DENIED");
+	CHECK_INT(sent_count(), n0); /* refused before the provider */
+	CHECK_INT(run_track(FUUFFY, "3550875", "writer-token-2", 0, -1, &why), 0);
+	/* a token no caller has, from anywhere: refused, nothing sent */
+	n0 = sent_count();
+	CHECK_INT(run_track(BOSCOD, "BOS123", "nobody-token", 1, -1, &why), 16);
+	CHECK_STR(why, "CALLER_UNAUTHENTICATED");
+	CHECK_INT(sent_count(), n0);
+	/* CreateOrder: granted to writer, not to reader (nothing sent, the key untouched) */
+	gwfake_token = "reader-token-1";
+	create(0, "access-1", "00", 5000);
+	CHECK_INT(sent_count(), n0);
+	Shipgate__V1__RpcReply *r = wait_reply(0);
+	CHECK_INT(code(r), 7);
+	slot_end(0);
+	gwfake_token = "writer-token-2";
+	create(0, "access-1", "00", 5000);
+	CHECK_INT(sent_count(), n0 + 1);
+	complete(n0, SG_OK, 200, doc_create);
+	r = wait_reply(0);
+	CHECK_INT(code(r), 0);
+	slot_end(0);
+	/* the ipc uid: ops, everything, without a token */
+	CHECK_INT(run_track(FUUFFY, "3550875", NULL, 1, 4242, &why), 0);
+	/* anonymous: local by default; another host refused */
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, 1, -1, &why), 0);
+	n0 = sent_count();
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, 0, -1, &why), 16);
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, -1, -1, &why),
+	          16); /* unknown peer: not local */
+	CHECK_INT(sent_count(), n0);
+	/* Health is answered to anyone without a token, from another host too */
+	gwfake_token = NULL;
+	gwfake_peer_local = 0;
 	Shipgate__V1__HealthRequest hq = SHIPGATE__V1__HEALTH_REQUEST__INIT;
-	/* unknown callers */
-	expect(call(s, "Track", &bos.base, NULL, NULL), 16, "CALLER_UNAUTHENTICATED",
-	       "needs a caller token");
-	expect(call(s, "Track", &bos.base, "not-a-caller-token", NULL), 16,
-	       "CALLER_UNAUTHENTICATED", "not one of this gateway's callers");
-	expect(call(s, "Health", &hq.base, NULL, NULL), 0, "", NULL); /* always */
-	/* the reader: Track and GetOrder with BosCOD and Biteship only */
-	expect(call(s, "Track", &bos.base, READER_TOKEN, NULL), 0, "", NULL);
-	expect(call(s, "Track", &bos.base, READER_TOKEN, NULL), 0, "", NULL); /* cached: still ok */
-	expect(call(s, "Track", &bon.base, READER_TOKEN, NULL), 7, "CALLER_PERMISSION_DENIED",
-	       "may not use provider bosonline");
-	/* CreateOrder: the reader may not (before any store or provider); checkout may */
-	ProtobufCMessage *co = create_order_request();
-	CHECK(co != NULL);
-	expect(call(s, "CreateOrder", co, READER_TOKEN, "access-key-1"), 7,
-	       "CALLER_PERMISSION_DENIED", "may not call CreateOrder");
-	expect(call(s, "CreateOrder", co, CHECKOUT_TOKEN, "access-key-1"), 0, "", NULL);
-	/* checkout may not GetOrder (not granted) */
-	Shipgate__V1__GetOrderRequest go = SHIPGATE__V1__GET_ORDER_REQUEST__INIT;
-	go.provider = SHIPGATE__V1__PROVIDER__PROVIDER_BITESHIP;
-	go.order_id = "5dd599ebdefcd4158eb8470b";
-	expect(call(s, "GetOrder", &go.base, CHECKOUT_TOKEN, NULL), 7, "CALLER_PERMISSION_DENIED",
-	       "may not call GetOrder");
-	expect(call(s, "GetOrder", &go.base, READER_TOKEN, NULL), 0, "", NULL);
-	/* ipc: this process's uid is local-ops, which may do everything, without a token */
-	expect(call(si, "Track", &bon.base, NULL, NULL), 0, "", NULL);
-	/* a token over ipc still decides: an unknown one is refused */
-	expect(call(si, "Track", &bon.base, "not-a-caller-token", NULL), 16,
-	       "CALLER_UNAUTHENTICATED", NULL);
-	nng_close(s);
-	nng_close(si);
-	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
-
-	/* the default: anonymous callers on loopback are served, a token no caller has is not */
-	const char *const dflt[] = {"--set", sha_reader, NULL};
-	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, dflt), 0);
-	CHECK_INT(hs_gateway_url(&gw, 0, url, sizeof(url)), 0);
-	CHECK_INT(hs_dial(&s, url), 0);
-	expect(call(s, "Track", &bon.base, NULL, NULL), 0, "", NULL);
-	expect(call(s, "Track", &bon.base, "not-a-caller-token", NULL), 16,
-	       "CALLER_UNAUTHENTICATED", NULL);
-	/* a caller named with only its token: Track and GetOrder, every provider, no CreateOrder */
-	expect(call(s, "Track", &bon.base, READER_TOKEN, NULL), 0, "", NULL);
-	expect(call(s, "CreateOrder", co, READER_TOKEN, "access-key-2"), 7,
-	       "CALLER_PERMISSION_DENIED", NULL);
-	nng_close(s);
-	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
-	protobuf_c_message_free_unpacked(co, NULL);
-	fprintf(stderr, "  access: tokens and an ipc uid known, unknown callers refused, methods "
-	                "and providers kept apart, Health always answered\n");
-	CHECK_INT(hs_proc_stop(&sb, SIGTERM), 0);
-	unlink(ipc);
-	curl_global_cleanup();
+	start(0, "Health", &hq.base, 5000, NULL);
+	r = wait_reply(0);
+	CHECK_INT(code(r), 0);
+	slot_end(0);
+	/* access.anonymous = none, then all (read per call) */
+	cfg.access_anonymous = "none";
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, 1, -1, &why), 16);
+	cfg.access_anonymous = "all";
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, 0, -1, &why), 0);
+	gwfake_stop();
 	TEST_MAIN_END();
 }
