@@ -34,6 +34,17 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void
+hs_test_start(int argc, char **argv, int need, const char *usage)
+{
+	if (argc <= need) {
+		fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+		exit(2);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int64_t
 hs_now_ms(void)
 {

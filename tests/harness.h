@@ -69,6 +69,11 @@ int hs_proxy_cut(hs_proc *p);
 /* The i-th URL of the gateway's ready line into buf, or -1. */
 int hs_gateway_url(const hs_proc *p, int i, char *buf, size_t n);
 
+/* The start of a test that runs the real binaries: argv[1..need] must be there (else the usage
+ * line, "usage: PROG <usage>", goes to stderr and the test exits 2); SIGPIPE is ignored and
+ * libcurl initialised. */
+void hs_test_start(int argc, char **argv, int need, const char *usage);
+
 /* Sleeps ms milliseconds. */
 void hs_sleep_ms(long ms);
 

@@ -106,14 +106,9 @@ track_req(int provider, const char *id)
 int
 main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX\n", argv[0]);
-		return 2;
-	}
+	hs_test_start(argc, argv, 2, "SHIPGATED SANDBOX");
 	gw_bin = argv[1];
 	sb_bin = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	hs_proc sb, gw;
 	CHECK_INT(hs_sandbox_start(&sb, sb_bin, sandbox, sizeof(sandbox)), 0);
 	char ipc[128], ipc_url[160], url[256], uidset[64], sha_checkout[128], sha_reader[128];

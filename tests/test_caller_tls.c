@@ -106,15 +106,10 @@ health(const char *url, const shipgate_tls_opts *t)
 int
 main(int argc, char **argv)
 {
-	if (argc < 4) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX CLI\n", argv[0]);
-		return 2;
-	}
+	hs_test_start(argc, argv, 3, "SHIPGATED SANDBOX CLI");
 	gw_bin = argv[1];
 	sb_bin = argv[2];
 	cli_bin = argv[3];
-	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	snprintf(dir, sizeof(dir), "/tmp/shipgate-ctls-XXXXXX");
 	if (mkdtemp(dir) == NULL || !make_certs()) {
 		fprintf(stderr, "  cannot make certificates with openssl in %s\n", dir);

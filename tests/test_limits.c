@@ -441,14 +441,9 @@ test_fd_budget(void)
 int
 main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX\n", argv[0]);
-		return 2;
-	}
+	hs_test_start(argc, argv, 2, "SHIPGATED SANDBOX");
 	gw_bin = argv[1];
 	sb_bin = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	hs_proc sb;
 	if (hs_sandbox_start(&sb, sb_bin, sandbox, sizeof(sandbox)) != 0) {
 		CHECK(0);

@@ -100,14 +100,9 @@ track_via(const char *base, const char *const *extra, int want_code, const char 
 int
 main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s SHIPGATED SANDBOX\n", argv[0]);
-		return 2;
-	}
+	hs_test_start(argc, argv, 2, "SHIPGATED SANDBOX");
 	gw_bin = argv[1];
 	sb_bin = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	snprintf(dir, sizeof(dir), "/tmp/shipgate-tls-XXXXXX");
 	if (mkdtemp(dir) == NULL || !make_certs()) {
 		fprintf(stderr, "  cannot make certificates with openssl in %s\n", dir);
