@@ -1146,6 +1146,16 @@ call_create(nng_socket s, const char *form_id, const char *key, int64_t deadline
 	return call_json(s, "CreateOrder", json, deadline_ms, key);
 }
 
+/* Closes the two sockets, then stops their gateways: each must exit 0. */
+static void
+stop_two(nng_socket s1, nng_socket s2, hs_proc *g1, hs_proc *g2)
+{
+	nng_close(s1);
+	nng_close(s2);
+	CHECK_INT(hs_proc_stop(g1, SIGTERM), 0);
+	CHECK_INT(hs_proc_stop(g2, SIGTERM), 0);
+}
+
 /* One half of a fan-out over two gateways: hs_fanout on its own thread. */
 struct fan {
 	nng_socket s;                        /* its gateway */
@@ -1319,10 +1329,7 @@ test_redis_fleet(void)
 	r = call_create(s2, "SLOW-1", "e2e-fleet-down", 3000);
 	CHECK_INT(hs_code(r), 0);
 	free_reply(r);
-	nng_close(s1);
-	nng_close(s2);
-	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
-	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	stop_two(s1, s2, &g1, &g2);
 	hs_proc_stop(&rd, SIGTERM);
 }
 
@@ -1605,10 +1612,7 @@ test_cache_fleet(void)
 	}
 	CHECK(hit);
 	CHECK_INT(track_gets("FLEET3"), 1);
-	nng_close(s1);
-	nng_close(s2);
-	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
-	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	stop_two(s1, s2, &g1, &g2);
 
 	/* a stale answer is refreshed once for the fleet: a TTL of 1 s, both gateways stale */
 	if (!cache_fleet_start(&g1, &g2, &s1, &s2, port, "boscod.cache_ttl_ms=1000")) {
@@ -1637,10 +1641,7 @@ test_cache_fleet(void)
 	CHECK_INT(track_gets("FLEET4"), 2);
 
 	redisFree(rc);
-	nng_close(s1);
-	nng_close(s2);
-	CHECK_INT(hs_proc_stop(&g1, SIGTERM), 0);
-	CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+	stop_two(s1, s2, &g1, &g2);
 	hs_proc_stop(&rd, SIGTERM);
 }
 
