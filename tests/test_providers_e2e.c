@@ -1263,6 +1263,36 @@ test_redis_fleet(void)
 	fprintf(stderr, "  fleet of 2 on one redis: %d answers, %d first, %d replays, 1 POST\n", ok,
 	        first, replays);
 
+	/* a drain ends a CreateOrder that waits for another gateway's outcome: g2 stops at once,
+	 * its caller told ABORTED / IDEMPOTENCY_KEY_IN_PROGRESS (retry with the key); one POST */
+	sandbox_reset();
+	send_create(s1, "SLOW-2000", "e2e-fleet-drain", 5000);
+	CHECK(sandbox_wait("POST", "/bosonline/order/SLOW-2000", 1));
+	{
+		Shipgate__V1__RpcRequest denv;
+		uint8_t dpayload[2048];
+		Shipgate__V1__RpcReply *waited = NULL;
+		create_env(&denv, dpayload, "SLOW-2000", "e2e-fleet-drain", 10000);
+		struct fan f = {s2, &denv, &waited, 1, 0};
+		CHECK_INT(pthread_create(&f.thr, NULL, fan_main, &f), 0);
+		hs_sleep_ms(300); /* g2 finds the key in progress at g1, and waits */
+		int64_t t0 = hs_now_ms();
+		CHECK_INT(hs_proc_stop(&g2, SIGTERM), 0);
+		pthread_join(f.thr, NULL);
+		CHECK(hs_now_ms() - t0 < 1500); /* not the 10 s lease */
+		CHECK_INT(hs_code(waited), 10);
+		CHECK_STR(hs_reason(waited), "IDEMPOTENCY_KEY_IN_PROGRESS");
+		free_reply(waited);
+		nng_close(s2);
+		CHECK_INT(hs_gateway_start(&g2, gw_bin, sandbox, listen, extra), 0);
+		CHECK_INT(hs_gateway_url(&g2, 0, u2, sizeof(u2)), 0);
+		CHECK_INT(hs_dial(&s2, u2), 0);
+		hs_sleep_ms(2000); /* g1's POST ends */
+		rec = sandbox_requests();
+		CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
+		json_decref(rec);
+	}
+
 	/* kill -9 of the gateway holding a POST: the other gateway waits for it (the same key),
 	 * then answers OUTCOME_UNKNOWN once the dead owner's lease is over; never a second POST */
 	sandbox_reset();

@@ -554,6 +554,7 @@ sg_gateway_drain(sg_gateway *gw)
 	atomic_store(&gw->draining, true);
 	if (gw->shared != NULL)
 		sg_shcache_drain(gw->shared); /* calls waiting for another gateway end now */
+	sg_store_drain(gw->store);            /* and so do CreateOrders waiting for one */
 }
 
 bool

@@ -21,6 +21,13 @@ sg_store_free(sg_store *s)
 }
 
 void
+sg_store_drain(sg_store *s)
+{
+	if (s != NULL && s->ops->drain != NULL)
+		s->ops->drain(s->impl);
+}
+
+void
 sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, const char *provider,
                int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {

@@ -51,6 +51,9 @@ typedef struct sg_store_ops {
 	                 sg_store_done_cb cb, void *arg);
 	void (*release)(void *impl, const char *key, sg_store_done_cb cb, void *arg);
 	void (*free)(void *impl);
+	/* optional: a drain began; claims waiting for another gateway's outcome answer BUSY now
+	 * rather than at the end of their lease */
+	void (*drain)(void *impl);
 } sg_store_ops;
 
 typedef struct sg_store {
@@ -129,6 +132,10 @@ int sg_store_redis_unknown(const char *url, void (*fn)(void *arg, const sg_store
                            void *arg, char *err, size_t errlen);
 int sg_store_redis_resolve(const char *url, const char *key, const uint8_t *payload,
                            size_t payload_len, int64_t ttl_ms, char *err, size_t errlen);
+
+/* A drain began: claims that wait for another owner are answered BUSY soon (ABORTED /
+ * IDEMPOTENCY_KEY_IN_PROGRESS: retry with the same key), not at the end of their lease. */
+void sg_store_drain(sg_store *s);
 
 /* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);

@@ -23,6 +23,7 @@
 #include "gateway/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,12 +86,13 @@ static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= AR
                                   "return 1\n";
 
 struct rd {
-	sg_redis_addr addr; /* Redis */
-	int64_t ttl_ms;     /* keys expire after this */
-	char owner[96];     /* this process's claims */
-	redisContext *c;    /* the connection (the worker's thread only), or NULL */
-	sg_store_op *busy;  /* claims waiting for another owner's outcome (thread only) */
-	sg_store_worker w;  /* the thread and its queue */
+	sg_redis_addr addr;   /* Redis */
+	int64_t ttl_ms;       /* keys expire after this */
+	char owner[96];       /* this process's claims */
+	redisContext *c;      /* the connection (the worker's thread only), or NULL */
+	sg_store_op *busy;    /* claims waiting for another owner's outcome (thread only) */
+	atomic_bool draining; /* a drain began: busy claims answer BUSY at their next look */
+	sg_store_worker w;    /* the thread and its queue */
 };
 
 /* A live connection, or NULL (connecting again on every call until Redis is back). */
@@ -171,7 +173,7 @@ rd_answer(struct rd *r, sg_store_op *op, const redisReply *rep)
 	sg_flight_outcome o = {NULL, 0, NULL, 0};
 	sg_claim res = rep != NULL ? claim_result(rep, &o) : SG_CLAIM_ERROR;
 	int64_t now = sg_now_ms();
-	if (res == SG_CLAIM_BUSY && now + POLL_MS < op->until) {
+	if (res == SG_CLAIM_BUSY && now + POLL_MS < op->until && !atomic_load(&r->draining)) {
 		op->next_at = now + POLL_MS; /* another gateway holds it: wait for its outcome */
 		op->next = r->busy;
 		r->busy = op;
@@ -229,7 +231,7 @@ rd_run(void *impl, sg_store_op *batch, bool stopping)
 		sg_store_op *op = b;
 		b = op->next;
 		op->next = NULL;
-		if (stopping) {
+		if (stopping || atomic_load(&r->draining)) { /* within POLL_MS of the drain */
 			sg_store_op_done(op, SG_CLAIM_BUSY, NULL, SG_OK);
 		} else if (op->next_at > now) {
 			op->next = r->busy; /* not yet */
@@ -284,6 +286,12 @@ rd_free(void *impl)
 	free(r);
 }
 
+static void
+rd_drain(void *impl)
+{
+	atomic_store(&((struct rd *)impl)->draining, true);
+}
+
 static const sg_store_ops redis_ops = {
         .name = "redis",
         .scope = "fleet",
@@ -291,6 +299,7 @@ static const sg_store_ops redis_ops = {
         .complete = rd_complete_op,
         .release = rd_release_op,
         .free = rd_free,
+        .drain = rd_drain,
 };
 
 sg_store *
@@ -306,6 +315,7 @@ sg_store_redis_new(const char *url, int64_t ttl_ms, char *err, size_t errlen)
 	if (sg_redis_parse_url(&r->addr, "idempotency.redis_url", url, err, errlen) != 0)
 		goto fail;
 	r->ttl_ms = ttl_ms > 0 ? ttl_ms : 86400000;
+	atomic_init(&r->draining, false);
 	sg_redis_owner_id(r->owner, sizeof(r->owner), r);
 	r->w.prefix = KEY_PREFIX;
 	r->w.run = rd_run;
