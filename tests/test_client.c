@@ -927,6 +927,10 @@ test_fleet(void)
 		CHECK_INT(create_order(c, &o, &st), SHIPGATE__V1__CODE__UNKNOWN);
 		CHECK_STR(st.reason, "OUTCOME_UNKNOWN");
 		CHECK(st.local && !st.retryable);
+		if (st.message == NULL ||
+		    strstr(st.message, k == 0 ? "of fleet redis://fleet-b" : "of no fleet") == NULL)
+			fprintf(stderr, "  fleet mismatch %d: \"%s\"\n", k,
+			        st.message ? st.message : "(none)");
 		CHECK(st.message != NULL && strstr(st.message, k == 0 ? "of fleet redis://fleet-b"
 		                                                      : "of no fleet") != NULL);
 		CHECK_INT(fake_count(f1), 1);
