@@ -135,6 +135,16 @@ count_requests(json_t *rec, const char *method, const char *prefix)
 	return n;
 }
 
+/* count_requests over the sandbox's record as it is now. */
+static int
+sandbox_count_of(const char *method, const char *path)
+{
+	json_t *rec = sandbox_requests();
+	int n = count_requests(rec, method, path);
+	json_decref(rec);
+	return n;
+}
+
 static void
 free_reply(Shipgate__V1__RpcReply *r)
 {
@@ -302,9 +312,7 @@ test_create_order(nng_socket s)
 	CHECK(json_number_value(at(j, "total_payment")) == 102200);
 	json_decref(j);
 	free_reply(r);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 
 	/* the same key with another request is refused */
 	char other[sizeof(CREATE_JSON) + 16];
@@ -335,9 +343,7 @@ test_create_order(nng_socket s)
 		CHECK_STR(hs_reason(r), "UPSTREAM_BAD_REQUEST");
 		free_reply(r);
 	}
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 2);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 2);
 
 	/* a timeout may have created the order: the key keeps that answer, retryable no more */
 	snprintf(bad, sizeof(bad), "%s", CREATE_JSON);
@@ -352,9 +358,7 @@ test_create_order(nng_socket s)
 		CHECK(r && r->status && r->status->detail && !r->status->detail->retryable);
 		free_reply(r);
 	}
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 }
 
 /* ------------------------------------------------------------------ envelope strings */
@@ -526,9 +530,7 @@ test_envelope_strings(nng_socket s)
 		CHECK_STR(r ? r->request_id : NULL, ""); /* not echoed: the envelope was refused */
 		free_reply(r);
 	}
-	json_t *rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 0);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 0);
 
 	/* a NUL in the method is not a shorter method */
 	static const char health_junk[] = "/shipgate.v1.Shipgate/Health\0junk";
@@ -715,9 +717,7 @@ test_create_order_concurrent(const char *url)
 	CHECK_INT(same, N);
 	CHECK_INT(replayed, N - 1); /* all but the caller that made the order */
 	CHECK(total == 102200);
-	json_t *rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 	fprintf(stderr, "  100 concurrent CreateOrder: %d identical answers\n", same);
 }
 
@@ -748,9 +748,7 @@ static bool
 sandbox_wait(const char *method, const char *prefix, int n)
 {
 	for (int i = 0; i < 250; i++) {
-		json_t *rec = sandbox_requests();
-		int got = count_requests(rec, method, prefix);
-		json_decref(rec);
+		int got = sandbox_count_of(method, prefix);
 		if (got >= n)
 			return true;
 		hs_sleep_ms(20);
@@ -807,9 +805,7 @@ test_parked_deadline(const char *url)
 	if (cr)
 		protobuf_c_message_free_unpacked(&cr->base, NULL);
 	free_reply(r);
-	json_t *rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 
 	/* the owner's answer and the waiters' deadlines arriving together, round after round:
 	 * every waiter gets exactly one answer, the owner's or DEADLINE_EXCEEDED */
@@ -863,9 +859,7 @@ test_parked_deadline(const char *url)
 	pthread_join(tracker.thr, NULL);
 	CHECK_INT(hs_code(tracker.reply), 0);
 	free_reply(tracker.reply);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/SLOW-1500"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("GET", "/boscod/v1/order/tracking/SLOW-1500"), 1);
 	nng_close(s);
 }
 
@@ -957,7 +951,6 @@ test_cache(void)
 	hs_proc gw;
 	char url[256];
 	nng_socket s;
-	json_t *rec;
 
 	/* ---- a long TTL: hits, bypass, singleflight */
 	CHECK_INT(hs_gateway_start(&gw, gw_bin, sandbox, listen, NULL), 0);
@@ -976,17 +969,13 @@ test_cache(void)
 		if (t)
 			protobuf_c_message_free_unpacked(&t->base, NULL);
 	}
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE1"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("GET", "/boscod/v1/order/tracking/CACHE1"), 1);
 	/* bypass: goes upstream, and says it is not from the cache */
 	t = track_cached(s, "CACHE1", true);
 	CHECK(t != NULL && (t->cache == NULL || !t->cache->hit));
 	if (t)
 		protobuf_c_message_free_unpacked(&t->base, NULL);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE1"), 2);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("GET", "/boscod/v1/order/tracking/CACHE1"), 2);
 
 	/* 50 identical concurrent misses on a slow provider: one upstream call */
 	enum { N = 50 };
@@ -1001,9 +990,7 @@ test_cache(void)
 		free_reply(replies[i]);
 	}
 	CHECK_INT(ok, N);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "GET", "/boscod/v1/order/tracking/SLOW-300"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("GET", "/boscod/v1/order/tracking/SLOW-300"), 1);
 	nng_close(s);
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 
@@ -1024,9 +1011,7 @@ test_cache(void)
 		protobuf_c_message_free_unpacked(&t->base, NULL);
 	int seen = 0;
 	for (int i = 0; i < 100 && seen < 2; i++) { /* the refresh runs in the background */
-		rec = sandbox_requests();
-		seen = count_requests(rec, "GET", "/boscod/v1/order/tracking/CACHE2");
-		json_decref(rec);
+		seen = sandbox_count_of("GET", "/boscod/v1/order/tracking/CACHE2");
 		if (seen < 2)
 			hs_sleep_ms(20);
 	}
@@ -1257,9 +1242,7 @@ test_redis_fleet(void)
 	CHECK_INT(ok, N);
 	CHECK_INT(first, 1);
 	CHECK_INT(replays, N - 1);
-	json_t *rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 	fprintf(stderr, "  fleet of 2 on one redis: %d answers, %d first, %d replays, 1 POST\n", ok,
 	        first, replays);
 
@@ -1288,9 +1271,7 @@ test_redis_fleet(void)
 		CHECK_INT(hs_gateway_url(&g2, 0, u2, sizeof(u2)), 0);
 		CHECK_INT(hs_dial(&s2, u2), 0);
 		hs_sleep_ms(2000); /* g1's POST ends */
-		rec = sandbox_requests();
-		CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-		json_decref(rec);
+		CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 	}
 
 	/* kill -9 of the gateway holding a POST: the other gateway waits for it (the same key),
@@ -1305,9 +1286,7 @@ test_redis_fleet(void)
 	CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
 	free_reply(r);
 	hs_sleep_ms(200);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 
 	/* the operator's view of the fleet's store: the dead owner's key is listed; resolved
 	 * with the order found at the provider, every gateway replays it */
@@ -1442,10 +1421,7 @@ track_gets(const char *id)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/boscod/v1/order/tracking/%s", id);
-	json_t *rec = sandbox_requests();
-	int n = count_requests(rec, "GET", path);
-	json_decref(rec);
-	return n;
+	return sandbox_count_of("GET", path);
 }
 
 /* Track through gateway s: OK, 11 events; its cache info into hit/stale (may be NULL). */
@@ -1737,9 +1713,7 @@ test_sqlite_restart(void)
 		CHECK(r && r->status && r->status->detail && !r->status->detail->retryable);
 		free_reply(r);
 	}
-	json_t *rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 
 	/* the operator's view: the key is listed as unknown; once released (the operator made
 	 * sure the provider created nothing), the next call goes upstream */
@@ -1768,9 +1742,7 @@ test_sqlite_restart(void)
 	r = call_create(s, "SLOW-1500", "e2e-sqlite-kill", 5000); /* and is kept from then on */
 	CHECK(replayed(r));
 	free_reply(r);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 2);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 2);
 
 	/* SIGTERM: the drain lets the call finish, and the outcome is on disk */
 	sandbox_reset();
@@ -1788,9 +1760,7 @@ test_sqlite_restart(void)
 	CHECK_INT(hs_code(r), 0);
 	CHECK(replayed(r));
 	free_reply(r);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 	nng_close(s);
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 
@@ -1830,9 +1800,7 @@ test_sqlite_restart(void)
 	CHECK_INT(hs_code(r), 2); /* the unknown outcome survived the restart */
 	CHECK_STR(hs_reason(r), "OUTCOME_UNKNOWN");
 	free_reply(r);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 
 	/* the operator lists the kept unknown outcome, finds the order at the provider and
 	 * resolves the key with it: every later call replays that order, and nothing is sent */
@@ -1868,9 +1836,7 @@ test_sqlite_restart(void)
 	          1); /* known now: nothing changes */
 	CHECK_INT(op_run(store, "--idempotency-unknown", out, sizeof(out)), 0);
 	CHECK(strstr(out, "e2e-sqlite-short") == NULL);
-	rec = sandbox_requests();
-	CHECK_INT(count_requests(rec, "POST", "/bosonline/order/"), 1);
-	json_decref(rec);
+	CHECK_INT(sandbox_count_of("POST", "/bosonline/order/"), 1);
 	nng_close(s);
 	CHECK_INT(hs_proc_stop(&gw, SIGTERM), 0);
 	char f[160];
