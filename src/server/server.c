@@ -564,12 +564,10 @@ static void
 fd_budget(struct sg_server *s, sg_engine_conf *ec)
 {
 	struct rlimit rl;
-	size_t nofile = 1024, reserve = s->cfg->fd_reserve;
+	size_t nofile = 1024, reserve = s->cfg->fd_reserve; /* 1024: getrlimit failed */
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		nofile = (size_t)rl.rlim_cur;
-	else if (rl.rlim_cur == RLIM_INFINITY)
-		nofile = (size_t)1 << 20;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		nofile = rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20 : (size_t)rl.rlim_cur;
 	s->max_connections = s->cfg->max_connections;
 	size_t room = nofile > reserve + 16 ? nofile - reserve : 16;
 	if (s->max_connections > room) {
