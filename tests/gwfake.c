@@ -181,6 +181,7 @@ slurp(const char *name)
 const char *gwfake_token;
 int gwfake_peer_local = 1; /* an in-process caller, as inproc:// */
 long gwfake_peer_uid = -1;
+int gwfake_peer_caller = 0;
 void (*gwfake_configure)(sg_config *cfg);
 
 void
@@ -211,6 +212,7 @@ start(int i, const char *method, const ProtobufCMessage *payload, int64_t deadli
 	size_t n = shipgate__v1__rpc_request__pack(&env, ebuf);
 	slots[i].call.peer_local = gwfake_peer_local;
 	slots[i].call.peer_uid = gwfake_peer_uid;
+	slots[i].call.peer_caller = gwfake_peer_caller;
 	sg_call_start(&slots[i].call, ebuf, n);
 }
 

@@ -67,6 +67,7 @@ extern ProtobufCMessage *create_req;               /* the document's CreateOrder
 extern const char *gwfake_token;
 extern int gwfake_peer_local;
 extern long gwfake_peer_uid;
+extern int gwfake_peer_caller; /* i + 1: the call came through caller i's own TLS listener */
 /* Called on the config after the defaults and before it is validated (NULL: nothing). */
 extern void (*gwfake_configure)(sg_config *cfg);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <nng/protocol/reqrep0/req.h>
 
 extern char **environ;
@@ -515,12 +516,56 @@ hs_roundtrip_raw(nng_socket s, const void *data, size_t len, void **out, size_t 
 	return 0;
 }
 
-Shipgate__V1__RpcReply *
-hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
-        const char *idempotency_key)
+bool
+hs_expect(Shipgate__V1__RpcReply *r, int code, const char *reason, const char *text)
+{
+	const char *msg = r != NULL && r->status != NULL ? r->status->message : "";
+	bool ok = hs_code(r) == code && strcmp(hs_reason(r), reason) == 0 &&
+	          (text == NULL || strstr(msg, text) != NULL);
+	if (!ok)
+		fprintf(stderr, "  want %d %s%s%s: got %d %s \"%s\"\n", code, reason,
+		        text ? " with " : "", text ? text : "", hs_code(r), hs_reason(r), msg);
+	if (r)
+		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	return ok;
+}
+
+int
+hs_sandbox_count(const char *base, const char *method, const char *prefix, const char *auth)
+{
+	char url[300], *body = NULL;
+	snprintf(url, sizeof(url), "%s/__sandbox/requests", base);
+	if (hs_http("GET", url, &body) != 200) {
+		free(body);
+		return -1;
+	}
+	json_t *rec = body != NULL ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	int n = rec != NULL ? 0 : -1;
+	size_t i;
+	json_t *e;
+	json_array_foreach(rec, i, e)
+	{
+		const char *m = json_string_value(json_object_get(e, "method"));
+		const char *p = json_string_value(json_object_get(e, "path"));
+		const char *a = json_string_value(json_object_get(e, "authorization"));
+		if (m && p && strcmp(m, method) == 0 && strncmp(p, prefix, strlen(prefix)) == 0 &&
+		    (auth == NULL || (a != NULL && strcmp(a, auth) == 0)))
+			n++;
+	}
+	json_decref(rec);
+	return n;
+}
+
+uint8_t *
+hs_request_pack(const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
+                const char *idempotency_key, const char *token, size_t *len)
 {
 	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	char name[128];
+	Shipgate__V1__RpcRequest__MetadataEntry md =
+	        SHIPGATE__V1__RPC_REQUEST__METADATA_ENTRY__INIT;
+	Shipgate__V1__RpcRequest__MetadataEntry *mds[] = {&md};
+	char name[128], bearer[300];
 	if (method[0] == '/')
 		snprintf(name, sizeof(name), "%s", method);
 	else
@@ -529,16 +574,44 @@ hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t d
 	env.request_id = "test-1";
 	env.deadline_ms = deadline_ms;
 	env.idempotency_key = (char *)(idempotency_key ? idempotency_key : "");
+	if (token != NULL) {
+		snprintf(bearer, sizeof(bearer), "Bearer %s", token);
+		md.key = "authorization";
+		md.value = bearer;
+		env.metadata = mds;
+		env.n_metadata = 1;
+	}
 	size_t plen = req ? protobuf_c_message_get_packed_size(req) : 0;
 	uint8_t *payload = malloc(plen ? plen : 1);
 	if (req)
 		protobuf_c_message_pack(req, payload);
 	env.payload.data = payload;
 	env.payload.len = plen;
-	size_t len = shipgate__v1__rpc_request__get_packed_size(&env);
-	uint8_t *buf = malloc(len ? len : 1);
+	*len = shipgate__v1__rpc_request__get_packed_size(&env);
+	uint8_t *buf = malloc(*len ? *len : 1);
 	shipgate__v1__rpc_request__pack(&env, buf);
 	free(payload);
+	return buf;
+}
+
+Shipgate__V1__RpcReply *
+hs_recv_reply(nng_socket s)
+{
+	void *out = NULL;
+	size_t outlen = 0;
+	if (nng_recv(s, &out, &outlen, NNG_FLAG_ALLOC) != 0)
+		return NULL;
+	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, outlen, out);
+	nng_free(out, outlen);
+	return r;
+}
+
+Shipgate__V1__RpcReply *
+hs_call_as(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
+           const char *idempotency_key, const char *token)
+{
+	size_t len;
+	uint8_t *buf = hs_request_pack(method, req, deadline_ms, idempotency_key, token, &len);
 	void *out = NULL;
 	size_t outlen = 0;
 	int rv = hs_roundtrip_raw(s, buf, len, &out, &outlen);
@@ -548,6 +621,13 @@ hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t d
 	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, outlen, out);
 	free(out);
 	return r;
+}
+
+Shipgate__V1__RpcReply *
+hs_call(nng_socket s, const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
+        const char *idempotency_key)
+{
+	return hs_call_as(s, method, req, deadline_ms, idempotency_key, NULL);
 }
 
 int

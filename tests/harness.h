@@ -97,6 +97,27 @@ int hs_roundtrip_raw(nng_socket s, const void *data, size_t len, void **out, siz
 Shipgate__V1__RpcReply *hs_call(nng_socket s, const char *method, const ProtobufCMessage *req,
                                 int64_t deadline_ms, const char *idempotency_key);
 
+/* Whether r has this code and reason (and, with text, a message that has it); says what came
+ * when not, and frees r. Tests wrap it: CHECK(hs_expect(...)). */
+bool hs_expect(Shipgate__V1__RpcReply *r, int code, const char *reason, const char *text);
+
+/* Requests the sandbox at base recorded with this method and path prefix (and, with auth, that
+ * Authorization header), or -1 when its record cannot be read. */
+int hs_sandbox_count(const char *base, const char *method, const char *prefix, const char *auth);
+
+/* hs_call with a caller token (metadata authorization: Bearer TOKEN; NULL: none). */
+Shipgate__V1__RpcReply *hs_call_as(nng_socket s, const char *method, const ProtobufCMessage *req,
+                                   int64_t deadline_ms, const char *idempotency_key,
+                                   const char *token);
+
+/* The packed RpcRequest hs_call_as sends (malloc(3)ed, *len bytes), for a caller that sends it
+ * itself (nng_send, then hs_recv_reply). */
+uint8_t *hs_request_pack(const char *method, const ProtobufCMessage *req, int64_t deadline_ms,
+                         const char *idempotency_key, const char *token, size_t *len);
+
+/* Receives one reply on s (its receive timeout applies) and decodes it, or NULL. */
+Shipgate__V1__RpcReply *hs_recv_reply(nng_socket s);
+
 /*
  * Sends the same envelope on n contexts of s at once (all sent before any reply is read) and
  * collects the n replies into replies[] (NULL where none came within 15 s). Returns how many

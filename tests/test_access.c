@@ -3,8 +3,9 @@
  * of gwfake.h: who is calling and what they may do, decided before anything goes upstream.
  *
  * Callers: "reader" (a token; Track and GetOrder with BosCOD only), "writer" (a token;
- * CreateOrder too, every provider) and "ops" (ipc uid 4242; everything). Anonymous callers
- * follow access.anonymous (local by default, then none, then all).
+ * CreateOrder too, every provider; tenant acme, with its own BosCOD account) and "ops" (ipc uid
+ * 4242; everything). A call that came through a caller's own TLS listener is that caller's.
+ * Anonymous callers follow access.anonymous (local by default, then none, then all).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,12 @@ configure(sg_config *c)
 	CHECK_INT(sg_config_set(c, "caller.reader.providers", "boscod", err, sizeof(err)), 0);
 	CHECK_INT(sg_config_set(c, "caller.writer.token_sha256", writer_sha, err, sizeof(err)), 0);
 	CHECK_INT(sg_config_set(c, "caller.writer.methods", "Track,CreateOrder", err, sizeof(err)),
+	          0);
+	CHECK_INT(sg_config_set(c, "caller.writer.tenant", "acme", err, sizeof(err)), 0);
+	CHECK_INT(sg_config_set(c, "tenant.acme.boscod.base_url", "http://acme.example/boscod", err,
+	                        sizeof(err)),
+	          0);
+	CHECK_INT(sg_config_set(c, "tenant.acme.boscod.token", "acme-upstream", err, sizeof(err)),
 	          0);
 	CHECK_INT(sg_config_set(c, "caller.ops.uid", "4242", err, sizeof(err)), 0);
 	CHECK_INT(sg_config_set(c, "caller.ops.methods", "*", err, sizeof(err)), 0);
@@ -99,6 +106,26 @@ main(void)
 	r = wait_reply(0);
 	CHECK_INT(code(r), 0);
 	slot_end(0);
+	/* the writer's tenant: its own BosCOD account and token (run_track bypasses the cache;
+	 * test_tenants_e2e has the cache kept apart) */
+	n0 = sent_count();
+	CHECK_INT(run_track(BOSCOD, "BOS123", "writer-token-2", 0, -1, &why), 0);
+	CHECK_INT(run_track(BOSCOD, "BOS123", "reader-token-1", 0, -1, &why), 0);
+	CHECK_INT(sent_count(), n0 + 2);
+	CHECK(strncmp(up.req[n0].url, "http://acme.example/boscod/", 27) == 0);
+	CHECK_STR(up.req[n0].auth, "Bearer acme-upstream");
+	CHECK(strncmp(up.req[n0 + 1].url, "http://acme.example/", 20) != 0);
+	CHECK_STR(up.req[n0 + 1].auth, "Bearer sandbox-token");
+	/* a caller's own TLS listener names it (reader is caller 1): no token needed, from
+	 * another host, and its access table applies; another caller's token there is refused */
+	gwfake_peer_caller = 1;
+	CHECK_INT(run_track(BOSCOD, "BOS123", NULL, 0, -1, &why), 0);
+	CHECK_INT(run_track(FUUFFY, "3550875", NULL, 0, -1, &why), 7);
+	CHECK_STR(why, "CALLER_PERMISSION_DENIED");
+	CHECK_INT(run_track(BOSCOD, "BOS123", "reader-token-1", 0, -1, &why), 0);
+	CHECK_INT(run_track(BOSCOD, "BOS123", "writer-token-2", 0, -1, &why), 16);
+	CHECK_STR(why, "CALLER_UNAUTHENTICATED");
+	gwfake_peer_caller = 0;
 	/* the ipc uid: ops, everything, without a token */
 	CHECK_INT(run_track(FUUFFY, "3550875", NULL, 1, 4242, &why), 0);
 	/* anonymous: local by default; another host refused */

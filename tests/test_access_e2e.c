@@ -22,6 +22,8 @@
 #include "pbjson.h"
 #include "testutil.h"
 
+#define expect(...) CHECK(hs_expect(__VA_ARGS__))
+
 static const char *gw_bin, *sb_bin;
 static char sandbox[256];
 
@@ -47,48 +49,7 @@ static Shipgate__V1__RpcReply *
 call(nng_socket s, const char *method, const ProtobufCMessage *req, const char *token,
      const char *key)
 {
-	uint8_t payload[4096], buf[8192];
-	char bearer[128], full[128];
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	Shipgate__V1__RpcRequest__MetadataEntry md =
-	        SHIPGATE__V1__RPC_REQUEST__METADATA_ENTRY__INIT;
-	Shipgate__V1__RpcRequest__MetadataEntry *mds[] = {&md};
-	snprintf(full, sizeof(full), "/shipgate.v1.Shipgate/%s", method);
-	env.method = full;
-	env.deadline_ms = 5000;
-	env.idempotency_key = (char *)(key ? key : "");
-	env.payload.data = payload;
-	env.payload.len = protobuf_c_message_pack(req, payload);
-	if (token != NULL) {
-		snprintf(bearer, sizeof(bearer), "Bearer %s", token);
-		md.key = "authorization";
-		md.value = bearer;
-		env.metadata = mds;
-		env.n_metadata = 1;
-	}
-	size_t n = shipgate__v1__rpc_request__pack(&env, buf);
-	void *out = NULL;
-	size_t outlen = 0;
-	if (hs_roundtrip_raw(s, buf, n, &out, &outlen) != 0)
-		return NULL;
-	Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, outlen, out);
-	free(out);
-	return r;
-}
-
-static void
-expect(Shipgate__V1__RpcReply *r, int code, const char *reason, const char *text)
-{
-	const char *msg = r != NULL && r->status != NULL ? r->status->message : "";
-	if (hs_code(r) != code)
-		fprintf(stderr, "  want %d %s: got %d %s \"%s\"\n", code, reason, hs_code(r),
-		        hs_reason(r), msg);
-	CHECK_INT(hs_code(r), code);
-	CHECK_STR(hs_reason(r), reason);
-	if (text != NULL)
-		CHECK(strstr(msg, text) != NULL);
-	if (r)
-		shipgate__v1__rpc_reply__free_unpacked(r, NULL);
+	return hs_call_as(s, method, req, 5000, key, token);
 }
 
 static Shipgate__V1__TrackRequest

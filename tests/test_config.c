@@ -442,10 +442,129 @@ test_keys_documented(void)
 	CHECK(nkeys >= 29);
 }
 
+/* Tenants (tenant.<name>.<provider>.<key>, caller.<name>.tenant) and the callers' quotas. */
+static void
+test_tenants(void)
+{
+	sg_config c;
+	char err[256];
+	char dir[] = "/tmp/shipgate-cfg-tenant-XXXXXX", file[128];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(file, sizeof(file), "%s/acme-fuuffy-secret", dir);
+	FILE *f = fopen(file, "w");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		fputs("acme-client-secret\n", f);
+		fclose(f);
+	}
+	sg_config_defaults(&c);
+	set_ok(&c, "state_dir", dir);
+	set_ok(&c, "boscod.token", "shared-token");
+	/* the order of lines does not matter: the tenant's keys go over the providers' at the end
+	 */
+	set_ok(&c, "tenant.acme.boscod.token", "acme-token");
+	set_ok(&c, "tenant.acme.boscod.base_url", "https://acme.example/api/");
+	set_ok(&c, "tenant.acme.fuuffy.client_secret_file", file);
+	set_ok(&c, "tenant.acme.boscod.token", "acme-token-2"); /* a later line wins */
+	set_ok(&c, "boscod.timeout_ms", "7000");
+	set_ok(&c, "tenant.beta.bosonline.auth_scheme", "raw");
+	set_ok(&c, "caller.shop.token_sha256",
+	       "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+	set_ok(&c, "caller.shop.tenant", "acme");
+	set_ok(&c, "caller.shop.max_keys", "10");
+	set_ok(&c, "caller.shop.max_keys_in_flight", "2");
+	CHECK_INT(c.ntenants, 2);
+	CHECK_INT(c.ntenant_keys, 4);
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	const sg_pconf *own = sg_config_tenant_provider(&c, 0, 1),
+	               *t = sg_config_tenant_provider(&c, 1, 1);
+	CHECK(own != NULL && t != NULL && own != t);
+	if (own != NULL && t != NULL) {
+		CHECK_STR(own->token, "shared-token");
+		CHECK_STR(t->token, "acme-token-2");
+		CHECK_STR(t->base_url, "https://acme.example/api");
+		CHECK_INT(t->timeout_ms, 7000); /* what the tenant does not set is the provider's */
+		CHECK_STR(t->name, own->name);
+	}
+	const sg_pconf *fu = sg_config_tenant_provider(&c, 1, 4), *fu0 = sg_config_provider(&c, 4);
+	CHECK(fu != NULL && fu0 != NULL);
+	if (fu != NULL && fu0 != NULL) {
+		CHECK_STR(fu->client_secret, "acme-client-secret");
+		CHECK(strcmp(fu0->client_secret, "acme-client-secret") != 0);
+		CHECK_STR(fu->client_id, fu0->client_id);
+	}
+	const sg_pconf *b = sg_config_tenant_provider(&c, 2, 2);
+	CHECK(b != NULL && b->auth_scheme != NULL && b->auth_scheme[0] == '\0');
+	CHECK(sg_config_tenant_provider(&c, 3, 1) == sg_config_provider(&c, 1)); /* none: own */
+	CHECK_INT(c.callers[0].tenant, 1);
+	/* quotas: the caller's own, the defaults for others and for callers not known */
+	CHECK_INT(sg_config_caller_max_keys(&c, &c.callers[0]), 10);
+	CHECK_INT(sg_config_caller_max_in_flight(&c, &c.callers[0]), 2);
+	CHECK_INT(sg_config_caller_max_keys(&c, NULL), 25000);
+	CHECK_INT(sg_config_caller_max_in_flight(&c, NULL), 256);
+	set_ok(&c, "idempotency.caller_max_keys", "500");
+	CHECK_INT(sg_config_caller_max_keys(&c, NULL), 500);
+	/* a token given to a tenant replaces the provider's token_file */
+	set_ok(&c, "fuuffy.token_file", file);
+	set_ok(&c, "tenant.acme.fuuffy.token", "acme-fuuffy-token");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	CHECK_STR(sg_config_tenant_provider(&c, 1, 4)->token, "acme-fuuffy-token");
+	CHECK_STR(sg_config_provider(&c, 4)->token, "acme-client-secret");
+	CHECK_STR(sg_config_tenant_provider(&c, 2, 4)->token, "acme-client-secret");
+
+	/* refused at once: names, providers, keys a tenant may not set, bad values */
+	set_bad(&c, "tenant.Acme.boscod.token", "x", "tenant.NAME.PROVIDER.KEY");
+	set_bad(&c, "tenant.acme.dhl.token", "x", "a known provider");
+	set_bad(&c, "tenant.acme.boscod", "x", "a known provider");
+	set_bad(&c, "tenant.acme.boscod.timeout_ms", "5", "a tenant sets base_url");
+	set_bad(&c, "tenant.acme.boscod.colour", "red", "a tenant sets base_url");
+	set_bad(&c, "caller.shop.max_keys", "0", "1..100000000");
+	set_bad(&c, "caller.shop.max_keys_in_flight", "lots", "1..100000000");
+	set_bad(&c, "caller.shop.tls_listen", "tcp://127.0.0.1:9", "tls+tcp://");
+	/* refused at validation: a bad URL, an unknown tenant, a missing file, a TLS listener
+	 * without its CA or a server certificate */
+	set_ok(&c, "tenant.acme.boscod.base_url", "ftp://acme.example");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "tenant.acme.boscod.base_url") != NULL);
+	set_ok(&c, "tenant.acme.boscod.base_url", "https://acme.example");
+	set_ok(&c, "caller.shop.tenant", "gamma");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "caller.shop.tenant: gamma") != NULL);
+	set_ok(&c, "caller.shop.tenant", "acme");
+	set_ok(&c, "tenant.beta.fuuffy.client_secret_file", "/nonexistent/secret");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "tenant.beta.fuuffy.client_secret_file") != NULL);
+	set_ok(&c, "tenant.beta.fuuffy.client_secret_file", file);
+	set_ok(&c, "caller.shop.tls_listen", "tls+tcp://127.0.0.1:7411");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "go together") != NULL);
+	set_ok(&c, "caller.shop.tls_ca_file", file);
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "needs tls.cert_file") != NULL);
+	set_ok(&c, "tls.cert_file", file);
+	set_ok(&c, "tls.key_file", file);
+	set_ok(&c, "listen", "tls+tcp://127.0.0.1:7411");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "also a listen URL") != NULL);
+	set_ok(&c, "caller.shop.tls_listen", "tls+tcp://127.0.0.1:7412");
+	CHECK_INT(sg_config_validate(&c, err, sizeof(err)), 0);
+	/* 16 tenants at most */
+	for (int i = 0; i < 14; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "tenant.t%d.boscod.token", i);
+		set_ok(&c, key, "x");
+	}
+	set_bad(&c, "tenant.one-too-many.boscod.token", "x", "at most 16 tenants");
+	sg_config_fini(&c);
+	unlink(file);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
 	test_keys();
+	test_tenants();
 	test_file_and_env();
 	test_provider_defaults();
 	test_state_dir();

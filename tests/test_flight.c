@@ -513,9 +513,65 @@ test_race(void)
 	sg_flight_free(race_table);
 }
 
+/* Keys counted per tag: a tag at its most is refused new keys, and only new ones; releases and
+ * expiry give room back; other tags and tag_max 0 are not held back. */
+static void
+test_tags(void)
+{
+	sg_flight_conf conf = {.max_entries = 100, .evict = false, .clock = fake_clock, .ntags = 3};
+	sg_flight *t = sg_flight_new(&conf);
+	sg_arena a;
+	sg_arena_init(&a, 0, 0);
+	sg_flight_fp fp = sg_flight_fingerprint("m", PAYLOAD, sizeof(PAYLOAD));
+	sg_flight_outcome out, o = outcome(PAYLOAD, sizeof(PAYLOAD));
+	struct waiter w = {.w.done = waiter_done};
+	int64_t age;
+	bool refresh;
+#define BEGIN_TAG(key, tag, max)                                                                   \
+	sg_flight_begin_tag(t, key, fp, NULL, &a, &out, &age, &refresh, tag, max)
+
+	/* tag 1 may hold 2: one stored, one running; the third is refused */
+	CHECK_INT(BEGIN_TAG("a1", 1, 2), SG_FLIGHT_OWNER);
+	sg_flight_finish(t, "a1", true, 1000, 0, &o);
+	CHECK_INT(BEGIN_TAG("a2", 1, 2), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_tag_count(t, 1), 2);
+	CHECK_INT(BEGIN_TAG("a3", 1, 2), SG_FLIGHT_QUOTA);
+	CHECK_INT(sg_flight_count(t), 2); /* a refusal holds nothing */
+	/* its existing keys are found as ever, by anyone: a hit and a running key */
+	CHECK_INT(BEGIN_TAG("a1", 1, 2), SG_FLIGHT_HIT);
+	CHECK_INT(BEGIN_TAG("a1", 2, 2), SG_FLIGHT_HIT);
+	CHECK_INT(sg_flight_begin_tag(t, "a2", fp, &w.w, &a, &out, &age, &refresh, 1, 2),
+	          SG_FLIGHT_WAITING);
+	/* other tags, and no cap */
+	CHECK_INT(BEGIN_TAG("b1", 2, 2), SG_FLIGHT_OWNER);
+	CHECK_INT(BEGIN_TAG("z1", 0, 0), SG_FLIGHT_OWNER);
+	CHECK_INT(BEGIN_TAG("z2", 0, 0), SG_FLIGHT_OWNER);
+	CHECK_INT(BEGIN_TAG("z3", 0, 0), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_tag_count(t, 0), 3);
+	/* a released key gives its room back (the waiter gets the release) */
+	sg_flight_finish(t, "a2", false, 0, 0, &o);
+	CHECK_INT(w.calls, 1);
+	CHECK_INT(sg_flight_tag_count(t, 1), 1);
+	CHECK_INT(BEGIN_TAG("a3", 1, 2), SG_FLIGHT_OWNER);
+	sg_flight_finish(t, "a3", true, 1000, 0, &o);
+	CHECK_INT(BEGIN_TAG("a4", 1, 2), SG_FLIGHT_QUOTA);
+	/* so does expiry: a1 and a3 are past their ttl */
+	fake_now += 1000;
+	CHECK_INT(BEGIN_TAG("a4", 1, 2), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_tag_count(t, 1), 1);
+	/* a tag past the table's is counted as its last one */
+	CHECK_INT(BEGIN_TAG("c1", 99, 2), SG_FLIGHT_OWNER);
+	CHECK_INT(sg_flight_tag_count(t, 2), 2);
+	CHECK_INT(sg_flight_tag_count(t, 99), 0);
+#undef BEGIN_TAG
+	sg_arena_fini(&a);
+	sg_flight_free(t);
+}
+
 int
 main(void)
 {
+	test_tags();
 	test_idempotency();
 	test_leave();
 	test_leave_race();

@@ -3,7 +3,8 @@
  * before call, complete, release, conflicts, a full table and expiry. The memory store answers
  * inline; the SQLite store (a real file in /tmp) answers from its own thread, and is closed and
  * opened again to play a restart: what it claimed and stored survives, and a claim whose owner
- * is gone is BUSY while its lease runs, then UNKNOWN, never claimed again.
+ * is gone is BUSY while its lease runs, then UNKNOWN, never claimed again. The callers' quotas
+ * on live keys, on every backend (Redis: shared by two gateways).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -67,7 +68,7 @@ claim(sg_store *st, const char *key, uint64_t fp)
 {
 	struct seen s = {0};
 	sg_flight_fp f = {fp, fp};
-	sg_store_claim(st, key, f, "bosonline", 1000, on_claim, &s);
+	sg_store_claim(st, key, f, "bosonline", NULL, 1000, on_claim, &s);
 	CHECK_INT(s.calls, 1); /* the memory store answers inline */
 	return s.res;
 }
@@ -132,7 +133,7 @@ sq_claim_sync(sg_store *st, const char *key, uint64_t fp, int64_t lease_ms)
 {
 	sg_flight_fp f = {fp, fp};
 	w_reset();
-	sg_store_claim(st, key, f, "bosonline", lease_ms, w_claim, NULL);
+	sg_store_claim(st, key, f, "bosonline", NULL, lease_ms, w_claim, NULL);
 	w_wait();
 	CHECK_INT(W.s.calls, 1);
 	return W.s.res;
@@ -329,7 +330,8 @@ burst_main(void *arg)
 			if (phase == 1)
 				sg_store_complete(b->st, key, &o, 60000, burst_done, b);
 			else
-				sg_store_claim(b->st, key, fp, "bosonline", 60000, burst_claim, b);
+				sg_store_claim(b->st, key, fp, "bosonline", NULL, 60000,
+				               burst_claim, b);
 		}
 		/* the next phase only once this one is answered */
 		for (int i = 0; i < 2000 && atomic_load(&b->answered) < (phase + 1) * BURST_KEYS;
@@ -466,7 +468,7 @@ test_redis(void)
 	/* b waits (polling) for a's outcome: it completes meanwhile */
 	w_reset();
 	sg_flight_fp f1 = {1, 1};
-	sg_store_claim(b, "k", f1, "bosonline", 3000, w_claim, NULL);
+	sg_store_claim(b, "k", f1, "bosonline", NULL, 3000, w_claim, NULL);
 	struct timespec ts = {0, 100000000};
 	nanosleep(&ts, NULL);
 	pthread_mutex_lock(&W.mtx);
@@ -505,6 +507,186 @@ test_redis(void)
 out:
 	sg_store_free(a);
 	sg_store_free(b);
+	redis_stop(rp);
+}
+
+/* ------------------------------------------------------------------ quotas */
+
+/* A claim by caller (tag for the memory store) holding at most max live keys. */
+static sg_claim
+q_claim_lease(sg_store *st, const char *key, const char *caller, size_t tag, size_t max,
+              int64_t lease_ms)
+{
+	sg_flight_fp f = {7, 7};
+	sg_store_quota q = {caller, tag, max};
+	w_reset();
+	sg_store_claim(st, key, f, "bosonline", &q, lease_ms, w_claim, NULL);
+	w_wait();
+	return W.s.res;
+}
+
+static sg_claim
+q_claim(sg_store *st, const char *key, const char *caller, size_t tag, size_t max)
+{
+	return q_claim_lease(st, key, caller, tag, max, 2000);
+}
+
+/*
+ * The callers' quotas on one backend (x and y: two gateways' stores on it, or the same one):
+ * caller a holds at most 3 live keys, wherever it claims them; its existing keys are answered
+ * as ever; b and callers not known are counted apart; a release and an expiry give room back;
+ * max 0 is no cap. pass(ms) lets time pass (ttl: the kept outcomes' lifetime; on Redis, claims'
+ * too: claims_expire). anon: keys that callers not known hold already.
+ */
+static void
+quota_case(const char *name, sg_store *x, sg_store *y, void (*pass)(int64_t ms), int64_t ttl,
+           bool claims_expire, size_t anon)
+{
+	static const uint8_t status[] = {0};
+	const sg_flight_outcome done = {status, 0, (const uint8_t *)"order-q", 7};
+	char k[32];
+	fprintf(stderr, "  quotas: %s\n", name);
+	CHECK_INT(q_claim(x, "qa1", "a", 1, 3), SG_CLAIM_OWNER);
+	CHECK_INT(sq_complete_sync(x, "qa1", &done, ttl), SG_OK);
+	CHECK_INT(q_claim(y, "qa2", "a", 1, 3), SG_CLAIM_OWNER);
+	CHECK_INT(q_claim(x, "qa3", "a", 1, 3), SG_CLAIM_OWNER);
+	CHECK_INT(q_claim(y, "qa4", "a", 1, 3), SG_CLAIM_QUOTA);
+	CHECK_INT(q_claim(x, "qa4", "a", 1, 3), SG_CLAIM_QUOTA);
+	/* its keys are still its keys: a replay, and a running one is busy, not refused */
+	CHECK_INT(q_claim(y, "qa1", "a", 1, 3), SG_CLAIM_DONE);
+	CHECK_INT(q_claim(x, "qa1", "b", 2, 3), SG_CLAIM_DONE);
+	CHECK_INT(q_claim_lease(y, "qa3", "a", 1, 3, 100), SG_CLAIM_BUSY); /* (y waits 100 ms) */
+	/* b, and callers not known, have their own counts; 0 is no cap */
+	for (int i = 0; i < 3; i++) {
+		snprintf(k, sizeof(k), "qb%d", i);
+		CHECK_INT(q_claim(y, k, "b", 2, 3), SG_CLAIM_OWNER);
+		snprintf(k, sizeof(k), "qn%d", i);
+		CHECK_INT(q_claim(x, k, "", 0, 3 + anon), SG_CLAIM_OWNER);
+	}
+	CHECK_INT(q_claim(x, "qb3", "b", 2, 3), SG_CLAIM_QUOTA);
+	CHECK_INT(q_claim(x, "qn3", "", 0, 3 + anon), SG_CLAIM_QUOTA);
+	CHECK_INT(q_claim(x, "qn3", "", 0, 0), SG_CLAIM_OWNER);
+	/* a release gives its room back */
+	CHECK_INT(sq_release_sync(y, "qa2"), SG_OK);
+	CHECK_INT(q_claim(x, "qa4", "a", 1, 3), SG_CLAIM_OWNER);
+	CHECK_INT(q_claim(y, "qa5", "a", 1, 3), SG_CLAIM_QUOTA);
+	/* and so does expiry: qa1's outcome is gone after its ttl */
+	pass(ttl + 50);
+	CHECK_INT(q_claim(y, "qa5", "a", 1, 3), SG_CLAIM_OWNER);
+	/* qa3 and qa4 still run (on Redis every key, claimed or kept, expires after its ttl) */
+	CHECK_INT(q_claim(x, "qa6", "a", 1, 3), claims_expire ? SG_CLAIM_OWNER : SG_CLAIM_QUOTA);
+	const char *mine[] = {"qa3", "qa4", "qa5", "qb0", "qb1", "qb2", "qn0", "qn1", "qn2", "qn3"};
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		sq_release_sync(strncmp(mine[i], "qa5", 3) == 0 || mine[i][1] == 'b' ? y : x,
+		                mine[i]);
+}
+
+static void
+pass_fake(int64_t ms)
+{
+	now_ms += ms;
+	wall += ms;
+}
+
+static void
+pass_real(int64_t ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* The quotas on each backend; on SQLite also across a restart, over a file of the old schema,
+ * and against a flood of distinct keys. */
+static void
+test_quotas(void)
+{
+	sg_store *m = sg_store_memory_new(1000, 3, fake_clock);
+	CHECK(m != NULL);
+	if (m != NULL)
+		quota_case("memory", m, m, pass_fake, 60000, false, 0);
+	sg_store_free(m);
+
+	char path[] = "/tmp/shipgate-quota-XXXXXX", db[64], err[256];
+	int fd = mkstemp(path);
+	close(fd);
+	unlink(path);
+	snprintf(db, sizeof(db), "%s.db", path);
+	/* a file made before the caller column: it gains it, and old rows count for no caller */
+	sqlite3 *old = NULL;
+	CHECK_INT(sqlite3_open(db, &old), SQLITE_OK);
+	CHECK_INT(
+	        sqlite3_exec(old,
+	                     "CREATE TABLE idem (key TEXT PRIMARY KEY, fp_a INTEGER NOT NULL,"
+	                     " fp_b INTEGER NOT NULL, state INTEGER NOT NULL, owner TEXT NOT NULL,"
+	                     " lease_until INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+	                     " status BLOB, payload BLOB, has_payload INTEGER NOT NULL DEFAULT 0,"
+	                     " first_seen INTEGER NOT NULL, provider TEXT NOT NULL DEFAULT '');"
+	                     "INSERT INTO idem VALUES ('old1', 1, 1, 0, 'gone', 0, 0, NULL, NULL,"
+	                     " 0, 0, 'bosonline');",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(old);
+	sg_store *a = sg_store_sqlite_new(db, 100000, fake_wall, err, sizeof(err));
+	sg_store *b = sg_store_sqlite_new(db, 100000, fake_wall, err, sizeof(err));
+	CHECK(a != NULL && b != NULL);
+	if (a != NULL && b != NULL) {
+		/* the old row is an unknown key of callers not known: it counts for them */
+		CHECK_INT(q_claim(a, "old-n1", "", 0, 1), SG_CLAIM_QUOTA);
+		sg_store_free(b); /* (two gateways on one file count apart: one is enough here) */
+		b = NULL;
+		quota_case("sqlite", a, a, pass_fake, 60000, false, 1);
+		/* what a holds survives a restart */
+		CHECK_INT(q_claim(a, "keep1", "c", 0, 2), SG_CLAIM_OWNER);
+		CHECK_INT(q_claim(a, "keep2", "c", 0, 2), SG_CLAIM_OWNER);
+		sg_store_free(a);
+		a = sg_store_sqlite_new(db, 100000, fake_wall, err, sizeof(err));
+		CHECK(a != NULL);
+	}
+	if (a != NULL) {
+		CHECK_INT(q_claim(a, "keep3", "c", 0, 2), SG_CLAIM_QUOTA);
+		/* a flood of distinct keys fills only its sender's share */
+		int owner = 0, quota = 0;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int i = 0; i < 10000; i++) {
+			char k[32];
+			snprintf(k, sizeof(k), "flood-%d", i);
+			sg_claim r = q_claim(a, k, "flood", 0, 100);
+			owner += r == SG_CLAIM_OWNER;
+			quota += r == SG_CLAIM_QUOTA;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		CHECK_INT(owner, 100);
+		CHECK_INT(quota, 9900);
+		CHECK_INT(q_claim(a, "after-flood", "d", 0, 100), SG_CLAIM_OWNER);
+		fprintf(stderr,
+		        "  quotas: 10,000 claims of one caller at its cap on sqlite: %.1f s\n",
+		        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
+	sg_store_free(a);
+	sg_store_free(b);
+	char f[96];
+	const char *ext[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(f, sizeof(f), "%s%s", db, ext[i]);
+		unlink(f);
+	}
+
+	/* Redis: two gateways share each caller's count */
+	int port = free_port();
+	pid_t rp = redis_start(port);
+	CHECK(rp > 0);
+	if (rp <= 0)
+		return;
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/4", port);
+	sg_store *x = sg_store_redis_new(url, 1500, err, sizeof(err)),
+	         *y = sg_store_redis_new(url, 1500, err, sizeof(err));
+	CHECK(x != NULL && y != NULL);
+	if (x != NULL && y != NULL)
+		quota_case("redis (two gateways)", x, y, pass_real, 1500, true, 0);
+	sg_store_free(x);
+	sg_store_free(y);
 	redis_stop(rp);
 }
 
@@ -608,7 +790,8 @@ main(void)
 	test_sqlite_operator();
 	test_redis();
 	test_sqlite_burst();
-	sg_store *st = sg_store_memory_new(3, fake_clock);
+	test_quotas();
+	sg_store *st = sg_store_memory_new(3, 1, fake_clock);
 	struct seen s = {0};
 	static const uint8_t status[] = {0};
 	const sg_flight_outcome done = {status, 0, (const uint8_t *)"order-42", 8};
@@ -629,7 +812,7 @@ main(void)
 	CHECK_INT(s.err, SG_OK);
 	struct seen c = {0};
 	sg_flight_fp f1 = {1, 1};
-	sg_store_claim(st, "k1", f1, "bosonline", 1000, on_claim, &c);
+	sg_store_claim(st, "k1", f1, "bosonline", NULL, 1000, on_claim, &c);
 	CHECK_INT(c.res, SG_CLAIM_DONE);
 	CHECK_STR(c.payload, "order-42");
 	CHECK_INT(claim(st, "k1", 2), SG_CLAIM_CONFLICT);

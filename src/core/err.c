@@ -90,6 +90,12 @@ static const struct err_row err_table[SG_ERR_COUNT] = {
                                false},
         [SG_ECALLER_DENIED] = {"CALLER_PERMISSION_DENIED", "caller may not do this",
                                C_PERMISSION_DENIED, false},
+        [SG_EKEYS_IN_FLIGHT] = {"IDEMPOTENCY_KEYS_IN_FLIGHT",
+                                "caller has its most CreateOrder calls running",
+                                C_RESOURCE_EXHAUSTED, true},
+        /* not retryable: its keys free up as they expire (idempotency.ttl_ms), not soon */
+        [SG_EKEY_QUOTA] = {"IDEMPOTENCY_KEY_QUOTA", "caller holds its most idempotency keys",
+                           C_RESOURCE_EXHAUSTED, false},
 };
 
 static const struct err_row *

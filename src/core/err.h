@@ -31,24 +31,26 @@ typedef enum sg_err {
 	SG_EIDEMBUSY,     /* the key is held by another owner whose call is still running */
 	SG_ESTORE,        /* the idempotency store cannot be reached or failed */
 	/* -- the upstream provider -- */
-	SG_EUP_BADREQ,     /* HTTP 400 / 422: the provider rejected the input */
-	SG_EUP_UNAUTH,     /* HTTP 401 */
-	SG_EUP_FORBIDDEN,  /* HTTP 403 */
-	SG_EUP_NOTFOUND,   /* HTTP 404 */
-	SG_EUP_CONFLICT,   /* HTTP 409 */
-	SG_EUP_RATELIMIT,  /* HTTP 429 */
-	SG_EUP_UNAVAIL,    /* HTTP 5xx */
-	SG_EUP_HTTP,       /* any other unexpected HTTP status */
-	SG_EUP_TIMEOUT,    /* the upstream did not answer within the deadline */
-	SG_EUP_CONNECT,    /* could not resolve or connect: the request was not sent */
-	SG_EUP_BROKEN,     /* connection broke after sending: the outcome is unknown */
-	SG_EUP_MALFORMED,  /* body is not JSON, or JSON of the wrong shape or type */
-	SG_EUP_TOOBIG,     /* body over the upstream response cap */
-	SG_EUP_TLS,        /* the provider's certificate did not verify, or the TLS handshake
-	                      failed: nothing was sent, and retrying will not help */
-	SG_ECALLER_UNAUTH, /* the caller is not known (a token no caller has, or none where the
-	                      gateway needs one) */
-	SG_ECALLER_DENIED, /* the access table does not let this caller do this */
+	SG_EUP_BADREQ,      /* HTTP 400 / 422: the provider rejected the input */
+	SG_EUP_UNAUTH,      /* HTTP 401 */
+	SG_EUP_FORBIDDEN,   /* HTTP 403 */
+	SG_EUP_NOTFOUND,    /* HTTP 404 */
+	SG_EUP_CONFLICT,    /* HTTP 409 */
+	SG_EUP_RATELIMIT,   /* HTTP 429 */
+	SG_EUP_UNAVAIL,     /* HTTP 5xx */
+	SG_EUP_HTTP,        /* any other unexpected HTTP status */
+	SG_EUP_TIMEOUT,     /* the upstream did not answer within the deadline */
+	SG_EUP_CONNECT,     /* could not resolve or connect: the request was not sent */
+	SG_EUP_BROKEN,      /* connection broke after sending: the outcome is unknown */
+	SG_EUP_MALFORMED,   /* body is not JSON, or JSON of the wrong shape or type */
+	SG_EUP_TOOBIG,      /* body over the upstream response cap */
+	SG_EUP_TLS,         /* the provider's certificate did not verify, or the TLS handshake
+	                       failed: nothing was sent, and retrying will not help */
+	SG_ECALLER_UNAUTH,  /* the caller is not known (a token no caller has, or none where the
+	                       gateway needs one) */
+	SG_ECALLER_DENIED,  /* the access table does not let this caller do this */
+	SG_EKEYS_IN_FLIGHT, /* the caller has its most CreateOrder keys running already */
+	SG_EKEY_QUOTA,      /* the caller holds its most live idempotency keys already */
 	SG_ERR_COUNT
 } sg_err;
 

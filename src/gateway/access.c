@@ -2,7 +2,10 @@
  * access.c - the access step: who is calling, and whether the access table lets them.
  *
  * A caller is known by its caller token (metadata "authorization: Bearer <token>", looked up by
- * its SHA-256 among caller.<name>.token_sha256), or on ipc by its peer uid (caller.<name>.uid).
+ * its SHA-256 among caller.<name>.token_sha256), by the TLS listener of its own that its
+ * connection came through (caller.<name>.tls_listen: only certificates that the caller's own CA
+ * signed are let in there), or on ipc by its peer uid (caller.<name>.uid). A caller with a
+ * tenant calls with that tenant's credentials (c->tenant).
  * A token that no caller has is UNAUTHENTICATED whatever else is true. A caller that is not
  * known is anonymous: allowed everything from loopback, ipc and inproc by default
  * (access.anonymous = local), from anywhere with "all", never with "none". A known caller may
@@ -79,6 +82,10 @@ gw_access_method(sg_call *c)
 	const char *tok = call_token(c, &n);
 
 	c->caller = NULL;
+	c->tenant = 0;
+	const sg_caller *by_tls = c->peer_caller > 0 && (size_t)c->peer_caller <= cfg->ncallers
+	                                  ? &cfg->callers[c->peer_caller - 1]
+	                                  : NULL;
 	if (tok != NULL && cfg->ncallers > 0) {
 		uint8_t h[32];
 		sha256(tok, n, h);
@@ -91,6 +98,15 @@ gw_access_method(sg_call *c)
 			             "gateway's callers");
 			return false;
 		}
+		if (by_tls != NULL && c->caller != by_tls) {
+			/* one connection, two identities: believe neither */
+			gw_call_fail(c, SG_ECALLER_UNAUTH,
+			             "the caller token names another caller than the TLS "
+			             "certificate of this connection");
+			return false;
+		}
+	} else if (by_tls != NULL) {
+		c->caller = by_tls; /* a certificate its own CA verified, on its own listener */
 	} else if (tok != NULL) {
 		gw_call_fail(c, SG_ECALLER_UNAUTH,
 		             "this gateway has no callers to check a caller "
@@ -101,6 +117,8 @@ gw_access_method(sg_call *c)
 			if (cfg->callers[i].uid == c->peer_uid)
 				c->caller = &cfg->callers[i];
 	}
+	if (c->caller != NULL)
+		c->tenant = c->caller->tenant;
 	if (c->method->kind == SG_M_HEALTH)
 		return true;
 	if (c->caller == NULL) {

@@ -37,18 +37,19 @@
  * credentials, so that gateways set up for other accounts or another environment never share
  * answers), then the key. Arena; NULL when out of memory. */
 static const char *
-shared_key(sg_gateway *gw, const sg_provider *p, sg_arena *a, const char *key)
+shared_key(sg_gateway *gw, size_t tenant, const sg_provider *p, sg_arena *a, const char *key)
 {
-	const sg_pconf *pc = sg_config_provider(gw->cfg, p->id);
-	const char *parts[] = {pc->base_url, pc->token, pc->client_id};
+	const sg_pconf *pc = sg_config_tenant_provider(gw->cfg, tenant, p->id);
+	const char *tname = tenant > 0 ? gw->cfg->tenants[tenant - 1].name : NULL;
+	const char *parts[] = {pc->base_url, pc->token, pc->client_id, tname};
 	size_t n = 0, kl = strlen(key);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		n += (parts[i] ? strlen(parts[i]) : 0) + 1;
 	char *acct = sg_arena_alloc(a, n + 1), *k = sg_arena_alloc(a, 33 + kl + 1);
 	if (acct == NULL || k == NULL)
 		return NULL;
 	size_t at = 0;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		size_t l = parts[i] ? strlen(parts[i]) : 0;
 		memcpy(acct + at, parts[i] ? parts[i] : "", l);
 		acct[at + l] = '\n';
@@ -100,6 +101,7 @@ struct refresh {
 	sg_gateway *gw;          /* owner */
 	sg_arena arena;          /* everything of the refresh */
 	const sg_provider *prov; /* provider */
+	size_t pslot;            /* its slot in the token table (the tenant's) */
 	const sg_op *op;         /* the operation to repeat */
 	sg_pconf pc;             /* its config, with the token to use */
 	ProtobufCMessage *req;   /* the request (arena copy) */
@@ -157,8 +159,7 @@ refresh_go(struct refresh *r)
 	sg_gateway *gw = r->gw;
 
 	if (gw_fetches_token(r->prov, &r->pc) &&
-	    (!sg_auth_peek(gw->auth, gw_pidx(r->prov), &r->arena, &r->pc.token) ||
-	     r->pc.token == NULL))
+	    (!sg_auth_peek(gw->auth, r->pslot, &r->arena, &r->pc.token) || r->pc.token == NULL))
 		goto fail;
 	if (gw_op_build(r->op, &r->pc, r->req, &r->arena, &r->hreq, &r->st) != SG_OK)
 		goto fail;
@@ -203,6 +204,7 @@ cache_refresh_start(sg_call *c, const char *key, const char *skey, bool locked)
 	sg_arena_init(&r->arena, 8192, gw->cfg->arena_cap);
 	r->gw = gw;
 	r->prov = c->prov;
+	r->pslot = c->pslot;
 	r->op = c->op;
 	r->pc = c->pc;
 	r->out_desc = c->method->desc->output;
@@ -212,7 +214,7 @@ cache_refresh_start(sg_call *c, const char *key, const char *skey, bool locked)
 	                                   c->env->payload.len, c->env->payload.data);
 	if (gw->shared != NULL)
 		r->skey = skey != NULL ? sg_arena_strdup(&r->arena, skey)
-		                       : shared_key(gw, c->prov, &r->arena, key);
+		                       : shared_key(gw, c->tenant, c->prov, &r->arena, key);
 	if (r->key == NULL || r->req == NULL || (gw->shared != NULL && r->skey == NULL))
 		goto fail;
 	if (gw->shared != NULL && !locked)
@@ -230,7 +232,9 @@ fail:
 }
 
 /* The cache key of a Track or GetOrder request (arena), or NULL when it is not cacheable:
- * "<kind>|<provider>|<id>|<id2>". Built by hand: it is on every hit's path. */
+ * "<kind>|<provider>|<id>|<id2>", after "<tenant>/" for a tenant's call (a key of the
+ * providers' own starts with its kind, never with a tenant's name). Built by hand: it is on
+ * every hit's path. */
 static const char *
 cache_key(sg_call *c, bool *bypass)
 {
@@ -251,12 +255,18 @@ cache_key(sg_call *c, bool *bypass)
 	}
 	/* the provider is a resolved one: its name, not a caller's number, goes in the key */
 	const char *pname = c->prov->name;
-	size_t n0 = strlen(pname), n1 = strlen(id), n2 = strlen(id2);
+	const char *tname = c->tenant > 0 ? c->gw->cfg->tenants[c->tenant - 1].name : "";
+	size_t n0 = strlen(pname), n1 = strlen(id), n2 = strlen(id2), nt = strlen(tname);
 	if (n1 > 256 || n2 > 256)
 		return NULL; /* ids are validated later anyway */
-	char *k = sg_arena_alloc(&c->arena, n0 + n1 + n2 + 5), *p = k;
+	char *k = sg_arena_alloc(&c->arena, nt + n0 + n1 + n2 + 6), *p = k;
 	if (k == NULL)
 		return NULL;
+	if (nt > 0) {
+		memcpy(p, tname, nt);
+		p += nt;
+		*p++ = '/';
+	}
 	*p++ = kind;
 	*p++ = '|';
 	memcpy(p, pname, n0);
@@ -345,7 +355,7 @@ gw_cache_begin(sg_call *c)
 	case SG_FLIGHT_OWNER:
 		c->cache_owner = true;
 		if (gw->shared == NULL ||
-		    (c->shared_key = shared_key(gw, c->prov, &c->arena, key)) == NULL)
+		    (c->shared_key = shared_key(gw, c->tenant, c->prov, &c->arena, key)) == NULL)
 			return true;
 		sg_shcache_get(gw->shared, c->shared_key, c->pc.cache_ttl_ms,
 		               shared_lock_ms(&c->pc), true, c->deadline_ms, shared_got, c);
@@ -377,7 +387,7 @@ gw_cache_finish(sg_call *c)
 		else
 			sg_flight_put(gw->cache, c->cache_key, ttl, stale, &c->out);
 		if (gw->shared != NULL && c->shared_key == NULL && ok)
-			c->shared_key = shared_key(gw, c->prov, &c->arena, c->cache_key);
+			c->shared_key = shared_key(gw, c->tenant, c->prov, &c->arena, c->cache_key);
 		shared_end(gw, c->shared_key, c->shared_lock, ok, &c->pc, &c->out);
 		c->cache_owner = c->cache_store = c->shared_lock = false;
 	}

@@ -28,6 +28,7 @@ struct entry {
 	size_t payload_len;  /* bytes of payload after it */
 	bool has_payload;    /* payload present (may be empty) */
 	size_t cost;         /* bytes charged to the table */
+	size_t tag;          /* counted for this tag (conf.ntags > 0) */
 };
 
 struct sg_flight {
@@ -39,6 +40,7 @@ struct sg_flight {
 	sg_flight_conf conf;    /* limits and policy */
 	sg_list stored;         /* stored entries: most recently stored or used first, the next
 	                           to evict or expire last */
+	size_t *tags;           /* keys held per tag (conf.ntags of them), or NULL */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -105,7 +107,9 @@ sg_flight_new(const sg_flight_conf *conf)
 	t->nbuckets = 64;
 	while (t->nbuckets < t->conf.max_entries && t->nbuckets < ((size_t)1 << 24))
 		t->nbuckets <<= 1;
-	if ((t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL) {
+	if ((t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL ||
+	    (t->conf.ntags > 0 && (t->tags = calloc(t->conf.ntags, sizeof(*t->tags))) == NULL)) {
+		free(t->buckets);
 		free(t);
 		return NULL;
 	}
@@ -136,6 +140,7 @@ sg_flight_free(sg_flight *t)
 		}
 	}
 	free(t->buckets);
+	free(t->tags);
 	pthread_mutex_destroy(&t->mtx);
 	free(t);
 }
@@ -167,6 +172,8 @@ entry_drop(sg_flight *t, struct entry *e)
 		t->bytes -= e->cost;
 	}
 	t->count--;
+	if (t->tags != NULL)
+		t->tags[e->tag]--;
 	entry_free(e);
 }
 
@@ -227,9 +234,24 @@ entry_store(sg_flight *t, struct entry *e, int64_t now, int64_t age_ms, int64_t 
 	return true;
 }
 
-/* A new running entry for key, or NULL (no room or no memory). Lock held. */
+/* Whether tag holds fewer than tag_max keys, once the expired outcomes at the tail are dropped
+ * (without eviction, the tail is the oldest: every key of a table has the same lifetime).
+ * Lock held. */
+static bool
+tag_room(sg_flight *t, size_t tag, size_t tag_max, int64_t now)
+{
+	if (t->tags == NULL || tag_max == 0 || t->tags[tag] < tag_max)
+		return true;
+	struct entry *e;
+	while ((e = entry_of(sg_list_last(&t->stored))) != NULL && !e->running &&
+	       now >= e->stale_until && !t->conf.evict)
+		entry_drop(t, e);
+	return t->tags[tag] < tag_max;
+}
+
+/* A new running entry for key, counted for tag, or NULL (no room or no memory). Lock held. */
 static struct entry *
-entry_new(sg_flight *t, const char *key, uint64_t h, sg_flight_fp fp, int64_t now)
+entry_new(sg_flight *t, const char *key, uint64_t h, sg_flight_fp fp, int64_t now, size_t tag)
 {
 	struct entry *e;
 	if (!make_room(t, 1, 0, now, NULL) || (e = calloc(1, sizeof(*e))) == NULL)
@@ -243,12 +265,33 @@ entry_new(sg_flight *t, const char *key, uint64_t h, sg_flight_fp fp, int64_t no
 	sg_list_init(&e->waiters);
 	*slot_of(t, key, h) = e; /* the chain's end, found after make_room changed it */
 	t->count++;
+	if (t->tags != NULL) {
+		e->tag = tag;
+		t->tags[tag]++;
+	}
 	return e;
 }
 
 sg_flight_res
 sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter *w, sg_arena *a,
                 sg_flight_outcome *out, int64_t *age_ms, bool *refresh)
+{
+	return sg_flight_begin_tag(t, key, fp, w, a, out, age_ms, refresh, 0, 0);
+}
+
+size_t
+sg_flight_tag_count(sg_flight *t, size_t tag)
+{
+	pthread_mutex_lock(&t->mtx);
+	size_t n = t->tags != NULL && tag < t->conf.ntags ? t->tags[tag] : 0;
+	pthread_mutex_unlock(&t->mtx);
+	return n;
+}
+
+sg_flight_res
+sg_flight_begin_tag(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter *w,
+                    sg_arena *a, sg_flight_outcome *out, int64_t *age_ms, bool *refresh, size_t tag,
+                    size_t tag_max)
 {
 	uint64_t h = key_hash(key);
 	int64_t now = t->conf.clock ? t->conf.clock() : sg_now_ms();
@@ -262,8 +305,12 @@ sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter
 		entry_drop(t, e); /* past its stale window: as if never stored */
 		e = NULL;
 	}
-	if (e == NULL) {
-		e = entry_new(t, key, h, fp, now);
+	if (t->tags != NULL && tag >= t->conf.ntags)
+		tag = t->conf.ntags - 1;
+	if (e == NULL && !tag_room(t, tag, tag_max, now)) {
+		res = SG_FLIGHT_QUOTA;
+	} else if (e == NULL) {
+		e = entry_new(t, key, h, fp, now, tag);
 		if (e == NULL) {
 			res = SG_FLIGHT_FULL;
 		} else {
@@ -384,7 +431,7 @@ sg_flight_put(sg_flight *t, const char *key, int64_t ttl_ms, int64_t stale_ms,
 	struct entry *e = *pp;
 	if (e == NULL) {
 		sg_flight_fp none = {0, 0};
-		e = entry_new(t, key, h, none, now);
+		e = entry_new(t, key, h, none, now, 0);
 	} else if (e->running && !e->stored) {
 		e = NULL; /* the owner's answer is on its way */
 	}

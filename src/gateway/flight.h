@@ -54,6 +54,7 @@ typedef struct sg_flight_conf {
 	bool evict;             /* make room by evicting the least recently used stored outcome
 	                           (cache); false: refuse new keys until outcomes expire */
 	int64_t (*clock)(void); /* milliseconds; NULL: sg_now_ms (tests inject a fake one) */
+	size_t ntags;           /* owners that keys are counted for (0..ntags-1); 0: none */
 } sg_flight_conf;
 
 typedef enum sg_flight_res {
@@ -63,6 +64,7 @@ typedef enum sg_flight_res {
 	SG_FLIGHT_STALE,    /* a stored outcome past its TTL was copied into the arena */
 	SG_FLIGHT_CONFLICT, /* the key is held with a different fingerprint */
 	SG_FLIGHT_FULL,     /* no room for another key (or the arena could not take the copy) */
+	SG_FLIGHT_QUOTA, /* a new key, and its tag already holds its most (sg_flight_begin_tag) */
 } sg_flight_res;
 
 /* Creates a table. Returns NULL on allocation failure. */
@@ -84,6 +86,19 @@ sg_flight_fp sg_flight_fingerprint(const char *method, const uint8_t *payload, s
  */
 sg_flight_res sg_flight_begin(sg_flight *t, const char *key, sg_flight_fp fp, sg_flight_waiter *w,
                               sg_arena *a, sg_flight_outcome *out, int64_t *age_ms, bool *refresh);
+
+/*
+ * sg_flight_begin for an owner's key: a new key is counted for tag (< conf.ntags) while it is
+ * held, running or stored, and is refused with SG_FLIGHT_QUOTA when the tag holds tag_max keys
+ * already (after dropping expired outcomes); tag_max 0 means no cap. Existing keys are found as
+ * by sg_flight_begin, whoever holds them.
+ */
+sg_flight_res sg_flight_begin_tag(sg_flight *t, const char *key, sg_flight_fp fp,
+                                  sg_flight_waiter *w, sg_arena *a, sg_flight_outcome *out,
+                                  int64_t *age_ms, bool *refresh, size_t tag, size_t tag_max);
+
+/* Keys held right now for tag (0 beyond conf.ntags). */
+size_t sg_flight_tag_count(sg_flight *t, size_t tag);
 
 /*
  * Takes a waiting call back (its deadline passed, or the server is stopping). Returns true when

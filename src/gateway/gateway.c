@@ -161,7 +161,8 @@ gw_call_fail(sg_call *c, sg_err err, const char *msg)
 
 /*
  * The secrets an outcome must never carry: the token this call used (a fetched one too), and
- * with all, every provider's configured token and client secret. A provider that echoes its
+ * with all, every provider's configured token and client secret, the tenants' too (at most
+ * 2 + 2 * SG_MAX_PROVIDERS * (SG_MAX_TENANTS + 1) of them). A provider that echoes its
  * request's headers into its error text, or into an answer, must not hand them to callers, to
  * the cache, to the idempotency store or to the log.
  */
@@ -175,9 +176,12 @@ call_secrets(const sg_call *c, bool all, const char **out)
 		out[n++] = c->pc.token;
 		out[n++] = c->pc.client_secret;
 	}
-	for (size_t i = 0; all && i < cfg->nproviders; i++) {
-		out[n++] = cfg->providers[i].token;
-		out[n++] = cfg->providers[i].client_secret;
+	for (size_t t = 0; all && t <= cfg->ntenants; t++) {
+		const sg_pconf *ps = t == 0 ? cfg->providers : cfg->tenants[t - 1].providers;
+		for (size_t i = 0; i < cfg->nproviders; i++) {
+			out[n++] = ps[i].token;
+			out[n++] = ps[i].client_secret;
+		}
 	}
 	return n;
 }
@@ -186,7 +190,7 @@ call_secrets(const sg_call *c, bool all, const char **out)
 static void
 call_redact_status(sg_call *c)
 {
-	const char *sec[2 * SG_MAX_PROVIDERS + 2];
+	const char *sec[2 * SG_MAX_PROVIDERS * (SG_MAX_TENANTS + 1) + 2];
 	size_t n = call_secrets(c, true, sec);
 	sg_status *st = &c->st;
 
@@ -273,7 +277,7 @@ call_upstream_done(void *arg, sg_err err, const sg_http_resp *resp)
 		if (c->st.err == SG_EUP_UNAUTH && gw_fetches_token(c->prov, &c->pc) &&
 		    !c->auth_retried) {
 			/* the cached token was revoked or expired early: once more, fresh */
-			sg_auth_invalidate(c->gw->auth, gw_pidx(c->prov), c->pc.token);
+			sg_auth_invalidate(c->gw->auth, c->pslot, c->pc.token);
 			c->auth_retried = true;
 			sg_status_clear(&c->st);
 			c->st.provider = c->prov->name;
@@ -333,7 +337,7 @@ call_provider(sg_call *c)
 	sg_gateway *gw = c->gw;
 	int id = sg_method_provider(c->method, c->req);
 	const sg_provider *p = sg_provider_get((Shipgate__V1__Provider)id);
-	const sg_pconf *pc = sg_config_provider(gw->cfg, id);
+	const sg_pconf *pc = sg_config_tenant_provider(gw->cfg, c->tenant, id);
 
 	if (p == NULL || pc == NULL) {
 		sg_status_violation(&c->st, "provider", "unspecified or unknown provider");
@@ -358,6 +362,7 @@ call_provider(sg_call *c)
 		return;
 	}
 	c->prov = p;
+	c->pslot = c->tenant * gw->cfg->nproviders + gw_pidx(p);
 	c->pc = *pc; /* per-call copy: a fetched token replaces pc->token */
 	if (c->method->cacheable && gw->cache != NULL && pc->cache_ttl_ms > 0 && !gw_cache_begin(c))
 		return; /* answered from the cache, or waiting for the same call */
@@ -477,6 +482,7 @@ sg_call_init(sg_gateway *gw, sg_call *c, void *t)
 	c->transport = t;
 	c->peer_local = -1;
 	c->peer_uid = -1;
+	c->peer_caller = 0;
 	sg_arena_init(&c->arena, 2048, gw->cfg->arena_cap); /* idle calls keep 2 KiB */
 	c->waiter.done = gw_flight_done;
 	c->twait.done = gw_token_done;
@@ -506,7 +512,9 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	gw->tr = *transport;
 	atomic_init(&gw->draining, false);
 	sg_waitgroup_init(&gw->busy);
-	sg_flight_conf idem_conf = {.max_entries = cfg->idem_max_entries, .evict = false};
+	/* keys are counted per caller (tag i + 1; 0 for callers that are not known) */
+	sg_flight_conf idem_conf = {
+	        .max_entries = cfg->idem_max_entries, .evict = false, .ntags = cfg->ncallers + 1};
 	sg_flight_conf cache_conf = {.max_entries = cfg->cache_max_entries,
 	                             .max_bytes = cfg->cache_max_bytes,
 	                             .evict = true};
@@ -535,9 +543,10 @@ sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend
 	if ((gw->up = sg_upstream_new(backend)) == NULL ||
 	    (gw->idem = sg_flight_new(&idem_conf)) == NULL ||
 	    (gw->store == NULL &&
-	     (gw->store = sg_store_memory_new(cfg->idem_max_entries, NULL)) == NULL) ||
+	     (gw->store = sg_store_memory_new(cfg->idem_max_entries, cfg->ncallers + 1, NULL)) ==
+	             NULL) ||
 	    (cfg->cache_max_bytes > 0 && (gw->cache = sg_flight_new(&cache_conf)) == NULL) ||
-	    (gw->auth = sg_auth_new(cfg->nproviders, NULL)) == NULL ||
+	    (gw->auth = sg_auth_new(cfg->nproviders * (cfg->ntenants + 1), NULL)) == NULL ||
 	    (gw->deadlines = sg_deadlines_new((size_t)calls)) == NULL) {
 		snprintf(err, errlen, "gateway: out of memory");
 		sg_gateway_free(gw);

@@ -51,7 +51,11 @@ struct sg_call {
 	 * (sg_gateway_wants_peer): where the request came from */
 	int peer_local;                 /* 1 loopback, ipc or inproc; 0 another host; -1 unknown */
 	long peer_uid;                  /* an ipc peer's uid, or -1 */
+	int peer_caller;                /* i + 1 when it came through caller i's own TLS listener
+	                                   (a certificate its CA verified), else 0 */
 	const struct sg_caller *caller; /* who is calling (the access step), or NULL: anonymous */
+	size_t tenant;                  /* whose credentials: 0 the providers', i tenants[i - 1] */
+	size_t pslot;                   /* its provider's slot in per-tenant tables (tokens) */
 	sg_arena arena;                 /* everything of this call; released once encoded */
 	Shipgate__V1__RpcRequest *env;  /* decoded envelope (arena), or NULL */
 	const sg_method *method;        /* resolved method, or NULL */
@@ -69,6 +73,8 @@ struct sg_call {
 	                                   local flight (its waiters get the outcome) */
 	bool idem_owner;                /* holds the store's claim on its key: must complete or
 	                                   release it */
+	const char *idem_key;           /* its key in the table and the store: the caller's, after
+	                                   "<tenant> " for a tenant's call (arena) */
 	sg_outcome out;                 /* the encoded outcome, from call_finish to the reply */
 	bool cache_owner;               /* owns cache_key: must finish it */
 	bool cache_store;               /* bypassed the cache: store a fresh answer */
@@ -97,8 +103,8 @@ struct sg_call {
 sg_err sg_gateway_new(sg_gateway **out, const sg_config *cfg, const sg_upstream_backend *backend,
                       const sg_transport *transport, int calls, char *err, size_t errlen);
 
-/* Whether the transport must fill each call's peer_local and peer_uid (an access table is
- * configured, or anonymous callers are told apart by where they come from). */
+/* Whether the transport must fill each call's peer_local, peer_uid and peer_caller (an access table
+ * is configured, or anonymous callers are told apart by where they come from). */
 bool sg_gateway_wants_peer(const sg_gateway *gw);
 
 /* Frees it, after sg_gateway_stop. No call may be running. NULL is a no-op. */

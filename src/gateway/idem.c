@@ -57,7 +57,7 @@ gw_idem_local_finish(sg_call *c, const sg_outcome *o)
 {
 	if (c->idem_local) {
 		c->idem_local = false;
-		sg_flight_finish(c->gw->idem, c->env->idempotency_key, false, 0, 0, o);
+		sg_flight_finish(c->gw->idem, c->idem_key, false, 0, 0, o);
 	}
 }
 
@@ -70,7 +70,7 @@ idem_stored(void *arg, sg_err err)
 	if (err != SG_OK)
 		/* the caller still gets the real outcome; a retry finds the key claimed */
 		fprintf(stderr, "shipgated: idempotency store %s: %s: %s\n",
-		        c->gw->store->ops->name, c->env->idempotency_key, sg_strerror(err));
+		        c->gw->store->ops->name, c->idem_key, sg_strerror(err));
 	gw_call_deliver(c);
 }
 
@@ -99,10 +99,10 @@ gw_idem_store(sg_call *c)
 		return false;
 	c->idem_owner = false;
 	if (idem_keep(c->st.err))
-		sg_store_complete(gw->store, c->env->idempotency_key, &c->out, gw->cfg->idem_ttl_ms,
+		sg_store_complete(gw->store, c->idem_key, &c->out, gw->cfg->idem_ttl_ms,
 		                  idem_stored, c);
 	else
-		sg_store_release(gw->store, c->env->idempotency_key, idem_stored, c);
+		sg_store_release(gw->store, c->idem_key, idem_stored, c);
 	return true;
 }
 
@@ -142,6 +142,15 @@ idem_claimed(void *arg, sg_claim res, const sg_outcome *o)
 	case SG_CLAIM_FULL:
 		gw_call_fail(c, SG_EBUSY, "idempotency table full; retry later");
 		return;
+	case SG_CLAIM_QUOTA:
+		/* (this call's flight ends with the failure: its key was never claimed) */
+		sg_status_set(&c->st, &c->arena, SG_EKEY_QUOTA,
+		              "caller %s holds %zu live idempotency keys, its most (caller.<name>."
+		              "max_keys); keys free up as they expire after idempotency.ttl_ms",
+		              c->caller != NULL ? c->caller->name : "(not known)",
+		              sg_config_caller_max_keys(c->gw->cfg, c->caller));
+		gw_call_finish(c);
+		return;
 	case SG_CLAIM_ERROR:
 	default:
 		/* fail closed: nothing is sent without a claim */
@@ -178,15 +187,38 @@ gw_idem_begin(sg_call *c)
 		               : "CreateOrder requires an idempotency_key in the request envelope");
 		return;
 	}
+	/* a tenant's keys are its own: the same key from another tenant is another key (a
+	 * space never appears in a caller's key, so the two never meet) */
+	if (c->tenant > 0)
+		key = sg_arena_printf(&c->arena, "%s %s", gw->cfg->tenants[c->tenant - 1].name,
+		                      key);
+	if (key == NULL) {
+		gw_call_fail(c, SG_ENOMEM, NULL);
+		return;
+	}
+	c->idem_key = key;
 	sg_flight_fp fp =
 	        sg_flight_fingerprint(c->env->method, c->env->payload.data, c->env->payload.len);
+	/* quotas: the caller's keys, running here and held in the store */
+	size_t tag = c->caller != NULL ? (size_t)(c->caller - gw->cfg->callers) + 1 : 0;
+	size_t in_flight = sg_config_caller_max_in_flight(gw->cfg, c->caller);
+	sg_store_quota quota = {c->caller != NULL ? c->caller->name : "", tag,
+	                        sg_config_caller_max_keys(gw->cfg, c->caller)};
 	gw_park_reset(c, gw->idem, 0);
-	switch (sg_flight_begin(gw->idem, key, fp, &c->waiter, &c->arena, &o, &age, &refresh)) {
+	switch (sg_flight_begin_tag(gw->idem, key, fp, &c->waiter, &c->arena, &o, &age, &refresh,
+	                            tag, in_flight)) {
 	case SG_FLIGHT_OWNER:
 		c->idem_local = true;
 		/* the lease: as long as this call may run */
-		sg_store_claim(gw->store, key, fp, c->prov != NULL ? c->prov->name : "",
+		sg_store_claim(gw->store, key, fp, c->prov != NULL ? c->prov->name : "", &quota,
 		               c->deadline_ms - sg_now_ms(), idem_claimed, c);
+		return;
+	case SG_FLIGHT_QUOTA:
+		sg_status_set(&c->st, &c->arena, SG_EKEYS_IN_FLIGHT,
+		              "caller %s has %zu CreateOrder calls running, its most "
+		              "(caller.<name>.max_keys_in_flight); retry when one has answered",
+		              c->caller != NULL ? c->caller->name : "(not known)", in_flight);
+		gw_call_finish(c);
 		return;
 	case SG_FLIGHT_WAITING: gw_park(c, gw_call_send); return;
 	case SG_FLIGHT_CONFLICT:

@@ -29,9 +29,11 @@ sg_store_drain(sg_store *s)
 
 void
 sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, const char *provider,
-               int64_t lease_ms, sg_store_claim_cb cb, void *arg)
+               const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {
-	s->ops->claim(s->impl, key, fp, provider != NULL ? provider : "", lease_ms, cb, arg);
+	static const sg_store_quota none = {"", 0, 0};
+	s->ops->claim(s->impl, key, fp, provider != NULL ? provider : "",
+	              quota != NULL ? quota : &none, lease_ms, cb, arg);
 }
 
 void
@@ -56,8 +58,8 @@ sg_store_release(sg_store *s, const char *key, sg_store_done_cb cb, void *arg)
  */
 
 static void
-mem_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
-          sg_store_claim_cb cb, void *arg)
+mem_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider,
+          const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {
 	sg_flight_outcome o;
 	int64_t age;
@@ -68,12 +70,14 @@ mem_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider, in
 
 	/* a stored outcome is copied out for the callback, then dropped */
 	sg_arena_init(&a, 1024, (size_t)1 << 30);
-	switch (sg_flight_begin(impl, key, fp, NULL, &a, &o, &age, &refresh)) {
+	switch (sg_flight_begin_tag(impl, key, fp, NULL, &a, &o, &age, &refresh, quota->tag,
+	                            quota->max_keys)) {
 	case SG_FLIGHT_OWNER: cb(arg, SG_CLAIM_OWNER, NULL); break;
 	case SG_FLIGHT_WAITING: cb(arg, SG_CLAIM_BUSY, NULL); break;
 	case SG_FLIGHT_HIT:
 	case SG_FLIGHT_STALE: cb(arg, SG_CLAIM_DONE, &o); break;
 	case SG_FLIGHT_CONFLICT: cb(arg, SG_CLAIM_CONFLICT, NULL); break;
+	case SG_FLIGHT_QUOTA: cb(arg, SG_CLAIM_QUOTA, NULL); break;
 	case SG_FLIGHT_FULL:
 	default: cb(arg, SG_CLAIM_FULL, NULL); break;
 	}
@@ -116,10 +120,11 @@ static const sg_store_ops memory_ops = {
 };
 
 sg_store *
-sg_store_memory_new(size_t max_entries, int64_t (*clock)(void))
+sg_store_memory_new(size_t max_entries, size_t ntags, int64_t (*clock)(void))
 {
 	sg_store *s = malloc(sizeof(*s));
-	sg_flight_conf conf = {.max_entries = max_entries, .evict = false, .clock = clock};
+	sg_flight_conf conf = {
+	        .max_entries = max_entries, .evict = false, .clock = clock, .ntags = ntags};
 
 	if (s == NULL)
 		return NULL;

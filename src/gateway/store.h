@@ -33,8 +33,20 @@ typedef enum sg_claim {
 	                      provider did is unknown, and the request is never sent again */
 	SG_CLAIM_CONFLICT, /* the key holds another request (its fingerprint differs) */
 	SG_CLAIM_FULL,     /* no room for another key */
+	SG_CLAIM_QUOTA,    /* a new key, and its caller holds its most keys already */
 	SG_CLAIM_ERROR,    /* the store cannot be reached or failed */
 } sg_claim;
+
+/*
+ * Whose key a claim makes, and how many live keys (claimed, or kept and unexpired) that caller
+ * may hold at once, so that one caller cannot fill the table for every other. A key is counted
+ * for the caller that claimed it until it is released or expires.
+ */
+typedef struct sg_store_quota {
+	const char *caller; /* the caller's name; "" for callers that are not known */
+	size_t tag;         /* its index among the gateway's callers (the memory store's count) */
+	size_t max_keys;    /* live keys it may hold; 0: no cap */
+} sg_store_quota;
 
 /* A claim's answer; o (DONE only) is borrowed for the duration of the call. */
 typedef void (*sg_store_claim_cb)(void *arg, sg_claim res, const sg_flight_outcome *o);
@@ -46,7 +58,8 @@ typedef struct sg_store_ops {
 	const char *name;  /* "memory", "sqlite", "redis": named in messages */
 	const char *scope; /* "node" (this process or host) or "fleet" (shared by gateways) */
 	void (*claim)(void *impl, const char *key, sg_flight_fp fp, const char *provider,
-	              int64_t lease_ms, sg_store_claim_cb cb, void *arg);
+	              const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb,
+	              void *arg);
 	void (*complete)(void *impl, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
 	                 sg_store_done_cb cb, void *arg);
 	void (*release)(void *impl, const char *key, sg_store_done_cb cb, void *arg);
@@ -63,9 +76,10 @@ typedef struct sg_store {
 } sg_store;
 
 /* The memory store: a table of at most max_entries keys (outcomes expire after their ttl, and
- * are never evicted early: when it is full, claims answer FULL). clock: milliseconds, NULL for
- * sg_now_ms. NULL when out of memory. Its callbacks run inline. */
-sg_store *sg_store_memory_new(size_t max_entries, int64_t (*clock)(void));
+ * are never evicted early: when it is full, claims answer FULL), counted per quota tag
+ * (0..ntags-1). clock: milliseconds, NULL for sg_now_ms. NULL when out of memory. Its callbacks
+ * run inline. */
+sg_store *sg_store_memory_new(size_t max_entries, size_t ntags, int64_t (*clock)(void));
 
 /*
  * The SQLite store: one file at path (created when missing), WAL with synchronous=FULL, one
@@ -140,10 +154,11 @@ void sg_store_drain(sg_store *s);
 /* Frees a store (any backend); queued operations are answered first. NULL is a no-op. */
 void sg_store_free(sg_store *s);
 
-/* The operations, through the backend. key, provider and o are borrowed for the call only.
- * provider names the call's provider, kept with a claim for the operator's view. */
+/* The operations, through the backend. key, provider, quota and o are borrowed for the call
+ * only. provider names the call's provider, kept with a claim for the operator's view. quota
+ * NULL: no caller's cap. */
 void sg_store_claim(sg_store *s, const char *key, sg_flight_fp fp, const char *provider,
-                    int64_t lease_ms, sg_store_claim_cb cb, void *arg);
+                    const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb, void *arg);
 void sg_store_complete(sg_store *s, const char *key, const sg_flight_outcome *o, int64_t ttl_ms,
                        sg_store_done_cb cb, void *arg);
 void sg_store_release(sg_store *s, const char *key, sg_store_done_cb cb, void *arg);

@@ -37,6 +37,9 @@
 #define POLL_MS    25   /* how often a busy key is looked at again */
 #define TIMEOUT_MS 1000 /* connect and command timeout */
 #define KEY_PREFIX "shipgate:idem:"
+/* A caller's live keys, for its quota: a sorted set of key names by when each stops being
+ * live (Redis ms). "-" names callers that are not known. */
+#define QUOTA_PREFIX "shipgate:idemq:"
 
 static const char claim_lua[] =
         "local t = redis.call('TIME')\n"
@@ -44,9 +47,15 @@ static const char claim_lua[] =
         "local h = redis.call('HMGET', KEYS[1], 'st', 'fa', 'fb', 'lease', 'status', 'payload',"
         " 'hp')\n"
         "if not h[1] then\n"
+        "  if tonumber(ARGV[7]) > 0 then\n"
+        "    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+        "    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then return {'quota'} end\n"
+        "  end\n"
         "  redis.call('HSET', KEYS[1], 'st', 'p', 'fa', ARGV[1], 'fb', ARGV[2], 'owner', ARGV[3],"
-        " 'lease', now + tonumber(ARGV[4]), 'first', now, 'prov', ARGV[6])\n"
+        " 'lease', now + tonumber(ARGV[4]), 'first', now, 'prov', ARGV[6], 'q', KEYS[2])\n"
         "  redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+        "  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), KEYS[1])\n"
+        "  redis.call('PEXPIRE', KEYS[2], ARGV[5])\n"
         "  return {'owner'}\n"
         "end\n"
         "if h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return {'conflict'} end\n"
@@ -54,12 +63,21 @@ static const char claim_lua[] =
         "if tonumber(h[4]) > now then return {'busy'} end\n"
         "return {'unknown'}\n";
 
+/* (a key's caller's set, named in its hash as 'q', lives as long as the key: its score moves
+ * with the key's expiry) */
 static const char complete_lua[] =
         "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
         " redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end\n"
         "redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[2], 'payload', ARGV[3], 'hp',"
         " ARGV[4])\n"
         "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+        "local q = redis.call('HGET', KEYS[1], 'q')\n"
+        "if q then\n"
+        "  local t = redis.call('TIME')\n"
+        "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "  redis.call('ZADD', q, 'XX', now + tonumber(ARGV[5]), KEYS[1])\n"
+        "  redis.call('PEXPIRE', q, ARGV[5])\n"
+        "end\n"
         "return 1\n";
 
 /* The operator's resolve: ARGV[1] "release" deletes the key, else ARGV[2] becomes its OK
@@ -74,14 +92,21 @@ static const char resolve_lua[] =
         "local unk = (h[1] == 'p' and tonumber(h[2]) <= now) or"
         " (h[1] == 'c' and string.sub(h[3] or '', 1, 2) == '\\8\\2')\n"
         "if not unk then return 0 end\n"
-        "if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) return 1 end\n"
+        "local q = redis.call('HGET', KEYS[1], 'q')\n"
+        "if ARGV[1] == 'release' then\n"
+        "  if q then redis.call('ZREM', q, KEYS[1]) end\n"
+        "  redis.call('DEL', KEYS[1]) return 1\n"
+        "end\n"
         "redis.call('HSET', KEYS[1], 'st', 'c', 'status', '', 'payload', ARGV[2], 'hp', '1',"
         " 'owner', 'operator')\n"
         "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+        "if q then redis.call('ZADD', q, 'XX', now + tonumber(ARGV[3]), KEYS[1]) end\n"
         "return 1\n";
 
 static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
                                   " redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end\n"
+                                  "local q = redis.call('HGET', KEYS[1], 'q')\n"
+                                  "if q then redis.call('ZREM', q, KEYS[1]) end\n"
                                   "redis.call('DEL', KEYS[1])\n"
                                   "return 1\n";
 
@@ -106,7 +131,7 @@ rd_conn(struct rd *r)
 static void
 rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 {
-	char fa[24], fb[24], lease[24], ttl[24];
+	char fa[24], fb[24], lease[24], ttl[24], max[24], qkey[64];
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
 	switch (op->kind) {
@@ -114,8 +139,12 @@ rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 		snprintf(fa, sizeof(fa), "%llu", (unsigned long long)op->fp.a);
 		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
 		snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
-		redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", claim_lua, op->key, fa, fb,
-		                   r->owner, lease, ttl, op->provider[0] ? op->provider : "-");
+		snprintf(max, sizeof(max), "%zu", op->max_keys);
+		snprintf(qkey, sizeof(qkey), QUOTA_PREFIX "%.40s",
+		         op->caller != NULL && op->caller[0] ? op->caller : "-");
+		redisAppendCommand(c, "EVAL %s 2 %s %s %s %s %s %s %s %s %s", claim_lua, op->key,
+		                   qkey, fa, fb, r->owner, lease, ttl,
+		                   op->provider[0] ? op->provider : "-", max);
 		break;
 	case SG_OP_COMPLETE:
 		redisAppendCommand(c, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key,
@@ -147,6 +176,8 @@ claim_result(const redisReply *rep, sg_flight_outcome *o)
 		return SG_CLAIM_BUSY;
 	if (strcmp(what, "unknown") == 0)
 		return SG_CLAIM_UNKNOWN;
+	if (strcmp(what, "quota") == 0)
+		return SG_CLAIM_QUOTA;
 	if (strcmp(what, "done") != 0 || rep->elements != 4)
 		return SG_CLAIM_ERROR;
 	o->status = (const uint8_t *)rep->element[1]->str;
@@ -257,10 +288,10 @@ rd_due(void *impl)
 }
 
 static void
-rd_claim_op(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
-            sg_store_claim_cb cb, void *arg)
+rd_claim_op(void *impl, const char *key, sg_flight_fp fp, const char *provider,
+            const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {
-	sg_store_worker_claim(&((struct rd *)impl)->w, key, fp, provider, lease_ms, cb, arg);
+	sg_store_worker_claim(&((struct rd *)impl)->w, key, fp, provider, quota, lease_ms, cb, arg);
 }
 
 static void

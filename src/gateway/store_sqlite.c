@@ -34,14 +34,30 @@
 #include "core/clock.h"
 #include "gateway/store_worker.h"
 
+/*
+ * Per-caller counts of live keys (claimed, or kept and unexpired), for the callers' quotas. Kept
+ * by the thread: read from the file at start, one more for each row it adds and one less for
+ * each it releases. Expired rows are not taken off as they expire, so a count may be high:
+ * when a caller reaches its cap, its rows are counted again in the file (which also sees what
+ * other gateways on the file added), and not again before one of them can have expired.
+ */
+#define SQ_QUOTA_CALLERS 128
+struct sq_count {
+	char caller[40];    /* the caller's name ("" for callers that are not known) */
+	int64_t n;          /* its live keys, at least */
+	int64_t recount_at; /* wall-clock ms from which a recount may find fewer */
+};
+
 struct sq {
 	sqlite3 *db; /* owned by the thread once it runs */
-	sqlite3_stmt *get, *put, *done, *del, *sweep, *count;
+	sqlite3_stmt *get, *put, *done, *del, *sweep, *count, *ccount, *cnext;
 	char owner[96];         /* this process's claims: host, pid and a random part */
 	size_t max_entries;     /* rows at most */
 	int64_t rows;           /* rows in the table (the thread keeps it) */
 	int64_t (*clock)(void); /* wall-clock ms */
 	sg_store_worker w;      /* the database thread and its queue */
+	struct sq_count counts[SQ_QUOTA_CALLERS]; /* the thread's, per caller */
+	size_t ncounts;                           /* entries used */
 };
 
 static int64_t
@@ -68,6 +84,64 @@ sweep(struct sq *q, int64_t now)
 	if (sqlite3_step(q->sweep) == SQLITE_DONE)
 		q->rows -= sqlite3_changes(q->db);
 	sqlite3_reset(q->sweep);
+}
+
+/* Caller's rows that are live at now, counted in the file; -1 when it cannot be read. */
+static int64_t
+count_caller(struct sq *q, const char *caller, int64_t now, int64_t *next_expiry)
+{
+	int64_t n = -1;
+	sqlite3_bind_text(q->ccount, 1, caller, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q->ccount, 2, now);
+	if (sqlite3_step(q->ccount) == SQLITE_ROW)
+		n = sqlite3_column_int64(q->ccount, 0);
+	sqlite3_reset(q->ccount);
+	*next_expiry = INT64_MAX; /* a claim never expires by itself (it may become unknown) */
+	sqlite3_bind_text(q->cnext, 1, caller, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q->cnext, 2, now);
+	if (sqlite3_step(q->cnext) == SQLITE_ROW && sqlite3_column_type(q->cnext, 0) != SQLITE_NULL)
+		*next_expiry = sqlite3_column_int64(q->cnext, 0);
+	sqlite3_reset(q->cnext);
+	return n;
+}
+
+/* The count of caller, made when missing (NULL when the table of counts is full: such a
+ * caller is counted in the file on each claim). */
+static struct sq_count *
+count_of(struct sq *q, const char *caller)
+{
+	for (size_t i = 0; i < q->ncounts; i++)
+		if (strcmp(q->counts[i].caller, caller) == 0)
+			return &q->counts[i];
+	if (q->ncounts == SQ_QUOTA_CALLERS || strlen(caller) >= sizeof(q->counts[0].caller))
+		return NULL;
+	struct sq_count *c = &q->counts[q->ncounts++];
+	snprintf(c->caller, sizeof(c->caller), "%s", caller);
+	c->n = 0;
+	c->recount_at = 0; /* unknown: count it in the file when it reaches a cap */
+	return c;
+}
+
+/* Whether op's caller may hold one more key (its cap, op->max_keys; 0: no cap). */
+static bool
+quota_room(struct sq *q, const sg_store_op *op, int64_t now)
+{
+	if (op->max_keys == 0)
+		return true;
+	struct sq_count *c = count_of(q, op->caller);
+	int64_t next;
+	if (c == NULL)
+		return count_caller(q, op->caller, now, &next) < (int64_t)op->max_keys;
+	if (c->n < (int64_t)op->max_keys)
+		return true;
+	if (now >= c->recount_at) {
+		int64_t n = count_caller(q, op->caller, now, &next);
+		if (n >= 0) {
+			c->n = n;
+			c->recount_at = next;
+		}
+	}
+	return c->n < (int64_t)op->max_keys;
 }
 
 /* The claim, inside BEGIN IMMEDIATE. o is set for DONE (its bytes live until the statement is
@@ -106,6 +180,8 @@ claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 	}
 	bool existed = rc == SQLITE_ROW;
 	sqlite3_reset(g);
+	if (!quota_room(q, op, now))
+		return SG_CLAIM_QUOTA;
 	if (!existed && (size_t)q->rows >= q->max_entries) {
 		/* at the limit: drop what expired, and count again (other gateways on the file,
 		 * or an operator's release, change it too) */
@@ -124,12 +200,18 @@ claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 	sqlite3_bind_int64(p, 5, now + (op->ms > 0 ? op->ms : 1));
 	sqlite3_bind_int64(p, 6, now);
 	sqlite3_bind_text(p, 7, op->provider != NULL ? op->provider : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 8, op->caller != NULL ? op->caller : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(p);
 	sqlite3_reset(p);
 	if (rc != SQLITE_DONE)
 		return SG_CLAIM_ERROR;
 	if (!existed)
 		q->rows++;
+	/* (an expired row replaced here stays in its caller's count until a recount: a count
+	 * may be high, never low) */
+	struct sq_count *c = count_of(q, op->caller != NULL ? op->caller : "");
+	if (c != NULL)
+		c->n++;
 	return SG_CLAIM_OWNER;
 }
 
@@ -190,10 +272,16 @@ do_release(struct sq *q, sg_store_op *op)
 
 	sqlite3_bind_text(s, 1, op->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, q->owner, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) { /* RETURNING the row's caller */
+		struct sq_count *c = count_of(q, (const char *)sqlite3_column_text(s, 0));
+		if (c != NULL && c->n > 0)
+			c->n--;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
 		err = SG_ESTORE;
 	} else {
-		int n = sqlite3_changes(q->db);
 		q->rows -= n;
 		if (n != 1)
 			err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
@@ -213,6 +301,9 @@ run_batch(struct sq *q, sg_store_op *batch)
 {
 	int64_t now = q->clock();
 	int64_t rows = q->rows;
+	struct sq_count counts[SQ_QUOTA_CALLERS];
+	size_t ncounts = q->ncounts;
+	memcpy(counts, q->counts, ncounts * sizeof(counts[0]));
 	bool ok = exec(q->db, "BEGIN IMMEDIATE");
 
 	for (sg_store_op *op = batch; ok && op != NULL; op = op->next) {
@@ -227,8 +318,11 @@ run_batch(struct sq *q, sg_store_op *batch)
 		exec(q->db, "ROLLBACK");
 		ok = false;
 	}
-	if (!ok)
+	if (!ok) { /* nothing of the batch is in the file */
 		q->rows = rows;
+		q->ncounts = ncounts;
+		memcpy(q->counts, counts, ncounts * sizeof(counts[0]));
+	}
 	while (batch != NULL) {
 		sg_store_op *op = batch;
 		batch = op->next;
@@ -246,10 +340,10 @@ sq_run(void *impl, sg_store_op *batch, bool stopping)
 }
 
 static void
-sq_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider, int64_t lease_ms,
-         sg_store_claim_cb cb, void *arg)
+sq_claim(void *impl, const char *key, sg_flight_fp fp, const char *provider,
+         const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb, void *arg)
 {
-	sg_store_worker_claim(&((struct sq *)impl)->w, key, fp, provider, lease_ms, cb, arg);
+	sg_store_worker_claim(&((struct sq *)impl)->w, key, fp, provider, quota, lease_ms, cb, arg);
 }
 
 static void
@@ -268,7 +362,8 @@ sq_release(void *impl, const char *key, sg_store_done_cb cb, void *arg)
 static void
 sq_close(struct sq *q)
 {
-	sqlite3_stmt *all[] = {q->get, q->put, q->done, q->del, q->sweep, q->count};
+	sqlite3_stmt *all[] = {q->get,   q->put,   q->done,   q->del,
+	                       q->sweep, q->count, q->ccount, q->cnext};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(all[i]);
 	sqlite3_close(q->db);
@@ -309,6 +404,41 @@ add_provider(sqlite3 *db)
 	                           NULL, NULL, NULL) == SQLITE_OK;
 }
 
+/* A file made before the caller column gets it (older rows count for callers not known). */
+static bool
+add_caller(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool has = sqlite3_prepare_v2(db, "SELECT caller FROM idem LIMIT 0", -1, &s, NULL) ==
+	           SQLITE_OK;
+
+	sqlite3_finalize(s);
+	return (has ||
+	        sqlite3_exec(db, "ALTER TABLE idem ADD COLUMN caller TEXT NOT NULL DEFAULT ''",
+	                     NULL, NULL, NULL) == SQLITE_OK) &&
+	       sqlite3_exec(db,
+	                    "CREATE INDEX IF NOT EXISTS idem_caller ON idem(caller, state,"
+	                    " expires_at)",
+	                    NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* The counts per caller, from the file (at start, after expired rows are swept). */
+static void
+load_counts(struct sq *q)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(q->db, "SELECT caller, COUNT(*) FROM idem GROUP BY caller", -1, &s,
+	                       NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *caller = (const char *)sqlite3_column_text(s, 0);
+		struct sq_count *c = count_of(q, caller != NULL ? caller : "");
+		if (c != NULL)
+			c->n = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+}
+
 sg_store *
 sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void), char *err,
                     size_t errlen)
@@ -326,7 +456,8 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	        " expires_at INTEGER NOT NULL,"  /* completed: the outcome is kept until */
 	        " status BLOB, payload BLOB, has_payload INTEGER NOT NULL DEFAULT 0,"
 	        " first_seen INTEGER NOT NULL,"
-	        " provider TEXT NOT NULL DEFAULT '');" /* the call's, for the operator's view */
+	        " provider TEXT NOT NULL DEFAULT ''," /* the call's, for the operator's view */
+	        " caller TEXT NOT NULL DEFAULT '');"  /* whose key it is (the callers' quotas) */
 	        "CREATE INDEX IF NOT EXISTS idem_expiry ON idem(state, expires_at);";
 	struct sq *q = calloc(1, sizeof(*q));
 	sg_store *s = malloc(sizeof(*s));
@@ -358,6 +489,7 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK ||
 	    sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !add_provider(q->db) ||
+	    !add_caller(q->db) ||
 	    sqlite3_prepare_v2(q->db,
 	                       "SELECT fp_a, fp_b, state, lease_until, expires_at, status, payload,"
 	                       " has_payload FROM idem WHERE key = ?1",
@@ -365,16 +497,25 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	    sqlite3_prepare_v2(
 	            q->db,
 	            "INSERT OR REPLACE INTO idem (key, fp_a, fp_b, state, owner,"
-	            " lease_until, expires_at, first_seen, provider) VALUES (?1, ?2, ?3, 0, ?4,"
-	            " ?5, 0, ?6, ?7)",
+	            " lease_until, expires_at, first_seen, provider, caller) VALUES (?1, ?2, ?3,"
+	            " 0, ?4, ?5, 0, ?6, ?7, ?8)",
 	            -1, &q->put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db,
+	                       "SELECT COUNT(*) FROM idem WHERE caller = ?1 AND (state = 0 OR"
+	                       " expires_at > ?2)",
+	                       -1, &q->ccount, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db,
+	                       "SELECT MIN(expires_at) FROM idem WHERE caller = ?1 AND state = 1"
+	                       " AND expires_at > ?2",
+	                       -1, &q->cnext, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db,
 	                       "UPDATE idem SET state = 1, status = ?1, payload = ?2, has_payload ="
 	                       " ?3, expires_at = ?4 WHERE key = ?5 AND owner = ?6 AND state = 0",
 	                       -1, &q->done, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db,
-	                       "DELETE FROM idem WHERE key = ?1 AND owner = ?2 AND state = 0", -1,
-	                       &q->del, NULL) != SQLITE_OK ||
+	                       "DELETE FROM idem WHERE key = ?1 AND owner = ?2 AND state = 0"
+	                       " RETURNING caller",
+	                       -1, &q->del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, "DELETE FROM idem WHERE state = 1 AND expires_at <= ?1", -1,
 	                       &q->sweep, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, "SELECT COUNT(*) FROM idem", -1, &q->count, NULL) !=
@@ -387,6 +528,7 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	if (sqlite3_step(q->count) == SQLITE_ROW)
 		q->rows = sqlite3_column_int64(q->count, 0);
 	sqlite3_reset(q->count);
+	load_counts(q);
 	q->w.prefix = "";
 	q->w.run = sq_run;
 	q->w.impl = q;

@@ -119,15 +119,18 @@ worker_submit(sg_store_worker *w, sg_store_op *op)
 
 void
 sg_store_worker_claim(sg_store_worker *w, const char *key, sg_flight_fp fp, const char *provider,
-                      int64_t lease_ms, sg_store_claim_cb cb, void *arg)
+                      const sg_store_quota *quota, int64_t lease_ms, sg_store_claim_cb cb,
+                      void *arg)
 {
-	size_t plen = strlen(provider) + 1;
-	sg_store_op *op = op_new(w, SG_OP_CLAIM, key, plen);
+	size_t plen = strlen(provider) + 1, clen = strlen(quota->caller) + 1;
+	sg_store_op *op = op_new(w, SG_OP_CLAIM, key, plen + clen);
 	if (op == NULL) {
 		cb(arg, SG_CLAIM_ERROR, NULL);
 		return;
 	}
 	op->provider = memcpy((char *)op->key + strlen(op->key) + 1, provider, plen);
+	op->caller = memcpy((char *)op->provider + plen, quota->caller, clen);
+	op->max_keys = quota->max_keys;
 	op->fp = fp;
 	op->ms = lease_ms;
 	op->until = sg_now_ms() + lease_ms;

@@ -25,6 +25,8 @@ typedef struct sg_store_op {
 	const char *key;          /* the backend's key: its prefix, then the caller's key */
 	sg_flight_fp fp;          /* claim: the request's fingerprint */
 	const char *provider;     /* claim: the call's provider (copied after the key) */
+	const char *caller;       /* claim: whose key it is ("": not known; copied after it) */
+	size_t max_keys;          /* claim: live keys that caller may hold; 0: no cap */
 	int64_t ms;               /* claim: the lease; complete: the ttl */
 	int64_t until;            /* claim: sg_now_ms() time its lease (the caller's wait) ends */
 	int64_t next_at;          /* the backend's: when to run it again */
@@ -67,7 +69,8 @@ void sg_store_worker_stop(sg_store_worker *w);
 /* The store operations, queued (answered with an error at once when out of memory or
  * stopping). */
 void sg_store_worker_claim(sg_store_worker *w, const char *key, sg_flight_fp fp,
-                           const char *provider, int64_t lease_ms, sg_store_claim_cb cb, void *arg);
+                           const char *provider, const sg_store_quota *quota, int64_t lease_ms,
+                           sg_store_claim_cb cb, void *arg);
 void sg_store_worker_complete(sg_store_worker *w, const char *key, const sg_flight_outcome *o,
                               int64_t ttl_ms, sg_store_done_cb cb, void *arg);
 void sg_store_worker_release(sg_store_worker *w, const char *key, sg_store_done_cb cb, void *arg);

@@ -97,7 +97,7 @@ token_fetched(void *arg, sg_err err, const sg_http_resp *resp)
 		err = sg_status_set(&f->st, &f->arena, SG_EUP_MALFORMED, "%s token: empty",
 		                    f->prov->name);
 	/* the others go on first: tok and the status strings live in the fetcher's arena */
-	sg_auth_fetched(f->gw->auth, gw_pidx(f->prov), &f->twait, err, tok, lifetime_s, &f->st);
+	sg_auth_fetched(f->gw->auth, f->pslot, &f->twait, err, tok, lifetime_s, &f->st);
 	token_adopt(f, err, tok, &f->st);
 	token_continue(f);
 }
@@ -108,8 +108,8 @@ gw_call_with_token(sg_call *c)
 {
 	sg_gateway *gw = c->gw;
 
-	gw_park_reset(c, NULL, gw_pidx(c->prov));
-	switch (sg_auth_take(gw->auth, gw_pidx(c->prov), &c->arena, &c->pc.token, &c->twait)) {
+	gw_park_reset(c, NULL, c->pslot);
+	switch (sg_auth_take(gw->auth, c->pslot, &c->arena, &c->pc.token, &c->twait)) {
 	case SG_TOKEN_HAVE:
 		if (c->pc.token == NULL) {
 			gw_call_fail(c, SG_ENOMEM, NULL);

@@ -69,7 +69,7 @@ static const struct cfg_key keys[] = {
         G("drain_timeout_ms", K_I64, 0, 3600000, drain_timeout_ms, 10000),
         G("arena_cap_bytes", K_SIZE, 65536, (int64_t)1 << 32, arena_cap, (int64_t)64 << 20),
         G("verbose", K_INT, 0, 2, verbose, 1),
-        G("ipc_watchdog_ms", K_I64, 0, 3600000, ipc_watchdog_ms, 1000),
+        G("ipc_watchdog_ms", K_I64, 0, 3600000, ipc_watchdog_ms, 50),
         G("tls.cert_file", K_STR, 0, 0, tls_cert_file, 0),
         G("tls.key_file", K_STR, 0, 0, tls_key_file, 0),
         G("tls.ca_file", K_STR, 0, 0, tls_ca_file, 0),
@@ -94,6 +94,8 @@ static const struct cfg_key keys[] = {
         G("state_dir", K_STR, 0, 0, state_dir, 0),
         G("idempotency.redis_url", K_STR, 0, 0, redis_url, 0),
         G("idempotency.fleet_id", K_STR, 0, 0, fleet_id, 0),
+        G("idempotency.caller_max_keys", K_SIZE, 0, 100000000, idem_caller_max_keys, 0),
+        G("idempotency.caller_max_in_flight", K_SIZE, 1, 1000000, idem_caller_max_in_flight, 256),
         G("cache.max_bytes", K_SIZE, 0, (int64_t)1 << 40, cache_max_bytes, (int64_t)64 << 20),
         G("cache.max_entries", K_SIZE, 1, 100000000, cache_max_entries, 100000),
         G("cache.backend", K_STR, 0, 0, cache_backend, 0),
@@ -451,7 +453,101 @@ caller_set(sg_config *cfg, const char *key, const char *value, char *err, size_t
 			                 value);
 		return 0;
 	}
-	return cfg_error(err, errlen, "%s: want token_sha256, uid, methods or providers", key);
+	if (strcmp(field, "max_keys") == 0 || strcmp(field, "max_keys_in_flight") == 0) {
+		int64_t v;
+		if (parse_i64(value, 1, 100000000, &v) != 0)
+			return cfg_error(err, errlen, "%s: want an integer in 1..100000000", key);
+		*(field[8] == '\0' ? &c->max_keys : &c->max_in_flight) = (size_t)v;
+		return 0;
+	}
+	const char **str = strcmp(field, "tenant") == 0        ? &c->tenant_name
+	                   : strcmp(field, "tls_listen") == 0  ? &c->tls_listen
+	                   : strcmp(field, "tls_ca_file") == 0 ? &c->tls_ca_file
+	                                                       : NULL;
+	if (str != NULL) {
+		if (str == &c->tls_listen && strncmp(value, "tls+tcp://", 10) != 0)
+			return cfg_error(err, errlen, "%s: %s: want a tls+tcp:// URL", key, value);
+		return set_str(cfg, str, value, strlen(value), err, errlen);
+	}
+	return cfg_error(err, errlen,
+	                 "%s: want token_sha256, uid, tls_listen, tls_ca_file, methods, "
+	                 "providers, tenant, max_keys or max_keys_in_flight",
+	                 key);
+}
+
+/* The keys a tenant may set for a provider: where it is and who it is there. */
+static bool
+tenant_key_ok(const char *name)
+{
+	static const char *const ok[] = {"base_url",           "token",     "token_file",
+	                                 "auth_scheme",        "client_id", "client_secret",
+	                                 "client_secret_file", "ca_file",   "client_cert",
+	                                 "client_key"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(name, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * tenant.<name>.<provider>.<key> = value: a tenant's own credentials (or base URL) for a
+ * provider. Kept as given, and applied over the provider's config when the config is validated
+ * (so that the order of lines does not matter).
+ */
+static int
+tenant_set(sg_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	const char *name = key + 7, *dot = strchr(name, '.');
+	size_t n = dot != NULL ? (size_t)(dot - name) : 0;
+	if (n == 0 || n > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") < n)
+		return cfg_error(err, errlen,
+		                 "%s: want tenant.NAME.PROVIDER.KEY, NAME of [a-z0-9_-]", key);
+	const char *pdot = strchr(dot + 1, '.');
+	sg_pconf *pc = pdot != NULL ? provider_named(cfg, dot + 1, (size_t)(pdot - dot - 1)) : NULL;
+	if (pc == NULL)
+		return cfg_error(err, errlen,
+		                 "%s: want tenant.NAME.PROVIDER.KEY (a known provider)", key);
+	size_t row = NKEYS;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].pub.per_provider && strcmp(pdot + 1, keys[i].pub.name) == 0)
+			row = i;
+	if (row == NKEYS || !tenant_key_ok(pdot + 1))
+		return cfg_error(err, errlen,
+		                 "%s: a tenant sets base_url, token, token_file, auth_scheme, "
+		                 "client_id, client_secret, client_secret_file, ca_file, "
+		                 "client_cert or client_key",
+		                 key);
+	size_t t = cfg->ntenants;
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		if (strlen(cfg->tenants[i].name) == n &&
+		    strncmp(cfg->tenants[i].name, name, n) == 0)
+			t = i;
+	if (t == cfg->ntenants) {
+		if (cfg->ntenants == SG_MAX_TENANTS)
+			return cfg_error(err, errlen, "%s: at most %d tenants", key,
+			                 SG_MAX_TENANTS);
+		if ((cfg->tenants[t].name = cfg_strdup(cfg, name, n)) == NULL)
+			return cfg_error(err, errlen, "out of memory");
+		cfg->ntenants++;
+	}
+	size_t i = 0;
+	while (i < cfg->ntenant_keys &&
+	       !(cfg->tenant_keys[i].tenant == t &&
+	         cfg->tenant_keys[i].provider == (size_t)(pc - cfg->providers) &&
+	         cfg->tenant_keys[i].key == row))
+		i++; /* a later line for the same key replaces the earlier one */
+	if (i == SG_MAX_TENANT_KEYS)
+		return cfg_error(err, errlen, "%s: at most %d tenant keys", key,
+		                 SG_MAX_TENANT_KEYS);
+	sg_tenant_key *tk = &cfg->tenant_keys[i];
+	tk->tenant = t;
+	tk->provider = (size_t)(pc - cfg->providers);
+	tk->key = row;
+	if ((tk->value = cfg_strdup(cfg, value, strlen(value))) == NULL)
+		return cfg_error(err, errlen, "out of memory");
+	if (i == cfg->ntenant_keys)
+		cfg->ntenant_keys++;
+	return 0;
 }
 
 int
@@ -459,6 +555,8 @@ sg_config_set(sg_config *cfg, const char *key, const char *value, char *err, siz
 {
 	if (strncmp(key, "caller.", 7) == 0)
 		return caller_set(cfg, key, value, err, errlen);
+	if (strncmp(key, "tenant.", 7) == 0)
+		return tenant_set(cfg, key, value, err, errlen);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!keys[i].pub.per_provider && strcmp(key, keys[i].pub.name) == 0)
 			return key_set(cfg, &keys[i], cfg, NULL, value, err, errlen);
@@ -581,6 +679,134 @@ read_secret(sg_config *cfg, const char *key, const char *path, const char **out,
 	return 0;
 }
 
+/* One provider's config, after every key is set (who names it in messages: "fuuffy", or
+ * "tenant.acme.fuuffy"): TLS inherited from upstream.*, files readable, secrets read from their
+ * files, the timeout. 0, or -1 with err. */
+static int
+pconf_validate(sg_config *cfg, sg_pconf *pc, const char *who, int tls_min, char *err, size_t errlen)
+{
+	char key[128];
+	/* TLS: the provider's own CA bundle, else the global one; files readable now */
+	if (pc->tls_ca_inherited) /* (validated before: the global one may have changed) */
+		pc->tls.ca_file = NULL;
+	pc->tls_ca_inherited = pc->tls.ca_file == NULL;
+	if (pc->tls.ca_file == NULL)
+		pc->tls.ca_file = cfg->upstream_ca_file;
+	pc->tls.min_version = tls_min;
+	pc->tls.proxy = cfg->upstream_proxy;
+	if ((pc->tls.client_cert == NULL) != (pc->tls.client_key == NULL))
+		return cfg_error(err, errlen, "%s.client_cert and %s.client_key go together", who,
+		                 who);
+	const char *files[][2] = {{"ca_file", pc->tls.ca_file},
+	                          {"client_cert", pc->tls.client_cert},
+	                          {"client_key", pc->tls.client_key}};
+	for (size_t k = 0; k < 3; k++)
+		if (files[k][1] != NULL && access(files[k][1], R_OK) != 0)
+			return cfg_error(err, errlen, "%s.%s: %s: %s", who, files[k][0],
+			                 files[k][1], strerror(errno));
+	snprintf(key, sizeof(key), "%s.token_file", who);
+	if (pc->token_file != NULL &&
+	    read_secret(cfg, key, pc->token_file, &pc->token, err, errlen) != 0)
+		return -1;
+	snprintf(key, sizeof(key), "%s.client_secret_file", who);
+	if (pc->client_secret_file != NULL &&
+	    read_secret(cfg, key, pc->client_secret_file, &pc->client_secret, err, errlen) != 0)
+		return -1;
+	if (pc->timeout_ms == 0)
+		pc->timeout_ms = cfg->default_deadline_ms;
+	if (pc->timeout_ms > cfg->max_deadline_ms)
+		return cfg_error(err, errlen, "%s.timeout_ms must be <= max_deadline_ms", who);
+	return 0;
+}
+
+/* Each tenant's providers: the providers' config with the tenant's keys over it. */
+static int
+tenants_validate(sg_config *cfg, int tls_min, char *err, size_t errlen)
+{
+	for (size_t t = 0; t < cfg->ntenants; t++) {
+		sg_tenant *tn = &cfg->tenants[t];
+		memcpy(tn->providers, cfg->providers, sizeof(tn->providers));
+		for (size_t i = 0; i < cfg->ntenant_keys; i++) {
+			const sg_tenant_key *tk = &cfg->tenant_keys[i];
+			if (tk->tenant != t)
+				continue;
+			sg_pconf *pc = &tn->providers[tk->provider];
+			const struct cfg_key *k = &keys[tk->key];
+			char who[80];
+			snprintf(who, sizeof(who), "tenant.%s.%s", tn->name, pc->name);
+			/* a value given here replaces the file the providers' own came from */
+			if (strcmp(k->pub.name, "token") == 0)
+				pc->token_file = NULL;
+			else if (strcmp(k->pub.name, "client_secret") == 0)
+				pc->client_secret_file = NULL;
+			else if (strcmp(k->pub.name, "ca_file") == 0)
+				pc->tls_ca_inherited = false;
+			if (key_set(cfg, k, pc, who, tk->value, err, errlen) != 0)
+				return -1;
+		}
+		for (size_t i = 0; i < cfg->nproviders; i++) {
+			sg_pconf *pc = &tn->providers[i];
+			char who[80];
+			snprintf(who, sizeof(who), "tenant.%s.%s", tn->name,
+			         pc->name ? pc->name : "");
+			if (pc->name != NULL &&
+			    pconf_validate(cfg, pc, who, tls_min, err, errlen) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* The callers' tenants and their own TLS listeners. */
+static int
+callers_validate(sg_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->ncallers; i++) {
+		sg_caller *c = &cfg->callers[i];
+		c->tenant = 0;
+		if (c->tenant_name != NULL) {
+			for (size_t t = 0; t < cfg->ntenants; t++)
+				if (strcmp(cfg->tenants[t].name, c->tenant_name) == 0)
+					c->tenant = t + 1;
+			if (c->tenant == 0)
+				return cfg_error(
+				        err, errlen,
+				        "caller.%s.tenant: %s: no tenant.%s.* keys name it",
+				        c->name, c->tenant_name, c->tenant_name);
+		}
+		if ((c->tls_listen == NULL) != (c->tls_ca_file == NULL))
+			return cfg_error(
+			        err, errlen,
+			        "caller.%s.tls_listen and caller.%s.tls_ca_file go together",
+			        c->name, c->name);
+		if (c->tls_listen == NULL)
+			continue;
+		if (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL)
+			return cfg_error(
+			        err, errlen,
+			        "caller.%s.tls_listen needs tls.cert_file and tls.key_file",
+			        c->name);
+		if (access(c->tls_ca_file, R_OK) != 0)
+			return cfg_error(err, errlen, "caller.%s.tls_ca_file: %s: %s", c->name,
+			                 c->tls_ca_file, strerror(errno));
+		const char *colon = strrchr(c->tls_listen, ':');
+		if (colon != NULL && strcmp(colon, ":0") == 0)
+			continue; /* a port of its own, whatever the others are */
+		for (size_t j = 0; j < cfg->nlisten; j++)
+			if (strcmp(cfg->listen[j], c->tls_listen) == 0)
+				return cfg_error(err, errlen,
+				                 "caller.%s.tls_listen: %s is also a listen URL",
+				                 c->name, c->tls_listen);
+		for (size_t j = 0; j < i; j++)
+			if (cfg->callers[j].tls_listen != NULL &&
+			    strcmp(cfg->callers[j].tls_listen, c->tls_listen) == 0)
+				return cfg_error(err, errlen,
+				                 "caller.%s.tls_listen: %s is caller %s's already",
+				                 c->name, c->tls_listen, cfg->callers[j].name);
+	}
+	return 0;
+}
+
 int
 sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 {
@@ -603,10 +829,13 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		return cfg_error(err, errlen, "access.anonymous: %s: want local, all or none",
 		                 cfg->access_anonymous);
 	for (size_t i = 0; i < cfg->ncallers; i++)
-		if (!cfg->callers[i].has_token && cfg->callers[i].uid < 0)
-			return cfg_error(err, errlen,
-			                 "caller.%s: needs token_sha256 or uid (how it is known)",
-			                 cfg->callers[i].name);
+		if (!cfg->callers[i].has_token && cfg->callers[i].uid < 0 &&
+		    cfg->callers[i].tls_listen == NULL)
+			return cfg_error(
+			        err, errlen,
+			        "caller.%s: needs token_sha256, uid or tls_listen (how it is "
+			        "known)",
+			        cfg->callers[i].name);
 	/* TLS for callers: a tls+tcp:// listener needs a certificate and its key */
 	bool tls_listen = false;
 	for (size_t i = 0; i < cfg->nlisten; i++)
@@ -691,45 +920,14 @@ sg_config_validate(sg_config *cfg, char *err, size_t errlen)
 		        err, errlen,
 		        "upstream.proxy: %s: want http://, https:// or socks5h://HOST:PORT",
 		        cfg->upstream_proxy);
-	for (size_t i = 0; i < cfg->nproviders; i++) {
-		sg_pconf *pc = &cfg->providers[i];
-		if (pc->name == NULL)
-			continue;
-		char key[64];
-		/* TLS: the provider's own CA bundle, else the global one; files readable now */
-		if (pc->tls_ca_inherited) /* (validated before: the global one may have changed) */
-			pc->tls.ca_file = NULL;
-		pc->tls_ca_inherited = pc->tls.ca_file == NULL;
-		if (pc->tls.ca_file == NULL)
-			pc->tls.ca_file = cfg->upstream_ca_file;
-		pc->tls.min_version = tls_min;
-		pc->tls.proxy = cfg->upstream_proxy;
-		if ((pc->tls.client_cert == NULL) != (pc->tls.client_key == NULL))
-			return cfg_error(err, errlen,
-			                 "%s.client_cert and %s.client_key go together", pc->name,
-			                 pc->name);
-		const char *files[][2] = {{"ca_file", pc->tls.ca_file},
-		                          {"client_cert", pc->tls.client_cert},
-		                          {"client_key", pc->tls.client_key}};
-		for (size_t k = 0; k < 3; k++)
-			if (files[k][1] != NULL && access(files[k][1], R_OK) != 0)
-				return cfg_error(err, errlen, "%s.%s: %s: %s", pc->name,
-				                 files[k][0], files[k][1], strerror(errno));
-		snprintf(key, sizeof(key), "%s.token_file", pc->name);
-		if (pc->token_file != NULL &&
-		    read_secret(cfg, key, pc->token_file, &pc->token, err, errlen) != 0)
+	for (size_t i = 0; i < cfg->nproviders; i++)
+		if (cfg->providers[i].name != NULL &&
+		    pconf_validate(cfg, &cfg->providers[i], cfg->providers[i].name, tls_min, err,
+		                   errlen) != 0)
 			return -1;
-		snprintf(key, sizeof(key), "%s.client_secret_file", pc->name);
-		if (pc->client_secret_file != NULL &&
-		    read_secret(cfg, key, pc->client_secret_file, &pc->client_secret, err,
-		                errlen) != 0)
-			return -1;
-		if (pc->timeout_ms == 0)
-			pc->timeout_ms = cfg->default_deadline_ms;
-		if (pc->timeout_ms > cfg->max_deadline_ms)
-			return cfg_error(err, errlen, "%s.timeout_ms must be <= max_deadline_ms",
-			                 pc->name);
-	}
+	if (tenants_validate(cfg, tls_min, err, errlen) != 0 ||
+	    callers_validate(cfg, err, errlen) != 0)
+		return -1;
 	return 0;
 }
 
@@ -739,6 +937,35 @@ sg_config_fini(sg_config *cfg)
 	for (size_t i = 0; i < cfg->nowned; i++)
 		free(cfg->owned[i]);
 	cfg->nowned = 0;
+}
+
+const sg_pconf *
+sg_config_tenant_provider(const sg_config *cfg, size_t tenant, int provider_id)
+{
+	if (tenant == 0 || tenant > cfg->ntenants)
+		return sg_config_provider(cfg, provider_id);
+	if (provider_id < 1 || (size_t)provider_id > cfg->nproviders)
+		return NULL;
+	const sg_pconf *pc = &cfg->tenants[tenant - 1].providers[provider_id - 1];
+	return pc->name != NULL ? pc : NULL;
+}
+
+size_t
+sg_config_caller_max_keys(const sg_config *cfg, const sg_caller *c)
+{
+	if (c != NULL && c->max_keys > 0)
+		return c->max_keys;
+	if (cfg->idem_caller_max_keys > 0)
+		return cfg->idem_caller_max_keys;
+	return cfg->idem_max_entries / 4 > 0 ? cfg->idem_max_entries / 4 : 1;
+}
+
+size_t
+sg_config_caller_max_in_flight(const sg_config *cfg, const sg_caller *c)
+{
+	if (c != NULL && c->max_in_flight > 0)
+		return c->max_in_flight;
+	return cfg->idem_caller_max_in_flight;
 }
 
 const sg_pconf *

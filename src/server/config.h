@@ -17,8 +17,10 @@
 #include "upstream/engine.h"
 
 #define SG_CONFIG_MAX_LISTEN 8
-#define SG_MAX_PROVIDERS     16 /* highest contract Provider id the config can hold */
-#define SG_MAX_CALLERS       64 /* callers the access table can name */
+#define SG_MAX_PROVIDERS     16  /* highest contract Provider id the config can hold */
+#define SG_MAX_CALLERS       64  /* callers the access table can name */
+#define SG_MAX_TENANTS       16  /* tenants with credentials of their own */
+#define SG_MAX_TENANT_KEYS   256 /* tenant.<name>.<provider>.<key> lines in all */
 
 /* The contract's methods, as bits of a caller's allowed set. */
 enum {
@@ -33,10 +35,31 @@ typedef struct sg_caller {
 	const char *name;         /* [a-z0-9_-], 1..32 */
 	uint8_t token_sha256[32]; /* SHA-256 of its caller token, when has_token */
 	bool has_token;
-	long uid;           /* its ipc peer uid, or -1 */
-	unsigned methods;   /* SG_CALLER_* bits it may call (Health is always allowed) */
-	uint32_t providers; /* bit (id - 1) per provider it may use */
+	long uid;                /* its ipc peer uid, or -1 */
+	unsigned methods;        /* SG_CALLER_* bits it may call (Health is always allowed) */
+	uint32_t providers;      /* bit (id - 1) per provider it may use */
+	const char *tenant_name; /* caller.<name>.tenant as given, or NULL */
+	size_t tenant;           /* 0: the providers' own credentials; i: tenants[i - 1]'s */
+	size_t max_keys;         /* live idempotency keys it may hold; 0: idempotency's default */
+	size_t max_in_flight;    /* its CreateOrder keys running at once; 0: the default */
+	const char *tls_listen;  /* a tls+tcp:// URL whose every verified peer is this caller */
+	const char *tls_ca_file; /* the CA (or the pinned certificate) of its certificates */
 } sg_caller;
+
+/* A tenant: a set of provider credentials of its own (tenant.<name>.<provider>.<key>). Its
+ * callers' token caches, idempotency keys and cache entries are its own. */
+typedef struct sg_tenant {
+	const char *name;                     /* [a-z0-9_-], 1..32 */
+	sg_pconf providers[SG_MAX_PROVIDERS]; /* the providers' config, with its own credentials */
+} sg_tenant;
+
+/* One tenant.<name>.<provider>.<key> line, applied when the config is validated. */
+typedef struct sg_tenant_key {
+	size_t tenant;     /* index in tenants[] */
+	size_t provider;   /* index in providers[] */
+	size_t key;        /* the row of the key table */
+	const char *value; /* as given (owned by the config) */
+} sg_tenant_key;
 
 typedef struct sg_config {
 	const char *listen[SG_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, ipc://, inproc:// */
@@ -80,12 +103,18 @@ typedef struct sg_config {
 	int engine_threads;           /* upstream engines, one thread and curl multi each */
 	sg_pconf providers[SG_MAX_PROVIDERS]; /* indexed by Provider id - 1; name NULL: none */
 	size_t nproviders;                    /* entries in use: the highest provider id */
-	char *owned[256];                     /* strings this config allocated */
+	char *owned[1024];                    /* strings this config allocated */
 	size_t nowned;                        /* entries used in owned[] */
 	sg_caller callers[SG_MAX_CALLERS];    /* the access table; name NULL past ncallers */
 	size_t ncallers;
-	const char *access_anonymous; /* callers without an identity: "local" (loopback, ipc and
-	                                 inproc only; default), "all" or "none" */
+	const char *access_anonymous;     /* callers without an identity: "local" (loopback, ipc and
+	                                     inproc only; default), "all" or "none" */
+	size_t idem_caller_max_keys;      /* a caller's live idempotency keys; 0: max_entries / 4 */
+	size_t idem_caller_max_in_flight; /* a caller's CreateOrder keys running at once */
+	sg_tenant tenants[SG_MAX_TENANTS];
+	size_t ntenants;
+	sg_tenant_key tenant_keys[SG_MAX_TENANT_KEYS];
+	size_t ntenant_keys;
 } sg_config;
 
 /* Fills cfg with the defaults (the embedded sandbox). */
@@ -108,6 +137,14 @@ void sg_config_fini(sg_config *cfg);
 
 /* The provider config for id, or NULL when id is not a known provider. Borrowed. */
 const sg_pconf *sg_config_provider(const sg_config *cfg, int provider_id);
+
+/* The same for a tenant: 0 is the providers' own config, i is tenants[i - 1]'s. */
+const sg_pconf *sg_config_tenant_provider(const sg_config *cfg, size_t tenant, int provider_id);
+
+/* A caller's quotas on idempotency keys, with the defaults applied (c NULL: callers that are
+ * not known). */
+size_t sg_config_caller_max_keys(const sg_config *cfg, const sg_caller *c);
+size_t sg_config_caller_max_in_flight(const sg_config *cfg, const sg_caller *c);
 
 /* One configuration key, as the key table knows it (for docs and tests). */
 typedef struct sg_config_key {

@@ -302,7 +302,7 @@ main(int argc, char **argv)
 	    sg_server_start(srv, err, sizeof(err)) != SG_OK)
 		goto fail;
 	if (cfg.verbose >= 1) {
-		for (size_t i = 0; i < cfg.nlisten; i++)
+		for (size_t i = 0; sg_server_url(srv, i) != NULL; i++)
 			fprintf(stderr, "shipgated: listening on %s\n", sg_server_url(srv, i));
 		for (size_t i = 0; i < cfg.nproviders; i++) {
 			const sg_pconf *pc = &cfg.providers[i];
@@ -315,7 +315,7 @@ main(int argc, char **argv)
 	}
 	/* Readiness line on stdout for scripts and tests. */
 	printf("shipgated ready on");
-	for (size_t i = 0; i < cfg.nlisten; i++)
+	for (size_t i = 0; sg_server_url(srv, i) != NULL; i++)
 		printf(" %s", sg_server_url(srv, i));
 	printf("\n");
 	fflush(stdout);

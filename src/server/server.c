@@ -23,10 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -62,6 +67,7 @@ struct work {
 	nng_msg *msg;          /* request message, reused for the reply */
 	sg_call call;          /* the call, between receive and send */
 	bool peer;             /* the gateway wants each call's peer (sg_gateway_wants_peer) */
+	struct sg_server *srv; /* its server (the callers' own listeners) */
 };
 
 /* The curl engines, as the gateway's upstream backend: transfers go round-robin, so that every
@@ -90,10 +96,17 @@ struct sg_server {
 	pthread_mutex_t wd_mtx;                       /* guards wd_stop */
 	pthread_cond_t wd_cv;                         /* wakes the watchdog to stop */
 	bool wd_stop;                                 /* the watchdog must exit */
+	struct ipc_wd *ipc;                           /* ipc listeners' hand-over state, or NULL */
 	sg_admit *admit;                              /* connections held, by peer */
 	nng_tls_config *tls;                          /* tls+tcp listeners' config, or NULL */
-	size_t max_connections;                       /* the cap in force (after the fd budget) */
-	atomic_llong refuse_logged_ms;                /* when a refusal was last logged */
+	/* callers' own TLS listeners (caller.<name>.tls_listen), each with its caller's CA */
+	nng_listener clisteners[SG_MAX_CALLERS];
+	nng_tls_config *ctls[SG_MAX_CALLERS];
+	size_t ccaller[SG_MAX_CALLERS];   /* the caller's index in cfg->callers */
+	char cbound[SG_MAX_CALLERS][256]; /* their URLs, a tcp port 0 resolved */
+	size_t nclisteners;               /* started */
+	size_t max_connections;           /* the cap in force (after the fd budget) */
+	atomic_llong refuse_logged_ms;    /* when a refusal was last logged */
 };
 
 static sg_err
@@ -118,6 +131,16 @@ work_peer(struct work *w)
 
 	w->call.peer_local = -1;
 	w->call.peer_uid = -1;
+	w->call.peer_caller = 0;
+	if (w->srv->nclisteners > 0) {
+		/* a caller's own listener lets in only certificates its CA verified */
+		nng_listener l = nng_pipe_listener(p);
+		bool verified = false;
+		for (size_t i = 0; i < w->srv->nclisteners; i++)
+			if (nng_listener_id(l) == nng_listener_id(w->srv->clisteners[i]) &&
+			    nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified)
+				w->call.peer_caller = (int)w->srv->ccaller[i] + 1;
+	}
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
 		return;
 	switch (sa.s_family) {
@@ -236,10 +259,11 @@ work_cb(void *arg)
 /*
  * nng 1.5.2 (#1518, fixed in 1.6.0): when a peer connects to an ipc listener and hangs up
  * before the SP handshake completes, the listener reads the error as its own closure and never
- * accepts again. Established connections keep working, new ones hang. nng's own "address in
- * use" check on ipc does exactly that connect-and-close, so a second process started on the
- * same path is enough to trigger it. The watchdog calls Health through each ipc listener now
- * and then, and re-creates a listener that stopped answering.
+ * accepts again. Established connections keep working; new ones negotiate and then hang. nng's
+ * own "address in use" check on ipc does exactly that connect-and-close, so a second process
+ * started on the same path is enough to trigger it. One hang-up is enough, so nothing short of
+ * a fixed nng keeps a listener alive: the watchdog finds a broken listener within
+ * ipc_watchdog_ms plus a probe timeout, and replaces it without a gap (see listen_one).
  */
 
 /* A small PEM file as a string (malloc'd), or NULL with err naming what (the config key). */
@@ -253,27 +277,25 @@ slurp(const char *what, const char *path, char *err, size_t errlen)
 }
 
 /*
- * The tls+tcp listeners' configuration (made once, shared by all of them): the certificate and
- * key, the oldest version, and with tls.ca_file the callers' certificates checked (required
- * unless tls.client_auth says otherwise). 0, or -1 with err.
+ * A TLS server configuration: tls.cert_file and tls.key_file, tls.min_version, and with
+ * ca_file the peers' certificates checked by it in auth mode `mode`. 0, or -1 with err.
  */
 static int
-tls_server_config(struct sg_server *s, char *err, size_t errlen)
+tls_config_make(const sg_config *cfg, const char *ca_key, const char *ca_file,
+                nng_tls_auth_mode mode, nng_tls_config **out, char *err, size_t errlen)
 {
-	const sg_config *cfg = s->cfg;
 	char *cert = NULL, *key = NULL;
+	nng_tls_config *tls;
 	int rv;
 
-	if (s->tls != NULL)
-		return 0;
-	if ((rv = nng_tls_config_alloc(&s->tls, NNG_TLS_MODE_SERVER)) != 0) {
+	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0) {
 		snprintf(err, errlen, "tls: %s", nng_strerror(rv));
 		return -1;
 	}
 	if ((cert = slurp("tls.cert_file", cfg->tls_cert_file, err, errlen)) == NULL ||
 	    (key = slurp("tls.key_file", cfg->tls_key_file, err, errlen)) == NULL)
 		goto fail;
-	if ((rv = nng_tls_config_own_cert(s->tls, cert, key, NULL)) != 0) {
+	if ((rv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
 		snprintf(err, errlen,
 		         "tls.cert_file/tls.key_file: %s (not a PEM certificate and its "
 		         "key?)",
@@ -284,45 +306,324 @@ tls_server_config(struct sg_server *s, char *err, size_t errlen)
 	        cfg->tls_min_version != NULL && strcmp(cfg->tls_min_version, "1.3") == 0
 	                ? NNG_TLS_1_3
 	                : NNG_TLS_1_2;
-	if ((rv = nng_tls_config_version(s->tls, min, NNG_TLS_1_3)) != 0) {
+	if ((rv = nng_tls_config_version(tls, min, NNG_TLS_1_3)) != 0) {
 		snprintf(err, errlen, "tls.min_version %s: %s (nng's TLS engine: %s)",
 		         cfg->tls_min_version ? cfg->tls_min_version : "1.2", nng_strerror(rv),
 		         nng_tls_engine_description());
 		goto fail;
 	}
-	nng_tls_auth_mode mode = NNG_TLS_AUTH_MODE_NONE;
-	if (cfg->tls_ca_file != NULL) {
-		mode = cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "optional") == 0
-		               ? NNG_TLS_AUTH_MODE_OPTIONAL
-		       : cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "none") == 0
-		               ? NNG_TLS_AUTH_MODE_NONE
-		               : NNG_TLS_AUTH_MODE_REQUIRED;
-		if ((rv = nng_tls_config_ca_file(s->tls, cfg->tls_ca_file)) != 0) {
-			snprintf(err, errlen, "tls.ca_file: %s: %s", cfg->tls_ca_file,
-			         nng_strerror(rv));
-			goto fail;
-		}
+	if (ca_file != NULL && (rv = nng_tls_config_ca_file(tls, ca_file)) != 0) {
+		snprintf(err, errlen, "%s: %s: %s", ca_key, ca_file, nng_strerror(rv));
+		goto fail;
 	}
-	if ((rv = nng_tls_config_auth_mode(s->tls, mode)) != 0) {
+	if ((rv = nng_tls_config_auth_mode(tls, ca_file != NULL ? mode : NNG_TLS_AUTH_MODE_NONE)) !=
+	    0) {
 		snprintf(err, errlen, "tls.client_auth: %s", nng_strerror(rv));
 		goto fail;
 	}
 	free(cert);
 	free(key);
+	*out = tls;
 	return 0;
 fail:
 	free(cert);
 	free(key);
-	nng_tls_config_free(s->tls);
-	s->tls = NULL;
+	nng_tls_config_free(tls);
 	return -1;
 }
 
 /*
- * Starts a listener on url. An ipc path gets the configured mode (ipc.mode, 0600 by default)
- * and group whatever the umask: the socket is made under a umask of 0177, so it is never wider
- * than the owner's for a moment, then nng sets the mode. A path that holds anything but a
- * socket is refused, never replaced (nng would unlink it). 0, or -1 with err.
+ * The tls+tcp listeners' configuration (made once, shared by all of them): the certificate and
+ * key, the oldest version, and with tls.ca_file the callers' certificates checked (required
+ * unless tls.client_auth says otherwise). 0, or -1 with err.
+ */
+static int
+tls_server_config(struct sg_server *s, char *err, size_t errlen)
+{
+	const sg_config *cfg = s->cfg;
+
+	if (s->tls != NULL)
+		return 0;
+	nng_tls_auth_mode mode =
+	        cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "optional") == 0
+	                ? NNG_TLS_AUTH_MODE_OPTIONAL
+	        : cfg->tls_client_auth != NULL && strcmp(cfg->tls_client_auth, "none") == 0
+	                ? NNG_TLS_AUTH_MODE_NONE
+	                : NNG_TLS_AUTH_MODE_REQUIRED;
+	return tls_config_make(cfg, "tls.ca_file", cfg->tls_ca_file, mode, &s->tls, err, errlen);
+}
+
+/*
+ * The callers' own listeners (caller.<name>.tls_listen): each verifies certificates with that
+ * caller's CA alone (required), so that a connection it lets in is that caller's. nng 1.5.2
+ * tells a pipe only whether its peer verified, not the certificate's subject, so the CA (or a
+ * pinned self-signed certificate) is what names the caller. 0, or -1 with err.
+ */
+static int
+caller_listeners_start(struct sg_server *s, char *err, size_t errlen)
+{
+	const sg_config *cfg = s->cfg;
+
+	for (size_t i = 0; i < cfg->ncallers; i++) {
+		const sg_caller *c = &cfg->callers[i];
+		size_t k = s->nclisteners;
+		char what[80];
+		int rv, port;
+		if (c->tls_listen == NULL)
+			continue;
+		snprintf(what, sizeof(what), "caller.%s.tls_ca_file", c->name);
+		if (tls_config_make(cfg, what, c->tls_ca_file, NNG_TLS_AUTH_MODE_REQUIRED,
+		                    &s->ctls[k], err, errlen) != 0)
+			return -1;
+		if ((rv = nng_listener_create(&s->clisteners[k], s->sock, c->tls_listen)) != 0 ||
+		    (rv = nng_listener_set_ptr(s->clisteners[k], NNG_OPT_TLS_CONFIG, s->ctls[k])) !=
+		            0 ||
+		    (rv = nng_listener_start(s->clisteners[k], 0)) != 0) {
+			snprintf(err, errlen, "caller.%s.tls_listen %s: %s", c->name, c->tls_listen,
+			         nng_strerror(rv));
+			nng_listener_close(s->clisteners[k]);
+			nng_tls_config_free(s->ctls[k]);
+			s->ctls[k] = NULL;
+			return -1;
+		}
+		s->ccaller[k] = i;
+		snprintf(s->cbound[k], sizeof(s->cbound[k]), "%s", c->tls_listen);
+		const char *colon = strrchr(c->tls_listen, ':');
+		if (colon != NULL && strcmp(colon, ":0") == 0 &&
+		    nng_listener_get_int(s->clisteners[k], NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+			snprintf(s->cbound[k], sizeof(s->cbound[k]), "%.*s:%d",
+			         (int)(colon - c->tls_listen), c->tls_listen, port);
+		s->nclisteners++;
+	}
+	return 0;
+}
+
+/*
+ * The hand-over (with the watchdog on). An ipc listener is never bound at its public path:
+ * each one is bound at a sibling name of its own, "<path>.<pid>.<n>.new", gets its mode and
+ * group there, and is then renamed over the path. rename(2) is atomic, so a connect finds the
+ * old socket or the new one, never none, and never one wider than ipc.mode. Then the old
+ * listener is closed, which closes its pipes: established callers redial (onto the new one),
+ * and so do callers stuck in a broken listener. nng unlinks, at close, the name a listener was
+ * bound at, which is gone by then, so the public path is removed by watchdog_stop once the
+ * socket is closed (if it still holds the socket this server put there).
+ *
+ * nng 1.5.2 also keeps, for good, a broken listener's listening socket and every connection it
+ * negotiated but never handed over (the probe that found it broken, callers that came in
+ * before the hand-over): their fds stay open after the close, with a few KiB of memory each.
+ * Nothing in nng uses those fds again, so the watchdog closes them itself once they have been
+ * left alone for a while (ipc_reclaim); nng 1.6.0 and later leave nothing behind and are not
+ * touched. The memory stays.
+ */
+#define SG_IPC_NAME_MAX   sizeof(((struct sockaddr_un *)0)->sun_path)
+#define SG_IPC_GRAVES     64   /* closed listeners awaiting ipc_reclaim */
+#define SG_IPC_RECLAIM_MS 1000 /* a closed listener's fds are counted after this, then again */
+
+struct ipc_slot {
+	bool on;                     /* this listener index is ipc and handed over */
+	char bound[SG_IPC_NAME_MAX]; /* the name its current listener was bound at */
+	dev_t dev;                   /* the socket renamed onto the public path ... */
+	ino_t ino;                   /* ... which watchdog_stop removes if it is still there */
+	unsigned long long replaced; /* hand-overs so far */
+	int64_t logged_ms;           /* when one was last logged */
+};
+
+struct ipc_grave {
+	char name[SG_IPC_NAME_MAX]; /* bound name of a closed listener: its fds' local address */
+	int64_t due_ms;             /* when to count its fds (again) */
+	int seen;                   /* fds the last count found; -1 before the first */
+};
+
+struct ipc_wd {
+	struct ipc_slot slot[SG_CONFIG_MAX_LISTEN]; /* by listener index */
+	struct ipc_grave grave[SG_IPC_GRAVES];      /* closed listeners whose fds may be left */
+	int ngraves;                                /* entries in grave[] */
+	bool reclaim;                 /* nng < 1.6.0: close the fds closed listeners left */
+	unsigned long long reclaimed; /* fds closed so far */
+	int64_t scanned_ms;           /* when /proc/self/fd was last scanned */
+};
+
+/* Sibling names are unique in the process (the pid makes them unique across processes). */
+static atomic_uint ipc_seq;
+
+/* s->ipc->slot[i], the state allocated on first use; NULL without memory. */
+static struct ipc_slot *
+ipc_slot(struct sg_server *s, size_t i)
+{
+	if (s->ipc == NULL) {
+		int major = 0, minor = 0;
+		if ((s->ipc = calloc(1, sizeof(*s->ipc))) == NULL)
+			return NULL;
+		s->ipc->reclaim = sscanf(nng_version(), "%d.%d", &major, &minor) == 2 &&
+		                  (major < 1 || (major == 1 && minor < 6));
+	}
+	return &s->ipc->slot[i];
+}
+
+enum ipc_probe_res {
+	IPC_ALIVE,   /* the listener took the connection */
+	IPC_BROKEN,  /* it negotiated (or not) and never took it within the timeout */
+	IPC_GONE,    /* nothing at the path, or nothing listening there */
+	IPC_UNKNOWN, /* no answer either way (backlog full, no permission, no fd) */
+};
+
+/*
+ * Does the listener at path take new connections? Connects, sends a req0 SP header and, right
+ * behind it, an invalid frame (type 0), and waits up to timeout_ms for the connection to end:
+ * a live listener hands the pipe to the REP socket, which reads the frame and closes the pipe
+ * at once (no context, no call, no log line); a broken 1.5.2 listener negotiates but never
+ * hands the pipe over, so nothing reads the frame. The handshake completes before anything
+ * goes wrong, so the probe never trips #1518 itself, and it costs no REP context, so a busy
+ * gateway still answers it. The connection is left in *fd (or -1) for the caller to close
+ * after any hand-over: closing it mid-handshake on a slow listener would break that one.
+ */
+static enum ipc_probe_res
+ipc_probe(const char *path, int timeout_ms, int *fd)
+{
+	static const uint8_t hello[17] = {0, 'S', 'P', 0, 0, 0x30, 0, 0,     /* req0 */
+	                                  0, 0,   0,   0, 0, 0,    0, 0, 0}; /* frame type 0 */
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint8_t buf[64];
+
+	*fd = -1;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return IPC_UNKNOWN;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c < 0)
+		return IPC_UNKNOWN;
+	*fd = c;
+	if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		return errno == ENOENT || errno == ECONNREFUSED ? IPC_GONE : IPC_UNKNOWN;
+	if (send(c, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello))
+		return errno == EPIPE || errno == ECONNRESET ? IPC_ALIVE : IPC_UNKNOWN;
+	int64_t until = sg_now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd p = {c, POLLIN, 0};
+		int64_t left = until - sg_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+			return IPC_BROKEN;
+		ssize_t n = recv(c, buf, sizeof(buf), 0); /* its SP header, then the end */
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return IPC_ALIVE;
+	}
+}
+
+/* True when another server answers on path, as nng's bind would find (a stale socket, whose
+ * server is gone, is replaced). Unlike nng's own check, this one completes the handshake, so
+ * it does not break that server's listener. */
+static bool
+ipc_in_use(const char *path)
+{
+	struct stat st;
+	int fd;
+	if (lstat(path, &st) != 0)
+		return false;
+	enum ipc_probe_res r = ipc_probe(path, 500, &fd);
+	if (fd >= 0)
+		close(fd);
+	return r != IPC_GONE;
+}
+
+/*
+ * Closes the fds nng 1.5.2 left open for closed listeners: sockets whose local address is the
+ * name a closed listener was bound at (its listening socket, and the connections it accepted,
+ * which share that address). A closed listener's live pipes are freed by nng's reaper moments
+ * after the close, so fds are counted first, and closed only once a second count, a second
+ * later, finds the same number: what is left by then is what nng will never close. At most
+ * one scan of /proc/self/fd a second. Watchdog thread.
+ */
+static void
+ipc_reclaim(struct ipc_wd *wd, int64_t now)
+{
+	int count[SG_IPC_GRAVES] = {0};
+	bool ripe = false, close_pass = false;
+
+	for (int g = 0; g < wd->ngraves; g++)
+		ripe |= now >= wd->grave[g].due_ms;
+	if (!ripe || now - wd->scanned_ms < 1000)
+		return;
+	wd->scanned_ms = now;
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *e;
+		if (d == NULL)
+			return;
+		while ((e = readdir(d)) != NULL) {
+			int fd = atoi(e->d_name);
+			struct sockaddr_un sa;
+			socklen_t len = sizeof(sa);
+			struct stat st;
+			if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) != 0 ||
+			    !S_ISSOCK(st.st_mode) ||
+			    getsockname(fd, (struct sockaddr *)&sa, &len) != 0 ||
+			    sa.sun_family != AF_UNIX ||
+			    len <= offsetof(struct sockaddr_un, sun_path) || len > sizeof(sa))
+				continue;
+			size_t n = len - offsetof(struct sockaddr_un, sun_path);
+			for (int g = 0; g < wd->ngraves; g++) {
+				struct ipc_grave *gr = &wd->grave[g];
+				if (now < gr->due_ms ||
+				    strnlen(sa.sun_path, n) != strlen(gr->name) ||
+				    strncmp(sa.sun_path, gr->name, n) != 0)
+					continue;
+				if (pass == 0) {
+					count[g]++;
+				} else if (gr->seen == count[g]) {
+					close(fd);
+					wd->reclaimed++;
+				}
+				break;
+			}
+		}
+		closedir(d);
+		if (pass == 1)
+			break;
+		for (int g = 0; g < wd->ngraves; g++)
+			close_pass |= now >= wd->grave[g].due_ms && count[g] > 0 &&
+			              count[g] == wd->grave[g].seen;
+		if (!close_pass)
+			break;
+	}
+	/* a grave is done once empty or reclaimed; others are counted again a second later */
+	int k = 0;
+	for (int g = 0; g < wd->ngraves; g++) {
+		struct ipc_grave *gr = &wd->grave[g];
+		if (now >= gr->due_ms) {
+			if (count[g] == 0 || count[g] == gr->seen)
+				continue;
+			gr->seen = count[g];
+			gr->due_ms = now + SG_IPC_RECLAIM_MS;
+		}
+		wd->grave[k++] = *gr;
+	}
+	wd->ngraves = k;
+}
+
+/* Closes the listener that was bound at name, and (nng < 1.6.0) keeps name for ipc_reclaim. */
+static void
+ipc_retire(struct ipc_wd *wd, nng_listener l, const char *name)
+{
+	nng_listener_close(l);
+	if (!wd->reclaim)
+		return;
+	if (wd->ngraves == SG_IPC_GRAVES) /* full: the oldest goes uncounted */
+		memmove(&wd->grave[0], &wd->grave[1], sizeof(wd->grave[0]) * (SG_IPC_GRAVES - 1));
+	struct ipc_grave *gr =
+	        &wd->grave[wd->ngraves < SG_IPC_GRAVES ? wd->ngraves++ : wd->ngraves - 1];
+	snprintf(gr->name, sizeof(gr->name), "%s", name);
+	gr->due_ms = sg_now_ms() + SG_IPC_RECLAIM_MS;
+	gr->seen = -1;
+}
+
+/*
+ * Starts a listener on url, or (the watchdog, on an ipc listener) replaces the one in *l
+ * without a gap. l is s->listeners[i]. An ipc path gets the configured mode (ipc.mode, 0600 by
+ * default) and group whatever the umask: the socket is made under a umask of 0177, so it is
+ * never wider than the owner's for a moment, then nng sets the mode (and with the watchdog on,
+ * this happens at the sibling name, before the rename shows it at the path). A path that holds
+ * anything but a socket is refused, never replaced; a socket another server answers on is
+ * "address in use"; a stale one is replaced. 0, or -1 with err (*l is then unchanged).
  */
 static int
 listen_one(struct sg_server *s, const char *url, nng_listener *l, char *err, size_t errlen)
@@ -330,6 +631,9 @@ listen_one(struct sg_server *s, const char *url, nng_listener *l, char *err, siz
 	const sg_config *cfg = s->cfg;
 	bool ipc = strncmp(url, "ipc://", 6) == 0;
 	const char *path = url + 6;
+	struct ipc_slot *slot = NULL;
+	char name[SG_IPC_NAME_MAX], nurl[SG_IPC_NAME_MAX + 8];
+	nng_listener nl;
 	struct stat st;
 	gid_t gid = (gid_t)-1;
 	int rv;
@@ -358,32 +662,76 @@ listen_one(struct sg_server *s, const char *url, nng_listener *l, char *err, siz
 			return -1;
 		}
 	}
+	if (ipc && cfg->ipc_watchdog_ms > 0) {
+		if ((slot = ipc_slot(s, (size_t)(l - s->listeners))) == NULL) {
+			snprintf(err, errlen, "listen %s: out of memory", url);
+			return -1;
+		}
+		if (!slot->on && ipc_in_use(path)) {
+			snprintf(err, errlen, "listen %s: %s", url, nng_strerror(NNG_EADDRINUSE));
+			return -1;
+		}
+		int n = snprintf(name, sizeof(name), "%s.%ld.%u.new", path, (long)getpid(),
+		                 atomic_fetch_add(&ipc_seq, 1));
+		if (n < 0 || (size_t)n >= sizeof(name)) {
+			snprintf(
+			        err, errlen,
+			        "listen %s: the path is too long for the ipc watchdog's hand-over, "
+			        "which binds at \"%s.PID.N.new\" first (at most %zu bytes): use a "
+			        "shorter path, or ipc_watchdog_ms=0",
+			        url, path, SG_IPC_NAME_MAX - 1);
+			return -1;
+		}
+		snprintf(nurl, sizeof(nurl), "ipc://%s", name);
+	}
+	const char *lurl = slot != NULL ? nurl : url;
+	const char *lpath = slot != NULL ? name : path;
 	bool tls = strncmp(url, "tls+tcp://", 10) == 0;
 	if (tls && tls_server_config(s, err, errlen) != 0)
 		return -1;
-	if ((rv = nng_listener_create(l, s->sock, url)) != 0 ||
-	    (ipc && (rv = nng_listener_set_int(*l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode)) != 0) ||
-	    (tls && (rv = nng_listener_set_ptr(*l, NNG_OPT_TLS_CONFIG, s->tls)) != 0)) {
+	if ((rv = nng_listener_create(&nl, s->sock, lurl)) != 0) {
 		snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
 		return -1;
 	}
+	if ((ipc && (rv = nng_listener_set_int(nl, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode)) != 0) ||
+	    (tls && (rv = nng_listener_set_ptr(nl, NNG_OPT_TLS_CONFIG, s->tls)) != 0))
+		goto fail_nng;
 	/* (umask is the process's: the only files made meanwhile are other ipc sockets) */
 	mode_t old = ipc ? umask(0177) : 0;
-	rv = nng_listener_start(*l, 0);
+	rv = nng_listener_start(nl, 0);
 	if (ipc)
 		umask(old);
-	if (rv != 0) {
-		nng_listener_close(*l);
-		snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
-		return -1;
-	}
-	if (ipc && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
+	if (rv != 0)
+		goto fail_nng;
+	if (ipc && gid != (gid_t)-1 && chown(lpath, (uid_t)-1, gid) != 0) {
 		snprintf(err, errlen, "listen %s: chown to group %s: %s", url, cfg->ipc_group,
 		         strerror(errno));
-		nng_listener_close(*l);
+		nng_listener_close(nl);
 		return -1;
 	}
+	if (slot != NULL) {
+		/* the path again, just before the rename: never replace what is not a socket */
+		if ((lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) || rename(name, path) != 0) {
+			snprintf(err, errlen, "listen %s: rename %s over it: %s", url, name,
+			         errno != 0 ? strerror(errno) : "not a socket");
+			nng_listener_close(nl); /* nng unlinks name */
+			return -1;
+		}
+		if (stat(path, &st) == 0) {
+			slot->dev = st.st_dev;
+			slot->ino = st.st_ino;
+		}
+		if (slot->on)
+			ipc_retire(s->ipc, *l, slot->bound);
+		slot->on = true;
+		snprintf(slot->bound, sizeof(slot->bound), "%s", name);
+	}
+	*l = nl;
 	return 0;
+fail_nng:
+	snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
+	nng_listener_close(nl);
+	return -1;
 }
 
 /* How long a close may take: milliseconds when nng_close returns at all. */
@@ -395,106 +743,116 @@ close_sock(void *arg)
 	nng_close(*(nng_socket *)arg);
 }
 
-static void
-close_free_sock(void *arg)
+/* How long a probe waits for a listener to take its connection: a live one takes it within
+ * microseconds; the wait is also what a broken one costs callers, on top of the period. */
+static int
+ipc_probe_timeout_ms(int64_t period_ms)
 {
-	nng_close(*(nng_socket *)arg);
-	free(arg);
+	return period_ms < 20 ? 20 : period_ms > 1000 ? 1000 : (int)period_ms;
+}
+
+/* One hand-over line a second at most per listener, with the counts so far. */
+static void
+ipc_log(struct sg_server *s, const char *url, struct ipc_slot *slot, enum ipc_probe_res why,
+        const char *failed)
+{
+	int64_t now = sg_now_ms();
+	if (s->cfg->verbose < 1 || (slot->logged_ms != 0 && now - slot->logged_ms < 1000))
+		return;
+	slot->logged_ms = now;
+	if (failed != NULL) {
+		fprintf(stderr, "shipgated: %s: replacing the listener failed: %s\n", url, failed);
+		return;
+	}
+	fprintf(stderr,
+	        "shipgated: %s: listener replaced %llu times so far (%s); %llu fds nng 1.5.2 "
+	        "left reclaimed\n",
+	        url, slot->replaced,
+	        why == IPC_GONE ? "the socket file was missing"
+	                        : "it stopped taking connections: nng #1518, a peer hung up "
+	                          "mid-handshake",
+	        s->ipc->reclaimed);
 }
 
 /*
- * True when the listener at url answers a Health call within timeout_ms. A handshake alone is
- * not enough: a broken 1.5.2 ipc listener still accepts and negotiates, but never hands the new
- * pipe to the socket, so the request is never read.
+ * Every ipc_watchdog_ms, probes each ipc listener (ipc_probe) and replaces one that did not
+ * take the probe (listen_one), at the first miss: the hand-over has no gap, so a false alarm
+ * costs only the old listener's established pipes, which redial. Then closes what nng 1.5.2
+ * left of closed listeners (ipc_reclaim). Every wait is bounded (the probe's timeout), so
+ * watchdog_stop joins within one probe.
  */
-static bool
-listener_probe(const char *url, int timeout_ms)
-{
-	Shipgate__V1__RpcRequest env = SHIPGATE__V1__RPC_REQUEST__INIT;
-	uint8_t buf[64];
-	nng_socket p;
-	nng_msg *m = NULL;
-	bool ok = false;
-
-	env.method = "/shipgate.v1.Shipgate/Health";
-	env.request_id = "ipc-watchdog";
-	env.deadline_ms = timeout_ms;
-	size_t len = shipgate__v1__rpc_request__pack(&env, buf);
-	if (nng_req0_open(&p) != 0)
-		return true; /* no resources: not the listener's fault */
-	nng_socket_set_ms(p, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(p, NNG_OPT_RECVTIMEO, timeout_ms);
-	nng_socket_set_ms(p, NNG_OPT_SENDTIMEO, timeout_ms);
-	nng_socket_set_size(p, NNG_OPT_RECVMAXSZ, 65536);
-	if (nng_dial(p, url, NULL, 0) == 0 && nng_send(p, buf, len, 0) == 0 &&
-	    nng_recvmsg(p, &m, 0) == 0) {
-		ok = true;
-		nng_msg_free(m);
-	}
-	/* bounded, as the server's own close (nng 1.5.2 can hang there): a stuck probe socket is
-	 * left behind, never the watchdog, which the stop joins */
-	nng_socket *ps = malloc(sizeof(*ps));
-	if (ps == NULL) {
-		nng_close(p);
-		return ok;
-	}
-	*ps = p;
-	if (!sg_run_bounded(close_free_sock, ps, SG_CLOSE_TIMEOUT_MS))
-		fprintf(stderr, "shipgated: warning: an ipc probe socket did not close within 2 s "
-		                "(nng 1.5.2); left open\n");
-	return ok;
-}
-
 static void *
 ipc_watchdog(void *arg)
 {
 	struct sg_server *s = arg;
-	int misses[SG_CONFIG_MAX_LISTEN] = {0};
 	int64_t period = s->cfg->ipc_watchdog_ms;
+	int timeout = ipc_probe_timeout_ms(period);
+	int64_t next = sg_now_ms();
 
+	prctl(PR_SET_NAME, "sg-ipcwd", 0, 0, 0); /* so that bench/ipchangup finds its CPU */
 	pthread_mutex_lock(&s->wd_mtx);
 	while (!s->wd_stop) {
-		int64_t until = sg_now_ms() + period;
-		while (!s->wd_stop && sg_cond_wait_until(&s->wd_cv, &s->wd_mtx, until)) {
+		int64_t now = sg_now_ms();
+		next = next + period > now ? next + period : now + period;
+		while (!s->wd_stop && sg_cond_wait_until(&s->wd_cv, &s->wd_mtx, next)) {
 		}
 		if (s->wd_stop)
 			break;
 		pthread_mutex_unlock(&s->wd_mtx);
-		for (size_t i = 0; i < s->nlisteners; i++) {
+		for (size_t i = 0; i < s->nlisteners && s->ipc != NULL; i++) {
+			struct ipc_slot *slot = &s->ipc->slot[i];
 			const char *url = s->cfg->listen[i];
-			if (strncmp(url, "ipc://", 6) != 0)
+			int fd;
+			if (!slot->on)
 				continue;
-			if (listener_probe(url, 1000)) {
-				misses[i] = 0;
-				continue;
+			enum ipc_probe_res r = ipc_probe(url + 6, timeout, &fd);
+			if (r == IPC_BROKEN || r == IPC_GONE) {
+				char why[300];
+				if (listen_one(s, url, &s->listeners[i], why, sizeof(why)) != 0) {
+					ipc_log(s, url, slot, r, why);
+				} else {
+					slot->replaced++;
+					ipc_log(s, url, slot, r, NULL);
+				}
 			}
-			if (++misses[i] < 2)
-				continue; /* one slow answer under load is not a dead listener */
-			fprintf(stderr,
-			        "shipgated: %s stopped accepting (nng #1518); re-listening\n", url);
-			char why[300];
-			nng_listener_close(s->listeners[i]);
-			if (listen_one(s, url, &s->listeners[i], why, sizeof(why)) != 0)
-				fprintf(stderr, "shipgated: re-listen: %s\n", why);
-			misses[i] = 0;
+			if (fd >= 0)
+				close(fd); /* after the old listener closed: see ipc_probe */
 		}
+		if (s->ipc != NULL)
+			ipc_reclaim(s->ipc, sg_now_ms());
 		pthread_mutex_lock(&s->wd_mtx);
 	}
 	pthread_mutex_unlock(&s->wd_mtx);
 	return NULL;
 }
 
+/*
+ * Stops the watchdog (sg_server_stop, sg_server_free). Once the socket is closed (the call
+ * from sg_server_free), no listener serves the public ipc paths any more: each is removed if
+ * it still holds the socket this server renamed there, and the hand-over state is freed.
+ */
 static void
 watchdog_stop(struct sg_server *s)
 {
-	if (!s->watchdog_running)
+	if (s->watchdog_running) {
+		pthread_mutex_lock(&s->wd_mtx);
+		s->wd_stop = true;
+		pthread_cond_signal(&s->wd_cv);
+		pthread_mutex_unlock(&s->wd_mtx);
+		pthread_join(s->watchdog, NULL);
+		s->watchdog_running = false;
+	}
+	if (s->ipc == NULL || s->sock_open)
 		return;
-	pthread_mutex_lock(&s->wd_mtx);
-	s->wd_stop = true;
-	pthread_cond_signal(&s->wd_cv);
-	pthread_mutex_unlock(&s->wd_mtx);
-	pthread_join(s->watchdog, NULL);
-	s->watchdog_running = false;
+	for (size_t i = 0; i < SG_CONFIG_MAX_LISTEN && i < s->cfg->nlisten; i++) {
+		const char *path = s->cfg->listen[i] + 6;
+		struct stat st;
+		if (s->ipc->slot[i].on && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    st.st_dev == s->ipc->slot[i].dev && st.st_ino == s->ipc->slot[i].ino)
+			unlink(path);
+	}
+	free(s->ipc);
+	s->ipc = NULL;
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -651,6 +1009,7 @@ sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t errlen)
 		w->state = W_INIT;
 		sg_call_init(s->gw, &w->call, w);
 		w->peer = sg_gateway_wants_peer(s->gw);
+		w->srv = s;
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
 			snprintf(err, errlen, "context %d: %s", i, nng_strerror(rv));
@@ -682,6 +1041,8 @@ sg_server_start(sg_server *s, char *err, size_t errlen)
 			snprintf(s->bound[i], sizeof(s->bound[i]), "%.*s:%d", (int)(colon - url),
 			         url, port);
 	}
+	if (caller_listeners_start(s, err, errlen) != 0)
+		return SG_EINTERNAL;
 	for (int i = 0; i < s->nworks; i++)
 		work_recv(&s->works[i]);
 	bool has_ipc = false;
@@ -700,7 +1061,10 @@ sg_server_start(sg_server *s, char *err, size_t errlen)
 const char *
 sg_server_url(const sg_server *s, size_t i)
 {
-	return i < s->nlisteners ? s->bound[i] : NULL;
+	if (i < s->nlisteners)
+		return s->bound[i];
+	i -= s->nlisteners;
+	return i < s->nclisteners ? s->cbound[i] : NULL;
 }
 
 bool
@@ -781,5 +1145,7 @@ sg_server_free(sg_server *s)
 	sg_admit_free(s->admit); /* after the socket: no pipe event comes any more */
 	if (s->tls != NULL)
 		nng_tls_config_free(s->tls);
+	for (size_t i = 0; i < s->nclisteners; i++)
+		nng_tls_config_free(s->ctls[i]);
 	free(s);
 }

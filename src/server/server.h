@@ -28,7 +28,8 @@ sg_err sg_server_new(sg_server **out, const sg_config *cfg, char *err, size_t er
 /* Starts every listener and the contexts. Returns SG_OK or an error with err. */
 sg_err sg_server_start(sg_server *s, char *err, size_t errlen);
 
-/* The i-th listen URL as bound (a tcp port 0 resolved), or NULL past the last. Borrowed. */
+/* The i-th listen URL as bound (a tcp port 0 resolved), then the callers' own TLS listeners
+ * (caller.<name>.tls_listen) in the callers' order, or NULL past the last. Borrowed. */
 const char *sg_server_url(const sg_server *s, size_t i);
 
 /*
