@@ -81,9 +81,9 @@ sleep_ms(long ms)
 /* ------------------------------------------------------------------ the gateway */
 
 struct gateway {
-	pid_t pid;           /* the child */
-	int out_fd;          /* its stdout (the ready line) */
-	int err_fd;          /* its stderr, read by err_thread */
+	pid_t pid;  /* the child */
+	int out_fd; /* its stdout (the ready line) */
+	int err_fd; /* its stderr, read by err_thread */
 	pthread_t err_thread;
 	atomic_long handovers; /* the highest count its hand-over log lines gave */
 	atomic_long lines;     /* stderr lines seen */
@@ -251,7 +251,8 @@ thread_cpu_ms(pid_t pid, const char *comm)
 		FILE *f = fopen(p, "r");
 		if (f == NULL)
 			continue;
-		bool match = fgets(buf, sizeof(buf), f) != NULL && strncmp(buf, comm, strlen(comm)) == 0;
+		bool match =
+		        fgets(buf, sizeof(buf), f) != NULL && strncmp(buf, comm, strlen(comm)) == 0;
 		fclose(f);
 		if (!match)
 			continue;
@@ -264,8 +265,9 @@ thread_cpu_ms(pid_t pid, const char *comm)
 		const char *r = strrchr(buf, ')');
 		unsigned long ut, st;
 		/* after ")": state, then fields 4..13, then utime (14) and stime (15) */
-		if (r != NULL && sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		                        &ut, &st) == 2)
+		if (r != NULL &&
+		    sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+		           &st) == 2)
 			ms = (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 	}
 	closedir(d);
@@ -294,8 +296,8 @@ struct attacker {
 	const char *path;
 	int period_ms;
 	atomic_bool stop;
-	long attacks;      /* connects made */
-	long gaps;         /* connects refused or not found: the public socket was missing */
+	long attacks; /* connects made */
+	long gaps;    /* connects refused or not found: the public socket was missing */
 	pthread_t thread;
 };
 
@@ -373,7 +375,8 @@ client_run(void *arg)
 		bool ok = nng_send(s, buf, len, 0) == 0 &&
 		          nng_recv(s, &rep, &rlen, NNG_FLAG_ALLOC) == 0;
 		if (ok) {
-			Shipgate__V1__RpcReply *r = shipgate__v1__rpc_reply__unpack(NULL, rlen, rep);
+			Shipgate__V1__RpcReply *r =
+			        shipgate__v1__rpc_reply__unpack(NULL, rlen, rep);
 			ok = r != NULL && r->status != NULL && r->status->code == 0;
 			if (r != NULL)
 				shipgate__v1__rpc_reply__free_unpacked(r, NULL);
@@ -393,8 +396,8 @@ client_run(void *arg)
 
 struct caller {
 	const char *url;
-	int64_t ms;  /* spawn to exit */
-	bool ok;     /* exited 0 */
+	int64_t ms; /* spawn to exit */
+	bool ok;    /* exited 0 */
 	pthread_t thread;
 };
 
@@ -405,8 +408,9 @@ caller_run(void *arg)
 	char d[32], t[32];
 	snprintf(d, sizeof(d), "%d", opt_deadline);
 	snprintf(t, sizeof(t), "%d", (2 * opt_deadline + 999) / 1000);
-	char *argv[] = {"timeout", "-k", "1", t, (char *)cli_bin, "-a", (char *)c->url, "-d",
-	                d, "call", "Health", "{}", NULL};
+	char *argv[] = {"timeout", "-k",           "1",  t, (char *)cli_bin,
+	                "-a",      (char *)c->url, "-d", d, "call",
+	                "Health",  "{}",           NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -495,7 +499,8 @@ phase(int idx, int period_ms, struct result *res)
 		pthread_join(cl[i].thread, NULL);
 		res->client_ok += cl[i].ok;
 		res->client_failed += cl[i].failed;
-		res->client_redials += atomic_load(&cl[i].pipes) > 0 ? atomic_load(&cl[i].pipes) - 1 : 0;
+		res->client_redials +=
+		        atomic_load(&cl[i].pipes) > 0 ? atomic_load(&cl[i].pipes) - 1 : 0;
 	}
 	res->wall_s = (double)(now_ms() - t0) / 1000.0;
 	ps_read(g.pid, &ps1);
@@ -544,8 +549,9 @@ main(int argc, char **argv)
 	}
 	if (argc - i != 2 || opt_seconds < 1 || opt_callers < 1 || opt_callers > MAX_CALLERS ||
 	    opt_deadline < 1 || opt_clients < 0 || opt_clients > MAX_CLIENTS) {
-		fprintf(stderr, "usage: ipchangup [--periods LIST] [--seconds S] [--callers N] "
-		                "[--deadline MS] [--clients N] [--set K=V]... SHIPGATED SHIPGATE\n");
+		fprintf(stderr,
+		        "usage: ipchangup [--periods LIST] [--seconds S] [--callers N] "
+		        "[--deadline MS] [--clients N] [--set K=V]... SHIPGATED SHIPGATE\n");
 		return 2;
 	}
 	gw_bin = argv[i];
@@ -575,25 +581,27 @@ main(int argc, char **argv)
 		char ans[16];
 		snprintf(ans, sizeof(ans), "%d/%d", r->answered, r->tried);
 		printf("%-7s %8ld %5ld %9s %7lld %7lld %13s %7ld %9ld %9s %11s\n", per, r->attacks,
-		       r->gaps, ans, (long long)r->p50_ms, (long long)r->max_ms, cok, r->client_redials,
-		       r->handovers, fds, cpu);
+		       r->gaps, ans, (long long)r->p50_ms, (long long)r->max_ms, cok,
+		       r->client_redials, r->handovers, fds, cpu);
 		fflush(stdout);
-		bad |= r->answered < r->tried || r->fds_after > r->fds_before + 2 || r->socket_left ||
-		       r->leftover_files > 0 || r->exit_status != 0;
+		bad |= r->answered < r->tried || r->fds_after > r->fds_before + 2 ||
+		       r->socket_left || r->leftover_files > 0 || r->exit_status != 0;
 		n++;
 	}
 	for (int k = 0; k < n; k++) {
 		struct result *r = &res[k];
-		printf("{\"period_ms\": %d, \"attacks\": %ld, \"connect_gaps\": %ld, \"callers\": %d, "
+		printf("{\"period_ms\": %d, \"attacks\": %ld, \"connect_gaps\": %ld, \"callers\": "
+		       "%d, "
 		       "\"answered\": %d, \"p50_ms\": %lld, \"max_ms\": %lld, \"clients_ok\": %ld, "
 		       "\"clients_failed\": %ld, \"client_redials\": %ld, \"handovers\": %ld, "
 		       "\"fds_before\": %d, \"fds_after\": %d, \"watchdog_cpu_ms\": %ld, "
-		       "\"gateway_cpu_s\": %.3f, \"wall_s\": %.2f, \"exit\": %d, \"socket_left\": %d, "
+		       "\"gateway_cpu_s\": %.3f, \"wall_s\": %.2f, \"exit\": %d, \"socket_left\": "
+		       "%d, "
 		       "\"leftover_files\": %d}\n",
-		       r->period_ms, r->attacks, r->gaps, r->tried, r->answered, (long long)r->p50_ms,
-		       (long long)r->max_ms, r->client_ok, r->client_failed, r->client_redials,
-		       r->handovers, r->fds_before, r->fds_after, r->wd_cpu_ms, r->gw_cpu_s,
-		       r->wall_s, r->exit_status, r->socket_left, r->leftover_files);
+		       r->period_ms, r->attacks, r->gaps, r->tried, r->answered,
+		       (long long)r->p50_ms, (long long)r->max_ms, r->client_ok, r->client_failed,
+		       r->client_redials, r->handovers, r->fds_before, r->fds_after, r->wd_cpu_ms,
+		       r->gw_cpu_s, r->wall_s, r->exit_status, r->socket_left, r->leftover_files);
 	}
 	return bad ? 1 : 0;
 }
