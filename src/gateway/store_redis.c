@@ -37,11 +37,25 @@
 #define POLL_MS    25   /* how often a busy key is looked at again */
 #define TIMEOUT_MS 1000 /* connect and command timeout */
 #define KEY_PREFIX "shipgate:idem:"
-/* A caller's live keys, for its quota: a sorted set of key names by when each stops being
- * live (Redis ms). "-" names callers that are not known. */
+/* A caller's live keys, for its quota (see claim_lua): QUOTA_PREFIX + its name, or + "-" */
 #define QUOTA_PREFIX "shipgate:idemq:"
 
-static const char claim_lua[] =
+/*
+ * The callers' quotas: each key is counted for the caller that claimed it, in a sorted set of
+ * that caller's (KEYS[2], QUOTA_PREFIX + the caller's name, "-" for callers that are not known)
+ * whose members are key names scored by when each stops being live (Redis ms: the hash's own
+ * expiry, moved by complete and resolve). The hash keeps the set's name ('q'), so that
+ * complete, resolve and release (which do not know the caller) find it. A claim of a new key
+ * drops the set's expired members and, when ARGV[7] (the caller's cap) is not 0 and the set
+ * holds that many, answers quota; an existing key is answered as before whoever asks. The set
+ * itself expires once its last member would (set_ttl: never earlier than it was).
+ */
+#define SET_TTL_LUA                                                                                \
+	"local function set_ttl(q, ms)\n"                                                          \
+	"  if redis.call('PTTL', q) < tonumber(ms) then redis.call('PEXPIRE', q, ms) end\n"        \
+	"end\n"
+
+static const char claim_lua[] = SET_TTL_LUA
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
         "local h = redis.call('HMGET', KEYS[1], 'st', 'fa', 'fb', 'lease', 'status', 'payload',"
@@ -55,7 +69,7 @@ static const char claim_lua[] =
         " 'lease', now + tonumber(ARGV[4]), 'first', now, 'prov', ARGV[6], 'q', KEYS[2])\n"
         "  redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
         "  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), KEYS[1])\n"
-        "  redis.call('PEXPIRE', KEYS[2], ARGV[5])\n"
+        "  set_ttl(KEYS[2], ARGV[5])\n"
         "  return {'owner'}\n"
         "end\n"
         "if h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return {'conflict'} end\n"
@@ -63,9 +77,9 @@ static const char claim_lua[] =
         "if tonumber(h[4]) > now then return {'busy'} end\n"
         "return {'unknown'}\n";
 
-/* (a key's caller's set, named in its hash as 'q', lives as long as the key: its score moves
- * with the key's expiry) */
-static const char complete_lua[] =
+/* (the key's member of its caller's set is live as long as the key: its score moves with the
+ * key's expiry) */
+static const char complete_lua[] = SET_TTL_LUA
         "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
         " redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end\n"
         "redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[2], 'payload', ARGV[3], 'hp',"
@@ -76,7 +90,7 @@ static const char complete_lua[] =
         "  local t = redis.call('TIME')\n"
         "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
         "  redis.call('ZADD', q, 'XX', now + tonumber(ARGV[5]), KEYS[1])\n"
-        "  redis.call('PEXPIRE', q, ARGV[5])\n"
+        "  set_ttl(q, ARGV[5])\n"
         "end\n"
         "return 1\n";
 
@@ -84,7 +98,7 @@ static const char complete_lua[] =
  * outcome (the packed response) for ARGV[3] ms. Only an unknown key: in progress past its
  * lease, or completed with an UNKNOWN status (protobuf-c writes field 1, the code, first:
  * 0x08 0x02). */
-static const char resolve_lua[] =
+static const char resolve_lua[] = SET_TTL_LUA
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
         "local h = redis.call('HMGET', KEYS[1], 'st', 'lease', 'status')\n"
@@ -100,7 +114,10 @@ static const char resolve_lua[] =
         "redis.call('HSET', KEYS[1], 'st', 'c', 'status', '', 'payload', ARGV[2], 'hp', '1',"
         " 'owner', 'operator')\n"
         "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-        "if q then redis.call('ZADD', q, 'XX', now + tonumber(ARGV[3]), KEYS[1]) end\n"
+        "if q then\n"
+        "  redis.call('ZADD', q, 'XX', now + tonumber(ARGV[3]), KEYS[1])\n"
+        "  set_ttl(q, ARGV[3])\n"
+        "end\n"
         "return 1\n";
 
 static const char release_lua[] = "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or"
@@ -131,7 +148,7 @@ rd_conn(struct rd *r)
 static void
 rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 {
-	char fa[24], fb[24], lease[24], ttl[24], max[24], qkey[64];
+	char fa[24], fb[24], lease[24], ttl[24], max[24];
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)r->ttl_ms);
 	switch (op->kind) {
@@ -140,11 +157,10 @@ rd_append(struct rd *r, redisContext *c, sg_store_op *op)
 		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)op->fp.b);
 		snprintf(lease, sizeof(lease), "%lld", (long long)(op->ms > 0 ? op->ms : 1));
 		snprintf(max, sizeof(max), "%zu", op->max_keys);
-		snprintf(qkey, sizeof(qkey), QUOTA_PREFIX "%.40s",
-		         op->caller != NULL && op->caller[0] ? op->caller : "-");
-		redisAppendCommand(c, "EVAL %s 2 %s %s %s %s %s %s %s %s %s", claim_lua, op->key,
-		                   qkey, fa, fb, r->owner, lease, ttl,
-		                   op->provider[0] ? op->provider : "-", max);
+		/* KEYS[2], its caller's set: the prefix and the name make one argument */
+		redisAppendCommand(c, "EVAL %s 2 %s " QUOTA_PREFIX "%s %s %s %s %s %s %s %s",
+		                   claim_lua, op->key, op->caller[0] ? op->caller : "-", fa, fb,
+		                   r->owner, lease, ttl, op->provider[0] ? op->provider : "-", max);
 		break;
 	case SG_OP_COMPLETE:
 		redisAppendCommand(c, "EVAL %s 1 %s %s %b %b %s %s", complete_lua, op->key,

@@ -35,29 +35,38 @@
 #include "gateway/store_worker.h"
 
 /*
- * Per-caller counts of live keys (claimed, or kept and unexpired), for the callers' quotas. Kept
- * by the thread: read from the file at start, one more for each row it adds and one less for
- * each it releases. Expired rows are not taken off as they expire, so a count may be high:
- * when a caller reaches its cap, its rows are counted again in the file (which also sees what
- * other gateways on the file added), and not again before one of them can have expired.
+ * Per-caller counts of live keys (claimed, unknown, or kept and unexpired), for the callers'
+ * quotas, kept by the thread so that a claim below its caller's cap costs nothing more: read
+ * from the file at start (one GROUP BY), one more for each row it adds, one less for each it
+ * releases. Expired rows are not taken off as they expire, and rows other gateways on the file
+ * add are not seen, so a count is approximate: when a caller reaches its cap, its live rows are
+ * counted again in the file (as q->rows is at max_entries). So that
+ * a caller sitting at its cap does not cost a count of its rows on every claim, the count is
+ * not made again before it can find fewer: before the caller's first kept outcome expires (a
+ * complete moves that earlier), or QUOTA_RECOUNT_MS (other gateways' and an operator's
+ * releases). Callers are configured (at most 64 named, and ""); past QUOTA_CALLERS distinct
+ * ones, or a longer name, a caller is counted in the file on each claim its cap applies to.
  */
-#define SQ_QUOTA_CALLERS 128
+#define QUOTA_CALLERS    128
+#define QUOTA_RECOUNT_MS 1000
 struct sq_count {
 	char caller[40];    /* the caller's name ("" for callers that are not known) */
-	int64_t n;          /* its live keys, at least */
-	int64_t recount_at; /* wall-clock ms from which a recount may find fewer */
+	int64_t n;          /* its live keys (approximate: see above) */
+	int64_t recount_at; /* clock ms from which a count in the file may find fewer */
 };
 
 struct sq {
 	sqlite3 *db; /* owned by the thread once it runs */
-	sqlite3_stmt *get, *put, *done, *del, *sweep, *count, *ccount, *cnext;
+	sqlite3_stmt *get, *put, *done, *del, *sweep, *count;
+	sqlite3_stmt *ccount, *cnext,
+	        *cof;           /* a caller's live rows, its next expiry, a key's caller */
 	char owner[96];         /* this process's claims: host, pid and a random part */
 	size_t max_entries;     /* rows at most */
 	int64_t rows;           /* rows in the table (the thread keeps it) */
 	int64_t (*clock)(void); /* wall-clock ms */
 	sg_store_worker w;      /* the database thread and its queue */
-	struct sq_count counts[SQ_QUOTA_CALLERS]; /* the thread's, per caller */
-	size_t ncounts;                           /* entries used */
+	struct sq_count counts[QUOTA_CALLERS]; /* the thread's, per caller */
+	size_t ncounts;                        /* entries used */
 };
 
 static int64_t
@@ -86,9 +95,10 @@ sweep(struct sq *q, int64_t now)
 	sqlite3_reset(q->sweep);
 }
 
-/* Caller's rows that are live at now, counted in the file; -1 when it cannot be read. */
+/* Caller's rows that are live at now (claimed, or kept and unexpired), counted in the file;
+ * -1 when it cannot be read. */
 static int64_t
-count_caller(struct sq *q, const char *caller, int64_t now, int64_t *next_expiry)
+count_caller(struct sq *q, const char *caller, int64_t now)
 {
 	int64_t n = -1;
 	sqlite3_bind_text(q->ccount, 1, caller, -1, SQLITE_STATIC);
@@ -96,52 +106,83 @@ count_caller(struct sq *q, const char *caller, int64_t now, int64_t *next_expiry
 	if (sqlite3_step(q->ccount) == SQLITE_ROW)
 		n = sqlite3_column_int64(q->ccount, 0);
 	sqlite3_reset(q->ccount);
-	*next_expiry = INT64_MAX; /* a claim never expires by itself (it may become unknown) */
-	sqlite3_bind_text(q->cnext, 1, caller, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q->cnext, 2, now);
-	if (sqlite3_step(q->cnext) == SQLITE_ROW && sqlite3_column_type(q->cnext, 0) != SQLITE_NULL)
-		*next_expiry = sqlite3_column_int64(q->cnext, 0);
-	sqlite3_reset(q->cnext);
 	return n;
 }
 
-/* The count of caller, made when missing (NULL when the table of counts is full: such a
- * caller is counted in the file on each claim). */
+/* When a count of caller's rows in the file, made at now, may next find fewer. */
+static int64_t
+recount_at(struct sq *q, const char *caller, int64_t now)
+{
+	int64_t at = now + QUOTA_RECOUNT_MS;
+	sqlite3_bind_text(q->cnext, 1, caller, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q->cnext, 2, now);
+	if (sqlite3_step(q->cnext) == SQLITE_ROW &&
+	    sqlite3_column_type(q->cnext, 0) != SQLITE_NULL &&
+	    sqlite3_column_int64(q->cnext, 0) < at)
+		at = sqlite3_column_int64(q->cnext, 0);
+	sqlite3_reset(q->cnext);
+	return at;
+}
+
+/* The count of caller, or NULL when it has none. */
 static struct sq_count *
-count_of(struct sq *q, const char *caller)
+count_find(struct sq *q, const char *caller)
 {
 	for (size_t i = 0; i < q->ncounts; i++)
 		if (strcmp(q->counts[i].caller, caller) == 0)
 			return &q->counts[i];
-	if (q->ncounts == SQ_QUOTA_CALLERS || strlen(caller) >= sizeof(q->counts[0].caller))
+	return NULL;
+}
+
+/* A new count for caller with n keys (recount at recount), or NULL when the table of counts is
+ * full or the name too long (such a caller is counted in the file on each claim). */
+static struct sq_count *
+count_add(struct sq *q, const char *caller, int64_t n, int64_t recount)
+{
+	if (q->ncounts == QUOTA_CALLERS || strlen(caller) >= sizeof(q->counts[0].caller))
 		return NULL;
 	struct sq_count *c = &q->counts[q->ncounts++];
 	snprintf(c->caller, sizeof(c->caller), "%s", caller);
-	c->n = 0;
-	c->recount_at = 0; /* unknown: count it in the file when it reaches a cap */
+	c->n = n;
+	c->recount_at = recount;
 	return c;
 }
 
-/* Whether op's caller may hold one more key (its cap, op->max_keys; 0: no cap). */
-static bool
-quota_room(struct sq *q, const sg_store_op *op, int64_t now)
+/* The count of caller, made from the file when missing (NULL: see count_add, or the file
+ * cannot be read). */
+static struct sq_count *
+count_of(struct sq *q, const char *caller, int64_t now)
 {
-	if (op->max_keys == 0)
+	struct sq_count *c = count_find(q, caller);
+	if (c != NULL || q->ncounts == QUOTA_CALLERS ||
+	    strlen(caller) >= sizeof(q->counts[0].caller))
+		return c;
+	int64_t n = count_caller(q, caller, now);
+	return n >= 0 ? count_add(q, caller, n, recount_at(q, caller, now)) : NULL;
+}
+
+/* Whether op's caller (c: its count, or NULL) may hold one more key: its cap is op->max_keys,
+ * 0 for none. */
+static bool
+quota_room(struct sq *q, struct sq_count *c, const sg_store_op *op, int64_t now)
+{
+	int64_t max = (int64_t)op->max_keys;
+	if (max <= 0)
 		return true;
-	struct sq_count *c = count_of(q, op->caller);
-	int64_t next;
-	if (c == NULL)
-		return count_caller(q, op->caller, now, &next) < (int64_t)op->max_keys;
-	if (c->n < (int64_t)op->max_keys)
+	if (c == NULL) {
+		int64_t n = count_caller(q, op->caller, now);
+		return n >= 0 && n < max;
+	}
+	if (c->n < max)
 		return true;
-	if (now >= c->recount_at) {
-		int64_t n = count_caller(q, op->caller, now, &next);
+	if (now >= c->recount_at) { /* at its cap: count it again (expired rows do not count) */
+		int64_t n = count_caller(q, op->caller, now);
 		if (n >= 0) {
 			c->n = n;
-			c->recount_at = next;
+			c->recount_at = recount_at(q, op->caller, now);
 		}
 	}
-	return c->n < (int64_t)op->max_keys;
+	return c->n < max;
 }
 
 /* The claim, inside BEGIN IMMEDIATE. o is set for DONE (its bytes live until the statement is
@@ -180,7 +221,9 @@ claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 	}
 	bool existed = rc == SQLITE_ROW;
 	sqlite3_reset(g);
-	if (!quota_room(q, op, now))
+	/* a new key: its caller's cap */
+	struct sq_count *c = count_of(q, op->caller, now);
+	if (!quota_room(q, c, op, now))
 		return SG_CLAIM_QUOTA;
 	if (!existed && (size_t)q->rows >= q->max_entries) {
 		/* at the limit: drop what expired, and count again (other gateways on the file,
@@ -200,16 +243,14 @@ claim_tx(struct sq *q, sg_store_op *op, sg_flight_outcome *o, int64_t now)
 	sqlite3_bind_int64(p, 5, now + (op->ms > 0 ? op->ms : 1));
 	sqlite3_bind_int64(p, 6, now);
 	sqlite3_bind_text(p, 7, op->provider != NULL ? op->provider : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(p, 8, op->caller != NULL ? op->caller : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 8, op->caller, -1, SQLITE_STATIC);
 	rc = sqlite3_step(p);
 	sqlite3_reset(p);
 	if (rc != SQLITE_DONE)
 		return SG_CLAIM_ERROR;
 	if (!existed)
 		q->rows++;
-	/* (an expired row replaced here stays in its caller's count until a recount: a count
-	 * may be high, never low) */
-	struct sq_count *c = count_of(q, op->caller != NULL ? op->caller : "");
+	/* (an expired row replaced here stays in its old caller's count until a recount) */
 	if (c != NULL)
 		c->n++;
 	return SG_CLAIM_OWNER;
@@ -256,10 +297,17 @@ do_complete(struct sq *q, sg_store_op *op, int64_t now)
 	sqlite3_bind_int64(s, 4, now + op->ms);
 	sqlite3_bind_text(s, 5, op->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, q->owner, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE)
+	if (sqlite3_step(s) != SQLITE_DONE) {
 		err = SG_ESTORE;
-	else if (sqlite3_changes(q->db) != 1)
+	} else if (sqlite3_changes(q->db) != 1) {
 		err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
+	} else {
+		/* the row's caller may find fewer rows once it expires (every count is told: a
+		 * look-up of the row's caller would cost more than these compares) */
+		for (size_t i = 0; i < q->ncounts; i++)
+			if (q->counts[i].recount_at > now + op->ms)
+				q->counts[i].recount_at = now + op->ms;
+	}
 	sqlite3_reset(s);
 	op->err = err;
 }
@@ -269,22 +317,32 @@ do_release(struct sq *q, sg_store_op *op)
 {
 	sqlite3_stmt *s = q->del;
 	sg_err err = SG_OK;
+	char caller[sizeof(q->counts[0].caller)] = "";
+	bool named = false;
 
+	/* whose row it is, for its caller's count (a caller not counted need not be known) */
+	sqlite3_bind_text(q->cof, 1, op->key, -1, SQLITE_STATIC);
+	if (sqlite3_step(q->cof) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(q->cof, 0);
+		named = c != NULL && strlen(c) < sizeof(caller);
+		if (named)
+			memcpy(caller, c, strlen(c) + 1);
+	}
+	sqlite3_reset(q->cof);
 	sqlite3_bind_text(s, 1, op->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, q->owner, -1, SQLITE_STATIC);
-	int rc, n = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) { /* RETURNING the row's caller */
-		struct sq_count *c = count_of(q, (const char *)sqlite3_column_text(s, 0));
-		if (c != NULL && c->n > 0)
-			c->n--;
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
+	if (sqlite3_step(s) != SQLITE_DONE) {
 		err = SG_ESTORE;
 	} else {
+		int n = sqlite3_changes(q->db);
 		q->rows -= n;
-		if (n != 1)
+		if (n != 1) {
 			err = SG_EINTERNAL; /* the claim is not ours any more (fence) */
+		} else if (named) {
+			struct sq_count *c = count_find(q, caller);
+			if (c != NULL && c->n > 0)
+				c->n--;
+		}
 	}
 	sqlite3_reset(s);
 	op->err = err;
@@ -301,7 +359,7 @@ run_batch(struct sq *q, sg_store_op *batch)
 {
 	int64_t now = q->clock();
 	int64_t rows = q->rows;
-	struct sq_count counts[SQ_QUOTA_CALLERS];
+	struct sq_count counts[QUOTA_CALLERS];
 	size_t ncounts = q->ncounts;
 	memcpy(counts, q->counts, ncounts * sizeof(counts[0]));
 	bool ok = exec(q->db, "BEGIN IMMEDIATE");
@@ -362,8 +420,8 @@ sq_release(void *impl, const char *key, sg_store_done_cb cb, void *arg)
 static void
 sq_close(struct sq *q)
 {
-	sqlite3_stmt *all[] = {q->get,   q->put,   q->done,   q->del,
-	                       q->sweep, q->count, q->ccount, q->cnext};
+	sqlite3_stmt *all[] = {q->get,   q->put,    q->done,  q->del, q->sweep,
+	                       q->count, q->ccount, q->cnext, q->cof};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(all[i]);
 	sqlite3_close(q->db);
@@ -422,7 +480,8 @@ add_caller(sqlite3 *db)
 	                    NULL, NULL, NULL) == SQLITE_OK;
 }
 
-/* The counts per caller, from the file (at start, after expired rows are swept). */
+/* The counts per caller, from the file (at start, once expired rows are swept: every row is
+ * live). A count is made again when its caller first reaches a cap. */
 static void
 load_counts(struct sq *q)
 {
@@ -432,9 +491,7 @@ load_counts(struct sq *q)
 		return;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *caller = (const char *)sqlite3_column_text(s, 0);
-		struct sq_count *c = count_of(q, caller != NULL ? caller : "");
-		if (c != NULL)
-			c->n = sqlite3_column_int64(s, 1);
+		count_add(q, caller != NULL ? caller : "", sqlite3_column_int64(s, 1), 0);
 	}
 	sqlite3_finalize(s);
 }
@@ -513,9 +570,10 @@ sg_store_sqlite_new(const char *path, size_t max_entries, int64_t (*clock)(void)
 	                       " ?3, expires_at = ?4 WHERE key = ?5 AND owner = ?6 AND state = 0",
 	                       -1, &q->done, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db,
-	                       "DELETE FROM idem WHERE key = ?1 AND owner = ?2 AND state = 0"
-	                       " RETURNING caller",
-	                       -1, &q->del, NULL) != SQLITE_OK ||
+	                       "DELETE FROM idem WHERE key = ?1 AND owner = ?2 AND state = 0", -1,
+	                       &q->del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(q->db, "SELECT caller FROM idem WHERE key = ?1", -1, &q->cof,
+	                       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, "DELETE FROM idem WHERE state = 1 AND expires_at <= ?1", -1,
 	                       &q->sweep, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, "SELECT COUNT(*) FROM idem", -1, &q->count, NULL) !=
